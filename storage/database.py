@@ -1,0 +1,135 @@
+"""Open the archive (WAL, foreign keys, busy timeout), migrate it forward, run transactions.
+
+Storage logic is written as plain synchronous functions over `sqlite3.Connection` (easy to test and
+to benchmark); `Database` runs them on aiosqlite's worker thread so a whole batch is one thread hop
+and one transaction, and the event loop never blocks on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StorageError(Exception):
+    """The archive cannot be opened or used; the message says why and what to do."""
+
+
+def _migrations() -> list[str]:
+    """Forward-only migrations; index i brings the schema from version i to i + 1."""
+    base = resources.files("storage")
+    scripts = [base.joinpath("schema.sql").read_text(encoding="utf-8")]
+    folder = base.joinpath("migrations")
+    if folder.is_dir():
+        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+        scripts += [folder.joinpath(n).read_text(encoding="utf-8") for n in names]
+    return scripts
+
+
+SCHEMA_VERSION = len(_migrations())
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """Pragmas every connection gets."""
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "memory":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration past the stored `user_version`, each in its own transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    scripts = _migrations()
+    if version > len(scripts):
+        raise StorageError(
+            f"the archive has schema version {version}, newer than this chanwatch knows "
+            f"({len(scripts)}); upgrade chanwatch"
+        )
+    for number in range(version, len(scripts)):
+        conn.executescript(
+            "BEGIN IMMEDIATE;\n" + scripts[number] + f"\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+        )
+    return len(scripts)
+
+
+def connect_sync(path: str | Path) -> sqlite3.Connection:
+    """A migrated synchronous connection, in autocommit mode (transactions are explicit)."""
+    try:
+        if str(path) != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        configure(conn)
+        migrate(conn)
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+    return conn
+
+
+def run_in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(conn, *args)` inside BEGIN IMMEDIATE ... COMMIT; roll back on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class Database:
+    """An open archive for asyncio code."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Database:
+        """Open (creating and migrating as needed) the archive at `path`."""
+        try:
+            if str(path) != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(str(path), isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+        db = cls(conn, str(path))
+        try:
+            await db.run(configure)
+            await db.run(migrate)
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+        return db
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(sqlite3_connection, *args)` on the connection's worker thread."""
+        # aiosqlite has no public call for "run this function with the raw connection";
+        # `_execute` is how its own methods do it (stable since 0.11).
+        return await self._conn._execute(fn, self._conn._conn, *args)
+
+    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` as one transaction on the worker thread."""
+        return await self.run(run_in_transaction, fn, *args)
+
+    async def close(self) -> None:
+        """Close the connection (a running transaction has finished by then: calls are serial)."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,203 @@
+"""Plain dataclasses that cross the storage boundary; no Telethon types ever reach `storage`.
+
+Dates are timezone-aware UTC `datetime`s in Python and ISO-8601 text (`2025-12-17T10:00:00+00:00`)
+in SQLite, so that lexical order is time order and Datasette shows them readably.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+RELATIONS = ("original", "forward", "copy")
+CHANNEL_STATUSES = ("ok", "private", "not_found", "banned", "error")
+
+
+def iso(value: datetime | None) -> str | None:
+    """Render a datetime as ISO-8601 UTC text (naive values are taken to be UTC already)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """Inverse of `iso`."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardHeader:
+    """Every field of Telegram's `MessageFwdHeader`, as received.
+
+    `from_peer_type` is `channel`, `user` or `chat` (None for a hidden sender, who has only
+    `from_name`). `origin_username` / `origin_title` are filled when the answer that carried the
+    message also carried the origin channel.
+    """
+
+    from_peer_type: str | None = None
+    from_peer_id: int | None = None
+    channel_post: int | None = None
+    from_name: str | None = None
+    date: datetime | None = None
+    post_author: str | None = None
+    saved_from_peer_type: str | None = None
+    saved_from_peer_id: int | None = None
+    saved_from_msg_id: int | None = None
+    origin_username: str | None = None
+    origin_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """What a message carries besides text: `kind` is photo, video, document, webpage, poll, ..."""
+
+    kind: str
+    file_name: str | None = None
+    size: int | None = None
+    mime_type: str | None = None
+    url: str | None = None
+    title: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One Telegram message seen in a channel, normalised (see `bot/normalize.py`).
+
+    `text` is the plain message text (Telethon's `.message`, never the markdown `.text`) and
+    `entities` its formatting as JSON-able dicts (`{"type": "bold", "offset": 0, "length": 4}`).
+    `raw` is what Telegram sent (`Message.to_dict()` made JSON-safe); it is stored untouched.
+    """
+
+    channel_id: int
+    message_id: int
+    date: datetime
+    text: str = ""
+    entities: tuple[dict[str, Any], ...] = ()
+    edit_date: datetime | None = None
+    views: int | None = None
+    forwards: int | None = None
+    replies: int | None = None
+    reply_to: int | None = None
+    grouped_id: int | None = None
+    post_author: str | None = None
+    media: Media | None = None
+    forward: ForwardHeader | None = None
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A Telegram channel we know of, watched or only seen as a forward origin."""
+
+    id: int
+    username: str | None = None
+    title: str | None = None
+    access_hash: int | None = None
+    watched: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one poll of one channel hands to `storage.ingest`: committed together or not at all.
+
+    `cursor` is the highest message id now stored for the channel (None: leave as is).
+    `deleted_ids` are message ids that came back missing when re-read; `seen_at` is when we looked.
+    """
+
+    channel: Channel
+    messages: tuple[MessageRecord, ...] = ()
+    cursor: int | None = None
+    deleted_ids: tuple[int, ...] = ()
+    seen_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """Counts of what one ingest changed; `new_post_ids` are canonical posts created by it."""
+
+    messages_new: int = 0
+    messages_updated: int = 0
+    messages_unchanged: int = 0
+    edits: int = 0
+    deletions: int = 0
+    new_post_ids: tuple[int, ...] = ()
+    edited_post_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PostDoc:
+    """A canonical post as the query matcher sees it: exactly the facts the SQL search uses.
+
+    `words` / `stems` are position-aligned token lists of the post text (see `storage.text`);
+    `origin` and `channels` hold lower-cased usernames, numeric ids as text and folded titles.
+    """
+
+    post_id: int
+    words: tuple[str, ...]
+    stems: tuple[str, ...]
+    tags: frozenset[str]
+    date: str
+    lang: str | None
+    origin: frozenset[str]
+    channels: frozenset[str]
+    relations: frozenset[str]
+    edited: bool
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One message that carried a post: where, when, as what."""
+
+    channel_id: int
+    username: str | None
+    title: str | None
+    message_id: int
+    date: str
+    relation: str
+    deleted_at: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Public t.me link (the `c/` form for channels without a username)."""
+        if self.username:
+            return f"https://t.me/{self.username}/{self.message_id}"
+        return f"https://t.me/c/{self.channel_id}/{self.message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A canonical post with its provenance and sightings, as search and export return it."""
+
+    id: int
+    key: str
+    text: str
+    entities: tuple[dict[str, Any], ...]
+    date: str
+    lang: str | None
+    media_kind: str | None
+    origin_channel_id: int | None
+    origin_username: str | None
+    origin_title: str | None
+    origin_message_id: int | None
+    origin_author: str | None
+    first_seen: str
+    edited_at: str | None
+    sightings: tuple[Sighting, ...] = ()
+    snippet: str | None = None
+
+    @property
+    def origin_url(self) -> str | None:
+        """Link to the original message, when its channel and id are known."""
+        if self.origin_message_id is None or self.origin_channel_id is None:
+            return None
+        if self.origin_username:
+            return f"https://t.me/{self.origin_username}/{self.origin_message_id}"
+        return f"https://t.me/c/{self.origin_channel_id}/{self.origin_message_id}"

@@ -1,0 +1,124 @@
+"""The one normaliser, tokeniser and stemmer: the index, queries and alert rules all go through here.
+
+Folding: NFKC, case-fold, `ё` -> `е`, accents stripped from Latin letters only (so `й` stays `й`).
+Tokens are runs of letters and digits. Words in Cyrillic are stemmed with Snowball Russian, words in
+Latin script with Snowball English, anything else is kept as is. Hashtags are kept as their own
+tokens (folded, underscores dropped) so `#RussiaAfrica` can be searched as a hashtag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+
+_TOKEN = re.compile(r"[^\W_]+")
+_HASHTAG = re.compile(r"#([^\W][\w]*)")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[a-z\u00c0-\u024f]")
+_UKRAINIAN = re.compile(r"[іїєґ]")
+
+_ru = Stemmer.Stemmer("russian")
+_en = Stemmer.Stemmer("english")
+
+
+def _strip_latin_accents(ch: str) -> str:
+    if "\u00c0" <= ch <= "\u024f":
+        base = unicodedata.normalize("NFD", ch)[0]
+        return base if base.isascii() else ch
+    return ch
+
+
+def fold(text: str) -> str:
+    """Case-, width- and accent-fold text the same way everywhere."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+    if text.isascii():
+        return text
+    text = "".join(_strip_latin_accents(ch) for ch in text)
+    # Combining marks left behind (e.g. typed as separate code points) are not letters we index.
+    return "".join(ch for ch in text if not unicodedata.combining(ch))
+
+
+def words(text: str) -> list[str]:
+    """Folded tokens of `text`, in order."""
+    return _TOKEN.findall(fold(text))
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Stem one folded token: Russian for Cyrillic words, English for Latin words, else unchanged."""
+    if word.isdigit():
+        return word
+    if _CYRILLIC.search(word):
+        if _LATIN.search(word):
+            return word
+        return _ru.stemWord(word) or word
+    if word.isascii() and word.isalpha():
+        return _en.stemWord(word) or word
+    return word
+
+
+def stems(tokens: list[str]) -> list[str]:
+    """Stems aligned position for position with `tokens`."""
+    return [stem(t) for t in tokens]
+
+
+def hashtag_token(tag: str) -> str:
+    """The index token of a hashtag body (without '#'): folded, underscores and separators dropped."""
+    return "".join(_TOKEN.findall(fold(tag)))
+
+
+def hashtags(text: str) -> list[str]:
+    """Index tokens of the hashtags in `text`, in order, without duplicates."""
+    seen: dict[str, None] = {}
+    for body in _HASHTAG.findall(text):
+        token = hashtag_token(body)
+        if token:
+            seen.setdefault(token, None)
+    return list(seen)
+
+
+def language(text: str) -> str | None:
+    """Language by script: `ru` for Cyrillic (`uk` when Ukrainian letters appear), `en` for Latin.
+
+    A script count, not a language model: it tells Russian from English, which is what the
+    archive's readers filter on; it cannot tell French from English.
+    """
+    folded = fold(text)
+    cyr = len(_CYRILLIC.findall(folded))
+    lat = len(_LATIN.findall(folded))
+    if cyr == 0 and lat == 0:
+        return None
+    if cyr >= lat:
+        return "uk" if _UKRAINIAN.search(folded) else "ru"
+    return "en"
+
+
+def fingerprint(text: str) -> str | None:
+    """A hash of the folded word sequence; None when too short to tell copies from coincidences."""
+    tokens = words(text)
+    if len(tokens) < FINGERPRINT_MIN_WORDS:
+        return None
+    return hashlib.sha1(" ".join(tokens).encode()).hexdigest()
+
+
+FINGERPRINT_MIN_WORDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """The index columns of one text: space-joined words, stems and hashtags."""
+
+    words: str
+    stems: str
+    tags: str
+
+
+def analyse(text: str) -> Analysed:
+    """Everything the index stores about a text."""
+    tokens = words(text)
+    return Analysed(" ".join(tokens), " ".join(stems(tokens)), " ".join(hashtags(text)))
