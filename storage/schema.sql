@@ -33,7 +33,8 @@ CREATE TABLE posts (
     entities           TEXT NOT NULL DEFAULT '[]',
     media_kind         TEXT,
     language           TEXT,
-    fingerprint        TEXT,                    -- normalised-text hash, for copies (dedup rule 4)
+    fingerprint        TEXT,                    -- hash of the folded words (storage/dedup.py)
+    word_count         INTEGER NOT NULL DEFAULT 0,
     first_seen         TEXT NOT NULL,
     text_date          TEXT,                    -- edit_date of the version `text` holds
     edited_at          TEXT,                    -- last time the text changed after first seen
@@ -45,6 +46,14 @@ CREATE TABLE posts (
 CREATE INDEX posts_date ON posts (date);
 CREATE INDEX posts_fingerprint ON posts (fingerprint);
 CREATE INDEX posts_origin ON posts (origin_channel_id, origin_message_id);
+
+-- Every key that leads to a post: its canonical key, and the own key of each message that joined it
+-- (album members, each forwarded part of an album), so dedup finds the post whatever arrives first.
+CREATE TABLE post_keys (
+    key      TEXT PRIMARY KEY,
+    post_id  INTEGER NOT NULL REFERENCES posts (id)
+) WITHOUT ROWID;
+CREATE INDEX post_keys_post ON post_keys (post_id);
 
 -- One row per Telegram message seen in a channel (a sighting of a post).
 CREATE TABLE messages (
@@ -73,7 +82,6 @@ CREATE TABLE messages (
     fwd_saved_from_id    INTEGER,
     fwd_saved_from_msg_id INTEGER,
     first_seen           TEXT NOT NULL,
-    last_seen            TEXT NOT NULL,
     deleted_at           TEXT,
     raw                  TEXT,                  -- what Telegram sent, JSON
     PRIMARY KEY (channel_id, message_id)

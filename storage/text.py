@@ -98,15 +98,11 @@ def language(text: str) -> str | None:
     return "en"
 
 
-def fingerprint(text: str) -> str | None:
-    """A hash of the folded word sequence; None when too short to tell copies from coincidences."""
-    tokens = words(text)
-    if len(tokens) < FINGERPRINT_MIN_WORDS:
+def fingerprint(tokens: list[str]) -> str | None:
+    """A hash of a folded word sequence (from `words`); None for a text with no words."""
+    if not tokens:
         return None
     return hashlib.sha1(" ".join(tokens).encode()).hexdigest()
-
-
-FINGERPRINT_MIN_WORDS = 8
 
 
 @dataclass(frozen=True, slots=True)

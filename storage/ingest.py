@@ -1,0 +1,384 @@
+"""Idempotent batch ingest: messages, canonical posts, versions, index, deletions and cursor together.
+
+`ingest(conn, batch)` runs inside the caller's transaction; `ingest_batch` and `Database.transaction`
+wrap it in one. Re-ingesting a batch changes nothing; a newer `edit_date` keeps the old text in
+`message_versions`; a deleted message keeps all its content and gains `deleted_at`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from storage import dedup, text
+from storage.database import Database, run_in_transaction
+from storage.records import Batch, Channel, IngestResult, MessageRecord, iso
+
+AfterIngest = Callable[[sqlite3.Connection, IngestResult], None]
+"""A hook run inside the ingest transaction once the batch is written (the alert percolator)."""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _media_json(record: MessageRecord) -> str | None:
+    if record.media is None:
+        return None
+    return _json({k: v for k, v in asdict(record.media).items() if v not in (None, {}, "")})
+
+
+@dataclass(slots=True)
+class _Counts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    edits: int = 0
+    deletions: int = 0
+    new_posts: list[int] = field(default_factory=list)
+    edited_posts: list[int] = field(default_factory=list)
+
+    def result(self) -> IngestResult:
+        return IngestResult(
+            self.new, self.updated, self.unchanged, self.edits, self.deletions,
+            tuple(self.new_posts), tuple(dict.fromkeys(self.edited_posts)),
+        )
+
+
+def upsert_channel(conn: sqlite3.Connection, channel: Channel, now: str) -> None:
+    """Create or refresh a channel row; known fields are never overwritten with unknowns."""
+    conn.execute(
+        """INSERT INTO channels (id, username, title, access_hash, watched, added_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET
+             username = coalesce(excluded.username, username),
+             title = coalesce(excluded.title, title),
+             access_hash = coalesce(excluded.access_hash, access_hash),
+             watched = max(watched, excluded.watched)""",
+        (channel.id, channel.username, channel.title, channel.access_hash, int(channel.watched), now),
+    )
+
+
+def _lookup(conn: sqlite3.Connection, key: str) -> int | None:
+    row = conn.execute("SELECT post_id FROM post_keys WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def _register(conn: sqlite3.Connection, post_id: int, *keys: str | None) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO post_keys (key, post_id) VALUES (?, ?)",
+        [(k, post_id) for k in keys if k],
+    )
+
+
+def _text_columns(body: str) -> dict[str, Any]:
+    """The post columns derived from its text (index, fingerprint, language)."""
+    tokens = text.words(body)
+    analysed = text.analyse(body)
+    return {
+        "text": body,
+        "words": analysed.words,
+        "stems": analysed.stems,
+        "tags": analysed.tags,
+        "fingerprint": text.fingerprint(tokens),
+        "word_count": len(tokens),
+        "language": text.language(body),
+    }
+
+
+def _update_post(conn: sqlite3.Connection, post_id: int, **columns: Any) -> None:
+    sets = ", ".join(f"{name} = :{name}" for name in columns)
+    conn.execute(f"UPDATE posts SET {sets} WHERE id = :post_id", {**columns, "post_id": post_id})
+
+
+class _Ingest:
+    """One batch's work; all statements run on the caller's transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, batch: Batch, now: datetime) -> None:
+        self.conn = conn
+        self.batch = batch
+        self.channel = batch.channel
+        self.now = iso(now) or ""
+        self.counts = _Counts()
+
+    def run(self) -> IngestResult:
+        upsert_channel(self.conn, self.channel, self.now)
+        for record in sorted(self.batch.messages, key=lambda r: r.message_id):
+            if record.channel_id != self.channel.id:
+                raise ValueError(
+                    f"message {record.message_id} is from channel {record.channel_id}, "
+                    f"not the batch's channel {self.channel.id}"
+                )
+            self._origin_channel(record)
+            existing = self.conn.execute(
+                "SELECT * FROM messages WHERE channel_id = ? AND message_id = ?",
+                (record.channel_id, record.message_id),
+            ).fetchone()
+            if existing is None:
+                self._insert(record)
+            else:
+                self._update(record, existing)
+        self._deletions()
+        if self.batch.cursor is not None:
+            self.conn.execute(
+                "UPDATE channels SET cursor = max(cursor, ?) WHERE id = ?",
+                (self.batch.cursor, self.channel.id),
+            )
+        return self.counts.result()
+
+    # -- new messages -------------------------------------------------------------------------
+
+    def _origin_channel(self, record: MessageRecord) -> None:
+        """Remember a forward's origin channel (unwatched) when the answer told us its name."""
+        fwd = record.forward
+        if fwd and fwd.from_peer_type == "channel" and fwd.from_peer_id and (
+            fwd.origin_username or fwd.origin_title
+        ):
+            upsert_channel(
+                self.conn, Channel(fwd.from_peer_id, fwd.origin_username, fwd.origin_title), self.now
+            )
+
+    def _insert(self, record: MessageRecord) -> None:
+        tokens = text.words(record.text)
+        fp = text.fingerprint(tokens)
+        ident = dedup.identify(record, fp)
+        relation = ident.relation
+        post_id = _lookup(self.conn, ident.key)
+        if post_id is None and relation == "original" and fp:
+            post_id = _lookup(self.conn, dedup.text_key(self.channel.id, fp))
+            if post_id is not None:  # a forward that had no post id came first: adopt it
+                self._become_origin(post_id, record, ident.own_key)
+        if post_id is None and record.grouped_id is not None:
+            sibling = self.conn.execute(
+                "SELECT post_id, relation FROM messages WHERE channel_id = ? AND grouped_id = ? LIMIT 1",
+                (record.channel_id, record.grouped_id),
+            ).fetchone()
+            if sibling:
+                post_id, relation = sibling
+        if post_id is None and relation == "original" and len(tokens) >= dedup.COPY_MIN_WORDS:
+            post_id = self._find_copy(record, fp)
+            if post_id is not None:
+                relation = "copy"
+                if self._is_earlier(post_id, record):
+                    self._become_origin(post_id, record, ident.own_key)
+                    relation = "original"
+        if post_id is None:
+            post_id = self._create_post(record, ident.key)
+            self.counts.new_posts.append(post_id)
+        else:
+            self._join(post_id, record, relation)
+        self._insert_message(record, post_id, relation)
+        text_key = dedup.text_key(self.channel.id, fp) if fp and relation == "original" else None
+        _register(self.conn, post_id, ident.key, ident.own_key, text_key)
+        self.counts.new += 1
+
+    def _find_copy(self, record: MessageRecord, fp: str | None) -> int | None:
+        """Rule 4: a recent post with exactly these (many enough) words."""
+        row = self.conn.execute(
+            """SELECT id FROM posts WHERE fingerprint = ? AND word_count >= ?
+               AND date BETWEEN ? AND ? ORDER BY date LIMIT 1""",
+            (
+                fp, dedup.COPY_MIN_WORDS,
+                iso(record.date - dedup.COPY_WINDOW), iso(record.date + dedup.COPY_WINDOW),
+            ),
+        ).fetchone()
+        return row[0] if row else None
+
+    def _is_earlier(self, post_id: int, record: MessageRecord) -> bool:
+        row = self.conn.execute("SELECT date FROM posts WHERE id = ?", (post_id,)).fetchone()
+        return (iso(record.date) or "") < row[0]
+
+    def _become_origin(self, post_id: int, record: MessageRecord, own_key: str) -> None:
+        """This message is the post's original: it takes the key and the origin fields."""
+        self.conn.execute(
+            "UPDATE messages SET relation = 'copy' WHERE post_id = ? AND relation = 'original'", (post_id,)
+        )
+        _update_post(
+            self.conn, post_id, key=own_key, origin_channel_id=self.channel.id,
+            origin_username=self.channel.username, origin_title=self.channel.title,
+            origin_message_id=record.message_id, origin_author=record.post_author, date=iso(record.date),
+        )
+
+    def _origin_fields(self, record: MessageRecord) -> dict[str, Any]:
+        fwd = record.forward
+        if fwd is None:
+            return {
+                "origin_channel_id": self.channel.id, "origin_username": self.channel.username,
+                "origin_title": self.channel.title, "origin_message_id": record.message_id,
+                "origin_author": record.post_author, "date": iso(record.date),
+            }
+        channel_id = fwd.from_peer_id if fwd.from_peer_type == "channel" else None
+        username, title = fwd.origin_username, fwd.origin_title
+        if channel_id and not (username and title):
+            known = self.conn.execute(
+                "SELECT username, title FROM channels WHERE id = ?", (channel_id,)
+            ).fetchone()
+            if known:
+                username, title = username or known[0], title or known[1]
+        return {
+            "origin_channel_id": channel_id, "origin_username": username,
+            "origin_title": title or fwd.from_name,
+            "origin_message_id": fwd.channel_post if channel_id else None,
+            "origin_author": fwd.post_author, "date": iso(fwd.date or record.date),
+        }
+
+    def _create_post(self, record: MessageRecord, key: str) -> int:
+        columns = {
+            "key": key,
+            **self._origin_fields(record),
+            **_text_columns(record.text),
+            "entities": _json(list(record.entities)),
+            "media_kind": record.media.kind if record.media else None,
+            "first_seen": self.now,
+            "text_date": iso(record.edit_date),
+        }
+        names = ", ".join(columns)
+        marks = ", ".join(f":{n}" for n in columns)
+        return self.conn.execute(f"INSERT INTO posts ({names}) VALUES ({marks})", columns).lastrowid
+
+    def _join(self, post_id: int, record: MessageRecord, relation: str) -> None:
+        """A new sighting of a known post: fill in what the post lacked, prefer the original's text."""
+        post = self.conn.execute(
+            "SELECT text, text_date, origin_username, origin_title, media_kind FROM posts WHERE id = ?",
+            (post_id,),
+        ).fetchone()
+        changes: dict[str, Any] = {}
+        if relation == "original":
+            if not post["origin_username"] and self.channel.username:
+                changes["origin_username"] = self.channel.username
+            if not post["origin_title"] and self.channel.title:
+                changes["origin_title"] = self.channel.title
+            newer = (iso(record.edit_date) or "") > (post["text_date"] or "")
+            if record.text and record.text != post["text"] and (newer or not post["text"]):
+                changes.update(_text_columns(record.text), entities=_json(list(record.entities)),
+                               text_date=iso(record.edit_date))
+                if post["text"] and record.edit_date is not None:
+                    changes["edited_at"] = self.now
+                    self.counts.edited_posts.append(post_id)
+        if record.text and not post["text"] and "text" not in changes:  # an album's caption
+            changes.update(_text_columns(record.text), entities=_json(list(record.entities)))
+        if record.media and not post["media_kind"]:
+            changes["media_kind"] = record.media.kind
+        if changes:
+            _update_post(self.conn, post_id, **changes)
+
+    def _insert_message(self, record: MessageRecord, post_id: int, relation: str) -> None:
+        fwd = record.forward
+        row = {
+            "channel_id": record.channel_id, "message_id": record.message_id, "post_id": post_id,
+            "relation": relation, "date": iso(record.date), "edit_date": iso(record.edit_date),
+            "text": record.text, "entities": _json(list(record.entities)),
+            "views": record.views, "forwards": record.forwards, "replies": record.replies,
+            "reply_to": record.reply_to, "grouped_id": record.grouped_id,
+            "post_author": record.post_author, "media": _media_json(record),
+            "fwd_from_type": fwd.from_peer_type if fwd else None,
+            "fwd_from_id": fwd.from_peer_id if fwd else None,
+            "fwd_channel_post": fwd.channel_post if fwd else None,
+            "fwd_from_name": fwd.from_name if fwd else None,
+            "fwd_date": iso(fwd.date) if fwd else None,
+            "fwd_post_author": fwd.post_author if fwd else None,
+            "fwd_saved_from_type": fwd.saved_from_peer_type if fwd else None,
+            "fwd_saved_from_id": fwd.saved_from_peer_id if fwd else None,
+            "fwd_saved_from_msg_id": fwd.saved_from_msg_id if fwd else None,
+            "first_seen": self.now,
+            "raw": _json(record.raw) if record.raw is not None else None,
+        }
+        names = ", ".join(row)
+        marks = ", ".join(f":{n}" for n in row)
+        self.conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", row)
+
+    # -- messages seen before -----------------------------------------------------------------
+
+    def _update(self, record: MessageRecord, old: sqlite3.Row) -> None:
+        changes: dict[str, Any] = {}
+        for name in ("views", "forwards", "replies"):
+            value = getattr(record, name)
+            if value is not None and value != old[name]:
+                changes[name] = value
+        if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
+            changes["deleted_at"] = None
+        entities = _json(list(record.entities))
+        new_edit = iso(record.edit_date)
+        edited = (
+            new_edit is not None
+            and new_edit > (old["edit_date"] or "")
+            and (record.text != old["text"] or entities != old["entities"])
+        )
+        if edited:
+            self.conn.execute(
+                """INSERT INTO message_versions (channel_id, message_id, edit_date, text, entities,
+                   replaced_at) VALUES (?, ?, ?, ?, ?, ?)""",
+                (record.channel_id, record.message_id, old["edit_date"], old["text"], old["entities"],
+                 self.now),
+            )
+            changes.update(text=record.text, entities=entities, edit_date=new_edit)
+            self._edit_post(old["post_id"], old["text"], record, entities)
+            self.counts.edits += 1
+        elif new_edit is not None and new_edit > (old["edit_date"] or ""):
+            changes["edit_date"] = new_edit  # edited without a visible change (e.g. media only)
+        if not changes:
+            self.counts.unchanged += 1
+            return
+        if record.raw is not None:
+            changes["raw"] = _json(record.raw)
+        sets = ", ".join(f"{name} = :{name}" for name in changes)
+        self.conn.execute(
+            f"UPDATE messages SET {sets} WHERE channel_id = :c AND message_id = :m",
+            {**changes, "c": record.channel_id, "m": record.message_id},
+        )
+        self.counts.updated += 1
+
+    def _edit_post(self, post_id: int, old_text: str, record: MessageRecord, entities: str) -> None:
+        """The post shows this message's text: follow the edit and re-index."""
+        post = self.conn.execute("SELECT text FROM posts WHERE id = ?", (post_id,)).fetchone()
+        if post["text"] != old_text:
+            return
+        _update_post(
+            self.conn, post_id, **_text_columns(record.text), entities=entities,
+            text_date=iso(record.edit_date), edited_at=self.now,
+        )
+        fp = text.fingerprint(text.words(record.text))
+        if fp:
+            _register(self.conn, post_id, dedup.text_key(self.channel.id, fp))
+        self.counts.edited_posts.append(post_id)
+
+    def _deletions(self) -> None:
+        ids = sorted(set(self.batch.deleted_ids))
+        seen = iso(self.batch.seen_at) or self.now
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            cursor = self.conn.execute(
+                f"""UPDATE messages SET deleted_at = ? WHERE channel_id = ?
+                    AND message_id IN ({marks}) AND deleted_at IS NULL""",
+                (seen, self.channel.id, *chunk),
+            )
+            self.counts.deletions += cursor.rowcount
+
+
+def ingest(
+    conn: sqlite3.Connection, batch: Batch, now: datetime | None = None, after: AfterIngest | None = None
+) -> IngestResult:
+    """Write one batch on the caller's transaction; `after` runs on it too (e.g. percolation)."""
+    result = _Ingest(conn, batch, now or datetime.now(UTC)).run()
+    if after is not None:
+        after(conn, result)
+    return result
+
+
+def ingest_batch(
+    conn: sqlite3.Connection, batch: Batch, now: datetime | None = None, after: AfterIngest | None = None
+) -> IngestResult:
+    """Ingest one batch as its own transaction (synchronous callers: CLI import, tests, benchmarks)."""
+    return run_in_transaction(conn, ingest, batch, now, after)
+
+
+async def ingest_async(
+    db: Database, batch: Batch, now: datetime | None = None, after: AfterIngest | None = None
+) -> IngestResult:
+    """Ingest one batch as one transaction on the database's worker thread."""
+    return await db.transaction(ingest, batch, now, after)

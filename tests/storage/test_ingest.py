@@ -1,0 +1,252 @@
+"""Ingest: provenance, the five dedup rules in every arrival order, idempotency, edits, deletions."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from storage.database import SCHEMA_VERSION, connect_sync
+from storage.ingest import ingest_batch
+from storage.records import Batch, ForwardHeader
+from tests.storage.factories import (
+    EMBASSY,
+    EMBASSY_UK,
+    MFA,
+    PHOTO,
+    STATEMENT,
+    STATEMENT_RU,
+    T0,
+    batch,
+    fwd,
+    msg,
+)
+
+
+@pytest.fixture
+def conn() -> sqlite3.Connection:
+    return connect_sync(":memory:")
+
+
+def posts(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM posts ORDER BY id").fetchall()
+
+
+def sightings(conn: sqlite3.Connection, post_id: int) -> list[tuple[int, int, str]]:
+    return [tuple(r) for r in conn.execute(
+        "SELECT channel_id, message_id, relation FROM messages WHERE post_id = ? ORDER BY channel_id",
+        (post_id,),
+    )]
+
+
+def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
+    tables = ["channels", "posts", "post_keys", "messages", "message_versions"]
+    return {t: [tuple(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2")] for t in tables}
+
+
+def fts_ids(conn: sqlite3.Connection, match: str) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (match,))]
+
+
+SCENARIO = {
+    "mfa": batch(MFA, msg(MFA, 10, STATEMENT), msg(MFA, 11, STATEMENT_RU, minutes=1)),
+    "embassy": batch(
+        EMBASSY,
+        fwd(EMBASSY, 500, MFA, 10, STATEMENT),
+        fwd(EMBASSY, 501, MFA, 11, STATEMENT_RU, origin_minutes=1),
+        msg(EMBASSY, 502, "Консульский приём 20 декабря не проводится", minutes=30),
+    ),
+    "uk": batch(EMBASSY_UK, fwd(EMBASSY_UK, 70, MFA, 10, STATEMENT)),
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(SCENARIO)))
+def test_original_and_forwards_meet_in_one_post_in_any_arrival_order(conn, order):
+    for name in order:
+        ingest_batch(conn, SCENARIO[name])
+    rows = posts(conn)
+    assert len(rows) == 3
+    statement = next(p for p in rows if p["text"] == STATEMENT)
+    assert statement["key"] == "tg:1001:10"
+    assert statement["origin_username"] == "MFARussia"
+    assert statement["origin_message_id"] == 10
+    assert sightings(conn, statement["id"]) == [
+        (1001, 10, "original"), (2002, 500, "forward"), (3003, 70, "forward"),
+    ]
+
+
+def test_forward_keeps_every_header_field_and_the_raw_json(conn):
+    header = ForwardHeader(
+        from_peer_type="channel", from_peer_id=MFA.id, channel_post=10, from_name=None,
+        date=T0, post_author="Мария Захарова", saved_from_peer_type="channel",
+        saved_from_peer_id=MFA.id, saved_from_msg_id=10,
+    )
+    record = msg(EMBASSY, 500, STATEMENT, minutes=5, forward=header, views=812, forwards=3, replies=1)
+    ingest_batch(conn, batch(EMBASSY, record))
+    row = conn.execute("SELECT * FROM messages").fetchone()
+    assert (row["fwd_from_type"], row["fwd_from_id"], row["fwd_channel_post"]) == ("channel", 1001, 10)
+    assert row["fwd_date"] == "2025-12-17T10:00:00+00:00"
+    assert row["fwd_post_author"] == "Мария Захарова"
+    assert (row["fwd_saved_from_type"], row["fwd_saved_from_id"], row["fwd_saved_from_msg_id"]) == (
+        "channel", 1001, 10,
+    )
+    assert (row["views"], row["forwards"], row["replies"]) == (812, 3, 1)
+    assert '"message":"Statement by Foreign Minister' in row["raw"]
+    post = posts(conn)[0]
+    assert post["origin_author"] == "Мария Захарова"
+    assert post["date"] == "2025-12-17T10:00:00+00:00"  # the original's date, not the forward's
+
+
+def test_forward_learns_origin_names_from_a_channel_seen_earlier(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "hello")))
+    ingest_batch(conn, batch(EMBASSY, fwd(EMBASSY, 5, MFA, 99, "other text", with_names=False)))
+    post = conn.execute("SELECT * FROM posts WHERE key = 'tg:1001:99'").fetchone()
+    assert (post["origin_username"], post["origin_title"]) == ("MFARussia", "Russian MFA 🇷🇺")
+
+
+def test_reingesting_the_same_batch_changes_nothing(conn):
+    for b in SCENARIO.values():
+        ingest_batch(conn, b)
+    before = snapshot(conn)
+    results = [ingest_batch(conn, b) for b in SCENARIO.values()]
+    assert snapshot(conn) == before
+    assert all(r.messages_new == 0 and r.messages_updated == 0 for r in results)
+    assert sum(r.messages_unchanged for r in results) == 6
+
+
+def test_edit_keeps_the_old_text_and_reindexes_the_post(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, "Canada announced new sanctions")))
+    edited = msg(MFA, 10, "Canada announced new restrictions", edit_date=T0 + timedelta(hours=1))
+    result = ingest_batch(conn, batch(MFA, edited))
+    assert result.edits == 1 and result.edited_post_ids == (1,)
+    versions = conn.execute("SELECT text, edit_date FROM message_versions").fetchall()
+    assert [tuple(v) for v in versions] == [("Canada announced new sanctions", None)]
+    assert posts(conn)[0]["text"] == "Canada announced new restrictions"
+    assert posts(conn)[0]["edited_at"] is not None
+    assert fts_ids(conn, 'stems : "restrict"') == [1]
+    assert fts_ids(conn, 'stems : "sanction"') == []
+    # the same edit again, and an older copy of the message, change nothing
+    assert ingest_batch(conn, batch(MFA, edited)).messages_unchanged == 1
+    assert ingest_batch(conn, batch(MFA, msg(MFA, 10, "Canada announced new sanctions"))).edits == 0
+    second = msg(MFA, 10, "Canada announced restrictions", edit_date=T0 + timedelta(hours=2))
+    ingest_batch(conn, batch(MFA, second))
+    assert conn.execute("SELECT count(*) FROM message_versions").fetchone()[0] == 2
+
+
+def test_deleted_message_keeps_its_content_and_is_marked(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT), msg(MFA, 11, "second")))
+    seen = T0 + timedelta(days=1)
+    result = ingest_batch(conn, Batch(MFA, deleted_ids=(10, 999), seen_at=seen))
+    assert result.deletions == 1
+    row = conn.execute("SELECT text, deleted_at FROM messages WHERE message_id = 10").fetchone()
+    assert tuple(row) == (STATEMENT, "2025-12-18T10:00:00+00:00")
+    assert fts_ids(conn, 'stems : "lavrov"') == [1]
+    assert ingest_batch(conn, Batch(MFA, deleted_ids=(10,), seen_at=seen)).deletions == 0
+
+
+def test_cursor_only_moves_forward(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, "a"), cursor=10))
+    ingest_batch(conn, batch(MFA, msg(MFA, 3, "b"), cursor=3))
+    assert conn.execute("SELECT cursor FROM channels WHERE id = ?", (MFA.id,)).fetchone()[0] == 10
+
+
+def test_hidden_user_forwards_of_one_message_are_one_post(conn):
+    header = ForwardHeader(from_name="Anonymous Reader", date=T0)
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 1, "Photo from the rally", forward=header)))
+    ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, 9, "Photo from the rally", forward=header)))
+    other = replace(header, date=T0 + timedelta(days=2))
+    ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, 10, "Photo from the rally", forward=other)))
+    rows = posts(conn)
+    assert len(rows) == 2
+    assert rows[0]["origin_title"] == "Anonymous Reader" and rows[0]["origin_channel_id"] is None
+    assert len(sightings(conn, rows[0]["id"])) == 2
+
+
+@pytest.mark.parametrize("copy_first", [False, True])
+def test_copy_without_header_is_a_sighting_of_the_earlier_post(conn, copy_first):
+    original = batch(MFA, msg(MFA, 10, STATEMENT))
+    copy = batch(EMBASSY, msg(EMBASSY, 600, "  " + STATEMENT.upper() + " ", minutes=40))
+    for b in ([copy, original] if copy_first else [original, copy]):
+        ingest_batch(conn, b)
+    rows = posts(conn)
+    assert len(rows) == 1
+    assert rows[0]["origin_username"] == "MFARussia" and rows[0]["key"] == "tg:1001:10"
+    assert sightings(conn, rows[0]["id"]) == [(1001, 10, "original"), (2002, 600, "copy")]
+
+
+def test_short_or_old_identical_texts_are_not_copies(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "Good morning!")))
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 1, "Good morning!")))
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 2, STATEMENT)))
+    ingest_batch(conn, batch(MFA, msg(MFA, 2, STATEMENT, minutes=60 * 24 * 10)))
+    assert len(posts(conn)) == 4
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_album_parts_are_one_post_and_forwarded_albums_join_it(conn, reverse):
+    album = [
+        msg(MFA, 20, "", grouped_id=77, media=PHOTO),
+        msg(MFA, 21, "Лавров встретился с Арагчи", grouped_id=77, media=PHOTO),
+        msg(MFA, 22, "", grouped_id=77, media=PHOTO),
+    ]
+    forwarded = [
+        fwd(EMBASSY, 800, MFA, 20, "", grouped_id=5, media=PHOTO),
+        fwd(EMBASSY, 801, MFA, 21, "Лавров встретился с Арагчи", grouped_id=5, media=PHOTO),
+        fwd(EMBASSY, 802, MFA, 22, "", grouped_id=5, media=PHOTO),
+    ]
+    batches = [batch(MFA, *album), batch(EMBASSY, *forwarded)]
+    for b in reversed(batches) if reverse else batches:
+        ingest_batch(conn, b)
+    rows = posts(conn)
+    assert len(rows) == 1
+    assert rows[0]["text"] == "Лавров встретился с Арагчи" and rows[0]["media_kind"] == "photo"
+    assert len(sightings(conn, rows[0]["id"])) == 6
+
+
+@pytest.mark.parametrize("forward_first", [False, True])
+def test_forward_without_post_id_finds_the_original_by_text(conn, forward_first):
+    """Telegram Desktop exports name the origin channel but drop the original message id."""
+    header = ForwardHeader(from_peer_type="channel", from_peer_id=MFA.id, origin_title=MFA.title)
+    exported = batch(EMBASSY, msg(EMBASSY, 500, STATEMENT_RU, minutes=5, forward=header))
+    original = batch(MFA, msg(MFA, 11, STATEMENT_RU))
+    for b in ([exported, original] if forward_first else [original, exported]):
+        ingest_batch(conn, b)
+    rows = posts(conn)
+    assert len(rows) == 1
+    assert (rows[0]["key"], rows[0]["origin_message_id"]) == ("tg:1001:11", 11)
+    assert sightings(conn, rows[0]["id"]) == [(1001, 11, "original"), (2002, 500, "forward")]
+
+
+def test_failed_batch_writes_nothing(conn):
+    good = msg(EMBASSY, 1, "fine")
+    bad = msg(MFA, 2, "from another channel")
+    with pytest.raises(ValueError, match="not the batch's channel"):
+        ingest_batch(conn, Batch(EMBASSY, (good, bad), cursor=2))
+    assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM channels").fetchone()[0] == 0
+
+
+def test_fresh_database_migrates_from_version_zero_and_reopens(tmp_path):
+    path = tmp_path / "archive.db"
+    conn = connect_sync(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "hello")))
+    conn.close()
+    again = connect_sync(path)
+    assert again.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
+
+
+def test_newer_schema_than_known_is_refused_with_a_clear_message(tmp_path):
+    from storage.database import StorageError
+
+    path = tmp_path / "future.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    raw.close()
+    with pytest.raises(StorageError, match="newer than this chanwatch knows"):
+        connect_sync(path)
