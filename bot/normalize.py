@@ -280,7 +280,7 @@ def media_of(media: object) -> Media | None:
 def _photo_media(media: types.MessageMediaPhoto) -> Media:
     """A photo: pixel size and byte size of its largest rendition."""
     photo = media.photo
-    extra = _present(spoiler=media.spoiler or None, ttl_seconds=media.ttl_seconds)
+    extra = _present(spoiler=getattr(media, "spoiler", None) or None, ttl_seconds=media.ttl_seconds)
     size = None
     if isinstance(photo, types.Photo):
         best = _largest_size(photo.sizes)
@@ -328,10 +328,10 @@ def _document_media(media: types.MessageMediaDocument) -> Media:
         kind = "gif"
     elif video is not None:
         kind = "video"
-        if video.round_message or media.round:
+        if video.round_message or getattr(media, "round", None):
             extra["round"] = True
     elif audio is not None:
-        kind = "voice" if (audio.voice or media.voice) else "audio"
+        kind = "voice" if (audio.voice or getattr(media, "voice", None)) else "audio"
         extra.update(_present(performer=audio.performer, audio_title=audio.title))
     size_attr = video or attrs.get(types.DocumentAttributeImageSize)
     if size_attr is not None:
@@ -339,7 +339,7 @@ def _document_media(media: types.MessageMediaDocument) -> Media:
     duration = (video or audio).duration if (video or audio) is not None else None
     if duration is not None:
         extra["duration"] = duration
-    if media.spoiler:
+    if getattr(media, "spoiler", None):  # flags newer than some layers: read defensively
         extra["spoiler"] = True
     filename = attrs.get(types.DocumentAttributeFilename)
     return Media(
