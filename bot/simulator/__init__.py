@@ -1,0 +1,17 @@
+"""An in-process Telegram for tests and the offline demo.
+
+The real ``telethon.TelegramClient`` runs unmodified; only ``client._sender`` is replaced by
+:class:`SimSender`, which hands TL-encoded requests to a :class:`World` and TL-encoded answers
+and updates back. See ARCHITECTURE.md, "The simulator".
+"""
+
+from . import media
+from .handlers import page
+from .sender import SIM_API_HASH, SIM_API_ID, SimSender, attach, connect_client
+from .tl import SimRpcError, SimulatorUnsupported
+from .world import ChatLogEntry, SimChannel, SimChat, SimUser, World
+
+__all__ = [
+    "SIM_API_HASH", "SIM_API_ID", "ChatLogEntry", "SimChannel", "SimChat", "SimRpcError", "SimSender",
+    "SimUser", "SimulatorUnsupported", "World", "attach", "connect_client", "media", "page",
+]

@@ -1,0 +1,605 @@
+"""How the simulated server answers each request type (decoded TL in, TL objects out).
+
+One method per request, looked up by the request's schema name (``messages.GetHistory`` ->
+``messages_GetHistory``). Errors are raised as :class:`SimRpcError` with Telegram's message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from telethon.tl import TLObject, types
+
+from .tl import SimRpcError, SimulatorUnsupported, make, request_name
+
+if TYPE_CHECKING:
+    from .sender import SimSender
+    from .world import ChatLogEntry, SimChannel, SimChat, SimUser, World
+
+MAX_MESSAGE_LENGTH = 4096
+HISTORY_LIMIT = 100
+#: Requests a session may make before it is logged in.
+_ANONYMOUS = frozenset({"help.GetConfig", "auth.ImportBotAuthorization", "help.GetNearestDc",
+                        "auth.SendCode", "auth.ExportLoginToken", "help.GetCdnConfig"})
+#: Requests bots may not make (bots cannot read channel history or hold dialogs).
+_USER_ONLY = frozenset({"messages.GetHistory", "messages.Search", "messages.GetPeerDialogs",
+                        "messages.GetDialogs", "channels.JoinChannel", "messages.GetBotCallbackAnswer"})
+_BOT_ONLY = frozenset({"bots.SetBotCommands", "bots.GetBotCommands", "bots.ResetBotCommands",
+                       "messages.SetBotCallbackAnswer"})
+
+
+def page(messages_desc: Sequence[Any], *, offset_id: int = 0, offset_date: dt.datetime | None = None,
+         add_offset: int = 0, limit: int = 0, max_id: int = 0, min_id: int = 0) -> list[Any]:
+    """Telegram's history slicing over messages sorted newest-first.
+
+    ``min_id``/``max_id`` bound the ids (both exclusive); the window starts at the first message
+    older than ``offset_id`` (else older than ``offset_date``, else the newest), moved by
+    ``add_offset`` (negative reaches newer messages) and holds at most ``limit`` (<= 100)."""
+    if offset_date is not None and offset_date.timestamp() <= 0:
+        offset_date = None  # a TL date of 0 means "no date"
+    cand = [m for m in messages_desc if (not max_id or m.id < max_id) and (not min_id or m.id > min_id)]
+    if offset_id:
+        pos = next((i for i, m in enumerate(cand) if m.id < offset_id), len(cand))
+    elif offset_date:
+        pos = next((i for i, m in enumerate(cand) if m.date < offset_date), len(cand))
+    else:
+        pos = 0
+    limit = max(0, min(limit, HISTORY_LIMIT))
+    start = pos + add_offset
+    end = start + limit
+    return cand[max(start, 0):max(end, 0)]
+
+
+def _date_or_none(value: dt.datetime | None) -> dt.datetime | None:
+    """TL encodes a missing date as 0; treat the epoch as "no date"."""
+    return value if value is not None and value.timestamp() > 0 else None
+
+
+def _same_entities(a: Sequence[Any] | None, b: Sequence[Any] | None) -> bool:
+    """Whether two entity lists serialise identically (None and [] are the same)."""
+    return [bytes(e) for e in a or []] == [bytes(e) for e in b or []]
+
+
+def _same_tl(a: Any, b: Any) -> bool:
+    """Whether two optional TL objects serialise identically."""
+    return (bytes(a) if a is not None else None) == (bytes(b) if b is not None else None)
+
+
+class Handlers:
+    """The request handlers; ``dispatch`` routes by request type."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def dispatch(self, session: SimSender, request: TLObject) -> Any:
+        """Check authorisation and bot/user restrictions, then call the handler for ``request``."""
+        name = request_name(request)
+        account = session.account
+        if account is None and name not in _ANONYMOUS:
+            raise SimRpcError(401, "AUTH_KEY_UNREGISTERED")
+        if account is not None and account.bot and name in _USER_ONLY:
+            raise SimRpcError(400, "BOT_METHOD_INVALID")
+        if account is not None and not account.bot and name in _BOT_ONLY:
+            raise SimRpcError(400, "USER_BOT_REQUIRED")
+        method = getattr(self, name.replace(".", "_"), None)
+        if method is None:
+            raise SimulatorUnsupported(f"the simulator does not answer {name} yet")
+        return method(session, account, request)
+
+    # -- resolving input peers ---------------------------------------------------------------
+
+    def _user(self, me: SimUser, peer: Any, error: str = "PEER_ID_INVALID") -> SimUser:
+        if isinstance(peer, (types.InputPeerSelf, types.InputUserSelf)):
+            return me
+        if isinstance(peer, (types.InputPeerUserFromMessage, types.InputUserFromMessage)):
+            user = self.world.users.get(peer.user_id)
+            if user is None:
+                raise SimRpcError(400, error)
+            return user
+        user_id = getattr(peer, "user_id", None)
+        user = self.world.users.get(user_id) if user_id is not None else None
+        if user is None or peer.access_hash != user.access_hash:
+            raise SimRpcError(400, error)
+        return user
+
+    def _channel(self, me: SimUser, peer: Any, *, readable: bool = True) -> SimChannel:
+        """The channel behind an InputChannel/InputPeerChannel, checking access hash and access."""
+        if isinstance(peer, (types.InputPeerChannelFromMessage, types.InputChannelFromMessage)):
+            ch = self.world.channels.get(peer.channel_id)
+            if ch is None:
+                raise SimRpcError(400, "CHANNEL_INVALID")
+        else:
+            ch = self.world.channels.get(getattr(peer, "channel_id", None))
+            if ch is None or peer.access_hash != ch.access_hash:
+                raise SimRpcError(400, "CHANNEL_INVALID")
+        if readable and not ch.can_read(me.id):
+            raise SimRpcError(400, "CHANNEL_PRIVATE")
+        return ch
+
+    def _peer(self, me: SimUser, peer: Any) -> SimUser | SimChannel | SimChat:
+        if isinstance(peer, (types.InputPeerChannel, types.InputPeerChannelFromMessage)):
+            return self._channel(me, peer)
+        if isinstance(peer, types.InputPeerChat):
+            chat = self.world.chats.get(peer.chat_id)
+            if chat is None or me.id not in chat.members:
+                raise SimRpcError(400, "PEER_ID_INVALID")
+            return chat
+        if isinstance(peer, types.InputPeerEmpty):
+            raise SimRpcError(400, "PEER_ID_INVALID")
+        return self._user(me, peer)
+
+    @staticmethod
+    def _reply_to_id(request: Any) -> int | None:
+        reply = getattr(request, "reply_to", None)
+        if reply is not None:
+            return getattr(reply, "reply_to_msg_id", None)
+        return getattr(request, "reply_to_msg_id", None)
+
+    def _state(self, me: SimUser) -> types.updates.State:
+        return types.updates.State(pts=me.pts, qts=0, date=self.world.now, seq=0, unread_count=0)
+
+    def _check_text(self, text: str, media: Any = None) -> None:
+        if not text and media is None:
+            raise SimRpcError(400, "MESSAGE_EMPTY")
+        if len(text) > MAX_MESSAGE_LENGTH:
+            raise SimRpcError(400, "MESSAGE_TOO_LONG")
+
+    # -- connection and login ----------------------------------------------------------------
+
+    def help_GetConfig(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        w = self.world
+        dc = make(types.DcOption, id=2, ip_address="127.0.0.2", port=443)
+        return make(
+            types.Config, date=w.now, expires=w.now + dt.timedelta(hours=1), test_mode=False, this_dc=2,
+            dc_options=[dc], dc_txt_domain_name="sim.invalid", chat_size_max=200,
+            megagroup_size_max=200000, forwarded_count_max=100, online_update_period_ms=210000,
+            offline_blur_timeout_ms=5000, offline_idle_timeout_ms=30000, online_cloud_timeout_ms=300000,
+            notify_cloud_delay_ms=30000, notify_default_delay_ms=1500, push_chat_period_ms=60000,
+            push_chat_limit=2, edit_time_limit=172800, revoke_time_limit=2147483647,
+            revoke_pm_time_limit=2147483647, rating_e_decay=2419200, stickers_recent_limit=200,
+            channels_read_media_period=604800, call_receive_timeout_ms=20000, call_ring_timeout_ms=90000,
+            call_connect_timeout_ms=30000, call_packet_timeout_ms=10000, me_url_prefix="https://t.me/",
+            caption_length_max=1024, message_length_max=MAX_MESSAGE_LENGTH, webfile_dc_id=4,
+        )
+
+    def help_GetNearestDc(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        return types.NearestDc(country="ZZ", this_dc=2, nearest_dc=2)
+
+    def auth_ImportBotAuthorization(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        bot = next((u for u in self.world.users.values() if u.bot_token == req.bot_auth_token), None)
+        if bot is None:
+            raise SimRpcError(400, "ACCESS_TOKEN_INVALID")
+        session.login(bot)
+        return make(types.auth.Authorization, user=self.world.user_tl(bot, bot))
+
+    def auth_LogOut(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        session.logout()
+        return make(types.auth.LoggedOut)
+
+    def users_GetUsers(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        out = []
+        for inp in req.id:
+            try:
+                out.append(self.world.user_tl(self._user(me, inp), me))
+            except SimRpcError:
+                continue  # Telegram silently leaves out users it cannot give
+        return out
+
+    def users_GetFullUser(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        user = self._user(me, req.id, "USER_ID_INVALID")
+        full = make(types.UserFull, id=user.id, settings=types.PeerSettings(),
+                    notify_settings=types.PeerNotifySettings(), common_chats_count=0,
+                    bot_info=make(types.BotInfo, user_id=user.id, description="",
+                                  commands=list(user.bot_commands)) if user.bot else None)
+        return types.users.UserFull(full_user=full, chats=[], users=[self.world.user_tl(user, me)])
+
+    def updates_GetState(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        return self._state(me)
+
+    def updates_GetDifference(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        pending = [(pts, n, u) for pts, n, u in me.update_log if pts > req.pts]
+        if not pending:
+            return types.updates.DifferenceEmpty(date=self.world.now, seq=0)
+        new_messages = [u.message for _, _, u in pending if isinstance(u, types.UpdateNewMessage)]
+        other = [u for _, _, u in pending if not isinstance(u, types.UpdateNewMessage)]
+        msgs = new_messages + [u.message for u in other if hasattr(u, "message")]
+        users, chats = self.world.entities_for(msgs, me)
+        return types.updates.Difference(new_messages=new_messages, new_encrypted_messages=[],
+                                        other_updates=other, chats=chats, users=users, state=self._state(me))
+
+    def updates_GetChannelDifference(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel)
+        pending = [(pts, n, u) for pts, n, u in ch.update_log if pts > req.pts]
+        if not pending:
+            return types.updates.ChannelDifferenceEmpty(pts=ch.pts, final=True, timeout=30)
+        rendered = []
+        new_messages = []
+        for _, _, u in pending:
+            if isinstance(u, types.UpdateNewChannelMessage):
+                if u.message.id in ch.messages:
+                    new_messages.append(self.world.render_channel_message(ch, u.message, me))
+            else:
+                rendered.append(u)
+        users, chats = self.world.entities_for(new_messages, me, extra=[ch.peer])
+        return types.updates.ChannelDifference(pts=ch.pts, new_messages=new_messages, other_updates=rendered,
+                                               chats=chats, users=users, final=True, timeout=30)
+
+    # -- usernames and entities --------------------------------------------------------------
+
+    def contacts_ResolveUsername(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        username = req.username.lstrip("@")
+        if not username or len(username) < 4 or not username.replace("_", "").isalnum():
+            raise SimRpcError(400, "USERNAME_INVALID")
+        target = self.world.resolve(username)
+        if target is None:
+            raise SimRpcError(400, "USERNAME_NOT_OCCUPIED")
+        from .world import SimUser as _SimUser
+        if isinstance(target, _SimUser):
+            return types.contacts.ResolvedPeer(peer=target.peer, chats=[],
+                                               users=[self.world.user_tl(target, me)])
+        return types.contacts.ResolvedPeer(peer=target.peer, chats=[self.world.channel_tl(target, me)],
+                                           users=[])
+
+    def channels_GetChannels(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        chans = [self._channel(me, inp, readable=False) for inp in req.id]
+        return types.messages.Chats(chats=[self.world.channel_tl(ch, me) for ch in chans])
+
+    def channels_GetFullChannel(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel)
+        top = max(ch.messages, default=0)
+        read = me.read_marks.get(ch.id, top)
+        full = make(
+            types.ChannelFull, id=ch.id, about=ch.about, read_inbox_max_id=read, read_outbox_max_id=top,
+            unread_count=sum(1 for i in ch.messages if i > read), chat_photo=types.PhotoEmpty(id=0),
+            notify_settings=types.PeerNotifySettings(), bot_info=[], pts=ch.pts,
+            participants_count=len(ch.members), can_view_participants=False,
+        )
+        return types.messages.ChatFull(full_chat=full, chats=[self.world.channel_tl(ch, me)], users=[])
+
+    def channels_JoinChannel(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel)
+        if me.id in ch.members:
+            raise SimRpcError(400, "USER_ALREADY_PARTICIPANT")
+        self.world.join(ch, me)
+        return types.Updates(updates=[types.UpdateChannel(channel_id=ch.id)], users=[],
+                             chats=[self.world.channel_tl(ch, me)], date=self.world.now, seq=0)
+
+    def channels_LeaveChannel(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel, readable=False)
+        if me.id not in ch.members:
+            raise SimRpcError(400, "USER_NOT_PARTICIPANT")
+        ch.members.discard(me.id)
+        return types.Updates(updates=[types.UpdateChannel(channel_id=ch.id)], users=[],
+                             chats=[self.world.channel_tl(ch, me)], date=self.world.now, seq=0)
+
+    # -- reading messages --------------------------------------------------------------------
+
+    def _channel_messages(self, ch: SimChannel, me: SimUser, msgs: list[Any], count: int) -> Any:
+        rendered = [self.world.render_channel_message(ch, m, me) if isinstance(m, types.Message) else m
+                    for m in msgs]
+        users, chats = self.world.entities_for(rendered, me, extra=[ch.peer])
+        return make(types.messages.ChannelMessages, pts=ch.pts, count=count, messages=rendered, topics=[],
+                    chats=chats, users=users)
+
+    def _private_history(self, me: SimUser, other: SimUser | SimChat) -> list[Any]:
+        from .world import SimChat as _SimChat
+        if isinstance(other, _SimChat):
+            entries = [e for e in self.world.chat_log(other.id) if me.id in e.ids]
+        else:
+            entries = [e for e in self.world.chat_log(me.id, with_=other.id) if me.id in e.ids]
+        return sorted((me.box[e.ids[me.id]] for e in entries), key=lambda m: -m.id)
+
+    def _messages_slice(self, me: SimUser, msgs: list[Any], count: int) -> Any:
+        users, chats = self.world.entities_for(msgs, me)
+        return make(types.messages.MessagesSlice, count=count, messages=msgs, chats=chats, users=users)
+
+    def messages_GetHistory(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        target = self._peer(me, req.peer)
+        from .world import SimChannel as _SimChannel
+        desc = (list(reversed(target.history())) if isinstance(target, _SimChannel)
+                else self._private_history(me, target))
+        got = page(desc, offset_id=req.offset_id, offset_date=req.offset_date, add_offset=req.add_offset,
+                   limit=req.limit, max_id=req.max_id, min_id=req.min_id)
+        if isinstance(target, _SimChannel):
+            return self._channel_messages(target, me, got, len(desc))
+        return self._messages_slice(me, got, len(desc))
+
+    def messages_Search(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        target = self._peer(me, req.peer)
+        from .world import SimChannel as _SimChannel
+        if not isinstance(req.filter, types.InputMessagesFilterEmpty):
+            raise SimulatorUnsupported("messages.Search with a filter")
+        desc = (list(reversed(target.history())) if isinstance(target, _SimChannel)
+                else self._private_history(me, target))
+        q = (req.q or "").casefold()
+        min_date, max_date = _date_or_none(req.min_date), _date_or_none(req.max_date)
+        hits = [m for m in desc if q in (getattr(m, "message", "") or "").casefold()
+                and (not min_date or m.date >= min_date) and (not max_date or m.date <= max_date)]
+        got = page(hits, offset_id=req.offset_id, add_offset=req.add_offset, limit=req.limit or 20,
+                   max_id=req.max_id, min_id=req.min_id)
+        if isinstance(target, _SimChannel):
+            return self._channel_messages(target, me, got, len(hits))
+        return self._messages_slice(me, got, len(hits))
+
+    def channels_GetMessages(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel)
+        out = []
+        for inp in req.id:
+            msg_id = getattr(inp, "id", None)
+            msg = ch.messages.get(msg_id) if msg_id is not None else None
+            out.append(msg if msg is not None else types.MessageEmpty(id=msg_id or 0, peer_id=ch.peer))
+        return self._channel_messages(ch, me, out, len(out))
+
+    def messages_GetMessages(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        out = []
+        for inp in req.id:
+            msg_id = getattr(inp, "id", None)
+            msg = me.box.get(msg_id)
+            if msg is None or self.world.entry_for(me, msg_id) is None:
+                out.append(types.MessageEmpty(id=msg_id or 0))
+            else:
+                out.append(msg)
+        users, chats = self.world.entities_for(out, me)
+        return types.messages.Messages(messages=out, chats=chats, users=users)
+
+    def messages_GetPeerDialogs(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        from .world import SimChannel as _SimChannel
+        dialogs, messages = [], []
+        for dp in req.peers:
+            target = self._peer(me, dp.peer)
+            if isinstance(target, _SimChannel):
+                if me.id not in target.members:
+                    continue  # no dialog for channels the account has not joined
+                top = max(target.messages, default=0)
+                read = me.read_marks.get(target.id, top)
+                dialogs.append(make(
+                    types.Dialog, peer=target.peer, top_message=top, read_inbox_max_id=read,
+                    read_outbox_max_id=top, unread_count=sum(1 for i in target.messages if i > read),
+                    unread_mentions_count=0, unread_reactions_count=0,
+                    notify_settings=types.PeerNotifySettings(), pts=target.pts,
+                ))
+                if top:
+                    messages.append(self.world.render_channel_message(target, target.messages[top], me))
+            else:
+                hist = self._private_history(me, target)
+                if not hist:
+                    continue
+                dialogs.append(make(
+                    types.Dialog, peer=types.PeerUser(target.id) if hasattr(target, "access_hash")
+                    else types.PeerChat(target.id), top_message=hist[0].id, read_inbox_max_id=hist[0].id,
+                    read_outbox_max_id=hist[0].id, unread_count=0, unread_mentions_count=0,
+                    unread_reactions_count=0, notify_settings=types.PeerNotifySettings(),
+                ))
+                messages.append(hist[0])
+        users, chats = self.world.entities_for(messages, me, extra=[d.peer for d in dialogs])
+        return types.messages.PeerDialogs(dialogs=dialogs, messages=messages, chats=chats, users=users,
+                                          state=self._state(me))
+
+    def channels_ReadHistory(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel)
+        me.read_marks[ch.id] = max(me.read_marks.get(ch.id, 0), req.max_id or max(ch.messages, default=0))
+        return True
+
+    def messages_ReadHistory(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        self._peer(me, req.peer)
+        return types.messages.AffectedMessages(pts=me.pts, pts_count=0)
+
+    def channels_GetParticipants(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        raise SimRpcError(400, "CHAT_ADMIN_REQUIRED")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _reply_entry(self, me: SimUser, reply_id: int | None) -> ChatLogEntry | None:
+        if not reply_id:
+            return None
+        return self.world.entry_for(me, reply_id)
+
+    def _channel_sent(self, ch: SimChannel, me: SimUser, msgs: list[Any], random_ids: list[int]) -> Any:
+        updates: list[Any] = [types.UpdateMessageID(id=m.id, random_id=r) for m, r in zip(msgs, random_ids,
+                                                                                           strict=True)]
+        # pts of each new message: they were the last len(msgs) channel updates
+        first_pts = ch.pts - len(msgs) + 1
+        updates += [
+            types.UpdateNewChannelMessage(self.world.render_channel_message(ch, m, me), first_pts + i, 1)
+            for i, m in enumerate(msgs)
+        ]
+        users, chats = self.world.entities_for(msgs, me, extra=[ch.peer])
+        return types.Updates(updates=updates, users=users, chats=chats, date=self.world.now, seq=0)
+
+    def _private_sent(self, me: SimUser, entries: list[ChatLogEntry], random_ids: list[int]) -> Any:
+        updates: list[Any] = []
+        msgs = []
+        for entry, rnd in zip(entries, random_ids, strict=True):
+            msg = me.box[entry.ids[me.id]]
+            pts = next(p for p, _, u in reversed(me.update_log)
+                       if isinstance(u, types.UpdateNewMessage) and u.message.id == msg.id)
+            updates += [types.UpdateMessageID(id=msg.id, random_id=rnd), types.UpdateNewMessage(msg, pts, 1)]
+            msgs.append(msg)
+        users, chats = self.world.entities_for(msgs, me)
+        return types.Updates(updates=updates, users=users, chats=chats, date=self.world.now, seq=0)
+
+    def messages_SendMessage(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        self._check_text(req.message)
+        return self._send(session, me, req, req.message, media=None)
+
+    def _send(self, session: SimSender, me: SimUser, req: Any, text: str, media: Any) -> Any:
+        from .world import SimChannel as _SimChannel
+        from .world import SimUser as _SimUser
+        target = self._peer(me, req.peer)
+        entities = list(req.entities or [])
+        if isinstance(target, _SimChannel):
+            if not target.can_post(me.id):
+                raise SimRpcError(403, "CHAT_WRITE_FORBIDDEN")
+            msg = self.world.post(target, text, entities=entities, media=media,
+                                  reply_to=self._reply_to_id(req),
+                                  reply_markup=getattr(req, "reply_markup", None), author=me,
+                                  _exclude=session)
+            return self._channel_sent(target, me, [msg], [req.random_id])
+        entry = self.world.deliver(me, target, text, entities=entities, media=media,
+                                   reply_markup=getattr(req, "reply_markup", None),
+                                   reply_to=self._reply_entry(me, self._reply_to_id(req)), exclude=session)
+        if isinstance(target, _SimUser) and media is None:
+            msg = me.box[entry.ids[me.id]]
+            pts = me.pts
+            return types.UpdateShortSentMessage(id=msg.id, pts=pts, pts_count=1, date=msg.date, out=True,
+                                                entities=entities or None)
+        return self._private_sent(me, [entry], [req.random_id])
+
+    def messages_SendMedia(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        self._check_text(req.message or "", media=req.media)
+        media = req.media
+        if isinstance(media, types.InputMediaPoll):
+            media = types.MessageMediaPoll(poll=media.poll, results=make(types.PollResults))
+        else:
+            raise SimulatorUnsupported(f"messages.SendMedia with {type(media).__name__}")
+        return self._send(session, me, req, req.message or "", media=media)
+
+    def messages_EditMessage(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        from .world import SimChannel as _SimChannel
+        target = self._peer(me, req.peer)
+        if isinstance(target, _SimChannel):
+            msg = target.messages.get(req.id)
+            if msg is None:
+                raise SimRpcError(400, "MESSAGE_ID_INVALID")
+            if not (target.can_post(me.id) and (target.authors.get(req.id) == me.id or me.id in target.admins
+                                                or me.id == target.creator)):
+                raise SimRpcError(403, "MESSAGE_AUTHOR_REQUIRED")
+            text = req.message if req.message is not None else msg.message
+            if text == msg.message and _same_entities(req.entities, msg.entities) \
+                    and _same_tl(req.reply_markup, msg.reply_markup):
+                raise SimRpcError(400, "MESSAGE_NOT_MODIFIED")
+            self.world.edit(target, req.id, text, entities=req.entities, _exclude=session)
+            if req.reply_markup is not None:
+                msg.reply_markup = req.reply_markup
+            rendered = self.world.render_channel_message(target, msg, me)
+            upd = types.UpdateEditChannelMessage(rendered, target.pts, 1)
+            users, chats = self.world.entities_for([msg], me, extra=[target.peer])
+            return types.Updates(updates=[upd], users=users, chats=chats, date=self.world.now, seq=0)
+        entry = self.world.entry_for(me, req.id)
+        if entry is None:
+            raise SimRpcError(400, "MESSAGE_ID_INVALID")
+        if entry.sender_id != me.id:
+            raise SimRpcError(403, "MESSAGE_AUTHOR_REQUIRED")
+        text = req.message if req.message is not None else entry.text
+        if req.entities is not None:
+            entities = req.entities
+        else:
+            entities = entry.entities if req.message is None else []
+        if text == entry.text and _same_entities(entities, entry.entities) \
+                and _same_tl(req.reply_markup, entry.reply_markup):
+            raise SimRpcError(400, "MESSAGE_NOT_MODIFIED")
+        self._check_text(text, entry.media)
+        done = self.world.edit_private(entry, text=text, entities=entities, reply_markup=req.reply_markup,
+                                       exclude=session)
+        _, update = done[me.id]
+        users, chats = self.world.entities_for([update.message], me)
+        return types.Updates(updates=[update], users=users, chats=chats, date=self.world.now, seq=0)
+
+    def messages_ForwardMessages(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        from .world import SimChannel as _SimChannel
+        source = self._peer(me, req.from_peer)
+        target = self._peer(me, req.to_peer)
+        if isinstance(source, _SimChannel):
+            originals = []
+            for mid in req.id:
+                m = source.messages.get(mid)
+                if m is None:
+                    raise SimRpcError(400, "MESSAGE_ID_INVALID")
+                originals.append(m)
+            headers = [None if req.drop_author else self.world.forward_header(m, source) for m in originals]
+        else:
+            originals, headers = [], []
+            for mid in req.id:
+                entry = self.world.entry_for(me, mid)
+                if entry is None:
+                    raise SimRpcError(400, "MESSAGE_ID_INVALID")
+                originals.append(me.box[mid])
+                sender = self.world.users[entry.sender_id]
+                headers.append(None if req.drop_author else (
+                    clone_header(entry.fwd_from) if entry.fwd_from else
+                    make(types.MessageFwdHeader, date=entry.date, from_id=sender.peer)))
+        if isinstance(target, _SimChannel):
+            if not target.can_post(me.id):
+                raise SimRpcError(403, "CHAT_WRITE_FORBIDDEN")
+            if isinstance(source, _SimChannel):
+                new = self.world.forward(source, list(req.id), target, drop_author=bool(req.drop_author),
+                                         author=me, _exclude=session)
+            else:
+                new = [self.world.post(target, m.message, entities=m.entities or (), media=m.media,
+                                       fwd_from=h, author=me, _exclude=session)
+                       for m, h in zip(originals, headers, strict=True)]
+            return self._channel_sent(target, me, new, list(req.random_id))
+        entries = [self.world.deliver(me, target, m.message, entities=m.entities or (), media=m.media,
+                                      fwd_from=h, exclude=session)
+                   for m, h in zip(originals, headers, strict=True)]
+        if isinstance(source, _SimChannel):
+            for m in originals:
+                if m.forwards is not None:
+                    m.forwards += 1
+        return self._private_sent(me, entries, list(req.random_id))
+
+    def messages_DeleteMessages(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        deleted = []
+        for mid in req.id:
+            entry = self.world.entry_for(me, mid)
+            if entry is None:
+                continue
+            if req.revoke or not entry.is_group:
+                entry.deleted = True
+            deleted.append(mid)
+            me.box.pop(mid, None)
+        if not deleted:
+            return types.messages.AffectedMessages(pts=me.pts, pts_count=0)
+        pts, _ = self.world._account_update(
+            me, lambda pts, n: types.UpdateDeleteMessages(messages=list(deleted), pts=pts, pts_count=n),
+            pts_count=len(deleted))
+        return types.messages.AffectedMessages(pts=pts, pts_count=len(deleted))
+
+    def channels_DeleteMessages(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        ch = self._channel(me, req.channel)
+        if not (me.id in ch.admins or me.id == ch.creator):
+            raise SimRpcError(403, "MESSAGE_DELETE_FORBIDDEN")
+        gone = self.world.delete(ch, list(req.id), _exclude=session)
+        return types.messages.AffectedMessages(pts=ch.pts, pts_count=len(gone))
+
+    def messages_SetTyping(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        self._peer(me, req.peer)
+        return True
+
+    # -- bots --------------------------------------------------------------------------------
+
+    def bots_SetBotCommands(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        me.bot_commands = list(req.commands)
+        return True
+
+    def bots_GetBotCommands(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        return list(me.bot_commands)
+
+    def bots_ResetBotCommands(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        me.bot_commands = []
+        return True
+
+    def messages_GetBotCallbackAnswer(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        self._peer(me, req.peer)
+        entry = self.world.entry_for(me, req.msg_id)
+        if entry is None:
+            raise SimRpcError(400, "MESSAGE_ID_INVALID")
+        return self.world.callback_query(me, entry, req.data)
+
+    def messages_SetBotCallbackAnswer(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        pending = self.world._pending_callbacks.pop(req.query_id, None)
+        if pending is None:
+            raise SimRpcError(400, "QUERY_ID_INVALID")
+        future, _, _ = pending
+        if not future.done():
+            future.set_result(make(types.messages.BotCallbackAnswer, cache_time=req.cache_time,
+                                   alert=req.alert, message=req.message, url=req.url))
+        return True
+
+
+def clone_header(header: Any) -> Any:
+    """A copy of a forward header (forwarding a forward keeps the original's header)."""
+    from .tl import clone
+    return clone(header)

@@ -1,0 +1,257 @@
+"""The cut between Telethon and the World: a fake ``MTProtoSender`` installed as ``client._sender``.
+
+``send()`` serialises each request to TL bytes and parses it back, lets the World answer, then
+serialises the answer and parses it with the request's own ``read_result`` — the same path a
+real ``RpcResult`` takes in ``MTProtoSender._handle_rpc_result``. Errors become the exceptions
+``telethon.errors.rpc_message_to_error`` builds. Pushed updates go into the client's
+``_updates_queue``, exactly where ``MTProtoSender._handle_update`` puts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from telethon import TelegramClient
+from telethon.crypto import AuthKey
+from telethon.network.mtprotosender import MTProtoSender
+from telethon.sessions import StringSession
+from telethon.sessions.abstract import Session
+from telethon.tl import TLObject
+
+from .tl import SimRpcError, clone, decode, encode_result, read_result, to_error, unwrap
+
+if TYPE_CHECKING:
+    from .world import SimUser, World
+
+_log = logging.getLogger(__name__)
+
+#: Dummy API credentials: never sent anywhere.
+SIM_API_ID = 1
+SIM_API_HASH = "00000000000000000000000000000000"
+
+
+class SimSender(MTProtoSender):
+    """An ``MTProtoSender`` whose "network" is a :class:`World` in the same process.
+
+    Subclassing keeps every attribute Telethon may touch (``auth_key``, ``_updates_queue``,
+    ``_store_own_updates``…); the methods that would use sockets are overridden."""
+
+    def __init__(self, world: World, client: TelegramClient, account: SimUser | None) -> None:
+        auth_key = client.session.auth_key
+        if account is not None:
+            auth_key = world_auth_key(world, account)
+            world.authorizations[auth_key.key_id] = account.id
+        elif auth_key is not None and auth_key.key and auth_key.key_id in world.authorizations:
+            account = world.users[world.authorizations[auth_key.key_id]]
+        else:
+            auth_key = AuthKey(hashlib.sha256(f"anon:{id(client)}".encode()).digest() * 8)
+        super().__init__(auth_key, loggers=client._log, updates_queue=client._updates_queue,
+                         auth_key_callback=None, auto_reconnect_callback=None)
+        self.world = world
+        self.client = client
+        self.account = account
+        self._sim_connected = False
+        self._sim_disconnected: asyncio.Future | None = None
+        self._sim_pending: set[asyncio.Future] = set()
+
+    # -- identity ----------------------------------------------------------------------------
+
+    def login(self, account: SimUser) -> None:
+        """Bind this session (its auth key) to ``account`` — what auth.ImportBotAuthorization does."""
+        self.account = account
+        self.world.authorizations[self.auth_key.key_id] = account.id
+
+    def logout(self) -> None:
+        """Forget the session's authorization."""
+        self.world.authorizations.pop(self.auth_key.key_id, None)
+        self.account = None
+
+    # -- connection --------------------------------------------------------------------------
+
+    async def connect(self, connection: Any) -> bool:
+        """Mark connected; ``connection`` (a Telethon Connection object) is kept but never opened."""
+        if self._sim_connected:
+            return False
+        self._connection = connection
+        self._sim_connected = True
+        self._user_connected = True
+        self._sim_disconnected = asyncio.get_running_loop().create_future()
+        if self not in self.world.sessions:
+            self.world.sessions.append(self)
+        return True
+
+    def is_connected(self) -> bool:
+        """Whether the client connected and has not disconnected."""
+        return self._sim_connected
+
+    def _transport_connected(self) -> bool:
+        return self._sim_connected
+
+    async def disconnect(self) -> None:
+        """Disconnect: pending requests fail with ConnectionError, the World stops pushing."""
+        await self._disconnect()
+
+    async def _disconnect(self, error: BaseException | None = None) -> None:
+        if not self._sim_connected:
+            return
+        self._sim_connected = False
+        self._user_connected = False
+        if self in self.world.sessions:
+            self.world.sessions.remove(self)
+        for fut in list(self._sim_pending):
+            if not fut.done():
+                fut.set_exception(ConnectionError("Connection to Telegram failed (simulator disconnected)"))
+                fut.exception()  # mark retrieved: nobody may be awaiting it any more
+        self._sim_pending.clear()
+        if self._sim_disconnected is not None and not self._sim_disconnected.done():
+            if error is None:
+                self._sim_disconnected.set_result(None)
+            else:
+                self._sim_disconnected.set_exception(error)
+
+    @property
+    def disconnected(self) -> asyncio.Future:
+        """Future that resolves when this session disconnects (``client.disconnected``)."""
+        if self._sim_disconnected is None:
+            self._sim_disconnected = asyncio.get_running_loop().create_future()
+            self._sim_disconnected.set_result(None)
+        return asyncio.shield(self._sim_disconnected)
+
+    def _keepalive_ping(self, rnd_id: int) -> None:
+        """No pings: the World is always there."""
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def send(self, request: Any, ordered: bool = False) -> Any:
+        """Answer a request (or a list) — a future per request, like MTProtoSender.send."""
+        if not self._sim_connected:
+            raise ConnectionError("Cannot send requests while disconnected")
+        if isinstance(request, (list, tuple)):
+            return [self._send_one(r) for r in request]
+        return self._send_one(request)
+
+    def _send_one(self, request: TLObject) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        try:
+            wire = unwrap(decode(request))
+            answer = self.world.handle(self, wire)
+        except SimRpcError as e:
+            future.set_exception(to_error(e, request))
+            return future
+        except Exception as e:  # a simulator bug or an unsupported request: surface it to the caller
+            future.set_exception(e)
+            return future
+        if isinstance(answer, asyncio.Future):
+            self._sim_pending.add(future)
+
+            def done(inner: asyncio.Future) -> None:
+                self._sim_pending.discard(future)
+                if future.done():
+                    return
+                if inner.cancelled():
+                    future.cancel()
+                elif isinstance(inner.exception(), SimRpcError):
+                    future.set_exception(to_error(inner.exception(), request))
+                elif inner.exception() is not None:
+                    future.set_exception(inner.exception())
+                else:
+                    self._resolve(future, request, inner.result())
+
+            answer.add_done_callback(done)
+            return future
+        self._resolve(future, request, answer)
+        return future
+
+    def _resolve(self, future: asyncio.Future, request: TLObject, answer: Any) -> None:
+        """Round-trip the answer through bytes, let Telethon see its own updates, set the result."""
+        try:
+            result = read_result(_result_reader(request), encode_result(answer))
+        except Exception as e:
+            future.set_exception(e)
+            return
+        store = getattr(self, "_store_own_updates", None)
+        if store is not None:
+            store(result)
+        future.set_result(result)
+
+    # -- updates -----------------------------------------------------------------------------
+
+    def push(self, updates: TLObject) -> None:
+        """Deliver an ``Updates`` object (round-tripped through bytes) to the client."""
+        if self._sim_connected and self._updates_queue is not None:
+            self._updates_queue.put_nowait(clone(updates))
+
+    def is_busy(self) -> bool:
+        """Whether this client still has updates to process, handlers running or answers pending."""
+        if not self._sim_connected:
+            return False
+        if self._updates_queue is not None and not self._updates_queue.empty():
+            return True
+        if any(not f.done() for f in self._sim_pending):
+            return True
+        tasks = getattr(self.client, "_event_handler_tasks", ())
+        if any(not t.done() for t in tasks):
+            return True
+        box = getattr(self.client, "_message_box", None)
+        return bool(getattr(box, "getting_diff_for", None))
+
+
+def _result_reader(request: TLObject) -> TLObject:
+    """The request whose ``read_result`` parses the answer (the innermost, for wrappers)."""
+    return request
+
+
+def world_auth_key(world: World, account: SimUser) -> AuthKey:
+    """A deterministic 2048-bit auth key for ``account``: the same World seed gives the same key."""
+    digest = hashlib.sha256(f"chanwatch-sim:{world.seed}:{account.id}".encode()).digest()
+    return AuthKey(digest * 8)
+
+
+def attach(world: World, client: TelegramClient, *, as_user: SimUser | None = None) -> SimSender:
+    """Install a :class:`SimSender` as ``client._sender`` (before ``connect()``).
+
+    With ``as_user`` the session is logged in as that account; without, it is the account its
+    saved auth key belongs to (a session string saved earlier), or not logged in at all."""
+    if client.is_connected():
+        raise RuntimeError("attach the simulator before connecting the client")
+    sender = SimSender(world, client, as_user)
+    client._sender = sender
+    client.session.auth_key = sender.auth_key
+    if client not in world.clients:
+        world.clients.append(client)
+    return sender
+
+
+async def connect_client(world: World, *, as_user: SimUser | None = None, bot: bool = False,
+                         session: str | Session | None = None, login: bool = True,
+                         **client_kwargs: Any) -> TelegramClient:
+    """A real, connected ``TelegramClient`` logged in as a World account, without any network.
+
+    ``as_user`` picks the account; if omitted, the World's first bot (``bot=True``) or first
+    non-bot user is used, created if needed. ``login=False`` gives a connected but not
+    logged-in client (to exercise ``client.start(bot_token=…)``). ``session`` may be a string
+    session saved from an earlier client. Extra keyword arguments go to ``TelegramClient``."""
+    if as_user is None and login and session is None:
+        as_user = _default_account(world, bot=bot)
+    if as_user is not None and as_user.bot != bot and bot:
+        raise ValueError(f"{as_user.first_name} is not a bot")
+    if isinstance(session, str) or session is None:
+        session = StringSession(session or None)
+    client_kwargs.setdefault("receive_updates", True)
+    client = TelegramClient(session, SIM_API_ID, SIM_API_HASH, **client_kwargs)
+    attach(world, client, as_user=as_user if login else None)
+    await client.connect()
+    return client
+
+
+def _default_account(world: World, *, bot: bool) -> SimUser:
+    for user in world.users.values():
+        if user.bot == bot:
+            return user
+    if bot:
+        return world.add_bot("chanwatch_bot", first_name="chanwatch")
+    return world.add_user("Reader", username="reader_account")

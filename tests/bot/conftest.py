@@ -1,0 +1,101 @@
+"""Fixtures for tests that talk to the simulated Telegram (bot/simulator).
+
+Typical use::
+
+    async def test_something(world, reader, reader_account):
+        ch = world.add_channel("somechannel", "Some channel")
+        world.post(ch, "hello")
+        [msg] = await reader.get_messages("somechannel", limit=1)
+
+    async def test_command(world, bot_client, bot_account, alice):
+        ...register handlers on bot_client...
+        world.say(alice, bot_account, "/search foo")
+        await world.settle()            # all updates processed, handlers finished
+        assert world.chat_log(alice)[-1].text == "..."
+
+Any test using ``world`` runs with the network disabled (``no_network``): a socket connect or
+DNS lookup fails the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from telethon import TelegramClient
+
+from bot.simulator import SimUser, World, connect_client
+
+
+class NetworkAccessError(AssertionError):
+    """A simulator test tried to open a connection or resolve a name."""
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every outgoing connection and DNS lookup fail; returns the list of attempts."""
+    attempts: list[str] = []
+
+    def refuse(what: str):
+        def _refuse(*args, **kwargs):
+            attempts.append(f"{what}{args[1:] if what.startswith('socket.connect') else args}")
+            raise NetworkAccessError(f"network access in a simulator test: {what} {args!r}")
+        return _refuse
+
+    def refuse_async(what: str):
+        async def _refuse(*args, **kwargs):
+            attempts.append(f"{what}{args[1:]}")
+            raise NetworkAccessError(f"network access in a simulator test: {what} {args[1:]!r}")
+        return _refuse
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
+    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+    loop_cls = asyncio.BaseEventLoop
+    monkeypatch.setattr(loop_cls, "create_connection", refuse_async("loop.create_connection"))
+    monkeypatch.setattr(loop_cls, "sock_connect", refuse_async("loop.sock_connect"))
+    monkeypatch.setattr(loop_cls, "getaddrinfo", refuse_async("loop.getaddrinfo"))
+    return attempts
+
+
+@pytest.fixture
+async def world(no_network: list[str]) -> AsyncIterator[World]:
+    """A fresh, empty World (clock at 2025-12-01 12:00 UTC). Clients made from it are
+    disconnected at teardown, and the test fails if anything tried to use the network."""
+    w = World()
+    yield w
+    await w.close()
+    assert not no_network, f"network access attempted: {no_network}"
+
+
+@pytest.fixture
+def reader_account(world: World) -> SimUser:
+    """The user account whose session reads channels (``@chanwatch_reader``)."""
+    return world.add_user("Reader", username="chanwatch_reader")
+
+
+@pytest.fixture
+def bot_account(world: World) -> SimUser:
+    """The bot account (``@chanwatch_bot``); ``bot_account.bot_token`` logs a client in."""
+    return world.add_bot("chanwatch_bot", first_name="chanwatch")
+
+
+@pytest.fixture
+def alice(world: World) -> SimUser:
+    """A simulated subscriber with no client of her own: she acts through ``world.say``/``world.click``."""
+    return world.add_user("Alice", username="alice_sub")
+
+
+@pytest.fixture
+async def reader(world: World, reader_account: SimUser) -> TelegramClient:
+    """A connected user client logged in as ``reader_account``; flood waits are raised, never slept."""
+    return await connect_client(world, as_user=reader_account, flood_sleep_threshold=0)
+
+
+@pytest.fixture
+async def bot_client(world: World, bot_account: SimUser) -> TelegramClient:
+    """A connected bot client logged in as ``bot_account``; flood waits are raised, never slept."""
+    return await connect_client(world, as_user=bot_account, bot=True, flood_sleep_threshold=0)
