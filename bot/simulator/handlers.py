@@ -57,6 +57,15 @@ def _date_or_none(value: dt.datetime | None) -> dt.datetime | None:
     return value if value is not None and value.timestamp() > 0 else None
 
 
+def _bare_id(peer: Any) -> int | None:
+    """The bare user/chat/channel id of a Peer or InputPeer, if it has one."""
+    for attr in ("channel_id", "user_id", "chat_id"):
+        value = getattr(peer, attr, None)
+        if value:
+            return value
+    return None
+
+
 def _same_entities(a: Sequence[Any] | None, b: Sequence[Any] | None) -> bool:
     """Whether two entity lists serialise identically (None and [] are the same)."""
     return [bytes(e) for e in a or []] == [bytes(e) for e in b or []]
@@ -376,6 +385,56 @@ class Handlers:
         users, chats = self.world.entities_for(messages, me, extra=[d.peer for d in dialogs])
         return types.messages.PeerDialogs(dialogs=dialogs, messages=messages, chats=chats, users=users,
                                           state=self._state(me))
+
+    def messages_GetDialogs(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        items: list[tuple[Any, Any, Any]] = []  # (sort key, dialog, top message)
+        for ch in self.world.channels.values():
+            if me.id not in ch.members:
+                continue
+            top = max(ch.messages, default=0)
+            msg = self.world.render_channel_message(ch, ch.messages[top], me) if top else None
+            read = me.read_marks.get(ch.id, top)
+            dialog = make(types.Dialog, peer=ch.peer, top_message=top, read_inbox_max_id=read,
+                          read_outbox_max_id=top, unread_count=sum(1 for i in ch.messages if i > read),
+                          unread_mentions_count=0, unread_reactions_count=0,
+                          notify_settings=types.PeerNotifySettings(), pts=ch.pts)
+            items.append(((msg.date if msg else ch.date, top), dialog, msg))
+        others: dict[tuple[bool, int], Any] = {}
+        for entry in self.world.chat_log(me.id) + [e for c in self.world.chats.values()
+                                                   if me.id in c.members for e in self.world.chat_log(c.id)]:
+            if me.id in entry.ids:
+                key = (entry.is_group, entry.peer_id if entry.is_group or entry.sender_id == me.id
+                       else entry.sender_id)
+                others[key] = me.box[entry.ids[me.id]]
+        for (is_group, other_id), msg in others.items():
+            peer: Any = types.PeerChat(other_id) if is_group else types.PeerUser(other_id)
+            dialog = make(types.Dialog, peer=peer, top_message=msg.id, read_inbox_max_id=msg.id,
+                          read_outbox_max_id=msg.id, unread_count=0, unread_mentions_count=0,
+                          unread_reactions_count=0, notify_settings=types.PeerNotifySettings())
+            items.append(((msg.date, msg.id), dialog, msg))
+        items.sort(key=lambda t: t[0], reverse=True)
+        start = 0
+        offset_peer = _bare_id(req.offset_peer)
+        if offset_peer:
+            start = next((i + 1 for i, (_, d, _) in enumerate(items) if _bare_id(d.peer) == offset_peer), 0)
+        limit = max(1, min(req.limit or 100, 100))
+        chosen = items[start:start + limit]
+        dialogs = [d for _, d, _ in chosen]
+        messages = [m for _, _, m in chosen if m is not None]
+        users, chats = self.world.entities_for(messages, me, extra=[d.peer for d in dialogs])
+        if start == 0 and len(items) <= limit:
+            return types.messages.Dialogs(dialogs=dialogs, messages=messages, chats=chats, users=users)
+        return types.messages.DialogsSlice(count=len(items), dialogs=dialogs, messages=messages, chats=chats,
+                                           users=users)
+
+    def upload_GetFile(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        from . import media as _media
+        file_id = getattr(req.location, "id", None)
+        try:
+            data = _media.file_bytes(file_id, req.offset, req.limit)
+        except KeyError:
+            raise SimRpcError(400, "FILE_REFERENCE_EXPIRED") from None
+        return types.upload.File(type=types.storage.FileUnknown(), mtime=0, bytes=data)
 
     def channels_ReadHistory(self, session: SimSender, me: SimUser, req: Any) -> Any:
         ch = self._channel(me, req.channel)

@@ -16,10 +16,25 @@ from .tl import make, text_with_entities, wants_text_with_entities
 
 HOME_DC = 2
 _ids = itertools.count(5_000_000_000_001)
+#: Size in bytes of every photo/document made here, by id (``upload.GetFile`` serves them).
+FILE_SIZES: dict[int, int] = {}
 
 
 def _next_id() -> int:
     return next(_ids)
+
+
+def file_bytes(file_id: int, offset: int, limit: int) -> bytes:
+    """A deterministic slice of the content of file ``file_id`` (its bytes repeat its id)."""
+    size = FILE_SIZES.get(file_id)
+    if size is None:
+        raise KeyError(file_id)
+    pattern = file_id.to_bytes(8, "little")
+    end = min(size, offset + limit)
+    if offset >= end:
+        return b""
+    reps = (end // 8) + 1
+    return (pattern * reps)[offset:end]
 
 
 def _hash(value: int) -> int:
@@ -31,6 +46,7 @@ def photo(*, w: int = 1280, h: int = 720, size: int = 120_000, date: dt.datetime
           ) -> types.MessageMediaPhoto:
     """A photo message media with one ``PhotoSize``."""
     pid = _next_id()
+    FILE_SIZES[pid] = size
     return types.MessageMediaPhoto(photo=make(
         types.Photo, id=pid, access_hash=_hash(pid), file_reference=b"sim", date=date,
         sizes=[types.PhotoSize(type="y", w=w, h=h, size=size)], dc_id=HOME_DC,
@@ -41,6 +57,7 @@ def document(*, mime_type: str = "application/pdf", file_name: str = "file.pdf",
              attributes: list | None = None, date: dt.datetime | None = None) -> types.MessageMediaDocument:
     """A document message media (a file with a name)."""
     did = _next_id()
+    FILE_SIZES[did] = size
     attrs = list(attributes or []) + [types.DocumentAttributeFilename(file_name=file_name)]
     return make(types.MessageMediaDocument, document=make(
         types.Document, id=did, access_hash=_hash(did), file_reference=b"sim", date=date,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
+import logging
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +14,17 @@ from telethon import Button, TelegramClient, errors, events, functions, types
 from telethon.sessions import StringSession
 
 from bot.simulator import SimSender, World, connect_client, media, page
+
+
+@pytest.fixture(autouse=True)
+def telethon_stays_quiet(caplog):
+    """Telethon logs a warning when an answer does not fit what it expects (a missing message
+    mapping, a failed update loop...): any such record is a simulator bug."""
+    caplog.set_level(logging.WARNING, logger="telethon")
+    yield
+    noisy = [f"{r.name}: {r.getMessage()}" for r in caplog.records
+             if r.name.startswith("telethon") and r.levelno >= logging.WARNING]
+    assert not noisy, noisy
 
 
 def _reverse_iteration_stops_early() -> bool:
@@ -546,3 +558,46 @@ async def test_catch_up_gets_difference_for_lost_pushes(world, bot_client, bot_a
     world.say(alice, bot_account, "back")
     await world.settle()
     assert seen == ["while away", "back"]
+
+
+# -- dialogs, media download, integration with bot.telegram -----------------------------------------
+
+async def test_get_dialogs_lists_joined_channels_and_chats(world, reader, reader_account, bot_account):
+    chans = [world.add_channel(f"chan_{i:03d}", f"C{i}") for i in range(130)]
+    for i, ch in enumerate(chans):
+        world.join(ch, reader_account)
+        world.advance(60)
+        world.post(ch, f"news {i}")
+    world.add_channel("not_joined", "N")
+    world.advance(60)
+    await reader.send_message(bot_account.username, "/start")
+    dialogs = await reader.get_dialogs(limit=None)
+    names = [d.entity.username for d in dialogs]
+    assert names[0] == "chanwatch_bot"  # the most recent message
+    assert names[1:] == [f"chan_{i:03d}" for i in range(129, -1, -1)]
+    assert world.requests["messages.GetDialogs"] == 2
+
+
+async def test_download_media(world, reader):
+    ch = world.add_channel("rusembc", "Embassy")
+    world.post(ch, "doc", media=media.document(file_name="a.bin", size=300_000))
+    world.post(ch, "pic", media=media.photo(size=1000))
+    doc, pic = await reader.get_messages(ch.input_peer, ids=[1, 2])
+    data = await reader.download_media(doc, file=bytes)
+    assert len(data) == 300_000
+    assert len(await reader.download_media(pic, file=bytes)) == 1000
+
+
+async def test_works_with_the_bot_telegram_factories(world, bot_account, reader_account, tmp_path):
+    from bot.simulator import attach
+    from bot.telegram import make_bot_client, make_user_client, start_bot
+
+    bot = make_bot_client(api_id=12345, api_hash="0123456789abcdef")
+    attach(world, bot)
+    await start_bot(bot, bot_account.bot_token)
+    assert (await bot.get_me()).id == bot_account.id
+
+    user = make_user_client(api_id=12345, api_hash="0123456789abcdef", session_file=tmp_path / "reader")
+    attach(world, user, as_user=reader_account)
+    await user.connect()
+    assert (await user.get_me()).username == reader_account.username
