@@ -205,6 +205,8 @@ class World:
         #: auth key id -> account id: a saved session logs in as the same account again.
         self.authorizations: dict[int, int] = {}
         self._pending_callbacks: dict[int, tuple[asyncio.Future, ChatLogEntry, int]] = {}
+        #: Read by the tests' ``world`` fixture: when False, Telethon warnings fail the test.
+        self.tolerate_telethon_warnings = False
         from .handlers import Handlers  # local: handlers import this module
         self._handlers = Handlers(self)
 

@@ -20,6 +20,7 @@ DNS lookup fails the test.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -62,13 +63,22 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-async def world(no_network: list[str]) -> AsyncIterator[World]:
+async def world(no_network: list[str], caplog: pytest.LogCaptureFixture) -> AsyncIterator[World]:
     """A fresh, empty World (clock at 2025-12-01 12:00 UTC). Clients made from it are
-    disconnected at teardown, and the test fails if anything tried to use the network."""
+    disconnected at teardown. The test fails if anything tried to use the network, or if
+    Telethon logged a warning or error — an exception raised inside an event handler is only
+    *logged* by Telethon, as is an answer it cannot map. Opt out with
+    ``world.tolerate_telethon_warnings = True``."""
+    caplog.set_level(logging.WARNING, logger="telethon")
     w = World()
     yield w
     await w.close()
     assert not no_network, f"network access attempted: {no_network}"
+    if not w.tolerate_telethon_warnings:
+        records = caplog.get_records("setup") + caplog.get_records("call")
+        noisy = [f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text or ''}" if r.exc_info else "")
+                 for r in records if r.name.startswith("telethon") and r.levelno >= logging.WARNING]
+        assert not noisy, "Telethon logged warnings/errors:\n" + "\n".join(noisy)
 
 
 @pytest.fixture

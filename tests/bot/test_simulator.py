@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
-import logging
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,18 +13,6 @@ from telethon import Button, TelegramClient, errors, events, functions, types
 from telethon.sessions import StringSession
 
 from bot.simulator import SimSender, World, connect_client, media, page
-
-
-@pytest.fixture(autouse=True)
-def telethon_stays_quiet(caplog):
-    """Telethon logs a warning when an answer does not fit what it expects (a missing message
-    mapping, a failed update loop...): any such record is a simulator bug."""
-    caplog.set_level(logging.WARNING, logger="telethon")
-    yield
-    records = caplog.get_records("setup") + caplog.get_records("call")
-    noisy = [f"{r.name}: {r.getMessage()}" for r in records
-             if r.name.startswith("telethon") and r.levelno >= logging.WARNING]
-    assert not noisy, noisy
 
 
 def _reverse_iteration_stops_early() -> bool:
@@ -613,3 +600,15 @@ async def test_works_with_the_bot_telegram_factories(world, bot_account, reader_
     attach(world, user, as_user=reader_account)
     await user.connect()
     assert (await user.get_me()).username == reader_account.username
+
+
+async def test_a_failing_handler_fails_the_test(world, bot_client, bot_account, alice, caplog):
+    """The world fixture turns Telethon's logged handler errors into test failures."""
+    @bot_client.on(events.NewMessage())
+    async def broken(event):
+        raise RuntimeError("handler bug")
+
+    world.say(alice, bot_account, "hi")
+    await world.settle()
+    assert any("Unhandled exception" in r.getMessage() for r in caplog.get_records("call"))
+    world.tolerate_telethon_warnings = True  # this test wants the error
