@@ -18,6 +18,7 @@ import aiosqlite
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = 64 * 1024
 
 
 class StorageError(Exception):
@@ -46,6 +47,9 @@ def configure(conn: sqlite3.Connection) -> None:
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "memory":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # The dedup indexes (post_keys, fingerprints) are looked up at random: keep them in memory.
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute("PRAGMA temp_store = MEMORY")
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -75,18 +75,12 @@ def _register(conn: sqlite3.Connection, post_id: int, *keys: str | None) -> None
     )
 
 
-def _text_columns(body: str) -> dict[str, Any]:
+def _text_columns(body: str, a: text.Analysed | None = None) -> dict[str, Any]:
     """The post columns derived from its text (index, fingerprint, language)."""
-    tokens = text.words(body)
-    analysed = text.analyse(body)
+    a = a or text.analyse(body)
     return {
-        "text": body,
-        "words": analysed.words,
-        "stems": analysed.stems,
-        "tags": analysed.tags,
-        "fingerprint": text.fingerprint(tokens),
-        "word_count": len(tokens),
-        "language": text.language(body),
+        "text": body, "words": a.words, "stems": a.stems, "tags": a.tags,
+        "fingerprint": a.fingerprint, "word_count": a.word_count, "language": a.language,
     }
 
 
@@ -143,8 +137,8 @@ class _Ingest:
             )
 
     def _insert(self, record: MessageRecord) -> None:
-        tokens = text.words(record.text)
-        fp = text.fingerprint(tokens)
+        analysed = text.analyse(record.text)
+        fp = analysed.fingerprint
         ident = dedup.identify(record, fp)
         relation = ident.relation
         post_id = _lookup(self.conn, ident.key)
@@ -159,7 +153,7 @@ class _Ingest:
             ).fetchone()
             if sibling:
                 post_id, relation = sibling
-        if post_id is None and relation == "original" and len(tokens) >= dedup.COPY_MIN_WORDS:
+        if post_id is None and relation == "original" and analysed.word_count >= dedup.COPY_MIN_WORDS:
             post_id = self._find_copy(record, fp)
             if post_id is not None:
                 relation = "copy"
@@ -167,7 +161,7 @@ class _Ingest:
                     self._become_origin(post_id, record, ident.own_key)
                     relation = "original"
         if post_id is None:
-            post_id = self._create_post(record, ident.key)
+            post_id = self._create_post(record, ident.key, analysed)
             self.counts.new_posts.append(post_id)
         else:
             self._join(post_id, record, relation)
@@ -226,11 +220,11 @@ class _Ingest:
             "origin_author": fwd.post_author, "date": iso(fwd.date or record.date),
         }
 
-    def _create_post(self, record: MessageRecord, key: str) -> int:
+    def _create_post(self, record: MessageRecord, key: str, analysed: text.Analysed) -> int:
         columns = {
             "key": key,
             **self._origin_fields(record),
-            **_text_columns(record.text),
+            **_text_columns(record.text, analysed),
             "entities": _json(list(record.entities)),
             "media_kind": record.media.kind if record.media else None,
             "first_seen": self.now,
@@ -341,7 +335,7 @@ class _Ingest:
             self.conn, post_id, **_text_columns(record.text), entities=entities,
             text_date=iso(record.edit_date), edited_at=self.now,
         )
-        fp = text.fingerprint(text.words(record.text))
+        fp = text.analyse(record.text).fingerprint
         if fp:
             _register(self.conn, post_id, dedup.text_key(self.channel.id, fp))
         self.counts.edited_posts.append(post_id)

@@ -45,7 +45,6 @@ CREATE TABLE posts (
 );
 CREATE INDEX posts_date ON posts (date);
 CREATE INDEX posts_fingerprint ON posts (fingerprint);
-CREATE INDEX posts_origin ON posts (origin_channel_id, origin_message_id);
 
 -- Every key that leads to a post: its canonical key, and the own key of each message that joined it
 -- (album members, each forwarded part of an album), so dedup finds the post whatever arrives first.

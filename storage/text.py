@@ -26,21 +26,26 @@ _ru = Stemmer.Stemmer("russian")
 _en = Stemmer.Stemmer("english")
 
 
-def _strip_latin_accents(ch: str) -> str:
-    if "\u00c0" <= ch <= "\u024f":
-        base = unicodedata.normalize("NFD", ch)[0]
-        return base if base.isascii() else ch
-    return ch
+def _fold_table() -> dict[int, str | None]:
+    """One translate table: `ё` -> `е`, accented Latin -> its base letter, combining marks dropped."""
+    table: dict[int, str | None] = {ord("ё"): "е"}
+    for cp in range(0xC0, 0x250):
+        base = unicodedata.normalize("NFD", chr(cp))[0]
+        if base.isascii() and base != chr(cp):
+            table[cp] = base.lower()
+    for cp in range(0x10000):
+        if unicodedata.combining(chr(cp)):
+            table[cp] = None
+    return table
+
+
+_FOLD = _fold_table()
 
 
 def fold(text: str) -> str:
     """Case-, width- and accent-fold text the same way everywhere."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
-    if text.isascii():
-        return text
-    text = "".join(_strip_latin_accents(ch) for ch in text)
-    # Combining marks left behind (e.g. typed as separate code points) are not letters we index.
-    return "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return text if text.isascii() else text.translate(_FOLD)
 
 
 def words(text: str) -> list[str]:
@@ -89,8 +94,18 @@ def language(text: str) -> str | None:
     archive's readers filter on; it cannot tell French from English.
     """
     folded = fold(text)
-    cyr = len(_CYRILLIC.findall(folded))
-    lat = len(_LATIN.findall(folded))
+    return _language(_TOKEN.findall(folded), folded)
+
+
+def _language(tokens: list[str], folded: str) -> str | None:
+    """Letters in Cyrillic vs Latin tokens, counted on the tokens analyse already has."""
+    cyr = lat = 0
+    for token in tokens:
+        first = token[0]
+        if "\u0400" <= first <= "\u04ff":
+            cyr += len(token)
+        elif first.isalpha() and first <= "\u024f":
+            lat += len(token)
     if cyr == 0 and lat == 0:
         return None
     if cyr >= lat:
@@ -107,14 +122,26 @@ def fingerprint(tokens: list[str]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Analysed:
-    """The index columns of one text: space-joined words, stems and hashtags."""
+    """The index columns of one text: space-joined words, stems and hashtags, and text facts."""
 
     words: str
     stems: str
     tags: str
+    fingerprint: str | None
+    word_count: int
+    language: str | None
 
 
 def analyse(text: str) -> Analysed:
-    """Everything the index stores about a text."""
-    tokens = words(text)
-    return Analysed(" ".join(tokens), " ".join(stems(tokens)), " ".join(hashtags(text)))
+    """Everything the index stores about a text, folding it once."""
+    folded = fold(text)
+    tokens = _TOKEN.findall(folded)
+    tags: dict[str, None] = {}
+    for body in _HASHTAG.findall(folded):
+        token = "".join(_TOKEN.findall(body))
+        if token:
+            tags.setdefault(token, None)
+    return Analysed(
+        " ".join(tokens), " ".join(stems(tokens)), " ".join(tags),
+        fingerprint(tokens), len(tokens), _language(tokens, folded),
+    )
