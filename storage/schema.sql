@@ -15,6 +15,9 @@ CREATE TABLE channels (
                   CHECK (status IN ('ok', 'private', 'not_found', 'banned', 'error')),
     status_detail TEXT,
     failures      INTEGER NOT NULL DEFAULT 0,   -- consecutive failed polls, for backoff
+    retry_at      TEXT,                         -- no poll before this (backoff, flood wait)
+    backfill_before INTEGER,                    -- oldest message id a backfill has reached
+    backfill_done INTEGER NOT NULL DEFAULT 0,   -- backfill reached the start (or its --since)
     added_at      TEXT
 );
 CREATE INDEX channels_username ON channels (lower(username));
