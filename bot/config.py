@@ -1,0 +1,220 @@
+"""Settings from the environment and `.env` (python-dotenv), validated with one clear line per mistake.
+
+The environment wins over `.env`. Secrets (api hash, session, bot token) are never part of a repr or
+an error message: an error names the variable and how to fix it, never its value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+T = TypeVar("T")
+
+_BOT_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
+_API_HASH = re.compile(r"^[0-9a-fA-F]{32}$")
+_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+_LINK = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me)/(?:s/)?([A-Za-z0-9_]+)/?$")
+
+SECRET_NAMES = ("TG_API_HASH", "TG_SESSION", "TG_BOT_TOKEN")
+
+
+class ConfigError(Exception):
+    """A missing or bad setting: `variable` names it, the message says how to fix it."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(f"{variable}: {message}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything chanwatch reads from its environment."""
+
+    db_path: Path = Path("chanwatch.db")
+    api_id: int | None = None
+    api_hash: str | None = field(default=None, repr=False)
+    session: str | None = field(default=None, repr=False)
+    session_file: Path | None = None
+    bot_token: str | None = field(default=None, repr=False)
+    channels: tuple[str, ...] = ()
+    admins: frozenset[int] = frozenset()
+    alert_chat: int | None = None
+    keywords: tuple[str, ...] = ()
+    poll_interval: int = 60
+    recheck_interval: int = 900
+    recheck_window_ids: int = 200
+    recheck_window_days: int = 3
+    digest_schedule: str = "0 8 * * *"
+    timezone: str = "UTC"
+    join: bool = False
+    flood_max_wait: int = 60
+    server: tuple[str, int] | None = None
+    server_public_key: str | None = None
+    server_dc: int = 2
+
+    def secrets(self) -> list[str]:
+        """The secret values, for log redaction."""
+        return [s for s in (self.api_hash, self.session, self.bot_token) if s]
+
+    def require_telegram(self) -> None:
+        """Check the credentials that `chanwatch run` needs (the offline commands need none)."""
+        if self.api_id is None:
+            raise ConfigError("TG_API_ID", "not set; get api_id and api_hash at https://my.telegram.org "
+                              "(API development tools) and put them in .env")
+        if self.api_hash is None:
+            raise ConfigError("TG_API_HASH", "not set; it is shown next to api_id at https://my.telegram.org")
+        if self.session is None and self.session_file is None:
+            raise ConfigError("TG_SESSION", "no user session; run `chanwatch login` and set TG_SESSION "
+                              "(string session) or TG_SESSION_FILE")
+        if self.bot_token is None:
+            raise ConfigError("TG_BOT_TOKEN", "not set; create a bot with @BotFather and paste its token")
+
+
+def normalize_channel(value: str) -> str:
+    """`@name`, `name` or a t.me link -> `name`; raises ValueError for anything else."""
+    value = value.strip()
+    match = _LINK.match(value)
+    name = match.group(1) if match else value.removeprefix("@")
+    if not _USERNAME.match(name):
+        raise ValueError(f"{value!r} is not a channel username (5-32 letters, digits, _) or t.me link")
+    return name
+
+
+def _get(env: Mapping[str, str | None], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _parse(env: Mapping[str, str | None], name: str, convert: Callable[[str], T], default: T, hint: str) -> T:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        return convert(raw)
+    except (ValueError, TypeError, OSError) as exc:
+        shown = "" if name in SECRET_NAMES else f"; got {raw!r}"
+        raise ConfigError(name, f"{hint}{shown}") from exc
+
+
+def _positive(minimum: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        value = int(raw)
+        if value < minimum:
+            raise ValueError(raw)
+        return value
+    return convert
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _ids(raw: str) -> frozenset[int]:
+    return frozenset(int(part) for part in re.split(r"[,\s]+", raw) if part)
+
+
+def _channels(raw: str) -> tuple[str, ...]:
+    names = [normalize_channel(p) for p in re.split(r"[,\s]+", raw) if p]
+    return tuple(dict.fromkeys(names))
+
+
+def _server(raw: str) -> tuple[str, int]:
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not 0 < int(port) < 65536:
+        raise ValueError(raw)
+    return host.strip("[]"), int(port)
+
+
+def _cron(raw: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+
+    CronTrigger.from_crontab(raw)
+    return raw
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(raw) from exc
+    return raw
+
+
+def _token(pattern: re.Pattern[str]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError("bad format")
+        return raw
+    return convert
+
+
+def _pem(raw: str) -> str:
+    text = Path(raw).expanduser().read_text(encoding="ascii")
+    if "PUBLIC KEY" not in text:
+        raise ValueError(raw)
+    return text
+
+
+def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `.env` (or `env_file`) overlaid by the environment; raise ConfigError."""
+    environ = os.environ if environ is None else environ
+    path = Path(env_file) if env_file else Path(".env")
+    if env_file and not path.is_file():
+        raise ConfigError("--env-file", f"{path} does not exist or is not a file")
+    env: dict[str, str | None] = dict(dotenv_values(path)) if path.is_file() else {}
+    env.update(environ)
+    p = _parse
+    return Settings(
+        db_path=Path(_get(env, "CHANWATCH_DB") or "chanwatch.db").expanduser(),
+        api_id=p(env, "TG_API_ID", _positive(1), None,
+                 "must be the numeric api_id from https://my.telegram.org"),
+        api_hash=p(env, "TG_API_HASH", _token(_API_HASH), None,
+                   "must be the 32-character api_hash from https://my.telegram.org"),
+        session=_get(env, "TG_SESSION"),
+        session_file=p(env, "TG_SESSION_FILE", lambda r: Path(r).expanduser(), None, "must be a path"),
+        bot_token=p(env, "TG_BOT_TOKEN", _token(_BOT_TOKEN), None,
+                    "does not look like a bot token (123456:ABC...); copy it again from @BotFather"),
+        channels=p(env, "CHANWATCH_CHANNELS", _channels, (),
+                   "must be channel usernames or t.me links separated by commas, e.g. MFARussia,rusembc"),
+        admins=p(env, "CHANWATCH_ADMINS", _ids, frozenset(),
+                 "must be numeric Telegram user ids separated by commas (ask @userinfobot for yours)"),
+        alert_chat=p(env, "CHANWATCH_ALERT_CHAT", int, None,
+                     "must be a numeric chat id (a user id, or -100... for a group or channel)"),
+        keywords=p(env, "CHANWATCH_KEYWORDS", lambda r: tuple(q.strip() for q in r.split(";") if q.strip()),
+                   (), "must be search queries separated by ';'"),
+        poll_interval=p(env, "CHANWATCH_POLL_INTERVAL", _positive(5), 60,
+                        "must be a whole number of seconds, at least 5"),
+        recheck_interval=p(env, "CHANWATCH_RECHECK_INTERVAL", _positive(30), 900,
+                           "must be a whole number of seconds, at least 30"),
+        recheck_window_ids=p(env, "CHANWATCH_RECHECK_WINDOW", _positive(1), 200,
+                             "must be a whole number of messages, at least 1"),
+        recheck_window_days=p(env, "CHANWATCH_RECHECK_DAYS", _positive(0), 3,
+                              "must be a whole number of days"),
+        digest_schedule=p(env, "CHANWATCH_DIGEST_SCHEDULE", _cron, "0 8 * * *",
+                          "must be a cron expression with 5 fields, e.g. '0 8 * * *' for 08:00 daily"),
+        timezone=p(env, "CHANWATCH_TIMEZONE", _timezone, "UTC",
+                   "must be an IANA time zone name, e.g. Europe/Berlin or America/Toronto"),
+        join=p(env, "CHANWATCH_JOIN", _bool, False, "must be true or false"),
+        flood_max_wait=p(env, "CHANWATCH_FLOOD_MAX_WAIT", _positive(0), 60,
+                         "must be a whole number of seconds"),
+        server=p(env, "TG_SERVER", _server, None, "must be host:port, e.g. 149.154.167.40:443"),
+        server_public_key=p(env, "TG_SERVER_PUBLIC_KEY", _pem, None,
+                            "must be the path of a readable PEM file holding an RSA PUBLIC KEY"),
+        server_dc=p(env, "TG_SERVER_DC", _positive(1), 2, "must be a data-centre number, e.g. 2"),
+    )

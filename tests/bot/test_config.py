@@ -1,0 +1,104 @@
+"""Settings: defaults, parsing, and one clear line naming the variable for each mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_settings, normalize_channel
+
+HASH = "0123456789abcdef0123456789abcdef"
+TOKEN = "123456789:AAH-secret_token_value_abcdefghijklmno"
+
+
+def load(tmp_path: Path, **env: str) -> Settings:
+    """Settings from `env` alone (an empty .env, so a developer's own .env cannot leak in)."""
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    return load_settings(env_file=empty, environ=env)
+
+
+def test_defaults_need_no_variables(tmp_path):
+    settings = load(tmp_path)
+    assert settings.poll_interval == 60 and settings.channels == () and settings.api_id is None
+
+
+def test_values_are_parsed(tmp_path):
+    settings = load(
+        tmp_path, TG_API_ID="12345", TG_API_HASH=HASH, TG_BOT_TOKEN=TOKEN,
+        CHANWATCH_CHANNELS="@MFARussia, https://t.me/rusembc rusembc", CHANWATCH_ADMINS="1, 2",
+        CHANWATCH_ALERT_CHAT="-1001234", CHANWATCH_KEYWORDS="sanctions OR санкции; #Arctic",
+        CHANWATCH_JOIN="yes", TG_SERVER="[::1]:4430", CHANWATCH_DIGEST_SCHEDULE="30 7 * * 1-5",
+    )
+    assert settings.channels == ("MFARussia", "rusembc")
+    assert settings.admins == {1, 2} and settings.alert_chat == -1001234
+    assert settings.keywords == ("sanctions OR санкции", "#Arctic")
+    assert settings.join is True and settings.server == ("::1", 4430)
+
+
+def test_env_file_is_read_and_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("CHANWATCH_POLL_INTERVAL=120\nCHANWATCH_DB=/tmp/x.db\n")
+    settings = load_settings(env_file=env_file, environ={"CHANWATCH_POLL_INTERVAL": "30"})
+    assert settings.poll_interval == 30 and settings.db_path == Path("/tmp/x.db")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fix"),
+    [
+        ("TG_API_ID", "abc", "numeric api_id"),
+        ("CHANWATCH_POLL_INTERVAL", "1", "at least 5"),
+        ("CHANWATCH_CHANNELS", "MFARussia,not a channel!", "channel usernames"),
+        ("CHANWATCH_ADMINS", "me", "numeric Telegram user ids"),
+        ("CHANWATCH_DIGEST_SCHEDULE", "every day", "cron expression"),
+        ("CHANWATCH_TIMEZONE", "Mars/Olympus", "IANA time zone"),
+        ("CHANWATCH_JOIN", "maybe", "true or false"),
+        ("TG_SERVER", "localhost", "host:port"),
+        ("TG_SERVER_PUBLIC_KEY", "/nonexistent.pem", "PEM file"),
+    ],
+)
+def test_bad_value_names_the_variable_and_the_fix(tmp_path, name, value, fix):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **{name: value})
+    assert caught.value.variable == name
+    assert str(caught.value).startswith(f"{name}: ") and fix in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["TG_API_HASH", "TG_BOT_TOKEN"])
+def test_bad_secret_is_not_echoed(tmp_path, name):
+    secret = "not-valid-secret-123:xyz"
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **{name: secret})
+    assert secret not in str(caught.value)
+
+
+def test_secrets_stay_out_of_repr(tmp_path):
+    settings = load(tmp_path, TG_API_ID="1", TG_API_HASH=HASH, TG_BOT_TOKEN=TOKEN, TG_SESSION="1Aabc==")
+    assert HASH not in repr(settings) and TOKEN not in repr(settings) and "1Aabc" not in repr(settings)
+    assert set(settings.secrets()) == {HASH, TOKEN, "1Aabc=="}
+
+
+@pytest.mark.parametrize(
+    ("missing", "variable"),
+    [("TG_API_ID", "TG_API_ID"), ("TG_API_HASH", "TG_API_HASH"), ("TG_SESSION", "TG_SESSION"),
+     ("TG_BOT_TOKEN", "TG_BOT_TOKEN")],
+)
+def test_run_requires_each_credential_by_name(tmp_path, missing, variable):
+    env = {"TG_API_ID": "1", "TG_API_HASH": HASH, "TG_SESSION": "x", "TG_BOT_TOKEN": TOKEN}
+    del env[missing]
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, **env).require_telegram()
+    assert caught.value.variable == variable
+
+
+def test_missing_env_file_is_reported(tmp_path):
+    with pytest.raises(ConfigError, match="--env-file"):
+        load_settings(env_file=tmp_path / "nope.env", environ={})
+
+
+@pytest.mark.parametrize(
+    ("value", "name"), [("@rusembc", "rusembc"), ("t.me/s/MFARussia", "MFARussia"), ("rusembc", "rusembc")]
+)
+def test_channel_names_are_normalised(value, name):
+    assert normalize_channel(value) == name
