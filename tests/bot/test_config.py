@@ -102,3 +102,15 @@ def test_missing_env_file_is_reported(tmp_path):
 )
 def test_channel_names_are_normalised(value, name):
     assert normalize_channel(value) == name
+
+
+def test_example_config_loads_and_documents_every_setting():
+    example = Path(__file__).resolve().parents[2] / "config.example.env"
+    settings = load_settings(env_file=example, environ={})
+    assert settings.keywords == ("sanctions OR санкции", "#Arctic OR Арктика")
+    import re
+
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example.read_text(), re.M))
+    source = (Path(__file__).resolve().parents[2] / "bot" / "config.py").read_text()
+    used = set(re.findall(r'"((?:TG|CHANWATCH)_[A-Z0-9_]+)"', source))
+    assert used <= documented, f"undocumented: {used - documented}"
