@@ -1,0 +1,87 @@
+"""Formatting: escaping, highlights, snippets, sightings lines and the 4096-character limit."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.formatting import (
+    LIMIT,
+    carried_by,
+    cut,
+    escape,
+    highlight,
+    pack,
+    render_post,
+    snippet,
+    utf16_len,
+)
+from storage.records import Post, Sighting
+
+
+def make_post(text: str, sightings: tuple[Sighting, ...] = ()) -> Post:
+    return Post(
+        id=1, key="tg:1001:10", text=text, entities=(), date="2025-12-17T10:00:00+00:00", lang="en",
+        media_kind=None, origin_channel_id=1001, origin_username="MFARussia", origin_title="Russian MFA",
+        origin_message_id=10, origin_author=None, first_seen="2025-12-17T10:01:00+00:00", edited_at=None,
+        sightings=sightings,
+    )
+
+
+ORIGINAL = Sighting(1001, "MFARussia", "Russian MFA", 10, "2025-12-17T10:00:00+00:00", "original")
+FORWARDS = tuple(
+    Sighting(2000 + i, name, None, 500 + i, "2025-12-17T10:05:00+00:00", "forward")
+    for i, name in enumerate(["rusembc", "RussianEmbassyUK", "RusEmbUSA"])
+)
+
+
+def test_post_with_markup_characters_renders_as_text():
+    html = render_post(make_post("Use <b>bold</b> & *stars* _here_"))
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; *stars* _here_" in html
+    assert "<b>bold</b>" not in html
+
+
+def test_highlight_wraps_only_the_spans_and_escapes_the_rest():
+    text = "sanctions & <more> sanctions"
+    assert highlight(text, [(0, 9), (19, 28)]) == "<b>sanctions</b> &amp; &lt;more&gt; <b>sanctions</b>"
+
+
+def test_snippet_centres_on_the_first_match_with_ellipses():
+    text = "word " * 300 + "SANCTIONS" + " tail" * 300
+    start = text.index("SANCTIONS")
+    result = snippet(text, [(start, start + 9)], size=200)
+    assert result.startswith("…") and result.endswith("…") and "<b>SANCTIONS</b>" in result
+    assert len(result) < 260
+
+
+def test_carried_by_names_one_channel_and_counts_the_rest():
+    post = make_post("x", (ORIGINAL, *FORWARDS))
+    assert carried_by(post) == "forwarded by rusembc, +2 more"
+    assert carried_by(make_post("x", (ORIGINAL,))) is None
+
+
+def test_render_post_links_origin_and_sightings():
+    html = render_post(make_post("Statement", (ORIGINAL, *FORWARDS)))
+    assert '<a href="https://t.me/MFARussia/10">2025-12-17 10:00 UTC</a>' in html
+    assert '<a href="https://t.me/rusembc/500">rusembc/500</a>' in html
+
+
+def test_a_ten_thousand_character_post_stays_under_the_limit():
+    html = render_post(make_post("Заявление " * 1000, (ORIGINAL, *FORWARDS)))
+    assert utf16_len(html) <= LIMIT
+
+
+def test_cut_stops_at_a_word_boundary():
+    assert cut("alpha beta gamma delta", 14) == "alpha beta…"
+    assert cut("short", 14) == "short"
+
+
+@given(st.lists(st.text(min_size=0, max_size=3000), min_size=1, max_size=12))
+def test_pack_never_exceeds_the_limit_and_never_splits_a_tag(texts):
+    blocks = [f"<b>{escape(t)}</b>" for t in texts]
+    for message in pack(blocks).messages:
+        assert utf16_len(message) <= LIMIT
+        assert message.count("<b>") == message.count("</b>")
+        assert not re.search(r"&[a-z]*$", message)
