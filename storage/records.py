@@ -201,3 +201,41 @@ class Post:
         if self.origin_username:
             return f"https://t.me/{self.origin_username}/{self.origin_message_id}"
         return f"https://t.me/c/{self.origin_channel_id}/{self.origin_message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A chat that gets alerts: instantly or as a digest on a cron schedule in its time zone."""
+
+    chat_id: int
+    mode: str = "instant"
+    digest_schedule: str | None = None
+    timezone: str = "UTC"
+    paused: bool = False
+    paused_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A saved search owned by a subscriber chat: a post matching `query` alerts that chat."""
+
+    id: int
+    chat_id: int
+    query: str
+    active: bool = True
+    created_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One outbox row: a post to tell a chat about, with the rules it matched."""
+
+    id: int
+    chat_id: int
+    post_id: int
+    rule_ids: tuple[int, ...]
+    created_at: str
+    sent_at: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_try_at: str | None = None
