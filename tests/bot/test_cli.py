@@ -1,0 +1,257 @@
+"""The chanwatch CLI: every command through `main(argv)`; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import cli
+from bot.cli import main
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real" / "desktop_export"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "archive.db")
+
+
+@pytest.fixture
+def sample_db(db: str, capsys) -> str:
+    assert main(["--db", db, "import", "--sample", "--no-progress"]) == 0
+    capsys.readouterr()
+    return db
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def stats(capsys, db: str) -> dict[str, int]:
+    code, out, _ = run(capsys, "--db", db, "stats", "--json")
+    assert code == 0
+    return json.loads(out)
+
+
+# --- help and dispatch ------------------------------------------------------------------------------
+
+
+def test_python_dash_m_bot_help_runs_in_a_real_process():
+    done = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    for name in ("import", "export", "search", "stats", "--db"):
+        assert name in done.stdout
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "usage: chanwatch" in err
+
+
+def test_unknown_command_and_bad_numbers_are_usage_errors(capsys, db):
+    assert run(capsys, "frobnicate")[0] == 2
+    code, _, err = run(capsys, "--db", db, "search", "x", "--limit", "-1")
+    assert code == 2 and "must be 0 or more" in err and "Traceback" not in err
+
+
+def test_registered_commands_sync_and_async_are_dispatched(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("word")
+
+    @cli.command("echo", "say a word", add)
+    def echo(args: argparse.Namespace) -> int:
+        print(args.word, args.db)
+        return 3
+
+    @cli.command("later", "an async command")
+    async def later(args: argparse.Namespace) -> None:
+        print("awaited")
+
+    assert run(capsys, "--db", "x.db", "echo", "hi") == (3, "hi x.db\n", "")
+    assert run(capsys, "later") == (0, "awaited\n", "")
+    assert "echo" in cli.build_parser().format_help()
+
+
+def test_db_defaults_to_the_environment_and_may_follow_the_command(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CHANWATCH_DB", str(tmp_path / "env.db"))
+    assert cli.build_parser().parse_args(["stats"]).db == str(tmp_path / "env.db")
+    assert cli.build_parser().parse_args(["stats", "--db", "other.db"]).db == "other.db"
+    monkeypatch.delenv("CHANWATCH_DB")
+    assert cli.build_parser().parse_args(["stats"]).db == "chanwatch.db"
+
+
+# --- import -----------------------------------------------------------------------------------------
+
+
+def test_import_sample_dedups_forwards_and_is_idempotent(capsys, db):
+    code, out, err = run(capsys, "--db", db, "import", "--sample", "--no-progress")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    assert any("Foreign Ministry (sample)" in line and "12 messages" in line for line in lines)
+    assert any("Embassy in Canada (sample)" in line and "10 messages" in line for line in lines)
+    counts = stats(capsys, db)
+    assert counts["posts"] == 16 and counts["messages (sightings)"] == 22
+    assert counts["posts"] < counts["messages (sightings)"]
+    assert counts["forwards"] == 6 and counts["duplicates avoided"] == 6
+    assert counts["FTS rows"] == 16 and counts["channels"] == 2
+    code, out, _ = run(capsys, "--db", db, "import", "--sample", "--no-progress")
+    assert code == 0 and out.count("0 new,") == 2 and out.count(", 0 new posts") == 2
+    assert stats(capsys, db) == counts | {"database bytes": stats(capsys, db)["database bytes"]}
+
+
+def test_sample_content_is_marked_fictional():
+    folder = Path(cli.__file__).parent / "sample"
+    assert "fictional" in (folder / "README.md").read_text(encoding="utf-8").lower()
+    for name in cli.sample_files():
+        data = json.loads((folder / name).read_text(encoding="utf-8"))
+        assert "Fictional" in data["note"] and "(sample)" in data["name"]
+
+
+def test_import_real_desktop_export_prints_a_summary(capsys, db):
+    code, out, _ = run(capsys, "--db", db, "import", "--no-progress", str(REAL / "pachumarchive_result.json"))
+    assert code == 0
+    assert "desktop export of" in out and "6 messages (6 new" in out and "6 new posts" in out
+
+
+def test_import_missing_or_bad_files_exit_2_with_one_line_each(capsys, db, tmp_path):
+    code, _, err = run(capsys, "--db", db, "import", str(tmp_path / "missing.json"))
+    assert_one_line_error(code, err, "missing.json", "no such file")
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    code, _, err = run(capsys, "--db", db, "import", str(binary))
+    assert_one_line_error(code, err, "photo.jpg", "expected")
+    listing = tmp_path / "list.json"
+    listing.write_text("[]", encoding="utf-8")
+    code, _, err = run(capsys, "--db", db, "import", str(listing))
+    assert_one_line_error(code, err, "list.json", "JSON list")
+    code, _, err = run(capsys, "--db", db, "import")
+    assert_one_line_error(code, err, "--sample")
+
+
+def test_one_bad_file_does_not_stop_the_others(capsys, db, tmp_path):
+    code, out, err = run(capsys, "--db", db, "import", "--no-progress", str(tmp_path / "missing.json"),
+                         str(REAL / "pachumarchive_result.json"))
+    assert code == 2 and "6 new posts" in out and "no such file" in err
+
+
+def test_unusable_archive_paths_exit_2_with_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "--db", str(tmp_path), "import", "--sample")
+    assert_one_line_error(code, err, "directory")
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not an SQLite database, just some text" * 100)
+    code, _, err = run(capsys, "--db", str(garbage), "stats")
+    assert_one_line_error(code, err, "cannot open the archive", "garbage.db")
+    code, _, err = run(capsys, "--db", str(tmp_path / "none.db"), "stats")
+    assert_one_line_error(code, err, "no archive at")
+    assert not (tmp_path / "none.db").exists()
+
+
+# --- export -----------------------------------------------------------------------------------------
+
+
+def test_export_jsonl_to_stdout_round_trips_through_import(capsys, sample_db, tmp_path):
+    code, out, _ = run(capsys, "--db", sample_db, "export")
+    assert code == 0
+    posts = [json.loads(line) for line in out.splitlines()]
+    assert len(posts) == 16
+    forwarded = [p for p in posts if len(p["sightings"]) == 2]
+    assert len(forwarded) == 6
+    assert all(p["origin"]["title"] == "Foreign Ministry (sample)" for p in forwarded)
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text(out, encoding="utf-8")
+    fresh = str(tmp_path / "fresh.db")
+    assert run(capsys, "--db", fresh, "import", "--no-progress", str(dump))[0] == 0
+    assert run(capsys, "--db", fresh, "export")[1] == out
+
+
+def test_export_csv_to_a_file(capsys, sample_db, tmp_path):
+    target = tmp_path / "posts.csv"
+    code, out, err = run(capsys, "--db", sample_db, "export", "--format", "csv", "--out", str(target))
+    assert code == 0 and out == "" and "exported 16 posts" in err
+    rows = list(csv.DictReader(io.StringIO(target.read_text(encoding="utf-8"))))
+    assert len(rows) == 16
+    assert sum(r["sightings"].count("forward") for r in rows) == 6
+
+
+def test_export_to_an_unwritable_place_exits_2(capsys, sample_db, tmp_path):
+    target = tmp_path / "no" / "such" / "x.jsonl"
+    code, _, err = run(capsys, "--db", sample_db, "export", "--out", str(target))
+    assert_one_line_error(code, err, "cannot write")
+
+
+# --- search (needs storage.search) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def searchable():
+    pytest.importorskip("storage.search")
+    pytest.importorskip("storage.query")
+
+
+def test_search_shows_forwarded_by_and_links(capsys, sample_db, searchable):
+    code, out, err = run(capsys, "--db", sample_db, "search", "санкции OR sanctions")
+    assert code == 0, err
+    assert "forwarded by Embassy in Canada (sample)" in out
+    assert "Foreign Ministry (sample)" in out
+    assert "https://t.me/c/9000000001/101" in out
+
+
+def test_search_json_lines(capsys, sample_db, searchable):
+    code, out, _ = run(capsys, "--db", sample_db, "search", "sanctions", "--json", "--limit", "50")
+    assert code == 0
+    posts = [json.loads(line) for line in out.splitlines()]
+    assert posts
+    for post in posts:
+        assert {"post_id", "text", "origin", "sightings"} <= set(post)
+        assert {"channel_id", "username", "title", "message_id", "date"} <= set(post["origin"])
+        for s in post["sightings"]:
+            assert {"channel_id", "username", "message_id", "date", "relation", "url"} <= set(s)
+    statement = next(p for p in posts if p["origin"]["message_id"] == 101)
+    assert [(s["channel_id"], s["relation"]) for s in statement["sightings"]] == [
+        (9000000001, "original"), (9000000002, "forward"),
+    ]
+
+
+def test_search_paging(capsys, sample_db, searchable):
+    _, everything, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--json")
+    ids = [json.loads(line)["post_id"] for line in everything.splitlines()]
+    _, page, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--json",
+                     "--limit", "2", "--offset", "1")
+    assert [json.loads(line)["post_id"] for line in page.splitlines()] == ids[1:3]
+
+
+def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db, searchable):
+    code, out, err = run(capsys, "--db", sample_db, "search", "canada AND (")
+    assert code == 2 and out == ""
+    assert "Traceback" not in err and "bad query" in err and "example: chanwatch search" in err
+
+
+def test_export_with_a_query(capsys, sample_db, searchable):
+    code, out, _ = run(capsys, "--db", sample_db, "export", "#RussiaCanada")
+    assert code == 0
+    posts = [json.loads(line) for line in out.splitlines()]
+    assert posts and all("#RussiaCanada" in p["text"] for p in posts)
+    code, _, err = run(capsys, "--db", sample_db, "export", '"unclosed')
+    assert code == 2 and "Traceback" not in err
