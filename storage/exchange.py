@@ -146,11 +146,14 @@ def detect_format(path: Path) -> str:
     if not stripped.startswith("{"):
         kind = "a JSON list" if stripped.startswith("[") else "not JSON"
         raise ExchangeError(f"{path}: {kind}; {expected}")
-    first_line = stripped.split("\n", 1)[0]
+    if stripped.startswith("{\n") or stripped.startswith("{\r\n"):
+        return "desktop"  # pretty-printed, as Telegram Desktop writes it; _load_desktop checks it
     try:
+        with path.open(encoding="utf-8-sig") as fh:
+            first_line = next((line for line in fh if line.strip()), "")
         first = json.loads(first_line)
-    except json.JSONDecodeError:
-        return "desktop"  # a pretty-printed object spans lines; _load_desktop checks it
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return "desktop"  # _load_desktop says what is wrong with it
     if isinstance(first, dict) and "post_id" in first:
         return "jsonl"
     return "desktop"
@@ -412,6 +415,8 @@ def _post_ids(conn: sqlite3.Connection, query: str | None) -> Iterator[list[int]
             last = ids[-1]
     from storage import search  # imported here: export of everything needs no query language
 
+    if hasattr(search, "register_functions"):
+        search.register_functions(conn)
     offset = 0
     while True:
         page = search.search(conn, query, limit=EXPORT_PAGE, offset=offset)

@@ -284,6 +284,15 @@ def test_jsonl_round_trip_is_identical_and_reimport_is_idempotent(conn, tmp_path
     assert snapshot(fresh) == before
 
 
+def test_jsonl_with_long_lines_is_recognised(conn, tmp_path):
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "long " * 5000)))
+    path = tmp_path / "long.jsonl"
+    path.write_text(export(conn), encoding="utf-8")
+    assert path.stat().st_size > 20000
+    assert detect_format(path) == "jsonl"
+    assert import_file(connect_sync(":memory:"), path, progress=False).posts_new == 1
+
+
 def test_jsonl_lines_carry_provenance_sightings_and_versions(conn):
     build_archive(conn)
     lines = [json.loads(line) for line in export(conn).splitlines()]
