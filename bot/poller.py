@@ -47,6 +47,7 @@ __all__ = [
     "PollReport",
     "Poller",
     "RecheckReport",
+    "RequestStats",
     "Requests",
     "ResolveOutcome",
     "backoff",
@@ -203,7 +204,7 @@ async def load_channel(db: Database, *, channel_id: int | None = None,
 
 
 @dataclass(slots=True)
-class _Stats:
+class RequestStats:
     """What one channel's work cost: requests, pages, flood seconds slept."""
 
     requests: int = 0
@@ -242,7 +243,7 @@ class Requests:
         self.count = 0
         self.flood_slept = 0.0
 
-    async def __call__(self, kind: str, request: TLRequest, *, stats: _Stats | None = None,
+    async def __call__(self, kind: str, request: TLRequest, *, stats: RequestStats | None = None,
                        via: Callable[[TLRequest], Awaitable[Any]] | None = None) -> Any:
         """Send `request` (through `via`, e.g. a takeout client, if given) and return the answer."""
         send = via or self.client
@@ -663,7 +664,7 @@ class Poller:
                               state.status)
             elif state.access_hash is None:
                 results.append(await self._fail(state, ValueError(
-                    "no access_hash stored: resolve the channel (resolve_channels) first"), _Stats()))
+                    "no access_hash stored: resolve the channel (resolve_channels) first"), RequestStats()))
             else:
                 due.append(state)
         to_fetch: list[tuple[ChannelState, bool]] = [(s, False) for s in due]
@@ -673,7 +674,7 @@ class Poller:
             idle: list[Channel] = []
             for state in due:
                 if state.id in failed:
-                    results.append(await self._fail(state, failed[state.id], _Stats()))
+                    results.append(await self._fail(state, failed[state.id], RequestStats()))
                 elif state.id in fallback:
                     to_fetch.append((state, False))
                 elif state.id not in tops:
@@ -738,7 +739,7 @@ class Poller:
 
     async def _poll_channel(self, state: ChannelState, join_first: bool) -> ChannelPoll:
         """Fetch one channel's new messages; every failure is recorded on its row, never raised."""
-        stats = _Stats()
+        stats = RequestStats()
         async with self._semaphore:
             try:
                 if join_first:
@@ -749,7 +750,7 @@ class Poller:
             except Exception as exc:  # one channel never stops the others
                 return await self._fail(state, exc, stats)
 
-    async def _join(self, state: ChannelState, stats: _Stats) -> None:
+    async def _join(self, state: ChannelState, stats: RequestStats) -> None:
         """Join a channel the dialogs did not list (so later cycles see it in GetPeerDialogs)."""
         try:
             await self.requests("join_channel", functions.channels.JoinChannelRequest(state.input_channel),
@@ -760,7 +761,7 @@ class Poller:
         except errors.ChannelsTooMuchError:
             self.log.warning("cannot join %s: too many channels joined; polling it by history", state.name)
 
-    async def _fetch_new(self, state: ChannelState, stats: _Stats) -> ChannelPoll:
+    async def _fetch_new(self, state: ChannelState, stats: RequestStats) -> ChannelPoll:
         """Newest-first pages down to the cursor; the cursor moves only with the last page."""
         cursor = state.cursor
         channel = state.channel()
@@ -798,7 +799,7 @@ class Poller:
         return ChannelPoll(state.id, channel.username, "ok", new, updated, stats.pages, stats.requests,
                            highest, stats.flood_slept, new_post_ids=tuple(post_ids))
 
-    async def _defer(self, state: ChannelState, exc: FloodDeferred, stats: _Stats) -> ChannelPoll:
+    async def _defer(self, state: ChannelState, exc: FloodDeferred, stats: RequestStats) -> ChannelPoll:
         """A long flood wait: keep the status, retry when Telegram allows."""
         now = iso(self.now()) or ""
         try:
@@ -811,7 +812,7 @@ class Poller:
                            cursor=state.cursor, flood_slept=stats.flood_slept, deferred_until=exc.retry_at,
                            retry_at=exc.retry_at, error=str(exc))
 
-    async def _fail(self, state: ChannelState, exc: BaseException, stats: _Stats) -> ChannelPoll:
+    async def _fail(self, state: ChannelState, exc: BaseException, stats: RequestStats) -> ChannelPoll:
         """Mark the channel failed (status from the error) and back off exponentially."""
         status, detail = classify_error(exc)
         now = self.now()
@@ -855,7 +856,7 @@ class Poller:
         return RecheckReport(started, tuple(results), self.requests.count - count0)
 
     async def _recheck_channel(self, state: ChannelState, window_ids: int, since: str) -> ChannelRecheck:
-        stats = _Stats()
+        stats = RequestStats()
         async with self._semaphore:
             try:
                 return await self._recheck(state, window_ids, since, stats)
@@ -866,7 +867,7 @@ class Poller:
             return ChannelRecheck(state.id, state.username, poll.status, requests=stats.requests,
                                   error=poll.error)
 
-    async def _recheck(self, state: ChannelState, window_ids: int, since: str, stats: _Stats
+    async def _recheck(self, state: ChannelState, window_ids: int, since: str, stats: RequestStats
                        ) -> ChannelRecheck:
         stored = await self.db.run(_recent_window, state.id, window_ids, since)
         ids = sorted(stored, reverse=True)
