@@ -1,0 +1,236 @@
+"""Search over an archive filled through ingest: inflections, filters, order, paging, snippets, loaders."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from storage.database import Database, connect_sync
+from storage.ingest import ingest, ingest_batch
+from storage.query import QueryError, parse
+from storage.records import Batch
+from storage.search import (
+    highlight_spans,
+    load_docs,
+    load_posts,
+    register_functions,
+    search,
+    snippet,
+)
+from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
+
+TEXTS = {
+    # MFA originals, one per minute from T0
+    10: "Канада ввела новые санкции против России",
+    11: "Посол России в Канаде вручил ноту протеста",
+    12: "Из Канады поступил ответ: санкций не будет",
+    13: "Новая санкция затронула банки",
+    14: "Canada announced new sanctions",
+    15: "The sanction was lifted",
+    16: "Companies sanctioned by Ottawa #Sanctions",
+    17: STATEMENT,
+    18: STATEMENT_RU,
+}
+
+
+@pytest.fixture
+def conn() -> sqlite3.Connection:
+    conn = connect_sync(":memory:")
+    ingest_batch(conn, batch(MFA, *(msg(MFA, i, t, minutes=i) for i, t in TEXTS.items())))
+    ingest_batch(conn, batch(
+        EMBASSY,
+        fwd(EMBASSY, 500, MFA, 17, STATEMENT, minutes=60, origin_minutes=17),
+        msg(EMBASSY, 501, "Консульский приём 20 декабря не проводится", minutes=61),
+    ))
+    ingest_batch(conn, batch(
+        EMBASSY_UK,
+        fwd(EMBASSY_UK, 70, MFA, 17, STATEMENT, minutes=62, origin_minutes=17),
+        msg(EMBASSY_UK, 71, "Arctic council: statement on cooperation", minutes=63),
+    ))
+    return conn
+
+
+def post_id(conn: sqlite3.Connection, channel_id: int, message_id: int) -> int:
+    return conn.execute(
+        "SELECT post_id FROM messages WHERE channel_id = ? AND message_id = ?", (channel_id, message_id)
+    ).fetchone()[0]
+
+
+def found(conn: sqlite3.Connection, query: str) -> set[int]:
+    """(channel, message) of the MFA originals / first sightings found by `query`."""
+    page = search(conn, query, limit=1000)
+    assert page.total == len(page.posts)
+    return {p.sightings[0].message_id for p in page.posts}
+
+
+@pytest.mark.parametrize("word", ["Канада", "Канаде", "Канады", "канаду"])
+def test_russian_inflections_of_canada(conn, word):
+    assert found(conn, word) >= {10, 11, 12}
+    assert found(conn, word) == {10, 11, 12, 18}  # 18: "Канадой"
+
+
+@pytest.mark.parametrize("word", ["санкция", "санкции", "санкций"])
+def test_russian_inflections_of_sanction(conn, word):
+    assert found(conn, word) == {10, 12, 13, 18}
+
+
+@pytest.mark.parametrize("word", ["sanction", "sanctions", "sanctioned", "SANCTIONS"])
+def test_english_inflections_of_sanction(conn, word):
+    assert found(conn, word) == {14, 15, 16, 17}
+
+
+def test_phrase_is_exact_and_not_stemmed(conn):
+    assert found(conn, '"new sanctions"') == {14, 17}
+    assert found(conn, '"new sanction"') == set()
+    assert found(conn, '"foreign minister"') == {17}
+
+
+def test_prefix_and_hashtag(conn):
+    assert found(conn, "sanct*") == {14, 15, 16, 17}
+    assert found(conn, "санкц*") == {10, 12, 13, 18}
+    assert found(conn, "#sanctions") == {16}
+    assert found(conn, "#МИД") == {18}
+
+
+def test_boolean_operators(conn):
+    assert found(conn, "canada sanctions") == {14, 17}
+    assert found(conn, "canada OR arctic") == {14, 17, 71}
+    assert found(conn, "sanctions -canada") == {15, 16}
+    assert found(conn, "sanctions NOT (canada OR ottawa)") == {15}
+
+
+def test_channel_filter_sees_every_sighting(conn):
+    statement = post_id(conn, MFA.id, 17)
+    assert {p.id for p in search(conn, "channel:rusembc").posts} == {
+        statement, post_id(conn, EMBASSY.id, 501)
+    }
+    assert found(conn, "statement channel:RussianEmbassyUK") == {17, 71}
+    assert found(conn, f"statement channel:-100{EMBASSY_UK.id}") == {17, 71}
+    assert found(conn, "statement -channel:rusembc") == {71}
+
+
+def test_from_filter(conn):
+    assert found(conn, "statement from:mfarussia") == {17}
+    assert found(conn, 'statement from:"Russian MFA"') == {17}
+    assert found(conn, f"statement from:{MFA.id}") == {17}
+    assert found(conn, "statement -from:@MFARussia") == {71}
+
+
+def test_date_filters_are_inclusive_days(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 30, "canada tomorrow", minutes=24 * 60)))
+    assert found(conn, "canada until:2025-12-17") == {14, 17}
+    assert found(conn, "canada since:2025-12-18") == {30}
+    assert found(conn, "canada since:2025-12-17 until:2025-12-18") == {14, 17, 30}
+
+
+def test_lang_and_is_filters(conn):
+    assert found(conn, "statement lang:en") == {17, 71}
+    assert found(conn, "канада lang:en") == set()
+    assert found(conn, "statement is:forward") == {17}
+    assert found(conn, "statement -is:forward") == {71}
+    assert found(conn, "statement is:original") == {17, 71}
+
+
+def test_edited_and_deleted(conn):
+    edited = msg(MFA, 15, "The sanction was extended", minutes=15, edit_date=T0 + timedelta(hours=2))
+    ingest_batch(conn, batch(MFA, edited))
+    ingest_batch(conn, Batch(channel=MFA, deleted_ids=(13,)))
+    assert found(conn, "extended is:edited") == {15}
+    assert found(conn, "lifted") == set()
+    assert found(conn, "sanction is:edited") == {15}
+    assert found(conn, "санкция is:deleted") == {13}
+    assert found(conn, "санкция -is:deleted") == {10, 12, 18}
+
+
+def test_newest_first_paging_and_total(conn):
+    page = search(conn, "sanctions OR санкции", limit=3)
+    assert page.total == 8
+    minutes = [p.sightings[0].message_id for p in page.posts]
+    assert minutes == [18, 17, 16]
+    second = search(conn, "sanctions OR санкции", limit=3, offset=3)
+    assert [p.sightings[0].message_id for p in second.posts] == [15, 14, 13]
+    assert second.total == 8
+
+
+def test_sort_rank_orders_by_bm25(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 40, "arctic arctic arctic arctic", minutes=1)))
+    page = search(conn, "arctic sort:rank")
+    assert [p.sightings[0].message_id for p in page.posts] == [40, 71]
+    assert [p.sightings[0].message_id for p in search(conn, "arctic").posts] == [71, 40]
+    # no positive text to rank by: falls back to date
+    assert [p.sightings[0].message_id for p in search(conn, "channel:rusembc sort:rank").posts] == [501, 17]
+
+
+def test_search_accepts_a_parsed_query_and_raises_query_errors(conn):
+    q = parse("canada")
+    assert search(conn, q).query is q
+    with pytest.raises(QueryError):
+        search(conn, 'canada "oops')
+    with pytest.raises(ValueError):
+        search(conn, "canada", limit=-1)
+
+
+def test_post_has_sightings_and_snippet(conn):
+    page = search(conn, '"foreign minister"')
+    (post,) = page.posts
+    assert post.text == STATEMENT
+    assert [(s.channel_id, s.message_id, s.relation) for s in post.sightings] == [
+        (MFA.id, 17, "original"), (EMBASSY.id, 500, "forward"), (EMBASSY_UK.id, 70, "forward")
+    ]
+    assert post.sightings[1].url == "https://t.me/rusembc/500"
+    assert post.snippet == STATEMENT
+
+
+def test_load_posts_keeps_order_and_skips_unknown(conn):
+    a, b = post_id(conn, MFA.id, 10), post_id(conn, MFA.id, 17)
+    assert [p.id for p in load_posts(conn, [b, 999_999, a, b])] == [b, a]
+
+
+def test_load_docs(conn):
+    (doc,) = load_docs(conn, [post_id(conn, MFA.id, 17)])
+    assert doc.words[:4] == ("statement", "by", "foreign", "minister")
+    assert doc.stems[3] == "minist"
+    assert doc.tags == {"mfa"}
+    assert doc.origin == {"mfarussia", str(MFA.id), "russian mfa"}
+    assert doc.channels == {
+        "mfarussia", str(MFA.id), "rusembc", str(EMBASSY.id), "russianembassyuk", str(EMBASSY_UK.id)
+    }
+    assert doc.relations == {"original", "forward"}
+    assert (doc.edited, doc.deleted, doc.lang) == (False, False, "en")
+
+
+def test_register_functions_is_idempotent(conn):
+    register_functions(conn)
+    register_functions(conn)
+    row = conn.execute("SELECT chanwatch_fold('ЁЛКА Café'), chanwatch_name('Russian MFA 🇷🇺')").fetchone()
+    assert tuple(row) == ("елка cafe", "russian mfa")
+
+
+def test_highlight_spans():
+    q = parse('канада sanction* "foreign minister" #MFA -visa')
+    text = "Foreign Minister: Канаде, Sanctions! visa #MFA"
+    spans = highlight_spans(text, q)
+    assert [text[a:b] for a, b in spans] == ["Foreign Minister", "Канаде", "Sanctions", "#MFA"]
+
+
+def test_snippet_window():
+    text = "word " * 100 + "target here " + "tail " * 100
+    q = parse("target")
+    cut = snippet(text, highlight_spans(text, q))
+    assert cut.startswith("…") and cut.endswith("…")
+    assert "target here" in cut
+    assert len(cut) <= 202
+    assert snippet("short", []) == "short"
+    assert snippet("x " * 200, []).endswith("…")
+
+
+async def test_runs_through_database_run():
+    db = await Database.open(":memory:")
+    try:
+        await db.transaction(ingest, batch(MFA, msg(MFA, 1, "Canada")))
+        page = await db.run(search, "canada")
+        assert page.total == 1
+    finally:
+        await db.close()
