@@ -121,12 +121,16 @@ def _query_error_class() -> type[BaseException] | None:
     return QueryError
 
 
-def _error_text(exc: BaseException) -> str:
-    """How an error reads on stderr; a query error also shows a query that works."""
+def _error_text(exc: BaseException, query: str | None = None) -> str:
+    """How an error reads on stderr; a query error points at the culprit and shows a query that works."""
     query_error = _query_error_class()
     text = str(exc).rstrip() or type(exc).__name__
     if query_error is not None and isinstance(exc, query_error):
-        return f"{PROG}: bad query: {text}\n{QUERY_EXAMPLE}"
+        lines = [f"{PROG}: bad query: {text}"]
+        position = getattr(exc, "position", None)
+        if query and "\n" not in query and isinstance(position, int) and 0 <= position <= len(query):
+            lines += [f"  {query}", "  " + " " * position + "^"]
+        return "\n".join([*lines, QUERY_EXAMPLE])
     return f"{PROG}: {text}"
 
 
@@ -146,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(_await(result))
         return EXIT_OK if result is None else int(result)
     except _user_errors() as exc:
-        print(_error_text(exc), file=sys.stderr)
+        print(_error_text(exc, getattr(args, "query", None)), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

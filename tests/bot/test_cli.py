@@ -246,6 +246,7 @@ def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db, sea
     code, out, err = run(capsys, "--db", sample_db, "search", "canada AND (")
     assert code == 2 and out == ""
     assert "Traceback" not in err and "bad query" in err and "example: chanwatch search" in err
+    assert "position 11" in err and "\n  canada AND (\n             ^\n" in err
 
 
 def test_export_with_a_query(capsys, sample_db, searchable):
