@@ -198,15 +198,21 @@ async def backfill(
     stopped_by = "start"
     channel = state.channel()
     async with _takeout_session(client, takeout) as via:
+        def fetch(offset_id: int) -> asyncio.Task:
+            """Ask for the page below `offset_id` (in the background while the previous commits)."""
+            return asyncio.ensure_future(requests("get_history", functions.messages.GetHistoryRequest(
+                peer=state.input_peer, offset_id=offset_id, offset_date=None, add_offset=0,
+                limit=page_size, max_id=0, min_id=0, hash=0,
+            ), stats=stats, via=via))
+
+        pending: asyncio.Task | None = None
         try:
             while True:
                 if limit is not None and taken >= limit:
                     stopped_by = "limit"
                     break
-                answer = await requests("get_history", functions.messages.GetHistoryRequest(
-                    peer=state.input_peer, offset_id=low or 0, offset_date=None, add_offset=0,
-                    limit=page_size, max_id=0, min_id=0, hash=0,
-                ), stats=stats, via=via)
+                answer = await (pending or fetch(low or 0))
+                pending = None
                 stats.pages += 1
                 page = sorted((m for m in answer.messages if getattr(m, "id", 0) > 0),
                               key=lambda m: m.id, reverse=True)
@@ -224,15 +230,17 @@ async def backfill(
                 if since_at is not None and page[-1].date < since_at:
                     page = [m for m in page if m.date >= since_at]
                     stopped_by, reached_start = "since", True
-                if limit is not None and taken + len(page) > limit:
+                if limit is not None and taken + len(page) >= limit:
                     page = page[:limit - taken]
                     stopped_by = "limit"
                 if not page:
                     await db.transaction(_mark_done, state.id)
                     break
+                done = reached_start and stopped_by != "limit"
+                if not done and stopped_by != "limit":
+                    pending = fetch(page[-1].id)  # overlap the next request with this page's commit
                 channel = refreshed(channel, answer.chats)
                 records = records_of(page, answer.chats, state.id)
-                done = reached_start and stopped_by != "limit"
                 batch = Batch(channel, tuple(records))
                 result = await db.transaction(_commit_page, batch, now(), after_ingest, page[-1].id,
                                               page[0].id, done)
@@ -245,6 +253,10 @@ async def backfill(
                 if done or stopped_by == "limit":
                     break
         finally:
+            if pending is not None:  # stopped by an error: the prefetched page is not needed
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
             if bar is not None:
                 bar.close()
     row_done = await db.run(_is_done, state.id)

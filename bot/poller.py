@@ -457,13 +457,18 @@ async def _join_all(
             await requests("join_channel", functions.channels.JoinChannelRequest(state.input_channel))
         except errors.UserAlreadyParticipantError:
             continue
-        except (FloodDeferred, errors.RPCError, OSError) as exc:
-            status, detail = ("ok", str(exc)) if isinstance(exc, FloodDeferred) else classify_error(exc)
-            if status != "ok":
-                await db.transaction(_set_status, cid, status, detail)
+        except FloodDeferred as exc:
+            logger.warning("join %s deferred: %s", state.name, exc)
+            outcomes[index] = replace(outcomes[index], detail=f"not joined: {exc}", retry_at=exc.retry_at)
+            continue
+        except (errors.RPCError, OSError) as exc:
+            status, detail = classify_error(exc)
             logger.warning("join %s failed: %s", state.name, detail)
-            outcomes[index] = replace(outcomes[index], status=status if status != "ok" else "ok",
-                                      detail=detail)
+            if status != "error":  # private / banned / gone: the row says so; otherwise poll by history
+                await db.transaction(_set_status, cid, status, detail)
+                outcomes[index] = replace(outcomes[index], status=status, detail=detail)
+            else:
+                outcomes[index] = replace(outcomes[index], detail=f"not joined: {detail}")
             continue
         logger.info("joined %s", state.name)
         outcomes[index] = replace(outcomes[index], joined=True)
@@ -686,13 +691,21 @@ class Poller:
                     idle.append(Channel(state.id, username, title))
                     results.append(ChannelPoll(state.id, username or state.username, "ok",
                                                cursor=state.cursor))
+                    self.log.info("poll %s: 0 new, top message %d <= cursor %d (dialogs), ok",
+                                  state.name, tops[state.id], state.cursor)
             if idle:
                 await self.db.transaction(_mark_idle, idle, iso(started) or "")
         results += await asyncio.gather(*(self._poll_channel(s, join) for s, join in to_fetch))
         order = {s.id: i for i, s in enumerate(states)}
         results.sort(key=lambda r: order.get(r.channel_id, 0))
-        return PollReport(started, tuple(results), self.requests.count - count0,
-                          self.requests.flood_slept - slept0)
+        report = PollReport(started, tuple(results), self.requests.count - count0,
+                            self.requests.flood_slept - slept0)
+        failed = sum(1 for r in results if r.error and r.deferred_until is None)
+        self.log.info("poll cycle: %d channels, %d new messages, %d requests, %d skipped, %d deferred, "
+                      "%d failed", len(results), report.new_messages, report.requests,
+                      sum(r.skipped for r in results), sum(r.deferred_until is not None for r in results),
+                      failed)
+        return report
 
     async def _dialog_tops(self, due: Sequence[ChannelState]) -> tuple[
         dict[int, int], dict[int, tuple[str | None, str | None]], dict[int, BaseException], set[int]

@@ -471,3 +471,37 @@ async def test_banned_and_invalid_access_hash(world, reader, db, monkeypatch):
     chans[1].access_hash += 1  # the stored hash no longer works: CHANNEL_INVALID
     report = await make_poller(db, reader, world).poll_once()
     assert [c.status for c in report.channels] == ["banned", "not_found"]
+
+
+async def test_resolve_with_join_joins_only_channels_not_joined(world, reader, reader_account, db):
+    chans = [world.add_channel(f"chanj{i}", f"J{i}") for i in range(4)]
+    world.join(chans[0], reader_account)
+    await resolve_channels(db, reader, [c.username for c in chans[:2]])  # stored, not joined by us
+    world.reset_requests()
+    outcomes = await resolve_channels(db, reader, [c.username for c in chans], join=True)
+    assert [o.joined for o in outcomes] == [False, True, True, True]
+    assert world.requests["channels.GetChannels"] == 1  # membership of the two stored ones
+    assert world.requests["channels.JoinChannel"] == 3
+    assert world.requests["contacts.ResolveUsername"] == 2
+    world.reset_requests()
+    again = await resolve_channels(db, reader, [c.username for c in chans], join=True)
+    assert not any(o.joined for o in again)
+    assert dict(world.requests) == {"channels.GetChannels": 1}
+
+
+async def test_one_log_line_per_channel_per_cycle(world, reader, db, caplog):
+    caplog.set_level(logging.INFO, logger="chanwatch.poller")
+    chans = [world.add_channel(f"chanl{i}", f"L{i}") for i in range(3)]
+    for ch in chans:
+        fill(world, ch, 2)
+    await resolve_channels(db, reader, [c.username for c in chans], join=True)
+    world.make_private(chans[2])
+    chans[2].members.clear()
+    caplog.clear()
+    await make_poller(db, reader, world, join=True).poll_once()
+    lines = [r.getMessage() for r in caplog.records if r.name == "chanwatch.poller"]
+    per_channel = [line for line in lines if line.startswith("poll ") and not line.startswith("poll cycle")]
+    assert len(per_channel) == 3
+    assert any("@chanl0: 2 new" in line for line in per_channel)
+    assert any("private" in line for line in per_channel)
+    assert any(line.startswith("poll cycle: 3 channels, 4 new messages") for line in lines)
