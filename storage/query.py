@@ -30,8 +30,9 @@ from storage.records import PostDoc
 FILTERS = ("channel", "from", "since", "until", "lang", "is")
 IS_VALUES = ("forward", "original", "copy", "edited", "deleted")
 SORT_VALUES = ("date", "rank")
-MAX_DEPTH = 32
-"""Deepest nesting of parentheses and negations: keeps parser, SQL and matcher recursion bounded."""
+MAX_DEPTH = 12
+"""Deepest nesting of parentheses and negations: keeps recursion bounded and the SQL within SQLite's
+parser stack (100 entries in SQLite 3.40: about 15 levels of nested OR in our SQL)."""
 MAX_LEAVES = 200
 """Most terms and filters in one query: keeps the SQL well inside SQLite's expression limits."""
 
@@ -606,7 +607,10 @@ def _and_text_group(children: tuple[Node, ...]) -> tuple[tuple[str, str] | None,
 
 
 def _sql(node: Node, params: list[object]) -> str:
-    """A WHERE condition (never NULL) for `node`, appending its parameters in order."""
+    """A WHERE condition (never NULL) for `node`, appending its parameters in order.
+
+    Only an OR ever needs parentheses around it; everything else is an atom or an AND chain.
+    """
     whole = _fts(node)
     if whole is not None:
         params.append(whole)
@@ -625,14 +629,15 @@ def _sql(node: Node, params: list[object]) -> str:
         if group is not None:
             params.append(group[1])
             parts.append(_IN_FTS if group[0] == "in" else _NOT_IN_FTS)
-        parts += [_sql(child, params) for child in rest]
-        return " AND ".join(f"({p})" for p in parts)
+        # AND binds tighter than OR: only OR operands need parentheses (SQLite's parser stack is small)
+        parts += [f"({_sql(c, params)})" if isinstance(c, Or) else _sql(c, params) for c in rest]
+        return " AND ".join(parts)
     text_parts = [e for c in node.children if (e := _fts(c)) is not None]
     if text_parts:
         params.append(" OR ".join(f"({e})" for e in text_parts))
         parts.append(_IN_FTS)
     parts += [_sql(c, params) for c in node.children if _fts(c) is None]
-    return " OR ".join(f"({p})" for p in parts)
+    return " OR ".join(parts)
 
 
 def _marks(values: list[object], params: list[object]) -> str:
@@ -663,7 +668,7 @@ def _filter_sql(node: Filter, params: list[object]) -> str:
         conds.append(
             f"(p.origin_title IS NOT NULL AND chanwatch_name(p.origin_title) IN ({_marks(keys, params)}))"
         )
-        return " OR ".join(conds)
+        return "(" + " OR ".join(conds) + ")"
     if name == "since":
         params.append(node.bound)
         return "p.date >= ?"

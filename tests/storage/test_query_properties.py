@@ -58,7 +58,7 @@ FUZZ_DB = _fuzz_db()
 FUZZ_DOC = load_docs(FUZZ_DB, [1])[0]
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fuzz_queries)
 def test_parse_raises_only_query_error_and_sql_holds_no_query_text(text):
     try:
@@ -74,6 +74,27 @@ def test_parse_raises_only_query_error_and_sql_holds_no_query_text(text):
     # SQLite and FTS5 accept it, and the matcher runs
     FUZZ_DB.execute(f"SELECT count(*) FROM posts p WHERE {sql}", params).fetchone()
     assert isinstance(query.matches(FUZZ_DOC), bool)
+    search(FUZZ_DB, query)
+
+
+WRAPPERS = [
+    "({} OR channel:x)", "(channel:x {})", "-({})", "NOT ({})", "(from:y OR {} c)", "-{}",
+    "(a OR -({}))", "({} OR (b c))", "(-(-{}) OR is:edited)",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WRAPPERS), max_size=14), st.sampled_from(["canada", "channel:z", '"a b"']))
+def test_deepest_accepted_queries_fit_sqlite(wrappers, leaf):
+    """Whatever nesting the parser accepts, SQLite's parser stack and FTS5 accept too."""
+    text = leaf
+    for wrapper in wrappers:
+        text = wrapper.format(text)
+    try:
+        query = parse("a " + text + " sort:rank")
+    except QueryError as error:
+        assert error.message in ("query nested too deeply", "the query only excludes")
+        return
     search(FUZZ_DB, query)
 
 
