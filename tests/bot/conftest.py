@@ -28,6 +28,7 @@ import pytest
 from telethon import TelegramClient
 
 from bot.simulator import SimUser, World, connect_client
+from storage.database import Database
 
 
 class NetworkAccessError(AssertionError):
@@ -109,3 +110,27 @@ async def reader(world: World, reader_account: SimUser) -> TelegramClient:
 async def bot_client(world: World, bot_account: SimUser) -> TelegramClient:
     """A connected bot client logged in as ``bot_account``; flood waits are raised, never slept."""
     return await connect_client(world, as_user=bot_account, bot=True, flood_sleep_threshold=0)
+
+
+class FakeSleep:
+    """An injectable sleep that records the seconds asked for and never waits."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def fake_sleep() -> FakeSleep:
+    """A sleep to pass to code under test: records waits, never waits."""
+    return FakeSleep()
+
+
+@pytest.fixture
+async def db(tmp_path) -> AsyncIterator[Database]:
+    """A fresh, migrated archive in the test's temporary directory."""
+    database = await Database.open(tmp_path / "archive.db")
+    yield database
+    await database.close()

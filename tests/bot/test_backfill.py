@@ -12,9 +12,8 @@ from bot.backfill import BackfillError, backfill
 from bot.poller import resolve_channels
 from bot.simulator import World
 from bot.telegram import FloodPolicy
-from storage.database import Database
+from tests.bot.conftest import FakeSleep
 from tests.bot.test_poller import (
-    FakeSleep,
     channel_row,
     make_poller,
     message_ids,
@@ -23,13 +22,6 @@ from tests.bot.test_poller import (
 
 N = 10_000
 
-
-@pytest.fixture
-async def db(tmp_path):
-    """A fresh archive (the same fixture as test_poller's; conftest is not ours to change)."""
-    database = await Database.open(tmp_path / "archive.db")
-    yield database
-    await database.close()
 
 
 def big_channel(world: World, n: int = N, username: str = "historychan"):

@@ -20,30 +20,12 @@ from bot.poller import (
 from bot.simulator import SimRpcError, World
 from bot.telegram import FloodPolicy
 from storage.database import Database
+from tests.bot.conftest import FakeSleep
 
 # --- helpers shared with test_backfill / test_recheck -------------------------------------------
 
 
-class FakeSleep:
-    """An injectable sleep that records the seconds asked for and never waits."""
 
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-@pytest.fixture
-async def db(tmp_path):
-    database = await Database.open(tmp_path / "archive.db")
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-def fake_sleep() -> FakeSleep:
-    return FakeSleep()
 
 
 def make_poller(db, reader, world: World, sleep=None, **kwargs) -> Poller:

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from bot.poller import resolve_channels
 from bot.simulator import media
-from storage.database import Database
 from tests.bot.test_poller import channel_row, fill, make_poller, rows
-
-
-@pytest.fixture
-async def db(tmp_path):
-    """A fresh archive (the same fixture as test_poller's; conftest is not ours to change)."""
-    database = await Database.open(tmp_path / "archive.db")
-    yield database
-    await database.close()
 
 
 async def watched(world, reader, db, n: int = 5, username: str = "editchan"):
