@@ -17,7 +17,7 @@ from storage.records import Rule, Subscriber, iso
 MODES = ("instant", "digest")
 
 
-class SubscriptionError(ValueError):
+class RuleError(ValueError):
     """A request about subscribers or rules that cannot be done (unknown rule, bad mode...)."""
 
 
@@ -73,7 +73,7 @@ def set_mode(conn: sqlite3.Connection, chat_id: int, mode: str, schedule: str | 
              timezone: str | None = None) -> Subscriber:
     """Switch a chat to `instant` or `digest` (optionally with its own cron schedule and time zone)."""
     if mode not in MODES:
-        raise SubscriptionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        raise RuleError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     ensure_subscriber(conn, chat_id)
     conn.execute(
         "UPDATE subscribers SET mode = ?, digest_schedule = ?, timezone = COALESCE(?, timezone)"
@@ -168,6 +168,6 @@ def remove_rule(conn: sqlite3.Connection, rule_id: int, chat_id: int | None = No
     """Delete a rule (only from `chat_id` when given, so one chat cannot remove another's rules)."""
     rule = get_rule(conn, rule_id)
     if rule is None or (chat_id is not None and rule.chat_id != chat_id):
-        raise SubscriptionError(f"no rule with id {rule_id}" + ("" if chat_id is None else " in this chat"))
+        raise RuleError(f"no rule with id {rule_id}" + ("" if chat_id is None else " in this chat"))
     conn.execute("DELETE FROM rules WHERE id = ?", (rule_id,))
     return rule

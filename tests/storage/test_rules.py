@@ -8,8 +8,8 @@ import pytest
 
 from storage.database import connect_sync
 from storage.query import QueryError
-from storage.subscriptions import (
-    SubscriptionError,
+from storage.rules import (
+    RuleError,
     active_rules,
     add_rule,
     ensure_subscriber,
@@ -44,7 +44,7 @@ def test_a_rule_that_does_not_parse_is_refused_and_nothing_is_stored(conn: sqlit
 
 def test_a_chat_cannot_remove_another_chats_rule(conn: sqlite3.Connection) -> None:
     rule, _ = add_rule(conn, 1, "arctic")
-    with pytest.raises(SubscriptionError):
+    with pytest.raises(RuleError):
         remove_rule(conn, rule.id, chat_id=2)
     assert remove_rule(conn, rule.id, chat_id=1) == rule
     assert list_rules(conn) == []
@@ -73,6 +73,6 @@ def test_mode_and_pause_round_trip(conn: sqlite3.Connection) -> None:
     assert sub is not None
     assert (sub.mode, sub.digest_schedule, sub.timezone, sub.paused, sub.paused_reason) == (
         "digest", "0 9 * * 1-5", "Europe/Moscow", True, "bot was blocked")
-    with pytest.raises(SubscriptionError):
+    with pytest.raises(RuleError):
         set_mode(conn, 5, "hourly")
     assert set_paused(conn, 5, False).paused_reason is None
