@@ -143,7 +143,7 @@ class _Ingest:
         relation = ident.relation
         post_id = _lookup(self.conn, ident.key)
         if post_id is None and relation == "original" and fp:
-            post_id = _lookup(self.conn, dedup.text_key(self.channel.id, fp))
+            post_id = self._forwarded_without_id(fp)
             if post_id is not None:  # a forward that had no post id came first: adopt it
                 self._become_origin(post_id, record, ident.own_key)
         if post_id is None and record.grouped_id is not None:
@@ -169,6 +169,18 @@ class _Ingest:
         text_key = dedup.text_key(self.channel.id, fp) if fp and relation == "original" else None
         _register(self.conn, post_id, ident.key, ident.own_key, text_key)
         self.counts.new += 1
+
+    def _forwarded_without_id(self, fp: str) -> int | None:
+        """A post of this channel's text known only from forwards without a post id (no origin yet).
+
+        A post that already has its original message (the channel posted the same text twice) is
+        not adopted: the repeat is a copy, and the first message stays the original.
+        """
+        post_id = _lookup(self.conn, dedup.text_key(self.channel.id, fp))
+        if post_id is None:
+            return None
+        row = self.conn.execute("SELECT origin_message_id FROM posts WHERE id = ?", (post_id,)).fetchone()
+        return post_id if row[0] is None else None
 
     def _find_copy(self, record: MessageRecord, fp: str | None) -> int | None:
         """Rule 4: a recent post with exactly these (many enough) words."""

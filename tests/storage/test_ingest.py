@@ -250,3 +250,18 @@ def test_newer_schema_than_known_is_refused_with_a_clear_message(tmp_path):
     raw.close()
     with pytest.raises(StorageError, match="newer than this chanwatch knows"):
         connect_sync(path)
+
+
+def test_a_channel_repeating_its_own_text_keeps_the_first_message_as_the_original(
+    conn: sqlite3.Connection,
+) -> None:
+    ingest_batch(conn, batch(MFA, msg(MFA, 140, STATEMENT)))
+    ingest_batch(conn, batch(MFA, msg(MFA, 141, STATEMENT, minutes=2)))
+    [post] = posts(conn)
+    assert post["origin_message_id"] == 140
+    assert sightings(conn, post["id"]) == [(MFA.id, 140, "original"), (MFA.id, 141, "copy")]
+
+
+def test_a_short_text_repeated_by_its_channel_is_two_posts(conn: sqlite3.Connection) -> None:
+    ingest_batch(conn, batch(MFA, msg(MFA, 140, "Брифинг"), msg(MFA, 141, "Брифинг", minutes=2)))
+    assert [p["origin_message_id"] for p in posts(conn)] == [140, 141]
