@@ -439,6 +439,12 @@ def _term(tok: _Tok) -> Text:
         tag = tx.hashtag_token(raw[1:])
         if not tag:
             raise QueryError("hashtag without letters", tok.pos, "write the tag after # — e.g. #RussiaAfrica")
+        if not tx.is_hashtag(raw):
+            raise QueryError(
+                "a hashtag is letters, digits and _ only", tok.pos,
+                "Telegram ends a tag at the first other character: #Russia-Africa is the tag #Russia;"
+                ' search #RussiaAfrica or "Russia Africa"',
+            )
         return Text("tags", (tag,), pos=tok.pos)
     if raw.endswith("*"):
         tokens = tx.words(raw.rstrip("*"))

@@ -77,6 +77,11 @@ def hashtag_token(tag: str) -> str:
     return "".join(_TOKEN.findall(fold(tag)))
 
 
+def is_hashtag(raw: str) -> bool:
+    """Whether `raw` ('#' included) is one whole hashtag as Telegram and the index delimit it."""
+    return _HASHTAG.fullmatch(raw) is not None
+
+
 def hashtags(text: str) -> list[str]:
     """Index tokens of the hashtags in `text`, in order, without duplicates."""
     seen: dict[str, None] = {}
@@ -138,7 +143,7 @@ def analyse(text: str) -> Analysed:
     tokens = _TOKEN.findall(folded)
     tags: dict[str, None] = {}
     for body in _HASHTAG.findall(folded):
-        token = "".join(_TOKEN.findall(body))
+        token = "".join(_TOKEN.findall(body))  # = hashtag_token(body): `folded` is folded already
         if token:
             tags.setdefault(token, None)
     return Analysed(

@@ -187,6 +187,7 @@ def test_query_keeps_its_text():
         ("x covid-1*", "a prefix must be one word", 2, "lavr*"),
         ("x #", "hashtag without letters", 2, "#RussiaAfrica"),
         ("x #!!", "hashtag without letters", 2, "#RussiaAfrica"),
+        ("x #Russia-Africa", "a hashtag is letters, digits and _ only", 2, "is the tag #Russia"),
         ("(" * 40 + "x" + ")" * 40, "query nested too deeply", 12, "at most 12"),
         ("-" * 40 + "x y", "query nested too deeply", 12, "at most 12"),
         (" ".join(["x"] * 201), "too many terms", 400, "at most 200"),
