@@ -1,0 +1,136 @@
+"""The alert outbox: which alerts are due, and recording that they were sent, failed or deferred.
+
+Rows are written by the percolator (inside the ingest transaction) and read here by the dispatcher.
+Plain synchronous functions on a `sqlite3.Connection`; run them with `Database.run` /
+`Database.transaction`. An alert is *pending* while unsent and not given up; a failed send backs
+off exponentially (30 s, 1 min, 2 min ... capped at 1 h) and after `MAX_ATTEMPTS` failures it is
+given up: kept with its `last_error`, never retried again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from storage.records import Alert, iso
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "ERROR_CHARS",
+    "MAX_ATTEMPTS",
+    "backoff",
+    "counts",
+    "defer",
+    "get_alerts",
+    "mark_failed",
+    "mark_sent",
+    "pending_digest",
+    "pending_instant",
+]
+
+BACKOFF_BASE = 30.0  # seconds after the first failure; doubles with each further one
+BACKOFF_CAP = 3600.0  # never more than an hour between attempts
+MAX_ATTEMPTS = 10  # failures after which an alert is given up
+ERROR_CHARS = 500  # last_error is kept this short
+
+_COLUMNS = ("a.id, a.chat_id, a.post_id, a.rule_ids, a.created_at, a.sent_at, a.attempts, a.last_error,"
+            " a.next_try_at")
+_DUE = "a.sent_at IS NULL AND a.attempts < ? AND (a.next_try_at IS NULL OR a.next_try_at <= ?)"
+_DELIVERABLE = "s.paused = 0 AND s.allowed = 1"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after the `attempts`-th consecutive failure: 30 s doubling, cap 1 h."""
+    exponent = min(max(attempts - 1, 0), 20)
+    return timedelta(seconds=min(BACKOFF_BASE * 2**exponent, BACKOFF_CAP))
+
+
+def _rule_ids(value: str | None) -> tuple[int, ...]:
+    try:
+        items = json.loads(value or "[]")
+    except ValueError:
+        return ()
+    return tuple(int(i) for i in items if isinstance(i, int) or (isinstance(i, str) and i.isdigit()))
+
+
+def _alert(row: sqlite3.Row | tuple) -> Alert:
+    return Alert(row[0], row[1], row[2], _rule_ids(row[3]), row[4], row[5], row[6], row[7], row[8])
+
+
+def pending_instant(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Alert]:
+    """Unsent, due alerts of chats in instant mode that are neither paused nor denied, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts a JOIN subscribers s ON s.chat_id = a.chat_id"
+        f" WHERE {_DUE} AND s.mode = 'instant' AND {_DELIVERABLE} ORDER BY a.id LIMIT ?",
+        (MAX_ATTEMPTS, iso(now), limit),
+    ).fetchall()
+    return [_alert(r) for r in rows]
+
+
+def pending_digest(conn: sqlite3.Connection, chat_id: int, now: datetime) -> list[Alert]:
+    """Unsent, due alerts of one digest-mode chat (none while it is paused or denied), oldest first."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts a JOIN subscribers s ON s.chat_id = a.chat_id"
+        f" WHERE a.chat_id = ? AND {_DUE} AND s.mode = 'digest' AND {_DELIVERABLE} ORDER BY a.id",
+        (chat_id, MAX_ATTEMPTS, iso(now)),
+    ).fetchall()
+    return [_alert(r) for r in rows]
+
+
+def get_alerts(conn: sqlite3.Connection, chat_id: int | None = None) -> list[Alert]:
+    """Every alert (of one chat), oldest first: for /status, the CLI and tests."""
+    sql = f"SELECT {_COLUMNS} FROM alerts a"
+    args: tuple[object, ...] = ()
+    if chat_id is not None:
+        sql += " WHERE a.chat_id = ?"
+        args = (chat_id,)
+    return [_alert(r) for r in conn.execute(sql + " ORDER BY a.id", args).fetchall()]
+
+
+def mark_sent(conn: sqlite3.Connection, alert_ids: Sequence[int], now: datetime) -> None:
+    """Record that these alerts reached their chat (an alert already marked keeps its first time)."""
+    ids = list(dict.fromkeys(alert_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        conn.execute(
+            f"UPDATE alerts SET sent_at = ?, next_try_at = NULL"
+            f" WHERE sent_at IS NULL AND id IN ({', '.join('?' * len(chunk))})",
+            (iso(now), *chunk),
+        )
+
+
+def mark_failed(conn: sqlite3.Connection, alert_id: int, error: str, now: datetime) -> None:
+    """Count a failed send: attempts + 1, the error kept, next try after `backoff` (or given up)."""
+    row = conn.execute("SELECT attempts FROM alerts WHERE id = ? AND sent_at IS NULL", (alert_id,)).fetchone()
+    if row is None or row[0] >= MAX_ATTEMPTS:  # unknown, sent, or already given up
+        return
+    attempts = row[0] + 1
+    next_try = None if attempts >= MAX_ATTEMPTS else iso(now + backoff(attempts))
+    conn.execute(
+        "UPDATE alerts SET attempts = ?, last_error = ?, next_try_at = ? WHERE id = ?",
+        (attempts, error[:ERROR_CHARS], next_try, alert_id),
+    )
+
+
+def defer(conn: sqlite3.Connection, alert_ids: Sequence[int], until: datetime,
+          reason: str | None = None) -> None:
+    """Hold unsent alerts until `until` without counting a failure (Telegram asked us to wait)."""
+    for alert_id in dict.fromkeys(alert_ids):
+        conn.execute(
+            "UPDATE alerts SET next_try_at = ?, last_error = COALESCE(?, last_error)"
+            " WHERE id = ? AND sent_at IS NULL",
+            (iso(until), reason[:ERROR_CHARS] if reason else None, alert_id),
+        )
+
+
+def counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """{"pending": unsent and still tried, "sent": delivered, "failed": given up} for /status."""
+    row = conn.execute(
+        "SELECT coalesce(sum(sent_at IS NULL AND attempts < ?), 0), coalesce(sum(sent_at IS NOT NULL), 0),"
+        " coalesce(sum(sent_at IS NULL AND attempts >= ?), 0) FROM alerts",
+        (MAX_ATTEMPTS, MAX_ATTEMPTS),
+    ).fetchone()
+    return {"pending": row[0], "sent": row[1], "failed": row[2]}

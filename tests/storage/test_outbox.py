@@ -1,0 +1,131 @@
+"""The alert outbox: what is due, marking sent, failure backoff, giving up, deferral and counts."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from storage.database import connect_sync
+from storage.outbox import (
+    MAX_ATTEMPTS,
+    backoff,
+    counts,
+    defer,
+    get_alerts,
+    mark_failed,
+    mark_sent,
+    pending_digest,
+    pending_instant,
+)
+from storage.records import iso
+from storage.rules import set_allowed, set_mode, set_paused
+from tests.storage.factories import EMBASSY, MFA, T0, msg
+from tests.storage.outbox_helpers import archive, queue_alert
+
+ALICE, BOB = 501, 502
+
+
+@pytest.fixture
+def conn(tmp_path) -> sqlite3.Connection:
+    return connect_sync(tmp_path / "a.db")
+
+
+@pytest.fixture
+def posts(conn: sqlite3.Connection) -> list[int]:
+    return archive(conn, msg(MFA, 1, "first sanctions post"), msg(MFA, 2, "second"), msg(EMBASSY, 3, "third"))
+
+
+def test_pending_instant_lists_unsent_alerts_oldest_first_with_their_rules(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0], [7, 9])
+    b = queue_alert(conn, BOB, posts[1], [8])
+    due = pending_instant(conn, T0)
+    assert [(x.id, x.chat_id, x.post_id, x.rule_ids) for x in due] == [
+        (a, ALICE, posts[0], (7, 9)), (b, BOB, posts[1], (8,))]
+    assert len(pending_instant(conn, T0, limit=1)) == 1
+
+
+def test_sent_alerts_are_no_longer_pending_and_keep_their_first_sent_time(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    b = queue_alert(conn, ALICE, posts[1])
+    mark_sent(conn, [a], T0)
+    mark_sent(conn, [a], T0 + timedelta(hours=1))
+    assert [x.id for x in pending_instant(conn, T0)] == [b]
+    assert get_alerts(conn, ALICE)[0].sent_at == iso(T0)
+
+
+def test_paused_denied_and_digest_chats_get_nothing_instantly(conn, posts) -> None:
+    queue_alert(conn, ALICE, posts[0])
+    queue_alert(conn, BOB, posts[1])
+    queue_alert(conn, 503, posts[2])
+    set_paused(conn, ALICE, True, "blocked the bot")
+    set_allowed(conn, BOB, False)
+    set_mode(conn, 503, "digest")
+    assert pending_instant(conn, T0) == []
+    assert [x.chat_id for x in pending_digest(conn, 503, T0)] == [503]
+    assert pending_digest(conn, ALICE, T0) == []  # paused: nothing, even in a digest
+
+
+def test_digest_alerts_are_not_sent_instantly_and_instant_ones_not_in_a_digest(conn, posts) -> None:
+    queue_alert(conn, ALICE, posts[0])
+    assert pending_digest(conn, ALICE, T0) == []
+    set_mode(conn, ALICE, "digest")
+    assert pending_instant(conn, T0) == []
+    assert len(pending_digest(conn, ALICE, T0)) == 1
+
+
+def test_a_failure_backs_off_exponentially_from_30_seconds_capped_at_an_hour(conn, posts) -> None:
+    assert [backoff(n).total_seconds() for n in (1, 2, 3, 4, 7, 8, 30)] == [
+        30, 60, 120, 240, 1920, 3600, 3600]
+    a = queue_alert(conn, ALICE, posts[0])
+    mark_failed(conn, a, "RPCError 500: INTERNAL", T0)
+    [row] = get_alerts(conn)
+    assert (row.attempts, row.last_error, row.next_try_at) == (1, "RPCError 500: INTERNAL",
+                                                              iso(T0 + timedelta(seconds=30)))
+    assert pending_instant(conn, T0 + timedelta(seconds=29)) == []
+    assert [x.id for x in pending_instant(conn, T0 + timedelta(seconds=30))] == [a]
+
+
+def test_an_alert_is_given_up_after_the_last_attempt_and_keeps_its_error(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    for i in range(MAX_ATTEMPTS + 3):
+        mark_failed(conn, a, f"failure {i}", T0)
+    [row] = get_alerts(conn)
+    assert row.attempts == MAX_ATTEMPTS and row.last_error == f"failure {MAX_ATTEMPTS - 1}"
+    assert row.sent_at is None and row.next_try_at is None
+    assert pending_instant(conn, T0 + timedelta(days=30)) == []
+    assert counts(conn) == {"pending": 0, "sent": 0, "failed": 1}
+
+
+def test_long_errors_are_kept_short(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    mark_failed(conn, a, "x" * 5000, T0)
+    assert len(get_alerts(conn)[0].last_error or "") == 500
+
+
+def test_defer_holds_alerts_without_counting_a_failure(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    defer(conn, [a], T0 + timedelta(minutes=5), "flood wait 300 s")
+    [row] = get_alerts(conn)
+    assert (row.attempts, row.last_error) == (0, "flood wait 300 s")
+    assert pending_instant(conn, T0 + timedelta(minutes=4)) == []
+    assert len(pending_instant(conn, T0 + timedelta(minutes=5))) == 1
+
+
+def test_counts_pending_sent_and_failed(conn, posts) -> None:
+    assert counts(conn) == {"pending": 0, "sent": 0, "failed": 0}
+    a, b, c = (queue_alert(conn, ALICE, p) for p in posts)
+    mark_sent(conn, [a], T0)
+    mark_failed(conn, b, "boom", T0)
+    assert counts(conn) == {"pending": 2, "sent": 1, "failed": 0}
+    assert c
+
+
+def test_marking_an_unknown_or_sent_alert_failed_changes_nothing(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    mark_sent(conn, [a], T0)
+    mark_failed(conn, a, "late error", T0)
+    mark_failed(conn, 999, "no such alert", T0)
+    [row] = get_alerts(conn)
+    assert (row.attempts, row.last_error) == (0, None)
