@@ -183,3 +183,118 @@ def _strip_tags(fragment: str) -> str:
         elif not inside:
             out.append(ch)
     return "".join(out)
+
+
+# -- alerts and digests ---------------------------------------------------------------------------
+
+RULES_SHOWN = 5  # rule queries named in an alert's header; the rest are counted
+RULE_CHARS = 120  # a rule's query is cut to this many characters where it is shown
+DIGEST_SNIPPET_CHARS = 200
+DIGEST_SIGHTINGS = 3
+MIN_SNIPPET_CHARS = 40
+
+
+def rules_line(queries: Sequence[str]) -> str:
+    """`🔔 Matched rule: <code>canada sanctions</code>` naming the first few rules, counting the rest."""
+    if not queries:
+        return "🔔 <b>New post</b>"
+    shown = [f"<code>{escape(cut(q, RULE_CHARS))}</code>" for q in queries[:RULES_SHOWN]]
+    if len(queries) > RULES_SHOWN:
+        shown.append(f"+{len(queries) - RULES_SHOWN} more")
+    label = "rule" if len(queries) == 1 else "rules"
+    return f"🔔 Matched {label}: " + ", ".join(shown)
+
+
+def render_alert(post: Post, rules: Sequence[str], spans: Sequence[tuple[int, int]] = (), *,
+                 limit: int = LIMIT, size: int = SNIPPET_CHARS) -> Rendered:
+    """One alert: the matched rules, then the post (origin and date, who carried it, a highlighted
+    snippet around the match, links to the original and each sighting), in one message.
+
+    The snippet shrinks until the whole message fits `limit` (escaping can grow text up to 6x), so
+    the highlight survives; only a pathological post falls back to `pack`'s plain-text cut.
+    """
+    header = rules_line(rules)
+    while True:
+        message = header + "\n" + render_post(post, spans, size)
+        if utf16_len(message) <= limit or size <= MIN_SNIPPET_CHARS:
+            break
+        size = max(size // 2, MIN_SNIPPET_CHARS)
+    return pack([message], limit)
+
+
+def render_digest_item(post: Post, spans: Sequence[tuple[int, int]] = (), also: Sequence[str] = (),
+                       size: int = DIGEST_SNIPPET_CHARS) -> str:
+    """A post as a compact digest entry: origin, who carried it, a short snippet, a few links."""
+    lines = [origin_line(post)]
+    carried = carried_by(post)
+    if carried:
+        lines.append(f"↪️ {carried}")
+    if post.text:
+        lines.append(snippet(post.text, spans, size))
+    else:
+        lines.append(f"<i>[{escape(post.media_kind or 'no text')}]</i>")
+    if post.sightings:
+        lines.append(sighting_links(post.sightings, DIGEST_SIGHTINGS))
+    if also:
+        lines.append("also matches: " + ", ".join(f"<code>{escape(cut(q, RULE_CHARS))}</code>"
+                                                  for q in also[:RULES_SHOWN]))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    """One post in a digest, under one rule; `key` travels with it (the dispatcher's alert id)."""
+
+    post: Post
+    key: int
+    spans: tuple[tuple[int, int], ...] = ()
+    also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestGroup:
+    """The posts of a digest filed under one rule (`rule` is its query text)."""
+
+    rule: str
+    entries: tuple[DigestEntry, ...]
+
+
+def render_digest(groups: Sequence[DigestGroup], title: str = "Digest",
+                  limit: int = LIMIT) -> list[tuple[str, tuple[int, ...]]]:
+    """A digest as messages under `limit`, each with the keys of the posts it carries.
+
+    Posts are grouped by rule with a count and links; a rule's heading travels with its first post,
+    and a long digest is split between posts, never inside one.
+    """
+    total = sum(len(g.entries) for g in groups)
+    head = f"🗞 <b>{escape(title)}</b> · {total} post{'s' if total != 1 else ''}"
+    blocks: list[tuple[str, tuple[int, ...]]] = [(head, ())]
+    for group in groups:
+        count = len(group.entries)
+        heading = (f"📌 <code>{escape(cut(group.rule, RULE_CHARS))}</code> — "
+                   f"{count} post{'s' if count != 1 else ''}")
+        for i, entry in enumerate(group.entries):
+            block = render_digest_item(entry.post, entry.spans, entry.also)
+            if utf16_len(block) > limit // 2:
+                block = render_digest_item(entry.post, entry.spans, entry.also, size=MIN_SNIPPET_CHARS)
+            blocks.append((heading + "\n\n" + block if i == 0 else block, (entry.key,)))
+    return pack_keyed(blocks, limit)
+
+
+def pack_keyed(blocks: Sequence[tuple[str, Sequence[int]]], limit: int = LIMIT,
+               separator: str = "\n\n") -> list[tuple[str, tuple[int, ...]]]:
+    """`pack`, keeping track of which keys (e.g. alert ids) ended up in each message."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    current, keys = "", []
+    for block, block_keys in blocks:
+        block = pack([block], limit).messages[0] if block else block
+        candidate = block if not current else current + separator + block
+        if utf16_len(candidate) <= limit:
+            current = candidate
+        else:
+            out.append((current, tuple(keys)))
+            current, keys = block, []
+        keys.extend(block_keys)
+    if current:
+        out.append((current, tuple(keys)))
+    return out

@@ -9,12 +9,18 @@ from hypothesis import strategies as st
 
 from bot.formatting import (
     LIMIT,
+    DigestEntry,
+    DigestGroup,
     carried_by,
     cut,
     escape,
     highlight,
     pack,
+    pack_keyed,
+    render_alert,
+    render_digest,
     render_post,
+    rules_line,
     snippet,
     utf16_len,
 )
@@ -85,3 +91,40 @@ def test_pack_never_exceeds_the_limit_and_never_splits_a_tag(texts):
         assert utf16_len(message) <= LIMIT
         assert message.count("<b>") == message.count("</b>")
         assert not re.search(r"&[a-z]*$", message)
+
+
+def test_an_alert_names_its_rules_and_counts_those_beyond_five():
+    assert rules_line(["a <b>"]) == "🔔 Matched rule: <code>a &lt;b&gt;</code>"
+    line = rules_line([f"rule{i}" for i in range(7)])
+    assert line.count("<code>") == 5 and line.endswith("+2 more")
+
+
+def test_an_alert_of_a_long_escaping_heavy_post_keeps_its_highlight_within_the_limit():
+    text = '&"<>' * 2000 + " SANCTIONS " + '&"<>' * 2000
+    start = text.index("SANCTIONS")
+    post = make_post(text, (ORIGINAL, *FORWARDS))
+    [message] = render_alert(post, ["sanctions"], [(start, start + 9)]).messages
+    assert utf16_len(message) <= LIMIT and "<b>SANCTIONS</b>" in message
+
+
+def test_a_digest_groups_by_rule_with_counts_and_splits_between_posts_keeping_keys():
+    posts = [DigestEntry(make_post(f"post {i} " + "words " * 150, (ORIGINAL, *FORWARDS)), i)
+             for i in range(40)]
+    groups = [DigestGroup("canada", tuple(posts[:30])), DigestGroup("arctic <x>", tuple(posts[30:]))]
+    messages = render_digest(groups, "Digest")
+    assert len(messages) > 1
+    assert all(utf16_len(text) <= LIMIT for text, _ in messages)
+    assert [k for _, keys in messages for k in keys] == list(range(40))
+    joined = "\n".join(text for text, _ in messages)
+    assert "40 posts" in messages[0][0]
+    assert "<code>canada</code> — 30 posts" in joined and "<code>arctic &lt;x&gt;</code> — 10 posts" in joined
+    for text, keys in messages:  # every post sits wholly in the message that carries its key
+        for k in keys:
+            assert f"post {k} " in text
+
+
+def test_pack_keyed_cuts_an_oversized_block_and_keeps_every_key_in_order():
+    out = pack_keyed([("a", [1]), ("x " * 5000, [2]), ("b " * 1500, [3]), ("c", [])])
+    assert [k for _, keys in out for k in keys] == [1, 2, 3]
+    assert len(out) == 2 and all(utf16_len(text) <= LIMIT for text, _ in out)
+    assert "…" in out[0][0] and out[1][0].endswith("c")

@@ -1,0 +1,481 @@
+"""Alert dispatcher: outbox rows -> formatted HTML messages -> bot sends, paced, retried, digested.
+
+Delivery is at-least-once and, in normal operation, exactly once: each alert is marked sent in its
+own transaction right after Telegram accepted the message, so a crash can repeat at most the one
+message in flight, and a crash before a send loses nothing (the row stays pending).
+
+Instant chats are served by a job every few seconds (`dispatch_instant`); digest chats by one cron
+job each (`send_digest`), on the subscriber's schedule in its time zone. Sends are paced within
+Telegram's bot limits (about one message a second per chat, 25 a second overall). A flood wait is
+slept through up to `flood_max_wait`, else the rows wait (`next_try_at`); a chat that blocked the
+bot or vanished is paused with the reason and its alerts stay queued; any other error counts a
+failed attempt with backoff (`storage.outbox`). One chat's trouble never stops the others, and no
+job body ever raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from telethon import TelegramClient, errors
+from telethon.tl.functions.messages import SendMessageRequest
+from telethon.tl.functions.users import GetUsersRequest
+
+from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
+from bot.telegram import FloodDeferred, call_with_flood_policy
+from storage.database import Database
+from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
+from storage.query import QueryError, parse
+from storage.records import Alert, Post, Rule, Subscriber
+from storage.rules import get_rule, get_subscriber, list_subscribers, set_paused
+from storage.search import highlight_spans, load_posts
+
+__all__ = [
+    "DIGEST_GRACE",
+    "GONE_ERRORS",
+    "INSTANT_JOB",
+    "REFRESH_JOB",
+    "ChatUnreachable",
+    "Dispatcher",
+    "Pacer",
+    "cron_trigger",
+    "digest_job_id",
+    "utcnow",
+]
+
+log = logging.getLogger("chanwatch.alerts")
+
+INSTANT_JOB = "alerts:instant"
+REFRESH_JOB = "alerts:digests"  # re-reads digest subscribers now and then (belt and braces)
+DIGEST_GRACE = 3600  # a digest missed while the daemon was down still goes out within the hour
+REFRESH_EVERY = 600.0
+
+Hook = Callable[[Sequence[int]], None]
+
+# Errors that mean "this chat cannot receive from us (any more)": pause it, never retry blindly.
+_GONE_REASONS = {
+    "UserIsBlockedError": "the user blocked the bot",
+    "ChatWriteForbiddenError": "the bot may not write in this chat",
+    "PeerIdInvalidError": "the chat is unknown to Telegram or to the bot",
+    "InputUserDeactivatedError": "the user's account was deleted",
+    "ChannelPrivateError": "the channel is private or the bot was removed",
+    "ChatIdInvalidError": "the chat no longer exists",
+    "ChatRestrictedError": "the chat is restricted",
+    "ChannelInvalidError": "the channel no longer exists",
+    "UserBannedInChannelError": "the bot is banned from sending here",
+    "ChatGuestSendForbiddenError": "the bot must join this chat to write",
+    "ChatSendPlainForbiddenError": "plain messages are not allowed in this chat",
+    "UserIdInvalidError": "the user id is invalid",
+    "ChatAdminRequiredError": "the chat requires admin rights to post",
+}
+GONE_ERRORS: tuple[type[Exception], ...] = tuple(
+    getattr(errors, name) for name in _GONE_REASONS if hasattr(errors, name)
+)
+
+
+class ChatUnreachable(Exception):
+    """The bot cannot address the chat at all (Telethon knows no access hash for it)."""
+
+
+def _forget_local_flood(client: TelegramClient) -> None:
+    """Drop Telethon's own wall-clock memory of a flood wait for the requests we send (as
+    bot.poller does): our flood policy, clock and `next_try_at` decide when to ask again.
+    `_flood_waited_requests` is a private dict present from Telethon 1.x through 1.45."""
+    waited = getattr(client, "_flood_waited_requests", None)
+    if isinstance(waited, dict):
+        for request in (SendMessageRequest, GetUsersRequest):
+            waited.pop(request.CONSTRUCTOR_ID, None)
+
+
+def utcnow() -> datetime:
+    """The wall clock, timezone-aware UTC (the default `now`)."""
+    return datetime.now(UTC)
+
+
+def digest_job_id(chat_id: int) -> str:
+    """The scheduler job id of a chat's digest."""
+    return f"digest:{chat_id}"
+
+
+_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(expr: str, timezone: str = "UTC") -> CronTrigger:
+    """A CronTrigger for a standard 5-field crontab line in `timezone`.
+
+    APScheduler 3.x numbers weekdays from Monday = 0, crontab from Sunday = 0 (both 0 and 7);
+    numeric weekdays are rewritten as names first, so "0 8 * * 1-5" means Monday to Friday as
+    anyone writing a crontab expects. Raises ValueError for a bad expression or time zone.
+    """
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"a schedule needs 5 cron fields (minute hour day month weekday), got {expr!r}")
+
+    def name(match: re.Match[str]) -> str:
+        number = int(match.group())
+        if number > 7:
+            raise ValueError(f"weekday {number} is out of range 0-7 in {expr!r}")
+        return _DOW_NAMES[number]
+
+    fields[4] = ",".join(re.sub(r"\d+", name, part) if "/" not in part else part
+                         for part in fields[4].split(","))
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {timezone!r} (use a name like Europe/Moscow)") from exc
+    return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
+
+
+class Pacer:
+    """Spaces sends: `per_chat` seconds between two messages to one chat, `1/per_second` overall.
+
+    Keeps its own timeline (the later of the clock and the end of its last wait), so with a frozen
+    test clock five messages to one chat still sleep 1 s, 1 s, 1 s, 1 s.
+    """
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], Awaitable[Any]], *,
+                 per_chat: float = 1.0, per_second: float = 25.0) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.per_chat = per_chat
+        self.gap = 1.0 / per_second if per_second > 0 else 0.0
+        self._chat: dict[int, float] = {}
+        self._last = -math.inf
+        self._timeline = -math.inf
+
+    def _now(self) -> float:
+        return max(self.clock(), self._timeline)
+
+    async def wait(self, chat_id: int) -> float:
+        """Sleep until a message to `chat_id` is allowed; returns the seconds slept."""
+        now = self._now()
+        ready = max(now, self._chat.get(chat_id, -math.inf) + self.per_chat, self._last + self.gap)
+        if ready > now:
+            await self.sleep(ready - now)
+        self._chat[chat_id] = self._last = self._timeline = ready
+        return ready - now
+
+    def slept(self, seconds: float) -> None:
+        """Account for time spent sleeping elsewhere (a flood wait)."""
+        self._timeline = self._now() + seconds
+
+
+def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
+
+
+def _spans(text: str, rules: Sequence[Rule]) -> tuple[tuple[int, int], ...]:
+    """Where any of the matched rules' positive terms occur in `text`."""
+    spans: list[tuple[int, int]] = []
+    for rule in rules:
+        try:
+            spans += highlight_spans(text, parse(rule.query))
+        except QueryError:  # a stored rule always parses; an old one might not after a grammar change
+            continue
+    return _merge(spans)
+
+
+def _context(conn: sqlite3.Connection, alerts: Sequence[Alert]
+             ) -> tuple[dict[int, Post], dict[int, Rule]]:
+    """The posts and rules the alerts refer to (removed rules are simply absent)."""
+    posts = {p.id: p for p in load_posts(conn, [a.post_id for a in alerts])}
+    rules: dict[int, Rule] = {}
+    for rule_id in dict.fromkeys(r for a in alerts for r in a.rule_ids):
+        rule = get_rule(conn, rule_id)
+        if rule is not None:
+            rules[rule_id] = rule
+    return posts, rules
+
+
+def _fail_all(conn: sqlite3.Connection, alert_ids: Sequence[int], error: str, now: datetime) -> None:
+    for alert_id in alert_ids:
+        mark_failed(conn, alert_id, error, now)
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"[:300]
+
+
+def _round_robin(alerts: Sequence[Alert]) -> list[Alert]:
+    """Alerts interleaved by chat (oldest first within each), so one busy chat delays no other."""
+    queues: dict[int, list[Alert]] = {}
+    for alert in alerts:
+        queues.setdefault(alert.chat_id, []).append(alert)
+    out: list[Alert] = []
+    for i in range(max((len(q) for q in queues.values()), default=0)):
+        out += [q[i] for q in queues.values() if i < len(q)]
+    return out
+
+
+_SENT, _PAUSED, _DEFERRED, _FAILED = "sent", "paused", "deferred", "failed"
+
+
+class Dispatcher:
+    """Sends the alert outbox through the bot: instant alerts on an interval, digests on cron.
+
+    `before_send` / `before_mark` are test hooks called with the alert ids of a message just before
+    it is sent / just before it is marked sent (raise from them to simulate a crash there).
+    """
+
+    def __init__(self, db: Database, client: TelegramClient, *, default_schedule: str = "0 8 * * *",
+                 default_timezone: str = "UTC", now: Callable[[], datetime] = utcnow,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, flood_max_wait: float = 60,
+                 logger: logging.Logger = log, per_chat_interval: float = 1.0,
+                 messages_per_second: float = 25.0, batch_size: int = 100,
+                 before_send: Hook | None = None, before_mark: Hook | None = None) -> None:
+        cron_trigger(default_schedule, default_timezone)  # a bad default fails here, at start-up
+        self.db = db
+        self.client = client
+        self.default_schedule = default_schedule
+        self.default_timezone = default_timezone
+        self.now = now
+        self.sleep = sleep
+        self.flood_max_wait = flood_max_wait
+        self.log = logger
+        self.batch_size = batch_size
+        self.before_send = before_send
+        self.before_mark = before_mark
+        self.pacer = Pacer(lambda: self.now().timestamp(), sleep, per_chat=per_chat_interval,
+                           per_second=messages_per_second)
+        self._lock = asyncio.Lock()  # instant and digest sends never interleave (no double send)
+        self._hold_until: datetime | None = None  # a long flood wait: no sends before this
+        self._scheduler: BaseScheduler | None = None
+
+    # -- sending ----------------------------------------------------------------------------------
+
+    async def _flood_sleep(self, seconds: float) -> None:
+        self.pacer.slept(seconds)
+        await self.sleep(seconds)
+
+    async def _send(self, chat_id: int, text: str) -> None:
+        async def attempt() -> None:
+            _forget_local_flood(self.client)
+            try:
+                peer = await self.client.get_input_entity(chat_id)
+            except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
+                raise ChatUnreachable("the bot does not know this chat (it must message the bot first)") \
+                    from exc
+            await self.client.send_message(peer, text, parse_mode="html", link_preview=False)
+
+        await call_with_flood_policy(attempt, kind="send_alert", max_wait=self.flood_max_wait,
+                                     sleep=self._flood_sleep, log=self.log, now=self.now)
+
+    async def _deliver(self, chat_id: int, text: str, alert_ids: Sequence[int]) -> str:
+        """Send one message; record the outcome for its alerts at once. Returns the outcome."""
+        await self.pacer.wait(chat_id)
+        if self.before_send is not None:
+            self.before_send(alert_ids)
+        try:
+            await self._send(chat_id, text)
+        except FloodDeferred as exc:
+            self._hold_until = exc.retry_at
+            await self.db.transaction(defer, alert_ids, exc.retry_at, f"flood wait {exc.seconds:g}s")
+            return _DEFERRED
+        except (*GONE_ERRORS, ChatUnreachable) as exc:
+            reason = f"{_GONE_REASONS.get(type(exc).__name__, 'unreachable')} ({_describe(exc)})"
+            if isinstance(exc, ChatUnreachable):
+                reason = str(exc)
+            await self.db.transaction(set_paused, chat_id, True, reason)
+            self.log.warning("alerts for chat %s paused: %s; its alerts stay queued", chat_id, reason)
+            return _PAUSED
+        except Exception as exc:
+            error = _describe(exc)
+            await self.db.transaction(_fail_all, alert_ids, error, self.now())
+            self.log.warning("alert send to chat %s failed (%s); will retry with backoff", chat_id, error)
+            return _FAILED
+        if self.before_mark is not None:
+            self.before_mark(alert_ids)
+        await self.db.transaction(mark_sent, alert_ids, self.now())
+        return _SENT
+
+    def _held(self) -> bool:
+        return self._hold_until is not None and self.now() < self._hold_until
+
+    # -- instant ----------------------------------------------------------------------------------
+
+    async def dispatch_instant(self) -> int:
+        """Send the due alerts of instant-mode chats; returns the messages sent. Never raises."""
+        async with self._lock:
+            try:
+                return await self._dispatch_instant()
+            except Exception:
+                self.log.exception("alert dispatch stopped early; unsent alerts stay queued")
+                return 0
+
+    async def _dispatch_instant(self) -> int:
+        if self._held():
+            return 0
+        alerts = await self.db.run(pending_instant, self.now(), self.batch_size)
+        if not alerts:
+            return 0
+        posts, rules = await self.db.run(_context, alerts)
+        sent = 0
+        stopped: set[int] = set()  # chats paused during this cycle
+        ordered = _round_robin(alerts)
+        for index, alert in enumerate(ordered):
+            if alert.chat_id in stopped:
+                continue
+            try:
+                messages = self._render_alert(alert, posts, rules)
+            except Exception as exc:
+                self.log.exception("cannot render alert %s", alert.id)
+                await self.db.transaction(_fail_all, [alert.id], _describe(exc), self.now())
+                continue
+            for number, text in enumerate(messages):
+                # an alert that needed several messages is marked sent with its last one
+                ids = [alert.id] if number == len(messages) - 1 else []
+                outcome = await self._deliver(alert.chat_id, text, ids)
+                if outcome == _SENT:
+                    sent += 1
+                    continue
+                if outcome == _FAILED and ids == []:
+                    await self.db.transaction(_fail_all, [alert.id], "a part of the alert failed", self.now())
+                if outcome == _PAUSED:
+                    stopped.add(alert.chat_id)
+                if outcome == _DEFERRED:
+                    assert self._hold_until is not None
+                    rest = [a.id for a in ordered[index:] if a.chat_id not in stopped]
+                    await self.db.transaction(defer, rest, self._hold_until, "flood wait")
+                    self.log.info("alerts: %d sent, %d held until %s (flood wait)", sent, len(rest),
+                                  self._hold_until.isoformat())
+                    return sent
+                break
+        self.log.info("alerts: %d message(s) sent to %d chat(s)", sent,
+                      len({a.chat_id for a in alerts} - stopped))
+        return sent
+
+    def _render_alert(self, alert: Alert, posts: dict[int, Post], rules: dict[int, Rule]) -> list[str]:
+        post = posts.get(alert.post_id)
+        if post is None:
+            raise LookupError(f"post {alert.post_id} is not in the archive")
+        matched = [rules[r] for r in alert.rule_ids if r in rules]
+        queries = [rules[r].query if r in rules else f"rule #{r} (removed)" for r in alert.rule_ids]
+        return list(render_alert(post, queries, _spans(post.text, matched)).messages)
+
+    # -- digests ----------------------------------------------------------------------------------
+
+    async def send_digest(self, chat_id: int) -> int:
+        """Send one chat's pending alerts as a digest; returns the messages sent. Never raises."""
+        async with self._lock:
+            try:
+                return await self._send_digest(chat_id)
+            except Exception:
+                self.log.exception("digest for chat %s stopped early; unsent alerts stay queued", chat_id)
+                return 0
+
+    async def _send_digest(self, chat_id: int) -> int:
+        if self._held():
+            return 0
+        alerts = await self.db.run(pending_digest, chat_id, self.now())
+        if not alerts:
+            return 0
+        posts, rules = await self.db.run(_context, alerts)
+        subscriber = await self.db.run(get_subscriber, chat_id)
+        missing = [a.id for a in alerts if a.post_id not in posts]
+        if missing:
+            await self.db.transaction(_fail_all, missing, "post is not in the archive", self.now())
+        groups = _digest_groups([a for a in alerts if a.post_id in posts], posts, rules)
+        messages = render_digest(groups, self._digest_title(subscriber))
+        sent = 0
+        for index, (text, ids) in enumerate(messages):
+            outcome = await self._deliver(chat_id, text, ids)
+            if outcome == _SENT:
+                sent += 1
+            elif outcome == _DEFERRED:
+                assert self._hold_until is not None
+                rest = [i for _, later in messages[index + 1:] for i in later]
+                await self.db.transaction(defer, rest, self._hold_until, "flood wait")
+                break
+            elif outcome == _PAUSED:
+                break
+        self.log.info("digest for chat %s: %d message(s), %d post(s)", chat_id, sent, len(alerts))
+        return sent
+
+    def _digest_title(self, subscriber: Subscriber | None) -> str:
+        name = subscriber.timezone if subscriber else self.default_timezone
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            zone, name = ZoneInfo("UTC"), "UTC"
+        return f"Digest · {self.now().astimezone(zone):%Y-%m-%d %H:%M} {name}"
+
+    # -- scheduling -------------------------------------------------------------------------------
+
+    def schedule(self, scheduler: BaseScheduler, *, instant_every: float = 5.0) -> None:
+        """Add the instant job, and a job that (re)reads digest subscribers as soon as the scheduler
+        runs and every 10 minutes; `reschedule_digests()` does the same at once when awaited."""
+        self._scheduler = scheduler
+        scheduler.add_job(self.dispatch_instant, IntervalTrigger(seconds=instant_every), id=INSTANT_JOB,
+                          name="alerts: instant", replace_existing=True, max_instances=1, coalesce=True,
+                          misfire_grace_time=max(int(instant_every * 4), 30))
+        scheduler.add_job(self.reschedule_digests, IntervalTrigger(seconds=REFRESH_EVERY), id=REFRESH_JOB,
+                          name="alerts: digest schedules", replace_existing=True, max_instances=1,
+                          coalesce=True, misfire_grace_time=int(REFRESH_EVERY),
+                          next_run_time=datetime.now(UTC))  # the scheduler's own (wall) clock
+
+    def trigger_for(self, subscriber: Subscriber) -> CronTrigger:
+        """The subscriber's digest trigger; a bad schedule or zone falls back to the defaults (logged)."""
+        expr = subscriber.digest_schedule or self.default_schedule
+        zone = subscriber.timezone or self.default_timezone
+        try:
+            return cron_trigger(expr, zone)
+        except ValueError as exc:
+            self.log.warning("chat %s: digest schedule %r in %s is unusable (%s); using %r %s",
+                             subscriber.chat_id, expr, zone, exc, self.default_schedule,
+                             self.default_timezone)
+            return cron_trigger(self.default_schedule, self.default_timezone)
+
+    async def reschedule_digests(self) -> None:
+        """One cron job per digest-mode chat (added, changed or removed to match the database)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        try:
+            subscribers = await self.db.run(list_subscribers)
+            wanted = {digest_job_id(s.chat_id): s for s in subscribers if s.mode == "digest"}
+            for job in scheduler.get_jobs():
+                if job.id.startswith("digest:") and job.id not in wanted:
+                    scheduler.remove_job(job.id)
+            for job_id, subscriber in wanted.items():
+                trigger = self.trigger_for(subscriber)
+                job = scheduler.get_job(job_id)
+                if job is not None and repr(job.trigger) == repr(trigger):
+                    continue
+                scheduler.add_job(self.send_digest, trigger, args=[subscriber.chat_id], id=job_id,
+                                  name=f"alerts: digest for {subscriber.chat_id}", replace_existing=True,
+                                  max_instances=1, coalesce=True, misfire_grace_time=DIGEST_GRACE)
+        except Exception:
+            self.log.exception("could not update the digest schedules; keeping the current ones")
+
+
+def _digest_groups(alerts: Sequence[Alert], posts: dict[int, Post], rules: dict[int, Rule]
+                   ) -> list[DigestGroup]:
+    """Alerts filed under their first matched rule (by rule id); the other rules shown as 'also'."""
+    groups: dict[int, list[DigestEntry]] = {}
+    for alert in alerts:
+        known = sorted(r for r in alert.rule_ids if r in rules)
+        post = posts[alert.post_id]
+        key = known[0] if known else -1
+        also = tuple(rules[r].query for r in known[1:])
+        entry = DigestEntry(post, alert.id, _spans(post.text, [rules[r] for r in known]), also)
+        groups.setdefault(key, []).append(entry)
+    return [DigestGroup(rules[k].query if k in rules else "(removed rules)", tuple(v))
+            for k, v in sorted(groups.items(), key=lambda kv: (kv[0] < 0, kv[0]))]
