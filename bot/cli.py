@@ -446,3 +446,6 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 __all__ = ["COMMANDS", "CliError", "Command", "build_parser", "command", "main", "open_archive", "register"]
+
+# Sub-commands defined in other modules register themselves on import (they import this module).
+from bot import cli_daemon, cli_manage  # noqa: E402, F401, I001  registers run, login, channels, rules, backfill

@@ -1,0 +1,188 @@
+"""`chanwatch run` (the daemon) and `chanwatch login` (user session / bot token check).
+
+Parsing and printing only: the daemon is `bot.service.run`; login drives Telethon's own
+`client.start(phone=..., code_callback=..., password=...)` with prompts on the terminal.
+A user session is written to TG_SESSION_FILE (created with mode 0600) or printed as a string
+session for TG_SESSION; `login --bot` checks the bot token and prints the bot's username.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from telethon import TelegramClient, errors
+
+from bot.cli import CliError, command, default_db
+from bot.config import ConfigError, Settings, load_settings
+from bot.logs import FORMATS
+from bot.service import Prepare, run
+from bot.telegram import BotLoginError, make_bot_client, make_user_client, redact, start_bot
+
+__all__ = ["login_bot", "login_user", "session_path", "settings_from_args"]
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from --env-file (else ./.env) and the environment; an explicit --db wins."""
+    try:
+        settings = load_settings(getattr(args, "env_file", None))
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    if getattr(args, "db", None) and str(args.db) != default_db():
+        settings = replace(settings, db_path=Path(args.db).expanduser())
+    return settings
+
+
+def _env_file_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="read settings from this file instead of ./.env (the environment still wins)")
+
+
+# --- run -----------------------------------------------------------------------------------------
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    _env_file_argument(parser)
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="text (default) or json: one JSON object per line")
+
+
+@command("run", "run the daemon: poll channels, send alerts, answer bot commands", _run_arguments,
+         "Poll the watched channels, send alerts and answer bot commands until SIGINT/SIGTERM. "
+         "Needs TG_API_ID, TG_API_HASH, TG_SESSION (or TG_SESSION_FILE) and TG_BOT_TOKEN; "
+         "see config.example.env.")
+async def _run(args: argparse.Namespace) -> int:
+    return await run(settings_from_args(args), log_format=args.log_format)
+
+
+# --- login ---------------------------------------------------------------------------------------
+
+
+def session_path(session_file: Path) -> Path:
+    """The file Telethon's SQLiteSession writes for `session_file` (it appends '.session')."""
+    text = str(session_file)
+    return Path(text if text.endswith(".session") else text + ".session")
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` (and its folder) readable by the owner only, before any secret goes in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _require_api(settings: Settings) -> tuple[int, str]:
+    if settings.api_id is None or settings.api_hash is None:
+        missing = "TG_API_ID" if settings.api_id is None else "TG_API_HASH"
+        raise CliError(f"{missing}: not set; get api_id and api_hash at https://my.telegram.org "
+                       "(API development tools) and put them in .env")
+    return settings.api_id, settings.api_hash
+
+
+def _client_options(settings: Settings) -> dict[str, object]:
+    return {"server": settings.server, "server_public_key_pem": settings.server_public_key,
+            "dc_id": settings.server_dc}
+
+
+_LOGIN_ERRORS = (errors.RPCError, RuntimeError, ValueError, OSError, ConnectionError)
+
+
+async def login_user(
+    settings: Settings,
+    *,
+    phone: str | None = None,
+    ask: Callable[[str], str] = input,
+    ask_secret: Callable[[str], str] = getpass.getpass,
+    prepare: Prepare | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Log the reading account in (phone, code, 2FA password) and save its session.
+
+    With TG_SESSION_FILE the session goes to that file (mode 0600); otherwise the string session
+    is printed for TG_SESSION. `ask`/`ask_secret` read answers (input/getpass by default);
+    `prepare(client, "user")` runs before connecting (tests attach the simulator).
+    """
+    out = out or sys.stdout
+    api_id, api_hash = _require_api(settings)
+    target: Path | None = session_path(settings.session_file) if settings.session_file else None
+    if target is not None:
+        _private_file(target)
+    client: TelegramClient = make_user_client(
+        api_id=api_id, api_hash=api_hash, session_file=settings.session_file, **_client_options(settings))
+    if prepare is not None:
+        prepare(client, "user")
+    secrets = settings.secrets()
+    try:
+        await client.start(
+            phone=phone or (lambda: ask("Phone number (international format, e.g. +15551234567): ")),
+            code_callback=lambda: ask("Login code (sent to your Telegram app): "),
+            password=lambda: ask_secret("Two-step verification password: "),
+        )
+        me = await client.get_me()
+        if target is not None:
+            client.session.save()
+            os.chmod(target, 0o600)
+            print(f"logged in as {_who(me)}; session saved to {target} (mode 0600). "
+                  f"Set TG_SESSION_FILE={settings.session_file} in .env.", file=out)
+        else:
+            print(f"logged in as {_who(me)}. Put this line in .env (it gives full access to the account; "
+                  "keep it secret):", file=sys.stderr)
+            print(f"TG_SESSION={client.session.save()}", file=out)
+    except _LOGIN_ERRORS as exc:
+        raise CliError(f"login failed: {redact(f'{type(exc).__name__}: {exc}', secrets)}") from None
+    finally:
+        await client.disconnect()
+    return 0
+
+
+async def login_bot(settings: Settings, *, prepare: Prepare | None = None, out: TextIO | None = None) -> int:
+    """Check TG_BOT_TOKEN by logging the bot in; prints the bot's @username."""
+    out = out or sys.stdout
+    api_id, api_hash = _require_api(settings)
+    if settings.bot_token is None:
+        raise CliError("TG_BOT_TOKEN: not set; create a bot with @BotFather and paste its token")
+    client = make_bot_client(api_id=api_id, api_hash=api_hash, **_client_options(settings))
+    if prepare is not None:
+        prepare(client, "bot")
+    try:
+        await start_bot(client, settings.bot_token)
+        me = await client.get_me()
+    except BotLoginError as exc:
+        raise CliError(f"TG_BOT_TOKEN: {exc}; copy the token again from @BotFather (/token)") from None
+    except _LOGIN_ERRORS as exc:
+        message = redact(f"{type(exc).__name__}: {exc}", settings.secrets())
+        raise CliError(f"bot check failed: {message}") from None
+    finally:
+        await client.disconnect()
+    print(f"bot token OK: @{me.username} (id {me.id})", file=out)
+    return 0
+
+
+def _who(me: object) -> str:
+    username = getattr(me, "username", None)
+    name = " ".join(p for p in (getattr(me, "first_name", None), getattr(me, "last_name", None)) if p)
+    return f"{name or 'account'}" + (f" (@{username})" if username else "") + f", id {getattr(me, 'id', '?')}"
+
+
+def _login_arguments(parser: argparse.ArgumentParser) -> None:
+    _env_file_argument(parser)
+    parser.add_argument("--bot", action="store_true", help="check TG_BOT_TOKEN instead and show the bot")
+    parser.add_argument("--phone", metavar="NUMBER", help="the account's phone number (asked if not given)")
+
+
+@command("login", "log the reading account in (or check the bot token with --bot)", _login_arguments,
+         "Log in the user account that reads channels: phone number, the code Telegram sends, and the "
+         "two-step password if set. The session is saved to TG_SESSION_FILE (mode 0600), or printed "
+         "as TG_SESSION=... for .env. With --bot, check TG_BOT_TOKEN and print the bot's username.")
+async def _login(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if args.bot:
+        return await login_bot(settings)
+    return await login_user(settings, phone=args.phone)

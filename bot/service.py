@@ -1,0 +1,577 @@
+"""The daemon: poller, percolator, dispatcher and bot commands wired together under one scheduler.
+
+`Service` owns the running parts for one archive and two connected clients (the user session that
+reads channels, the bot that answers and alerts). Jobs run on an APScheduler `AsyncIOScheduler`:
+poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), the dispatcher's instant
+and digest jobs. Every job has max_instances=1 and coalesce=True, and every job body catches and
+logs its own errors, so nothing crashes the daemon.
+
+Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
+cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
+and `stop()` awaits them: the poll in flight finishes its transaction, then the clients go.
+
+`run(settings)` is `chanwatch run`: validate the config, open the archive, connect both clients,
+serve until SIGINT/SIGTERM, exit 0 — or print one line and exit 2 for a mistake the user can fix.
+
+The watch list helpers at the end (`add_watch_name`, `unwatch_name`, `channel_rows`,
+`pending_names`) are shared by the daemon's /watch hooks and `chanwatch channels`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from telethon import TelegramClient
+
+from bot.config import ConfigError, Settings
+from bot.poller import (
+    Clock,
+    Poller,
+    ResolveOutcome,
+    Sleep,
+    backoff,
+    parse_channel_name,
+    resolve_channels,
+    utcnow,
+)
+from bot.telegram import BotLoginError, FloodPolicy, describe_client, redact, start_bot
+from storage.database import Database, StorageError
+from storage.records import iso
+from storage.rules import ensure_subscriber, seed_rules, set_allowed
+
+__all__ = [
+    "EXECUTOR",
+    "GracefulExecutor",
+    "Service",
+    "WatchedChannel",
+    "add_watch_name",
+    "channel_rows",
+    "pending_names",
+    "run",
+    "unwatch_name",
+]
+
+log = logging.getLogger("chanwatch.service")
+
+EXECUTOR = "chanwatch"  # executor alias used when a given scheduler already has a "default" executor
+INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by time_scale)
+PLACEHOLDER_DETAIL = "added by name; resolved when the daemon starts"
+
+
+class GracefulExecutor(AsyncIOExecutor):
+    """An AsyncIOExecutor whose shutdown lets running coroutine jobs finish instead of cancelling them.
+
+    `Service.stop` awaits `running()` after the scheduler stops, so a poll in the middle of a
+    transaction completes and nothing is lost. Relies on AsyncIOExecutor's `_pending_futures`
+    (the set of running job tasks in APScheduler 3.x).
+    """
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Do not cancel running jobs (the owner awaits them)."""
+
+    def running(self) -> list[asyncio.Future]:
+        """Job tasks that have not finished yet."""
+        return [f for f in getattr(self, "_pending_futures", ()) if not f.done()]
+
+
+def _optional(module: str, name: str) -> Any:
+    """A class from a module that may not exist in this checkout yet; None (and a warning) if absent."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        log.warning("%s.%s is not available (%s): running without it", module, name, exc)
+        return None
+
+
+class Service:
+    """The daemon's parts wired together: poller, percolator, dispatcher, commands, scheduler."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        user: TelegramClient,
+        bot: TelegramClient,
+        *,
+        scheduler: AsyncIOScheduler | None = None,
+        now: Clock = utcnow,
+        time_scale: float = 1.0,
+        logger: logging.Logger = log,
+        sleep: Sleep = asyncio.sleep,
+        flood: FloodPolicy | None = None,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.settings = settings
+        self.db = db
+        self.user = user
+        self.bot = bot
+        self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
+        self.now = now
+        self.time_scale = time_scale
+        self.log = logger
+        self.sleep = sleep
+        self.flood = flood or FloodPolicy(max_wait=float(settings.flood_max_wait))
+        self.percolator: Any = None
+        self.dispatcher: Any = None
+        self.commands: Any = None
+        self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep)
+        self.executor: GracefulExecutor | None = None
+        self._executor_alias = "default"
+        self._started = False
+        self._stopping = False
+        self._stopped = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Seed the alert chat and its keyword rules, resolve (and join) channels, wire the alert
+        parts, register the bot commands and start the scheduler jobs."""
+        if self._started:
+            return
+        self._started = True
+        await self._seed_alert_chat()
+        await self.resolve_watched()
+        self._build_alerting()
+        self._install_executor()
+        self._add_jobs()
+        if self.commands is not None:
+            self.commands.register()
+        if not self.scheduler.running:
+            self.scheduler.start()
+        self.log.info("service started: %d jobs, poll every %gs, recheck every %gs",
+                      len(self.scheduler.get_jobs()), self.settings.poll_interval / self.time_scale,
+                      self.settings.recheck_interval / self.time_scale)
+
+    async def stop(self) -> None:
+        """Stop taking new work, let the running jobs finish (their transactions commit), stop the
+        scheduler and unregister the commands. The clients and the archive stay open (the caller's)."""
+        if self._stopped:
+            return
+        self._stopped = self._stopping = True
+        if self.commands is not None:
+            try:
+                self.commands.unregister()
+            except Exception:
+                self.log.exception("could not unregister the bot commands")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)  # deferred to the loop; GracefulExecutor cancels nothing
+        await asyncio.sleep(0)
+        running = self.executor.running() if self.executor is not None else []
+        if running:
+            self.log.info("waiting for %d running job(s) to finish", len(running))
+        while running:
+            await asyncio.wait(running)
+            running = self.executor.running() if self.executor is not None else []
+        self.log.info("service stopped")
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Start, serve until `stop` is set, then stop gracefully."""
+        try:
+            await self.start()
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # -- job bodies -------------------------------------------------------------------------------
+
+    async def poll_cycle(self) -> None:
+        """One poll over the watched channels (the poller logs a line per channel and per cycle)."""
+        if self._stopping:
+            return
+        try:
+            await self._resolve_due_names()
+            await self.poller.poll_once()
+        except Exception:
+            self.log.exception("poll cycle failed; the next cycle will try again")
+
+    async def recheck_cycle(self) -> None:
+        """Re-read the recent window of every watched channel for edits and deletions."""
+        if self._stopping:
+            return
+        try:
+            report = await self.poller.recheck_once(self.settings.recheck_window_ids,
+                                                    float(self.settings.recheck_window_days))
+            self.log.info("recheck cycle: %d channels, %d edited, %d deleted, %d requests",
+                          len(report.channels), sum(c.edited for c in report.channels),
+                          sum(c.deleted for c in report.channels), report.requests)
+        except Exception:
+            self.log.exception("recheck cycle failed; the next cycle will try again")
+
+    # -- channels ---------------------------------------------------------------------------------
+
+    async def resolve_watched(self) -> list[ResolveOutcome]:
+        """Resolve CHANWATCH_CHANNELS and names added with `chanwatch channels add` (joining when
+        CHANWATCH_JOIN is set); each failure is logged and recorded, the others go on."""
+        names = list(dict.fromkeys([*self.settings.channels, *await self.db.run(pending_names, None)]))
+        if not names:
+            return []
+        try:
+            outcomes = await resolve_channels(self.db, self.user, names, join=self.settings.join,
+                                              flood=self.flood, now=self.now, sleep=self.sleep)
+        except Exception:
+            self.log.exception("could not resolve the watched channels; polling those already resolved")
+            return []
+        await self._record_outcomes(outcomes)
+        ok = sum(1 for o in outcomes if o.channel_id is not None and o.status == "ok")
+        self.log.info("channels: %d of %d resolved", ok, len(outcomes))
+        return outcomes
+
+    async def _resolve_due_names(self) -> None:
+        """Names added while the daemon runs (or due for another try) are resolved before a poll."""
+        names = await self.db.run(pending_names, iso(self.now()))
+        if not names:
+            return
+        outcomes = await resolve_channels(self.db, self.user, names, join=self.settings.join,
+                                          flood=self.flood, now=self.now, sleep=self.sleep)
+        await self._record_outcomes(outcomes)
+
+    async def _record_outcomes(self, outcomes: Sequence[ResolveOutcome]) -> None:
+        await self.db.transaction(_record_outcomes, list(outcomes), self.now())
+
+    async def watch(self, name: str) -> str:
+        """The admin /watch hook: resolve (and join) a channel through the user client; a reply line."""
+        try:
+            parse_channel_name(name)
+        except ValueError as exc:
+            return str(exc)
+        outcomes = await resolve_channels(self.db, self.user, [name], join=self.settings.join,
+                                          flood=self.flood, now=self.now, sleep=self.sleep)
+        await self._record_outcomes(outcomes)
+        [outcome] = outcomes
+        if outcome.channel_id is not None and outcome.status == "ok":
+            shown = f"@{outcome.username}" if outcome.username else str(outcome.channel_id)
+            title = f" ({outcome.title})" if outcome.title else ""
+            joined = ", joined" if outcome.joined else ""
+            return f"watching {shown}{title}{joined}; new posts arrive with the next poll"
+        reason = outcome.detail or outcome.status
+        return f"cannot watch {name}: {outcome.status} ({reason})"
+
+    async def unwatch(self, name: str) -> str:
+        """The admin /unwatch hook: stop polling a channel (its archive stays); a reply line."""
+        try:
+            username = parse_channel_name(name)
+        except ValueError as exc:
+            return str(exc)
+        changed = await self.db.transaction(unwatch_name, username)
+        return f"stopped watching @{username}" if changed else f"@{username} is not watched"
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    async def _seed_alert_chat(self) -> None:
+        chat = self.settings.alert_chat
+        if chat is None:
+            if self.settings.keywords:
+                self.log.warning("CHANWATCH_KEYWORDS is set but CHANWATCH_ALERT_CHAT is not: "
+                                 "the keywords are not seeded as rules")
+            return
+        rules = await self.db.transaction(_seed_alert_chat, chat, list(self.settings.keywords), self.now())
+        self.log.info("alert chat %d: %d keyword rule(s) seeded", chat, len(rules))
+
+    def _build_alerting(self) -> None:
+        """Percolator into the poller, the dispatcher, the commands (each only if its module exists)."""
+        percolator_cls = _optional("storage.percolator", "Percolator")
+        if percolator_cls is not None:
+            self.percolator = percolator_cls()
+            self.poller.after_ingest = self.percolator
+        dispatcher_cls = _optional("bot.alerts", "Dispatcher")
+        if dispatcher_cls is not None:
+            self.dispatcher = dispatcher_cls(
+                self.db, self.bot, default_schedule=self.settings.digest_schedule,
+                default_timezone=self.settings.timezone, now=self.now, sleep=self.sleep,
+                flood_max_wait=float(self.settings.flood_max_wait),
+                logger=logging.getLogger("chanwatch.alerts"),
+            )
+        commands_cls = _optional("bot.commands", "Commands")
+        if commands_cls is not None:
+            self.commands = commands_cls(
+                self.db, self.bot, self.settings, watch=self.watch, unwatch=self.unwatch,
+                on_subscription_change=self._subscription_changed, now=self.now,
+                logger=logging.getLogger("chanwatch.commands"),
+            )
+
+    async def _subscription_changed(self, chat_id: int) -> None:
+        """A chat changed mode or schedule: its digest job follows."""
+        if self.dispatcher is None or self._stopping:
+            return
+        try:
+            await self.dispatcher.reschedule_digests()
+        except Exception:
+            self.log.exception("could not reschedule digests after chat %d changed", chat_id)
+
+    def _install_executor(self) -> None:
+        """Put a GracefulExecutor in the scheduler (as its default when it has none yet)."""
+        executor = GracefulExecutor()
+        try:
+            self.scheduler.add_executor(executor, "default")
+            self._executor_alias = "default"
+        except ValueError:  # the caller's scheduler already has a default executor: use ours by name
+            self.log.debug("scheduler has a default executor; service jobs use %r", EXECUTOR)
+            self.scheduler.add_executor(executor, EXECUTOR)
+            self._executor_alias = EXECUTOR
+        self.executor = executor
+
+    def _interval_job(self, func: Callable[[], Awaitable[None]], job_id: str, seconds: float,
+                      *, first: datetime | None) -> None:
+        period = max(seconds / self.time_scale, 0.001)
+        self.scheduler.add_job(
+            func, IntervalTrigger(seconds=period, timezone=UTC), id=job_id, name=job_id,
+            executor=self._executor_alias, max_instances=1, coalesce=True,
+            misfire_grace_time=max(1, int(period)), replace_existing=True,
+            **({"next_run_time": first} if first is not None else {}),
+        )
+
+    def _add_jobs(self) -> None:
+        started = datetime.now(UTC)  # APScheduler runs on the wall clock, whatever `now` says
+        self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
+        self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval), first=None)
+        if self.dispatcher is not None:
+            self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale)
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+
+def _seed_alert_chat(conn: sqlite3.Connection, chat_id: int, keywords: list[str], now: datetime) -> list[Any]:
+    """The configured alert chat is a trusted, allowed subscriber with a rule per keyword entry."""
+    ensure_subscriber(conn, chat_id, now, allowed=True)
+    set_allowed(conn, chat_id, True, now)
+    return seed_rules(conn, chat_id, keywords, now)
+
+
+_FAILED_STATUS = {"private": "private", "not_found": "not_found", "banned": "banned",
+                  "not_channel": "not_found", "invalid": "error", "error": "error"}
+
+
+def _record_outcomes(conn: sqlite3.Connection, outcomes: list[ResolveOutcome], now: datetime) -> None:
+    """Placeholders of resolved names go (the real row took over); unresolvable ones back off."""
+    for outcome in outcomes:
+        name = outcome.username
+        if name is None:
+            try:
+                name = parse_channel_name(outcome.name)
+            except ValueError:
+                continue
+        if outcome.channel_id is not None:
+            conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)", (name,))
+            continue
+        if outcome.status == "deferred":
+            conn.execute(
+                "UPDATE channels SET retry_at = ?, status_detail = ? WHERE watched = 1"
+                " AND access_hash IS NULL AND lower(username) = lower(?)",
+                (iso(outcome.retry_at), outcome.detail, name))
+            continue
+        rows = conn.execute(
+            "SELECT id, failures FROM channels WHERE watched = 1 AND access_hash IS NULL"
+            " AND lower(username) = lower(?)", (name,)).fetchall()
+        for channel_id, failures in rows:
+            conn.execute(
+                "UPDATE channels SET status = ?, status_detail = ?, failures = ?, last_poll = ?, retry_at = ?"
+                " WHERE id = ?",
+                (_FAILED_STATUS.get(outcome.status, "error"), outcome.detail or outcome.status, failures + 1,
+                 iso(now), iso(now + backoff(failures + 1)), channel_id))
+
+
+# --- the watch list (shared with `chanwatch channels`) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedChannel:
+    """A row of `chanwatch channels list`: what the daemon knows of one channel."""
+
+    id: int
+    username: str | None
+    title: str | None
+    watched: bool
+    resolved: bool
+    status: str
+    status_detail: str | None
+    messages: int
+    last_post: str | None
+    last_poll: str | None
+    last_success: str | None
+    cursor: int
+    backfill_done: bool
+
+    @property
+    def name(self) -> str:
+        """@username, else the title, else the id."""
+        return f"@{self.username}" if self.username else (self.title or str(self.id))
+
+
+def add_watch_name(conn: sqlite3.Connection, username: str, now: datetime) -> str:
+    """Watch a channel by name without touching Telegram; returns what happened.
+
+    A channel already stored is marked watched ("watched", or "already watched"). An unknown name
+    becomes a placeholder row (a negative id, no access hash) that the daemon resolves at start or
+    before its next poll, then replaces with the real channel ("added").
+    """
+    rows = conn.execute("SELECT id, watched FROM channels WHERE lower(username) = lower(?)"
+                        " ORDER BY access_hash IS NULL, id DESC", (username,)).fetchall()
+    if rows:
+        if any(r[1] for r in rows):
+            return "already watched"
+        conn.execute("UPDATE channels SET watched = 1 WHERE id = ?", (rows[0][0],))
+        return "watched"
+    placeholder = conn.execute("SELECT min(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
+    conn.execute(
+        "INSERT INTO channels (id, username, watched, status, status_detail, added_at)"
+        " VALUES (?, ?, 1, 'ok', ?, ?)", (placeholder, username, PLACEHOLDER_DETAIL, iso(now)))
+    return "added"
+
+
+def unwatch_name(conn: sqlite3.Connection, username: str) -> int:
+    """Stop watching a channel (its archived posts stay); placeholders are deleted. Rows changed."""
+    deleted = conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)",
+                           (username,)).rowcount
+    updated = conn.execute("UPDATE channels SET watched = 0 WHERE watched = 1 AND lower(username) = lower(?)",
+                           (username,)).rowcount
+    return deleted + updated
+
+
+def pending_names(conn: sqlite3.Connection, due_at: str | None) -> list[str]:
+    """Watched names with no access hash yet (to resolve); with `due_at`, only those not backing off."""
+    sql = ("SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL")
+    args: tuple[Any, ...] = ()
+    if due_at is not None:
+        sql += " AND (retry_at IS NULL OR retry_at <= ?)"
+        args = (due_at,)
+    return [r[0] for r in conn.execute(sql + " ORDER BY id", args).fetchall()]
+
+
+def channel_rows(conn: sqlite3.Connection, *, include_unwatched: bool = False) -> list[WatchedChannel]:
+    """Channels with their status, message count, last post and last poll (watched ones by default)."""
+    where = "" if include_unwatched else "WHERE c.watched = 1"
+    rows = conn.execute(
+        f"""SELECT c.id, c.username, c.title, c.watched, c.access_hash IS NOT NULL, c.status,
+                   c.status_detail, count(m.message_id), max(m.date), c.last_poll, c.last_success,
+                   c.cursor, c.backfill_done
+            FROM channels c LEFT JOIN messages m ON m.channel_id = c.id
+            {where}
+            GROUP BY c.id ORDER BY c.watched DESC, lower(coalesce(c.username, c.title, '')), c.id"""
+    ).fetchall()
+    return [WatchedChannel(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
+                           r[11], bool(r[12])) for r in rows]
+
+
+# --- `chanwatch run` ----------------------------------------------------------------------------
+
+Prepare = Callable[[TelegramClient, str], None]
+
+
+class StartupError(Exception):
+    """The daemon cannot start for a reason the user can fix; printed as one line, exit 2."""
+
+
+def _fail(message: str, secrets: Sequence[str]) -> int:
+    print(f"chanwatch: {redact(message, secrets)}", file=sys.stderr)
+    return 2
+
+
+async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare | None = None,
+              stop: asyncio.Event | None = None, install_logging: bool = True) -> int:
+    """`chanwatch run`: serve until SIGINT/SIGTERM; returns the exit status.
+
+    2 with one line on stderr for missing credentials, a session that is not logged in, a bot
+    token Telegram refuses, or an archive that cannot be opened — checked in that order, so a bad
+    config never creates the archive file. `prepare(client, "user"|"bot")` runs on each client
+    before it connects (tests attach the simulator there); `stop` replaces the signal-driven event.
+    """
+    from bot.logs import setup_logging, teardown_logging
+    from bot.telegram import make_bot_client, make_user_client
+
+    secrets = settings.secrets()
+    handler = setup_logging(log_format, secrets=secrets) if install_logging else None
+    user: TelegramClient | None = None
+    bot: TelegramClient | None = None
+    db: Database | None = None
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    served = False
+    try:
+        try:
+            settings.require_telegram()
+        except ConfigError as exc:
+            return _fail(str(exc), secrets)
+        assert settings.api_id is not None and settings.api_hash is not None
+        try:
+            db = await Database.open(settings.db_path)
+        except StorageError as exc:
+            return _fail(f"CHANWATCH_DB: {exc}", secrets)
+        common: dict[str, Any] = {
+            "api_id": settings.api_id, "api_hash": settings.api_hash, "server": settings.server,
+            "server_public_key_pem": settings.server_public_key, "dc_id": settings.server_dc,
+        }
+        try:
+            user = make_user_client(session=settings.session, session_file=settings.session_file,
+                                    flood_sleep_threshold=0, **common)
+            # The bot's session lives in memory: a fresh authorisation per start also proves the
+            # token is still valid (a stored session would hide a revoked token until it is used).
+            bot = make_bot_client(flood_sleep_threshold=0, **common)
+        except ValueError as exc:
+            return _fail(f"TG_SESSION: {exc}" if "session" in str(exc) else str(exc), secrets)
+        if prepare is not None:
+            prepare(user, "user")
+            prepare(bot, "bot")
+        try:
+            await user.connect()
+            authorised = await user.is_user_authorized()
+        except (OSError, ConnectionError) as exc:
+            return _fail(f"cannot reach Telegram ({describe_client(user)}): {exc}", secrets)
+        if not authorised:
+            variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
+            return _fail(f"{variable}: the user session is not logged in (expired or revoked); "
+                         "run `chanwatch login` and update it", secrets)
+        try:
+            await start_bot(bot, settings.bot_token or "")
+        except (BotLoginError, ValueError) as exc:
+            return _fail(f"TG_BOT_TOKEN: {exc}; check the token with @BotFather (/token) or "
+                         "`chanwatch login --bot`", secrets)
+        except (OSError, ConnectionError) as exc:
+            return _fail(f"cannot reach Telegram for the bot: {exc}", secrets)
+        if stop is None:
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, _on_signal, stop, sig)
+                    installed.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+                    pass
+        log.info("chanwatch running: archive %s, user %s, bot %s", settings.db_path, describe_client(user),
+                 describe_client(bot))
+        service = Service(settings, db, user, bot)
+        served = True
+        await service.run_until(stop)
+        return 0
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        for client in (bot, user):
+            if client is not None:
+                try:
+                    await client.disconnect()
+                except Exception:
+                    log.debug("disconnect failed", exc_info=True)
+        if db is not None:
+            await db.close()
+        if served:
+            log.info("chanwatch stopped")
+        if handler is not None:
+            teardown_logging(handler)
+
+
+def _on_signal(stop: asyncio.Event, sig: int) -> None:
+    log.info("received %s: finishing the running job and stopping", signal.Signals(sig).name)
+    stop.set()

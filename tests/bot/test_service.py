@@ -1,0 +1,296 @@
+"""The daemon against the simulator: start/poll/stop, graceful shutdown mid-poll, start-up failures
+with one line and exit 2, and no secret in any log line or output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.cli import main
+from bot.config import Settings
+from bot.service import Service, add_watch_name, run
+from bot.simulator import World, attach, connect_client
+from storage.database import Database
+from storage.rules import get_subscriber, is_allowed, list_rules
+
+API_HASH = "0123456789abcdef0123456789abcdef"
+
+
+def rows(db_path: str | Path, sql: str, *args: object) -> list[tuple]:
+    conn = sqlite3.connect(str(db_path))
+    try:
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()
+
+
+def paused_scheduler() -> AsyncIOScheduler:
+    """A started scheduler that runs nothing by itself: the test calls the job bodies."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.start(paused=True)
+    return scheduler
+
+
+def settings_for(tmp_path: Path, **kwargs: object) -> Settings:
+    return Settings(db_path=tmp_path / "archive.db", **kwargs)  # type: ignore[arg-type]
+
+
+async def test_start_seeds_the_alert_chat_resolves_channels_and_a_poll_archives_new_posts(
+        world, reader, bot_client, alice, db, tmp_path):
+    ch = world.add_channel("embassy", "The Embassy")
+    world.post(ch, "before start")
+    settings = settings_for(tmp_path, channels=("embassy",), alert_chat=alice.id,
+                            keywords=("canada sanctions", "arctic OR ice"))
+    service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler(), now=lambda: world.now)
+    await service.start()
+    assert await db.run(is_allowed, alice.id)
+    assert [r.query for r in await db.run(list_rules, alice.id)] == ["canada sanctions", "arctic OR ice"]
+    assert rows(db.path, "SELECT username, watched FROM channels WHERE id = ?", ch.id) == [("embassy", 1)]
+
+    world.advance(60)
+    world.post(ch, "Canada announces new sanctions")
+    await service.poll_cycle()
+    texts = [r[0] for r in rows(db.path, "SELECT text FROM messages WHERE channel_id = ? ORDER BY message_id",
+                                ch.id)]
+    assert texts == ["before start", "Canada announces new sanctions"]
+    assert rows(db.path, "SELECT cursor FROM channels WHERE id = ?", ch.id) == [(2,)]
+    await service.stop()
+    assert not service.scheduler.running
+
+
+async def test_seeding_again_at_the_next_start_adds_no_duplicate_rules(world, reader, bot_client, alice, db,
+                                                                       tmp_path):
+    settings = settings_for(tmp_path, alert_chat=alice.id, keywords=("canada",))
+    for _ in range(2):
+        service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler())
+        await service.start()
+        await service.stop()
+    assert [r.query for r in await db.run(list_rules, alice.id)] == ["canada"]
+    assert (await db.run(get_subscriber, alice.id)).mode == "instant"
+
+
+async def test_jobs_are_single_instance_coalesced_and_scaled_by_time_scale(world, reader, bot_client, db,
+                                                                           tmp_path):
+    settings = settings_for(tmp_path, poll_interval=60, recheck_interval=900)
+    service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler(), time_scale=60)
+    await service.start()
+    poll, recheck = service.scheduler.get_job("poll"), service.scheduler.get_job("recheck")
+    assert poll.trigger.interval == timedelta(seconds=1)
+    assert recheck.trigger.interval == timedelta(seconds=15)
+    for job in (poll, recheck):
+        assert job.max_instances == 1 and job.coalesce is True and job.misfire_grace_time >= 1
+    await service.stop()
+
+
+async def test_stop_during_a_poll_lets_it_finish_so_nothing_is_lost(world, reader, bot_client, db, tmp_path):
+    ch = world.add_channel("slowchan", "Slow")
+    for i in range(3):
+        world.advance(60)
+        world.post(ch, f"post {i + 1}")
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_sleep(seconds: float) -> None:
+        """The poll's flood wait: parks the running job until the test releases it."""
+        entered.set()
+        await release.wait()
+
+    world.inject_flood("messages.GetHistory", 5)
+    settings = settings_for(tmp_path, channels=("slowchan",))
+    service = Service(settings, db, reader, bot_client, now=lambda: world.now, sleep=held_sleep)
+    stop = asyncio.Event()
+    running = asyncio.create_task(service.run_until(stop))
+    await asyncio.wait_for(entered.wait(), timeout=10)  # the scheduler's first poll is in its flood wait
+    stop.set()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not running.done(), "stop must wait for the running poll"
+    assert rows(db.path, "SELECT count(*) FROM messages") == [(0,)]
+    release.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert rows(db.path, "SELECT message_id FROM messages ORDER BY message_id") == [(1,), (2,), (3,)]
+    assert rows(db.path, "SELECT cursor, status FROM channels WHERE id = ?", ch.id) == [(3, "ok")]
+    assert not service.scheduler.running
+    assert running.exception() is None
+
+
+async def test_a_failing_cycle_is_logged_and_the_daemon_goes_on(world, reader, bot_client, tmp_path, caplog):
+    database = await Database.open(tmp_path / "gone.db")
+    service = Service(settings_for(tmp_path), database, reader, bot_client, scheduler=paused_scheduler())
+    await service.start()
+    await database.close()  # every storage call now fails
+    with caplog.at_level(logging.ERROR, logger="chanwatch.service"):
+        await service.poll_cycle()
+        await service.recheck_cycle()
+    messages = [r.getMessage() for r in caplog.records if r.name == "chanwatch.service"]
+    assert any("poll cycle failed" in m for m in messages)
+    assert any("recheck cycle failed" in m for m in messages)
+    await service.stop()
+
+
+async def test_a_name_added_offline_is_resolved_at_start_and_its_placeholder_replaced(
+        world, reader, bot_client, db, tmp_path):
+    ch = world.add_channel("addedlater", "Added later")
+    world.post(ch, "hello")
+    await db.transaction(add_watch_name, "addedlater", world.now)
+    await db.transaction(add_watch_name, "nosuchchannel", world.now)
+    assert rows(db.path, "SELECT count(*) FROM channels WHERE id < 0") == [(2,)]
+    service = Service(settings_for(tmp_path), db, reader, bot_client, scheduler=paused_scheduler(),
+                      now=lambda: world.now)
+    await service.start()
+    assert rows(db.path, "SELECT id, watched FROM channels WHERE username = 'addedlater'") == [(ch.id, 1)]
+    [(status, retry_at)] = rows(db.path,
+                                "SELECT status, retry_at FROM channels WHERE username = 'nosuchchannel'")
+    assert status == "not_found" and retry_at > world.now.isoformat()
+    world.reset_requests()
+    await service.poll_cycle()  # the missing name backs off: no new lookup
+    assert world.requests["contacts.ResolveUsername"] == 0
+    assert rows(db.path, "SELECT text FROM messages WHERE channel_id = ?", ch.id) == [("hello",)]
+    await service.stop()
+
+
+async def test_watch_and_unwatch_hooks_resolve_through_the_user_client(world, reader, bot_client, db,
+                                                                       tmp_path):
+    ch = world.add_channel("hooked", "Hooked")
+    service = Service(settings_for(tmp_path), db, reader, bot_client, scheduler=paused_scheduler(),
+                      now=lambda: world.now)
+    await service.start()
+    assert (await service.watch("@hooked")).startswith("watching @hooked (Hooked)")
+    assert rows(db.path, "SELECT watched FROM channels WHERE id = ?", ch.id) == [(1,)]
+    assert "not_found" in await service.watch("@nobodyhere")
+    assert "invite link" in await service.watch("https://t.me/+abcdef")
+    assert await service.unwatch("hooked") == "stopped watching @hooked"
+    assert await service.unwatch("hooked") == "@hooked is not watched"
+    assert rows(db.path, "SELECT watched FROM channels WHERE id = ?", ch.id) == [(0,)]
+    await service.stop()
+
+
+# --- `chanwatch run` ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch, tmp_path):
+    """No chanwatch/Telegram variables from the caller's environment; cwd without a .env."""
+    for name in list(os.environ):
+        if name.startswith(("TG_", "CHANWATCH_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch
+
+
+def test_run_with_a_missing_variable_exits_2_naming_it_and_creates_no_archive(clean_env, tmp_path, capsys):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("CHANWATCH_DB=archive.db\n")
+    assert main(["run", "--env-file", str(env_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TG_API_ID" in err[0] and "my.telegram.org" in err[0]
+    assert not (tmp_path / "archive.db").exists()
+
+
+def test_run_with_a_bad_log_format_is_refused_by_the_parser(clean_env, capsys):
+    assert main(["run", "--log-format", "xml"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+async def _sessions(world: World, reader_account) -> str:
+    """A saved string session of the reader account, as `chanwatch login` would print it."""
+    client = await connect_client(world, as_user=reader_account)
+    saved = client.session.save()
+    await client.disconnect()
+    return saved
+
+
+def daemon_settings(tmp_path: Path, session: str, token: str, **kwargs: object) -> Settings:
+    return Settings(db_path=tmp_path / "daemon.db", api_id=12345, api_hash=API_HASH, session=session,
+                    bot_token=token, **kwargs)  # type: ignore[arg-type]
+
+
+class _Seen(logging.Handler):
+    """Sets an event when a log message starts with `prefix`."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.prefix):
+            self.event.set()
+
+
+async def test_run_serves_until_sigterm_exits_0_and_never_logs_a_secret(
+        world, reader_account, bot_account, alice, tmp_path, capsys, caplog):
+    ch = world.add_channel("newsroom", "Newsroom")
+    world.post(ch, "first post")
+    session = await _sessions(world, reader_account)
+    settings = daemon_settings(tmp_path, session, bot_account.bot_token, channels=("newsroom",),
+                               alert_chat=alice.id, keywords=("first",))
+    caplog.set_level(logging.DEBUG)
+    seen = _Seen("poll cycle")
+    logging.getLogger("chanwatch.poller").addHandler(seen)
+    try:
+        daemon = asyncio.create_task(run(settings, log_format="json",
+                                         prepare=lambda client, kind: attach(world, client)))
+        await asyncio.wait_for(seen.event.wait(), timeout=10)
+        os.kill(os.getpid(), signal.SIGTERM)
+        status = await asyncio.wait_for(daemon, timeout=10)
+    finally:
+        logging.getLogger("chanwatch.poller").removeHandler(seen)
+    assert status == 0
+    assert rows(settings.db_path, "SELECT text FROM messages") == [("first post",)]
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    assert lines and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line["message"].startswith("poll @newsroom: 1 new") for line in lines)
+    assert any("SIGTERM" in line["message"] for line in lines)
+    everything = out + err + caplog.text + "".join(str(r.__dict__) for r in caplog.records)
+    for secret in (API_HASH, session, bot_account.bot_token, bot_account.bot_token.split(":")[1]):
+        assert secret not in everything
+
+
+async def test_run_with_a_logged_out_session_exits_2_with_one_line(world, reader_account, bot_account,
+                                                                   tmp_path, capsys):
+    client = await connect_client(world, as_user=reader_account)
+    session = client.session.save()
+    await client.log_out()  # the session is revoked server-side
+    settings = daemon_settings(tmp_path, session, bot_account.bot_token)
+    status = await run(settings, prepare=lambda client, kind: attach(world, client))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert [line for line in err if line.startswith("chanwatch:")] == err[-1:]
+    assert "TG_SESSION" in err[-1] and "chanwatch login" in err[-1]
+    assert session not in "\n".join(err)
+
+
+async def test_run_with_a_revoked_bot_token_exits_2_without_printing_it(world, reader_account, tmp_path,
+                                                                        capsys):
+    session = await _sessions(world, reader_account)
+    token = "123456:" + "A" * 35
+    status = await run(daemon_settings(tmp_path, session, token),
+                       prepare=lambda client, kind: attach(world, client))
+    err = capsys.readouterr().err
+    assert status == 2
+    last = err.strip().splitlines()[-1]
+    assert "TG_BOT_TOKEN" in last and "AccessTokenInvalidError" in last
+    assert token not in err and "A" * 35 not in err
+
+
+async def test_run_with_an_unopenable_archive_exits_2_before_connecting(world, reader_account, bot_account,
+                                                                        tmp_path, capsys):
+    session = await _sessions(world, reader_account)
+    world.reset_requests()
+    settings = replace(daemon_settings(tmp_path, session, bot_account.bot_token), db_path=tmp_path)
+    status = await run(settings, prepare=lambda client, kind: attach(world, client))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert "CHANWATCH_DB" in err[-1] and "cannot open the archive" in err[-1]
+    assert sum(world.requests.values()) == 0
