@@ -1,0 +1,450 @@
+"""Alert percolation: match new and newly-edited canonical posts against the active rules inside the
+ingest transaction, and queue one `alerts` row per (chat, post) listing every rule of that chat it matched.
+
+Rules are indexed by what a matching post must hold (one of a set of stems, words, hashtags, word
+prefixes or facts such as its channels), so a post is tried only against rules it could match, plus
+the few rules that need nothing in particular (e.g. `since:` alone). The index is rebuilt only when
+the rules or the subscribers' `allowed` flags changed, which a per-connection counter (temporary
+triggers) and SQLite's `data_version` (commits by other connections) tell cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from storage import text as tx
+from storage.query import And, Filter, Node, Or, Query, QueryError, Text, parse
+from storage.records import IngestResult, PostDoc, Rule
+from storage.rules import active_rules
+from storage.search import load_docs
+
+log = logging.getLogger("chanwatch.percolator")
+
+Key = tuple[str, str]
+"""What an index entry is about: (kind, value), kind one of stems, words, tags, prefix, channel,
+origin, lang, is."""
+
+_TEXT_COST = 1
+_PREFIX_COST = 3
+_FILTER_COST = 64
+"""Costs used to choose which AND operand to index a rule by: a channel, language or relation is held
+by a large share of posts, a word by few, so any text term is preferred over a filter."""
+
+_CHUNK = 500
+
+
+# -- what a rule requires -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Keys of which every post the node matches holds at least one; `exact`: holding one is enough."""
+
+    keys: frozenset[Key]
+    cost: int
+    exact: bool
+
+
+def requirement(node: Node) -> Requirement | None:
+    """What a post must hold to match `node` (None: nothing in particular, try it on every post).
+
+    Extends `storage.query.required_tokens` with prefixes (`lavr*` -> ("prefix", "lavr")) and with
+    the facts filters test, so that only `since:`/`until:`/negation-only rules need trying everywhere.
+    """
+    if isinstance(node, Text):
+        if node.prefix:
+            return Requirement(frozenset({("prefix", node.tokens[0])}), _PREFIX_COST, False)
+        token = max(node.tokens, key=lambda t: (len(t), t))  # all are required: the longest is rarest
+        return Requirement(frozenset({(node.column, token)}), _TEXT_COST, len(node.tokens) == 1)
+    if isinstance(node, Filter):
+        return _filter_requirement(node)
+    if isinstance(node, And):
+        options = [r for c in node.children if (r := requirement(c)) is not None]
+        if not options:
+            return None
+        best = min(options, key=lambda r: (r.cost, sorted(r.keys)))
+        return Requirement(best.keys, best.cost, False)
+    if isinstance(node, Or):
+        parts = [requirement(c) for c in node.children]
+        if any(p is None for p in parts):
+            return None
+        keys = frozenset().union(*(p.keys for p in parts if p is not None))
+        cost = sum(p.cost for p in parts if p is not None)
+        return Requirement(keys, cost, all(p.exact for p in parts if p is not None))
+    return None  # Not: a post need hold nothing to match a negation
+
+
+def _filter_requirement(node: Filter) -> Requirement | None:
+    """Filters compared with a set of facts (see `storage.query._match_filter`) become keys."""
+    if node.name == "channel":
+        keys = {("channel", k) for k in node.keys}
+    elif node.name == "from":
+        keys = {("origin", k) for k in node.keys}
+    elif node.name in ("lang", "is"):
+        keys = {(node.name, node.value)}
+    else:
+        return None  # since:/until: compare dates
+    return Requirement(frozenset(keys), _FILTER_COST * len(keys), True) if keys else None
+
+
+# -- the index ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedRule:
+    """An active rule as the percolator holds it."""
+
+    id: int
+    chat_id: int
+    query: Query
+    exact: bool
+
+
+class RuleIndex:
+    """Rules by the keys one of which a matching post must hold; `match` tries only those candidates."""
+
+    def __init__(self, rules: Iterable[tuple[IndexedRule, Requirement | None]]) -> None:
+        self.rules: list[IndexedRule] = []
+        self._always: list[int] = []
+        self._by_kind: dict[str, dict[str, list[int]]] = {}
+        self._prefixes: dict[int, dict[str, list[int]]] = {}
+        for position, (rule, need) in enumerate(sorted(rules, key=lambda item: item[0].id)):
+            self.rules.append(rule)
+            if need is None:
+                self._always.append(position)
+                continue
+            for kind, value in need.keys:
+                if kind == "prefix":
+                    table = self._prefixes.setdefault(len(value), {})
+                else:
+                    table = self._by_kind.setdefault(kind, {})
+                table.setdefault(value, []).append(position)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def candidates(self, doc: PostDoc) -> tuple[set[int], set[int]]:
+        """(positions of rules worth trying on `doc`, those of them whose key hit alone decides)."""
+        hits: list[list[int]] = []
+        by_kind = self._by_kind
+        for kind, values in (
+            ("stems", doc.stems), ("words", doc.words), ("tags", doc.tags), ("channel", doc.channels),
+            ("origin", doc.origin),
+        ):
+            table = by_kind.get(kind)
+            if table:
+                hits.extend(table[v] for v in table.keys() & values)
+        for kind, values in (("lang", (doc.lang,)), ("is", _is_facts(doc))):
+            table = by_kind.get(kind)
+            if table:
+                hits.extend(table[v] for v in values if v in table)
+        if self._prefixes:
+            unique = set(doc.words)
+            for size, table in self._prefixes.items():
+                starts = {w[:size] for w in unique if len(w) >= size}
+                hits.extend(table[s] for s in table.keys() & starts)
+        hit: set[int] = set()
+        for positions in hits:
+            hit.update(positions)
+        rules = self.rules
+        return hit.union(self._always), {p for p in hit if rules[p].exact}
+
+    def match(self, doc: PostDoc) -> list[IndexedRule]:
+        """The rules matching `doc`, by rule id."""
+        candidates, sure = self.candidates(doc)
+        rules = self.rules
+        return [
+            rules[p] for p in sorted(candidates) if p in sure or rules[p].query.matches(doc)
+        ]
+
+
+def _is_facts(doc: PostDoc) -> list[str]:
+    facts = list(doc.relations)
+    if doc.edited:
+        facts.append("edited")
+    if doc.deleted:
+        facts.append("deleted")
+    return facts
+
+
+# -- noticing rule changes ------------------------------------------------------------------------
+
+_TRIGGER_PREFIX = "chanwatch_percolator_"
+_TRIGGERS = {
+    "rules_insert": "AFTER INSERT ON main.rules",
+    "rules_update": "AFTER UPDATE ON main.rules",
+    "rules_delete": "AFTER DELETE ON main.rules",
+    "subscribers_insert": "AFTER INSERT ON main.subscribers",
+    "subscribers_update": "AFTER UPDATE OF allowed ON main.subscribers",
+    "subscribers_delete": "AFTER DELETE ON main.subscribers",
+}
+_TRIGGER_NAMES = tuple(_TRIGGER_PREFIX + name for name in _TRIGGERS)
+_MARKS = ", ".join("?" * len(_TRIGGERS))
+_changes = 0
+_changes_lock = threading.Lock()
+_warned = False
+
+
+def _rules_changed() -> None:
+    """Called by the temporary triggers for each changed row; never goes back, even on a rollback."""
+    global _changes
+    with _changes_lock:
+        _changes += 1
+
+
+def _watch(conn: sqlite3.Connection) -> None:
+    """Temporary triggers (this connection only; nothing is written to the archive) that call
+    `_rules_changed` whenever a rule or a subscriber's `allowed` changes on this connection."""
+    conn.create_function("chanwatch_rules_changed", 0, _rules_changed)
+    for name, event in _TRIGGERS.items():
+        conn.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {_TRIGGER_PREFIX}{name} {event} "
+            "BEGIN SELECT chanwatch_rules_changed(); END"
+        )
+    _rules_changed()  # a connection watched afresh may reuse a closed one's id(): never look unchanged
+
+
+def _change_state(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
+    """A value that differs whenever the active rules may have changed; None if it cannot be known.
+
+    The triggers count this connection's writes; `PRAGMA data_version` changes when any other
+    connection (the CLI, another process) committed.
+    """
+    global _warned
+    try:
+        installed = conn.execute(
+            f"SELECT count(*) FROM temp.sqlite_master WHERE type = 'trigger' AND name IN ({_MARKS})",
+            _TRIGGER_NAMES,
+        ).fetchone()[0]
+        if installed != len(_TRIGGERS):
+            _watch(conn)
+        version = conn.execute("PRAGMA main.data_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        if not _warned:
+            log.warning("cannot watch rule changes cheaply (%s): reading the rules every time", exc)
+            _warned = True
+        return None
+    return (id(conn), _changes, version)
+
+
+# -- the percolator -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    query: Query
+    need: Requirement | None
+
+
+class Percolator:
+    """Matches new/edited canonical posts against active rules inside the ingest transaction.
+
+    Call it as an `AfterIngest` hook (`ingest(..., after=percolator)`, `Poller(after_ingest=...)`).
+    A new post alerts every chat with a matching rule; an edited post alerts a chat when a rule of it
+    matches the new text but matched no earlier version of the post, and the chat has no alert for
+    it yet. A post whose sightings are all deleted never alerts.
+    """
+
+    def __init__(self) -> None:
+        self._index = RuleIndex(())
+        self._rules_key: tuple[tuple[int, int, str], ...] | None = None
+        self._state: tuple[int, int, int] | None = None
+        self._parsed: dict[str, _Parsed | None] = {}
+
+    # -- rules ------------------------------------------------------------------------------------
+
+    @property
+    def index(self) -> RuleIndex:
+        """The rule index as of the last call (for benchmarks and diagnostics)."""
+        return self._index
+
+    def refresh(self, conn: sqlite3.Connection) -> RuleIndex:
+        """Bring the index up to date with the active rules (a cheap check when nothing changed)."""
+        state = _change_state(conn)
+        if state is not None and state == self._state:
+            return self._index
+        rules = active_rules(conn)
+        key = tuple((r.id, r.chat_id, r.query) for r in rules)
+        if key != self._rules_key:
+            self._rebuild(rules)
+            self._rules_key = key
+        self._state = state
+        return self._index
+
+    def _rebuild(self, rules: Sequence[Rule]) -> None:
+        parsed: dict[str, _Parsed | None] = {}
+        entries = []
+        for rule in rules:
+            if rule.query not in parsed:
+                parsed[rule.query] = self._parsed[rule.query] if rule.query in self._parsed else _parse(rule)
+            item = parsed[rule.query]
+            if item is None:
+                continue
+            exact = item.need is not None and item.need.exact
+            entries.append((IndexedRule(rule.id, rule.chat_id, item.query, exact), item.need))
+        self._parsed = parsed
+        self._index = RuleIndex(entries)
+        log.info("percolator: %d active rules indexed", len(self._index))
+
+    # -- matching ---------------------------------------------------------------------------------
+
+    def match(self, conn: sqlite3.Connection, post_ids: Sequence[int]) -> dict[int, list[int]]:
+        """post_id -> ids of the active rules matching it, for the given posts that match any.
+
+        Plain matching: deleted posts and posts already alerted are matched like any other.
+        """
+        index = self.refresh(conn)
+        out: dict[int, list[int]] = {}
+        if not len(index):
+            return out
+        for doc in _docs(conn, post_ids):
+            matched = index.match(doc)
+            if matched:
+                out[doc.post_id] = [r.id for r in matched]
+        return out
+
+    def __call__(self, conn: sqlite3.Connection, result: IngestResult) -> None:
+        """The AfterIngest hook: queue alerts for the batch's new and edited posts."""
+        new = list(dict.fromkeys(result.new_post_ids))
+        fresh = set(new)
+        edited = [p for p in result.edited_post_ids if p not in fresh]
+        if not new and not edited:
+            return
+        conn.execute("SAVEPOINT chanwatch_percolate")
+        try:
+            count = self._percolate(conn, new, edited)
+        except Exception:
+            # Alerts for this batch are lost, the archive is not: log it and let the ingest commit.
+            conn.execute("ROLLBACK TO chanwatch_percolate")
+            log.exception("percolation failed for posts %s", (new + edited)[:20])
+        else:
+            if count:
+                log.debug("percolator: %d alerts queued", count)
+        finally:
+            conn.execute("RELEASE chanwatch_percolate")
+
+    def _percolate(self, conn: sqlite3.Connection, new: list[int], edited: list[int]) -> int:
+        index = self.refresh(conn)
+        if not len(index):
+            return 0
+        rows: list[tuple[int, int, str, int]] = []
+        new_docs = _docs(conn, new)
+        dead = _dead(conn, [d.post_id for d in new_docs if d.deleted])
+        for doc in new_docs:
+            if doc.post_id in dead:
+                continue
+            for chat_id, rule_ids in _by_chat(index.match(doc)).items():
+                rows.append((chat_id, doc.post_id, _json(rule_ids), doc.post_id))
+        if edited:
+            rows += self._edits(conn, index, edited)
+        conn.executemany(
+            """INSERT INTO alerts (chat_id, post_id, rule_ids, created_at)
+               SELECT ?, id, ?, coalesce(edited_at, first_seen) FROM posts WHERE id = ?
+               ON CONFLICT (chat_id, post_id) DO NOTHING""",
+            [(chat_id, rule_ids, post_id) for chat_id, _, rule_ids, post_id in rows],
+        )
+        return len(rows)
+
+    def _edits(self, conn: sqlite3.Connection, index: RuleIndex, post_ids: list[int]
+               ) -> list[tuple[int, int, str, int]]:
+        """Rows for edited posts that newly match a rule of a chat not yet alerted about them."""
+        docs = _docs(conn, post_ids)
+        dead = _dead(conn, [d.post_id for d in docs if d.deleted])
+        rows = []
+        for doc in docs:
+            if doc.post_id in dead:
+                continue
+            chats = _by_chat_rules(index.match(doc))
+            if not chats:
+                continue
+            alerted = {r[0] for r in conn.execute("SELECT chat_id FROM alerts WHERE post_id = ?",
+                                                  (doc.post_id,))}
+            chats = {c: rules for c, rules in chats.items() if c not in alerted}
+            if not chats:
+                continue
+            earlier = _earlier_docs(conn, doc)
+            for chat_id, rules in chats.items():
+                if any(not any(r.query.matches(old) for old in earlier) for r in rules):
+                    rows.append((chat_id, doc.post_id, _json([r.id for r in rules]), doc.post_id))
+        return rows
+
+
+def _parse(rule: Rule) -> _Parsed | None:
+    """The rule's query and requirement; None (logged) for a stored query that no longer parses."""
+    try:
+        query = parse(rule.query)
+    except QueryError as exc:
+        log.warning("rule %d (%r) does not parse, skipped: %s", rule.id, rule.query, exc)
+        return None
+    return _Parsed(query, requirement(query.root))
+
+
+def _json(rule_ids: list[int]) -> str:
+    return json.dumps(rule_ids, separators=(",", ":"))
+
+
+def _by_chat(rules: list[IndexedRule]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for rule in rules:
+        out.setdefault(rule.chat_id, []).append(rule.id)
+    return out
+
+
+def _by_chat_rules(rules: list[IndexedRule]) -> dict[int, list[IndexedRule]]:
+    out: dict[int, list[IndexedRule]] = {}
+    for rule in rules:
+        out.setdefault(rule.chat_id, []).append(rule)
+    return out
+
+
+def _docs(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[PostDoc]:
+    return load_docs(conn, post_ids) if post_ids else []
+
+
+def _dead(conn: sqlite3.Connection, post_ids: list[int]) -> set[int]:
+    """The posts among `post_ids` whose every sighting is deleted."""
+    dead: set[int] = set()
+    for start in range(0, len(post_ids), _CHUNK):
+        chunk = post_ids[start:start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        dead.update(r[0] for r in conn.execute(
+            f"""SELECT post_id FROM messages WHERE post_id IN ({marks})
+                GROUP BY post_id HAVING count(deleted_at) = count(*)""",
+            chunk,
+        ))
+    return dead
+
+
+def _earlier_docs(conn: sqlite3.Connection, doc: PostDoc) -> list[PostDoc]:
+    """The post as it read before: every kept version of its messages, and the text its forwards
+    carry, each with the post's other facts as they are now. The first version counts as not edited.
+    """
+    current = conn.execute("SELECT text FROM posts WHERE id = ?", (doc.post_id,)).fetchone()[0]
+    versions = [r[0] for r in conn.execute(
+        """SELECT v.text FROM message_versions v
+           JOIN messages m ON m.channel_id = v.channel_id AND m.message_id = v.message_id
+           WHERE m.post_id = ? ORDER BY v.id""",
+        (doc.post_id,),
+    )]
+    forwarded = {r[0] for r in conn.execute(
+        "SELECT text FROM messages WHERE post_id = ? AND relation = 'forward'", (doc.post_id,)
+    )} - {current}
+    texts: dict[tuple[str, bool], None] = {}
+    for n, body in enumerate(versions):
+        texts[(body, n > 0)] = None
+    for body in forwarded:
+        texts[(body, False)] = None
+    return [_with_text(doc, body, edited) for body, edited in texts]
+
+
+def _with_text(doc: PostDoc, body: str, edited: bool) -> PostDoc:
+    a = tx.analyse(body)
+    return replace(
+        doc, words=tuple(a.words.split()), stems=tuple(a.stems.split()), tags=frozenset(a.tags.split()),
+        lang=a.language, edited=edited,
+    )
