@@ -457,8 +457,10 @@ class Dispatcher:
             for job_id, subscriber in wanted.items():
                 trigger = self.trigger_for(subscriber)
                 job = scheduler.get_job(job_id)
-                if job is not None and repr(job.trigger) == repr(trigger):
-                    continue
+                if job is not None:
+                    if repr(job.trigger) == repr(trigger):
+                        continue
+                    scheduler.remove_job(job_id)  # (add_job's replace_existing is lazy before start)
                 scheduler.add_job(self.send_digest, trigger, args=[subscriber.chat_id], id=job_id,
                                   name=f"alerts: digest for {subscriber.chat_id}", replace_existing=True,
                                   max_instances=1, coalesce=True, misfire_grace_time=DIGEST_GRACE)
