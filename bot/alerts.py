@@ -258,6 +258,7 @@ class Dispatcher:
         self._lock = asyncio.Lock()  # instant and digest sends never interleave (no double send)
         self._hold_until: datetime | None = None  # a long flood wait: no sends before this
         self._scheduler: BaseScheduler | None = None
+        self._executor = "default"
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -419,16 +420,19 @@ class Dispatcher:
 
     # -- scheduling -------------------------------------------------------------------------------
 
-    def schedule(self, scheduler: BaseScheduler, *, instant_every: float = 5.0) -> None:
+    def schedule(self, scheduler: BaseScheduler, *, instant_every: float = 5.0,
+                 executor: str = "default") -> None:
         """Add the instant job, and a job that (re)reads digest subscribers as soon as the scheduler
-        runs and every 10 minutes; `reschedule_digests()` does the same at once when awaited."""
+        runs and every 10 minutes; `reschedule_digests()` does the same at once when awaited.
+        Every job runs on `executor` (an alias the scheduler knows)."""
         self._scheduler = scheduler
+        self._executor = executor
         scheduler.add_job(self.dispatch_instant, IntervalTrigger(seconds=instant_every), id=INSTANT_JOB,
-                          name="alerts: instant", replace_existing=True, max_instances=1, coalesce=True,
-                          misfire_grace_time=max(int(instant_every * 4), 30))
+                          name="alerts: instant", executor=executor, replace_existing=True, max_instances=1,
+                          coalesce=True, misfire_grace_time=max(int(instant_every * 4), 30))
         scheduler.add_job(self.reschedule_digests, IntervalTrigger(seconds=REFRESH_EVERY), id=REFRESH_JOB,
-                          name="alerts: digest schedules", replace_existing=True, max_instances=1,
-                          coalesce=True, misfire_grace_time=int(REFRESH_EVERY),
+                          name="alerts: digest schedules", executor=executor, replace_existing=True,
+                          max_instances=1, coalesce=True, misfire_grace_time=int(REFRESH_EVERY),
                           next_run_time=datetime.now(UTC))  # the scheduler's own (wall) clock
 
     def trigger_for(self, subscriber: Subscriber) -> CronTrigger:
@@ -462,7 +466,8 @@ class Dispatcher:
                         continue
                     scheduler.remove_job(job_id)  # (add_job's replace_existing is lazy before start)
                 scheduler.add_job(self.send_digest, trigger, args=[subscriber.chat_id], id=job_id,
-                                  name=f"alerts: digest for {subscriber.chat_id}", replace_existing=True,
+                                  name=f"alerts: digest for {subscriber.chat_id}", executor=self._executor,
+                                  replace_existing=True,
                                   max_instances=1, coalesce=True, misfire_grace_time=DIGEST_GRACE)
         except Exception:
             self.log.exception("could not update the digest schedules; keeping the current ones")

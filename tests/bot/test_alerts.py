@@ -10,10 +10,12 @@ from telethon import helpers, types
 
 from bot.alerts import Dispatcher
 from bot.formatting import LIMIT
+from bot.poller import Poller, resolve_channels
 from bot.simulator import SimUser, World
 from storage.database import Database
 from storage.ingest import ingest_batch
 from storage.outbox import get_alerts
+from storage.percolator import Percolator
 from storage.records import Channel, iso
 from storage.rules import add_rule, get_subscriber
 from tests.bot.conftest import FakeSleep
@@ -326,3 +328,31 @@ async def test_a_database_error_while_marking_stops_the_cycle_without_raising(
     assert await dispatcher(db, bot_client, fake_sleep, before_mark=broken).dispatch_instant() == 0
     assert len(received(world, alice, bot_account)) == 1  # stopped after the first unrecorded send
     assert any("stopped early" in r.getMessage() for r in caplog.records)
+
+
+async def test_end_to_end_a_statement_forwarded_by_three_embassies_gives_alice_one_alert_naming_them(
+        world, reader, bot_client, bot_account, alice, db, fake_sleep) -> None:
+    mfa = world.add_channel("MFARussia", "Russian MFA")
+    embassies = [world.add_channel(name, title) for name, title in (
+        ("rusembc", "Russia in Canada"), ("RussianEmbassyUK", "Russian Embassy UK"),
+        ("RusEmbUSA", "Russian Embassy USA"))]
+    world.post(mfa, "Lunch menu of the week")
+    original = world.post(mfa, STATEMENT)
+    for embassy in embassies:
+        world.advance(minutes=3)
+        world.forward(mfa, original.id, embassy)
+    await subscribe(world, bot_account, alice)
+    await db.transaction(add_rule, alice.id, "sanctions canada", NOW)
+    await resolve_channels(db, reader, ["MFARussia", *(e.username for e in embassies)])
+    poller = Poller(db, reader, now=lambda: world.now, sleep=FakeSleep(), after_ingest=Percolator())
+    await poller.poll_once()
+
+    assert await dispatcher(db, bot_client, fake_sleep).dispatch_instant() == 1
+    [entry] = received(world, alice, bot_account)
+    assert "Matched rule: sanctions canada" in entry.text
+    assert "forwarded by " in entry.text and ", +2 more" in entry.text
+    urls = set(links(entry))
+    for embassy in embassies:
+        assert any(u.startswith(f"https://t.me/{embassy.username}/") for u in urls), embassy.username
+    assert f"https://t.me/MFARussia/{original.id}" in urls
+    assert await dispatcher(db, bot_client, fake_sleep).dispatch_instant() == 0
