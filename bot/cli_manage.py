@@ -90,12 +90,12 @@ def _short(stamp: str | None) -> str:
 
 def format_channel(row: WatchedChannel) -> str:
     """One line of `channels list`."""
-    if not row.resolved:
+    if not row.watched:
+        status = "not watched"
+    elif not row.resolved:
         status = "pending" if row.status == "ok" else f"unresolved: {row.status}"
     else:
         status = row.status
-    if not row.watched:
-        status += " (not watched)"
     detail = f"  ({row.status_detail})" if row.status_detail and row.status != "ok" else ""
     return (f"{row.name:<28} {status:<22} {row.messages:>7} msgs  last post {_short(row.last_post)}"
             f"  last poll {_short(row.last_poll)}{detail}")
