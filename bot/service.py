@@ -338,7 +338,8 @@ class Service:
         self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
         self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval), first=None)
         if self.dispatcher is not None:
-            self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale)
+            self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale,
+                                     executor=self._executor_alias)
 
 
 # --- transactions -------------------------------------------------------------------------------

@@ -22,7 +22,18 @@ MAX_MESSAGE_LENGTH = 4096
 HISTORY_LIMIT = 100
 #: Requests a session may make before it is logged in.
 _ANONYMOUS = frozenset({"help.GetConfig", "auth.ImportBotAuthorization", "help.GetNearestDc",
-                        "auth.SendCode", "auth.ExportLoginToken", "help.GetCdnConfig"})
+                        "auth.SendCode", "auth.ExportLoginToken", "help.GetCdnConfig",
+                        "auth.SignIn", "account.GetPassword", "auth.CheckPassword"})
+#: The code every simulated login accepts (``auth.SendCode`` "sends" it to the account's app).
+LOGIN_CODE = "12345"
+#: Telegram's 2048-bit SRP prime (with g = 3), as Telethon's password module knows it.
+_SRP_PRIME = bytes.fromhex(
+    "c71caeb9c6b1c9048e6c522f70f13f73980d40238e3e21c14934d037563d930f48198a0aa7c14058229493d22530f4db"
+    "fa336f6e0ac925139543aed44cce7c3720fd51f69458705ac68cd4fe6b6b13abdc9746512969328454f18faf8c595f64"
+    "2477fe96bb2a941d5bcd1d4ac8cc49880708fa9b378e3c4f3a9060bee67cf9a4a4a695811051907e162753b56b0f6b41"
+    "0dba74d8a84b2a14b3144e0ef1284754fd17ed950d5965b4b9dd46582db1178d169c6bc465b0d6ff9ca3928fef5b9ae4"
+    "e418fc15e83ebea0f87fa9ff5eed70050ded2849f47bf959d956850ce929851f0d8115f635b105ee2e4e15d04b2454bf"
+    "6f4fadf034b10403119cd8e3b92fcc5b")
 #: Requests bots may not make (bots cannot read channel history or hold dialogs).
 _USER_ONLY = frozenset({"messages.GetHistory", "messages.Search", "messages.GetPeerDialogs",
                         "messages.GetDialogs", "channels.JoinChannel", "messages.GetBotCallbackAnswer"})
@@ -81,6 +92,12 @@ class Handlers:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        #: phone_code_hash -> (phone digits, account id) of codes "sent" by auth.SendCode.
+        self._login_codes: dict[str, tuple[str, int]] = {}
+        #: auth key id -> account id of sessions that passed the code and owe the 2FA password.
+        self._awaiting_password: dict[int, int] = {}
+        #: srp_id -> (account id, b, B bytes, verifier v, salt1, salt2) of an account.GetPassword answer.
+        self._srp: dict[int, tuple[int, int, bytes, int, bytes, bytes]] = {}
 
     def dispatch(self, session: SimSender, request: TLObject) -> Any:
         """Check authorisation and bot/user restrictions, then call the handler for ``request``."""
@@ -182,6 +199,95 @@ class Handlers:
             raise SimRpcError(400, "ACCESS_TOKEN_INVALID")
         session.login(bot)
         return make(types.auth.Authorization, user=self.world.user_tl(bot, bot))
+
+    # -- user login: phone, code, two-step password (SRP, checked like Telegram does) --------------
+    # An account's phone is ``SimUser.phone``; its two-step password, if any, is an attribute
+    # ``password`` set on the SimUser (``user.password = "secret"``).
+
+    def _account_by_phone(self, phone: str) -> SimUser | None:
+        digits = "".join(ch for ch in phone if ch.isdigit())
+        return next((u for u in self.world.users.values() if not u.bot and u.phone
+                     and "".join(ch for ch in u.phone if ch.isdigit()) == digits), None)
+
+    def auth_SendCode(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        digits = "".join(ch for ch in req.phone_number if ch.isdigit())
+        if len(digits) < 5:
+            raise SimRpcError(400, "PHONE_NUMBER_INVALID")
+        user = self._account_by_phone(digits)
+        if user is None:
+            raise SimRpcError(400, "PHONE_NUMBER_UNOCCUPIED")
+        code_hash = f"{self.world._random_long() & 0xFFFFFFFFFFFF:012x}"
+        self._login_codes[code_hash] = (digits, user.id)
+        return make(types.auth.SentCode, type=types.auth.SentCodeTypeApp(length=len(LOGIN_CODE)),
+                    phone_code_hash=code_hash)
+
+    def _login_user(self, session: SimSender, user: SimUser) -> Any:
+        session.login(user)
+        return make(types.auth.Authorization, user=self.world.user_tl(user, user))
+
+    def auth_SignIn(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        sent = self._login_codes.get(req.phone_code_hash)
+        digits = "".join(ch for ch in req.phone_number if ch.isdigit())
+        if sent is None or sent[0] != digits:
+            raise SimRpcError(400, "PHONE_CODE_EXPIRED")
+        if getattr(req, "phone_code", None) != LOGIN_CODE:
+            raise SimRpcError(400, "PHONE_CODE_INVALID")
+        del self._login_codes[req.phone_code_hash]
+        user = self.world.users[sent[1]]
+        if getattr(user, "password", None):
+            self._awaiting_password[session.auth_key.key_id] = user.id
+            raise SimRpcError(401, "SESSION_PASSWORD_NEEDED")
+        return self._login_user(session, user)
+
+    def account_GetPassword(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        from telethon import password as srp
+
+        user_id = me.id if me is not None else self._awaiting_password.get(session.auth_key.key_id)
+        user = self.world.users.get(user_id) if user_id is not None else None
+        secret = getattr(user, "password", None) if user is not None else None
+        extra = {"new_algo": types.PasswordKdfAlgoUnknown(),
+                 "new_secure_algo": types.SecurePasswordKdfAlgoUnknown(), "secure_random": bytes(32)}
+        if user is None or not secret:
+            return make(types.account.Password, has_password=False, **extra)
+        rng = self.world._rng
+        algo = types.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
+            salt1=rng.randbytes(16), salt2=rng.randbytes(16), g=3, p=_SRP_PRIME)
+        p, g = int.from_bytes(_SRP_PRIME, "big"), 3
+        v = pow(g, int.from_bytes(srp.compute_hash(algo, secret), "big"), p)
+        k = int.from_bytes(srp.sha256(srp.num_bytes_for_hash(_SRP_PRIME), srp.big_num_for_hash(g)), "big")
+        while True:
+            b = int.from_bytes(rng.randbytes(256), "big")
+            g_b = pow(g, b, p)
+            big_b = (k * v + g_b) % p
+            if srp.is_good_mod_exp_first(g_b, p) and srp.is_good_large(big_b, p):
+                break
+        srp_id = rng.randrange(1, 2**63)
+        b_bytes = srp.big_num_for_hash(big_b)
+        self._srp[srp_id] = (user.id, b, b_bytes, v, algo.salt1, algo.salt2)
+        return make(types.account.Password, has_password=True, current_algo=algo, srp_B=b_bytes,
+                    srp_id=srp_id, hint=None, **extra)
+
+    def auth_CheckPassword(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        from telethon import password as srp
+
+        check = req.password
+        entry = self._srp.pop(getattr(check, "srp_id", 0), None)
+        if entry is None:
+            raise SimRpcError(400, "SRP_ID_INVALID")
+        user_id, b, b_bytes, v, salt1, salt2 = entry
+        user = self.world.users[user_id]
+        p, g = int.from_bytes(_SRP_PRIME, "big"), 3
+        a_bytes = check.A
+        u = int.from_bytes(srp.sha256(a_bytes, b_bytes), "big")
+        shared = pow(int.from_bytes(a_bytes, "big") * pow(v, u, p) % p, b, p)
+        expected = srp.sha256(
+            srp.xor(srp.sha256(srp.num_bytes_for_hash(_SRP_PRIME)), srp.sha256(srp.big_num_for_hash(g))),
+            srp.sha256(salt1), srp.sha256(salt2), a_bytes, b_bytes,
+            srp.sha256(srp.big_num_for_hash(shared)))
+        if expected != check.M1:
+            raise SimRpcError(400, "PASSWORD_HASH_INVALID")
+        self._awaiting_password.pop(session.auth_key.key_id, None)
+        return self._login_user(session, user)
 
     def auth_LogOut(self, session: SimSender, me: SimUser, req: Any) -> Any:
         session.logout()
