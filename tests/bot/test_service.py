@@ -68,6 +68,27 @@ async def test_start_seeds_the_alert_chat_resolves_channels_and_a_poll_archives_
     assert not service.scheduler.running
 
 
+async def test_a_keyword_post_reaches_the_alert_chat_through_percolator_and_dispatcher(
+        world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep):
+    ch = world.add_channel("wirechan", "Wire")
+    world.say(alice, bot_account, "/start")  # the bot learns how to reach the alert chat
+    await world.settle()
+    settings = settings_for(tmp_path, channels=("wirechan",), alert_chat=alice.id, keywords=("sanctions",))
+    service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler(), now=lambda: world.now,
+                      sleep=fake_sleep)
+    await service.start()
+    assert service.poller.after_ingest is service.percolator
+    world.advance(60)
+    world.post(ch, "New sanctions announced today")
+    world.post(ch, "Weather report")
+    await service.poll_cycle()
+    assert rows(db.path, "SELECT count(*) FROM alerts WHERE chat_id = ?", alice.id) == [(1,)]
+    assert await service.dispatcher.dispatch_instant() == 1
+    sent = [e for e in world.chat_log(alice, with_=bot_account) if e.sender_id == bot_account.id]
+    assert len(sent) == 1 and "New sanctions announced today" in sent[0].text
+    await service.stop()
+
+
 async def test_seeding_again_at_the_next_start_adds_no_duplicate_rules(world, reader, bot_client, alice, db,
                                                                        tmp_path):
     settings = settings_for(tmp_path, alert_chat=alice.id, keywords=("canada",))
