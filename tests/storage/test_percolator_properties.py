@@ -1,0 +1,163 @@
+"""Property: the alerts the percolator queues are what searching for each rule finds.
+
+Archives are generated as in test_query_properties (originals, forwards, edits, deletions, now
+sometimes deleted in the very batch that brings them) and ingested batch by batch with the
+percolator as the after-ingest hook; rules (every operator and filter) belong to three chats and
+some are added half-way. After each batch the new alert rows must be exactly:
+
+- for each new post that is not deleted everywhere, one row per chat whose active rules `search`
+  finds it with, listing those rules;
+- for each edited post (not new, not deleted everywhere), one row per chat not yet alerted about it
+  that has a rule `search` finds it with now but found it with in no earlier state of the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storage.database import connect_sync
+from storage.ingest import ingest_batch
+from storage.percolator import Percolator
+from storage.query import QueryError, parse
+from storage.records import Batch, ForwardHeader, IngestResult, MessageRecord
+from storage.rules import add_rule
+from storage.search import search
+from tests.storage.test_query_properties import DAY0, ORIGIN, WATCHED, Plan, plans, queries
+
+CHANNELS = (*WATCHED, ORIGIN)
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """Rules as (chat, query text); those from `later` on are added after batch `added_after`."""
+
+    rules: list[tuple[int, str]]
+    later: int
+    added_after: int
+
+
+rule_plans = st.lists(st.tuples(st.integers(1, 3), queries), min_size=1, max_size=8).flatmap(
+    lambda rules: st.builds(RulePlan, st.just(rules), st.integers(0, len(rules)), st.integers(0, 6))
+)
+
+
+def batches(plan: Plan, early_deletions: bool) -> list[Batch]:
+    """The plan as the batches a poller would hand over: one per channel, then each edit and deletion.
+
+    With `early_deletions` a deleted message goes in the same batch that first brings it.
+    """
+    records: dict[int, list[MessageRecord]] = {i: [] for i in range(4)}
+    deleted: dict[int, list[int]] = {i: [] for i in range(4)}
+    origin_texts = {m: t for c, m, t, _ in plan.originals if c == 3}
+    for channel, message_id, body, hours in plan.originals:
+        records[channel].append(
+            MessageRecord(CHANNELS[channel].id, message_id, DAY0 + timedelta(hours=hours), body))
+    for n, (channel, origin_id, hours, names) in enumerate(plan.forwards):
+        header = ForwardHeader(
+            from_peer_type="channel", from_peer_id=ORIGIN.id, channel_post=origin_id,
+            date=DAY0 + timedelta(hours=hours), origin_username=ORIGIN.username if names else None,
+            origin_title=ORIGIN.title if names else None,
+        )
+        body = origin_texts.get(origin_id, f"forwarded Канада {origin_id}")
+        records[channel].append(MessageRecord(
+            WATCHED[channel].id, 1000 + n, DAY0 + timedelta(hours=hours + 1), body, forward=header))
+    late: list[Batch] = []
+    for index in plan.deletions:
+        channel, message_id, _, _ = plan.originals[index]
+        if early_deletions:
+            deleted[channel].append(message_id)
+        else:
+            late.append(Batch(CHANNELS[channel], deleted_ids=(message_id,)))
+    out = [
+        Batch(CHANNELS[i], tuple(records[i]), deleted_ids=tuple(deleted[i]))
+        for i in (3, 0, 1, 2) if records[i] or deleted[i]
+    ]
+    for k, (index, body) in enumerate(plan.edits):
+        channel, message_id, _, hours = plan.originals[index]
+        out.append(Batch(CHANNELS[channel], (MessageRecord(
+            CHANNELS[channel].id, message_id, DAY0 + timedelta(hours=hours), body,
+            edit_date=DAY0 + timedelta(days=10, minutes=k),
+        ),)))
+    return out + late
+
+
+class Oracle:
+    """Expected alert rows from `search` alone, remembering what each rule ever found."""
+
+    def __init__(self, conn: sqlite3.Connection, rules: list[tuple[int, str]]) -> None:
+        self.conn = conn
+        self.rules: dict[str, object] = {}
+        for _, text in rules:
+            try:
+                self.rules[text.strip()] = parse(text.strip())
+            except QueryError as error:
+                assert error.message == "the query only excludes", text
+        self.ever: dict[str, set[int]] = {text: set() for text in self.rules}
+
+    def found(self) -> dict[str, set[int]]:
+        return {text: {p.id for p in search(self.conn, q, limit=100_000).posts}  # type: ignore[arg-type]
+                for text, q in self.rules.items()}
+
+    def dead(self) -> set[int]:
+        return {r[0] for r in self.conn.execute(
+            "SELECT post_id FROM messages GROUP BY post_id HAVING count(deleted_at) = count(*)")}
+
+    def expected(self, result: IngestResult, active: dict[int, int | str], rule_chats: dict[int, int],
+                 before: set[tuple[int, int]]) -> set[tuple[int, int, tuple[int, ...]]]:
+        found, dead = self.found(), self.dead()
+        texts = {rid: text for rid, text in active.items() if text in self.rules}
+        out = set()
+        new = set(result.new_post_ids)
+        for post in new - dead:
+            for chat in set(rule_chats.values()):
+                ids = tuple(sorted(r for r, t in texts.items() if rule_chats[r] == chat and post in found[t]))
+                if ids:
+                    out.add((chat, post, ids))
+        for post in set(result.edited_post_ids) - new - dead:
+            for chat in set(rule_chats.values()):
+                if (chat, post) in before:
+                    continue
+                ids = tuple(sorted(r for r, t in texts.items() if rule_chats[r] == chat and post in found[t]))
+                if any(post not in self.ever[texts[r]] for r in ids):
+                    out.add((chat, post, ids))
+        for text, posts in found.items():
+            self.ever[text] |= posts
+        return out
+
+
+def alert_rows(conn: sqlite3.Connection) -> set[tuple[int, int, tuple[int, ...]]]:
+    return {(r[0], r[1], tuple(json.loads(r[2])))
+            for r in conn.execute("SELECT chat_id, post_id, rule_ids FROM alerts")}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plans(), rule_plans, st.booleans())
+def test_alerts_are_what_search_finds_among_new_and_newly_matching_posts(plan, rule_plan, early):
+    conn = connect_sync(":memory:")
+    oracle = Oracle(conn, rule_plan.rules)
+    percolator = Percolator()
+    active: dict[int, str] = {}
+    chats: dict[int, int] = {}
+
+    def add(rules: list[tuple[int, str]]) -> None:
+        for chat, text in rules:
+            try:
+                stored, _ = add_rule(conn, chat, text)
+            except QueryError:
+                continue
+            active[stored.id], chats[stored.id] = stored.query, chat
+
+    add(rule_plan.rules[:rule_plan.later])
+    for n, b in enumerate(batches(plan, early)):
+        if n == rule_plan.added_after:
+            add(rule_plan.rules[rule_plan.later:])
+        before = alert_rows(conn)
+        result = ingest_batch(conn, b, after=percolator)
+        expected = oracle.expected(result, active, chats, {(c, p) for c, p, _ in before})
+        assert alert_rows(conn) - before == expected, (n, b, result)
