@@ -1,0 +1,245 @@
+"""What the bot's command answers say: help, query errors with a caret, result pages, rules, channels
+and status. Pure functions returning Telegram HTML (everything user- or archive-supplied escaped),
+each message within Telegram's 4096-character limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.formatting import LIMIT, channel_label, cut, escape, pack, render_post, utf16_len
+from storage.query import QueryError
+from storage.records import Post, Rule, Subscriber
+
+PAGE_SIZE = 5
+QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
+CARET_WIDTH = 60  # characters of a bad query shown around the culprit
+RESULT_SNIPPET = 500
+MIN_SNIPPET = 40
+
+SYNTAX = (
+    "<b>Query syntax</b>\n"
+    "<code>canada sanctions</code> both words, any form (sanction ~ sanctions, Канада ~ Канады)\n"
+    "<code>canada OR arctic</code> either · <code>-visa</code> or <code>NOT visa</code> without · "
+    "<code>( )</code> group\n"
+    "<code>\"foreign minister\"</code> exact words · <code>lavr*</code> prefix · "
+    "<code>#RussiaAfrica</code> hashtag\n"
+    "<code>channel:rusembc</code> carried by · <code>from:MFARussia</code> posted first by\n"
+    "<code>since:2025-12-01</code> <code>until:2025-12-31</code> <code>lang:ru</code>\n"
+    "<code>is:forward</code> <code>is:original</code> <code>is:copy</code> <code>is:edited</code> "
+    "<code>is:deleted</code> · <code>sort:rank</code> best match first (default: newest)"
+)
+
+COMMANDS = (
+    ("search", "QUERY", "search the archive", "/search canada sanctions"),
+    ("subscribe", "QUERY", "alert this chat about new posts that match", "/subscribe lavrov from:MFARussia"),
+    ("rules", "", "this chat's saved searches, with their ids", "/rules"),
+    ("unsubscribe", "ID", "remove one of them", "/unsubscribe 3"),
+    ("mode", "instant|digest [cron]", "alerts at once, or in a digest (cron in UTC)",
+     "/mode digest 0 8 * * *"),
+    ("pause", "", "hold alerts (they keep queueing)", "/pause"),
+    ("resume", "", "send them again", "/resume"),
+    ("channels", "", "watched channels, their status and last posts", "/channels"),
+    ("status", "", "archive size, posts today, pending alerts, last poll", "/status"),
+    ("help", "", "this message", "/help"),
+)
+
+ADMIN_COMMANDS = (
+    ("watch", "@channel", "start archiving a public channel", "/watch @rusembc"),
+    ("unwatch", "@channel", "stop polling it (its posts stay)", "/unwatch @rusembc"),
+    ("allow", "CHAT_ID", "let a chat use the bot (in a group, /allow alone)", "/allow -1001234567890"),
+    ("deny", "CHAT_ID", "shut a chat out and stop its alerts", "/deny -1001234567890"),
+)
+
+EXAMPLE_QUERY = "canada sanctions -visa"
+
+
+def _command_lines(commands: Sequence[tuple[str, str, str, str]]) -> list[str]:
+    lines = []
+    for name, args, what, example in commands:
+        usage = f"/{name}" + (f" {escape(args)}" if args else "")
+        shown = f" — e.g. <code>{escape(example)}</code>" if args else ""
+        lines.append(f"{usage} — {escape(what)}{shown}")
+    return lines
+
+
+def help_text(bot_username: str | None, admin: bool) -> str:
+    """/start and /help: what the bot does, every command with an example, the query syntax."""
+    lines = [
+        "👋 <b>chanwatch</b> archives public Telegram channels, finds where a forwarded post came "
+        "from, and alerts you when a new post matches your saved searches.",
+        "",
+        *_command_lines(COMMANDS),
+    ]
+    if bot_username:
+        lines += ["", f"In a group, address me: <code>/search@{escape(bot_username)} canada</code>"]
+    if admin:
+        lines += ["", "<b>Admins</b>", *_command_lines(ADMIN_COMMANDS)]
+    return "\n".join([*lines, "", SYNTAX])
+
+
+def short_help(command: str) -> str:
+    """The answer to an unknown command."""
+    return f"I don't know <code>/{escape(cut(command, 40))}</code>. Send /help for the list of commands."
+
+
+def usage(name: str) -> str:
+    """How to call a command, with an example (for a missing or malformed argument)."""
+    for cmd, args, what, example in COMMANDS + ADMIN_COMMANDS:
+        if cmd == name:
+            return (f"Usage: <code>/{cmd} {escape(args)}</code> — {escape(what)}.\n"
+                    f"Example: <code>{escape(example)}</code>")
+    return "Send /help for the list of commands."
+
+
+def shown_query(text: str) -> str:
+    """A query as answers repeat it: on one line, cut, escaped, in <code>."""
+    return f"<code>{escape(cut(' '.join(text.split()), QUERY_SHOWN))}</code>"
+
+
+def caret_lines(query: str, position: int, width: int = CARET_WIDTH) -> tuple[str, str]:
+    """The part of `query` around `position` on one line, and a line with ^ under that position."""
+    flat = "".join(" " if ch.isspace() or not ch.isprintable() else ch for ch in query)
+    position = max(0, min(position, len(flat)))
+    if len(flat) <= width:
+        return flat, " " * position + "^"
+    start = max(0, min(position - width // 2, len(flat) - width))
+    end = start + width
+    shown = ("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else "")
+    return shown, " " * (position - start + (1 if start else 0)) + "^"
+
+
+def query_error(command: str, query: str, exc: QueryError) -> str:
+    """A bad query: what is wrong, where (a caret under the culprit), the hint and an example."""
+    line, caret = caret_lines(query, exc.position)
+    return (
+        f"❌ <b>Bad query:</b> {escape(exc.message)}\n"
+        f"<code>{escape(line)}\n{caret}</code>\n"
+        f"💡 {escape(exc.hint)}\n"
+        f"Example: <code>/{escape(command)} {escape(EXAMPLE_QUERY)}</code> · /help shows the syntax"
+    )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequence[tuple[int, int]]],
+                 total: int, offset: int, page_size: int = PAGE_SIZE, limit: int = LIMIT) -> str:
+    """One page of search results as one message: a header, then each post highlighted.
+
+    Snippets shrink until the page fits `limit`, so a page is always a single (editable) message.
+    """
+    if total == 0:
+        return (f"🔎 No posts match {shown_query(query_text)}.\n"
+                "Try fewer words, a prefix like <code>lavr*</code>, or OR: <code>canada OR arctic</code>.")
+    pages = (total + page_size - 1) // page_size
+    page_no = offset // page_size + 1
+    header = f"🔎 <b>{_plural(total, 'post')}</b> for {shown_query(query_text)} · page {page_no}/{pages}"
+    if not posts:
+        return header + "\n\nNo more results here: the archive changed. Send the search again."
+    size = RESULT_SNIPPET
+    while True:
+        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_post(post, post_spans, size)
+                             for i, (post, post_spans) in enumerate(zip(posts, spans, strict=True))]
+        message = "\n\n".join(blocks)
+        if utf16_len(message) <= limit or size <= MIN_SNIPPET:
+            break
+        size = max(size // 2, MIN_SNIPPET)
+    return message if utf16_len(message) <= limit else pack(blocks, limit).messages[0]
+
+
+def subscribed(rule: Rule, created: bool, recent: int, days: int) -> str:
+    """The answer to /subscribe."""
+    verb = "Saved" if created else "You already have"
+    return (f"✅ {verb} rule <b>{rule.id}</b>: {shown_query(rule.query)}\n"
+            f"It would have matched {_plural(recent, 'archived post')} in the last {days} days.\n"
+            f"Remove it with <code>/unsubscribe {rule.id}</code>.")
+
+
+def mode_line(sub: Subscriber | None, default_schedule: str) -> str:
+    """How this chat gets alerts: instant or digest (with its schedule), paused or not."""
+    if sub is None or sub.mode == "instant":
+        line = "Alerts: <b>instant</b>"
+    else:
+        schedule = sub.digest_schedule or default_schedule
+        line = f"Alerts: <b>digest</b> at <code>{escape(schedule)}</code> ({escape(sub.timezone)})"
+    if sub is not None and sub.paused:
+        line += " · <b>paused</b> (/resume)"
+    return line
+
+
+def rules_text(rules: Sequence[Rule], sub: Subscriber | None, default_schedule: str) -> list[str]:
+    """/rules: each rule with its id, and how alerts are delivered; split under the limit."""
+    if not rules:
+        return ["You have no rules yet. Add one: <code>/subscribe canada sanctions</code>\n"
+                + mode_line(sub, default_schedule)]
+    head = f"📋 <b>{_plural(len(rules), 'rule')}</b> · {mode_line(sub, default_schedule)}"
+    lines = [f"<b>{r.id}</b> · {shown_query(r.query)}" + ("" if r.active else " (inactive)") for r in rules]
+    return list(pack([head, *lines, "Remove one with <code>/unsubscribe ID</code>."],
+                     separator="\n").messages)
+
+
+def _when(value: str | None) -> str:
+    return value.replace("T", " ")[:16] + " UTC" if value else "never"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    """A watched channel as /channels shows it."""
+
+    id: int
+    username: str | None
+    title: str | None
+    status: str
+    status_detail: str | None
+    last_post: str | None
+    last_success: str | None
+
+
+def channels_text(rows: Sequence[ChannelRow]) -> list[str]:
+    """/channels: one line per watched channel with status, last post and last successful poll."""
+    if not rows:
+        return ["No channels are watched yet." + " An admin can add one: <code>/watch @channel</code>"]
+    lines = [f"📡 <b>{_plural(len(rows), 'watched channel')}</b>"]
+    for row in rows:
+        name = escape(channel_label(row.username, row.title, row.id))
+        mark = "✅" if row.status == "ok" else "⚠️"
+        status = escape(row.status) + (f" ({escape(cut(row.status_detail, 80))})" if row.status_detail
+                                       and row.status != "ok" else "")
+        lines.append(f"{mark} {name} · {status} · last post {_when(row.last_post)} · "
+                     f"polled {_when(row.last_success)}")
+    return list(pack(lines, separator="\n").messages)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFacts:
+    """What /status reports."""
+
+    posts: int
+    sightings: int
+    posts_today: int
+    alerts_pending: int
+    last_poll: str | None
+    channels: int
+    channel_errors: tuple[str, ...]
+
+
+def status_text(facts: StatusFacts) -> str:
+    """/status: archive size, today's posts, pending alerts, last poll, channels in trouble."""
+    lines = [
+        "📊 <b>Archive</b>",
+        f"{_plural(facts.posts, 'post')}, {_plural(facts.sightings, 'sighting')}",
+        f"New posts today (UTC): {facts.posts_today}",
+        f"Alerts pending: {facts.alerts_pending}",
+        f"Last poll: {_when(facts.last_poll)}",
+        f"Watched channels: {facts.channels}",
+    ]
+    if facts.channel_errors:
+        names = ", ".join(escape(n) for n in facts.channel_errors[:10])
+        more = f", +{len(facts.channel_errors) - 10} more" if len(facts.channel_errors) > 10 else ""
+        lines.append(f"⚠️ Channels with errors: {len(facts.channel_errors)} — {names}{more}")
+    else:
+        lines.append("No channel errors.")
+    return "\n".join(lines)
