@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
@@ -506,6 +508,9 @@ async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare 
         except ConfigError as exc:
             return _fail(str(exc), secrets)
         assert settings.api_id is not None and settings.api_hash is not None
+        problem = _archive_problem(settings.db_path)
+        if problem is not None:
+            return _fail(f"CHANWATCH_DB: cannot open the archive at {settings.db_path}: {problem}", secrets)
         try:
             db = await Database.open(settings.db_path)
         except StorageError as exc:
@@ -574,6 +579,19 @@ async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare 
             log.info("chanwatch stopped")
         if handler is not None:
             teardown_logging(handler)
+
+
+def _archive_problem(path: Path) -> str | None:
+    """Why the archive path cannot work (a folder, not writable), checked before opening it."""
+    path = path.expanduser()
+    if path.is_dir():
+        return "it is a directory; set CHANWATCH_DB to a file path"
+    if path.exists():
+        return None if os.access(path, os.R_OK | os.W_OK) else "the file is not readable and writable"
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        return f"cannot create it: {folder} is not a writable folder"
+    return None
 
 
 def _on_signal(stop: asyncio.Event, sig: int) -> None:

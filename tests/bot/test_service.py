@@ -313,5 +313,37 @@ async def test_run_with_an_unopenable_archive_exits_2_before_connecting(world, r
     status = await run(settings, prepare=lambda client, kind: attach(world, client))
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
-    assert "CHANWATCH_DB" in err[-1] and "cannot open the archive" in err[-1]
+    assert "CHANWATCH_DB" in err[-1] and "cannot open the archive" in err[-1] and "directory" in err[-1]
     assert sum(world.requests.values()) == 0
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_log_lines_never_carry_a_secret_even_in_tracebacks_and_extra_fields(log_format):
+    from io import StringIO
+
+    from bot.logs import setup_logging, teardown_logging
+
+    token = "123456:" + "S" * 35
+    stream = StringIO()
+    handler = setup_logging(log_format, secrets=[token, API_HASH], stream=stream)
+    try:
+        logger = logging.getLogger("chanwatch.test")
+        logger.info("connecting with %s", token, extra={"channel": "@news", "hash": API_HASH})
+        try:
+            raise RuntimeError(f"server said no to {token}")
+        except RuntimeError:
+            logger.exception("login failed")
+    finally:
+        teardown_logging(handler)
+    text = stream.getvalue()
+    assert token not in text and "S" * 35 not in text and API_HASH not in text
+    assert text.count("[redacted]") >= (3 if log_format == "json" else 2) and "RuntimeError" in text
+    if log_format == "json":
+        first, second = (json.loads(line) for line in text.splitlines() if line.startswith("{"))
+        assert first["channel"] == "@news" and first["logger"] == "chanwatch.test"
+        assert first["level"] == "INFO"
+        assert second["level"] == "ERROR" and "Traceback" in second["exc"]
+    assert handler not in logging.getLogger().handlers
