@@ -449,3 +449,4 @@ __all__ = ["COMMANDS", "CliError", "Command", "build_parser", "command", "main",
 
 # Sub-commands defined in other modules register themselves on import (they import this module).
 from bot import cli_daemon, cli_manage  # noqa: E402, F401, I001  registers run, login, channels, rules, backfill
+from bot import cli_demo  # noqa: E402, F401, I001  registers demo

@@ -1,0 +1,351 @@
+"""`chanwatch demo`: the sample day in the simulator, terminal rendering, the job driver, the whole run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telethon import Button
+from telethon.extensions import html
+from telethon.tl import types
+
+from bot import cli
+from bot.cli_demo import parse_speed
+from bot.demo.driver import JobDriver
+from bot.demo.render import render_message, to_terminal
+from bot.demo.runner import DemoSummary, run_demo, summary_text
+from bot.demo.scenario import SCENARIO, Event, validate
+from bot.demo.timeline import Timeline, build_world, parse_text, utf16_len
+from bot.simulator import ChatLogEntry
+
+# What the sample day leaves in the archive (see bot/demo/scenario.py): 33 messages in 4 channels,
+# 21 distinct posts, 9 alerts (3 rules; the sanctions statement forwarded by 3 embassies counts once).
+POSTS, SIGHTINGS, ALERTS = 21, 33, 9
+STATEMENT = "Statement by the Ministry of Foreign Affairs of Freedonia on Canada's new sanctions"
+
+
+def rows(path, sql: str, *args) -> list[tuple]:
+    conn = sqlite3.connect(str(path))
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+# --- the scenario and the World --------------------------------------------------------------------
+
+
+def test_scenario_is_ordered_and_every_reference_resolves():
+    validate(SCENARIO)
+    day = [e for e in SCENARIO.events if e.when >= SCENARIO.begins]
+    assert 20 <= len(day) <= 35
+    assert {e.kind for e in day} == {"post", "forward", "edit", "delete", "say"}
+    texts = " ".join(e.text for e in SCENARIO.events)
+    assert re.search("[а-я]", texts) and "Freedonia" in texts  # Russian and English
+
+
+@pytest.mark.parametrize("broken, message", [
+    (Event("07:00", "forward", "ca", source="nothing"), "unknown message"),
+    (Event("07:00", "post", "nowhere", text="x"), "unknown channel"),
+    (Event("07:00", "post", "mfa"), "without text"),
+])
+def test_validate_names_the_broken_event(broken, message):
+    with pytest.raises(ValueError, match=message):
+        validate(replace(SCENARIO, events=(broken,)))
+
+
+def test_validate_rejects_events_out_of_order():
+    late, early = Event("09:00", "say", text="/start"), Event("08:00", "say", text="/start")
+    with pytest.raises(ValueError, match="out of order"):
+        validate(replace(SCENARIO, events=(late, early)))
+
+
+def test_parse_text_makes_bold_link_and_hashtag_entities_at_utf16_offsets():
+    text, entities = parse_text("🇨🇦 **Заявление** [Read](https://x.example/1) #санкции #Canada")
+    assert text == "🇨🇦 Заявление Read #санкции #Canada"
+    by_type = {type(e): e for e in entities if not isinstance(e, types.MessageEntityHashtag)}
+    bold = by_type[types.MessageEntityBold]
+    assert (bold.offset, bold.length) == (5, len("Заявление"))  # each flag letter is 2 UTF-16 units
+    assert by_type[types.MessageEntityTextUrl].url == "https://x.example/1"
+    tags = [(e.offset, e.length) for e in entities if isinstance(e, types.MessageEntityHashtag)]
+    assert tags == [(utf16_len("🇨🇦 Заявление Read "), 8), (utf16_len("🇨🇦 Заявление Read #санкции "), 7)]
+
+
+async def test_timeline_fills_the_world_with_the_days_channels_and_messages(no_network):
+    demo = build_world(SCENARIO)
+    timeline = Timeline(demo, SCENARIO)
+    world, ch = demo.world, demo.channels
+    try:
+        timeline.apply_until(SCENARIO.ends)
+        assert timeline.finished and world.now == SCENARIO.ends
+        assert {c.username for c in ch.values()} == {
+            "mfa_freedonia", "freedonia_in_canada", "freedonia_in_kenya", "freedonia_in_brazil"}
+        assert ch["mfa"].title == "Ministry of Foreign Affairs of Freedonia"
+        counts = {key: len(c.history()) for key, c in ch.items()}
+        assert counts == {"mfa": 11, "ca": 8, "ke": 6, "br": 7}  # one Brazil post was deleted
+        assert sum(counts.values()) + len(ch["br"].deleted) == SIGHTINGS
+
+        # the English statement, forwarded by all three embassies, each forward pointing at the original
+        mfa_channel, statement_id = timeline.messages["m_sanctions_en"]
+        assert mfa_channel is ch["mfa"] and STATEMENT in mfa_channel.messages[statement_id].message
+        for key in ("ca", "ke", "br"):
+            forwards = [m for m in ch[key].history()
+                        if m.fwd_from and m.fwd_from.channel_post == statement_id]
+            assert len(forwards) == 1 and forwards[0].fwd_from.from_id.channel_id == ch["mfa"].id
+
+        # a forward of Kenya's forward still names the ministry's original
+        _, eu_id = timeline.messages["m_eu_sanctions"]
+        last = ch["ca"].history()[-1]
+        assert (last.fwd_from.from_id.channel_id, last.fwd_from.channel_post) == (ch["mfa"].id, eu_id)
+
+        # the edit added a watched word; the typo post is gone
+        _, consular_id = timeline.messages["c_consular"]
+        edited = ch["ca"].messages[consular_id]
+        assert "sanctions" in edited.message
+        assert edited.edit_date == datetime(2025, 12, 16, 15, 20, tzinfo=UTC)
+        _, typo_id = timeline.messages["b_reception_typo"]
+        assert typo_id in ch["br"].deleted and typo_id not in ch["br"].messages
+
+        said = [e.text for e in world.chat_log(demo.subscriber, with_=demo.bot)]
+        assert said == ["/start", "/search sanctions OR санкции"]
+    finally:
+        await world.close()
+
+
+async def test_timeline_performs_each_event_at_its_own_time_and_only_once(no_network):
+    demo = build_world(SCENARIO)
+    timeline = Timeline(demo, SCENARIO)
+    try:
+        first = timeline.apply_until(datetime(2025, 12, 16, 7, 44, tzinfo=UTC))
+        assert [h.event.label for h in first if h.event.label][-1] == "m_sanctions_ru"
+        assert timeline.next_at == datetime(2025, 12, 16, 7, 45, tzinfo=UTC)
+        channel, msg_id = timeline.messages["m_sanctions_ru"]
+        assert channel.messages[msg_id].date == datetime(2025, 12, 16, 7, 40, tzinfo=UTC)
+        assert demo.world.now == datetime(2025, 12, 16, 7, 44, tzinfo=UTC)
+        assert timeline.apply_until(datetime(2025, 12, 16, 7, 44, tzinfo=UTC)) == []
+        rest = timeline.apply_until(SCENARIO.ends)
+        assert len(first) + len(rest) == len(SCENARIO.events)
+        assert [h.when for h in rest] == sorted(h.when for h in rest)
+    finally:
+        await demo.world.close()
+
+
+# --- terminal rendering ---------------------------------------------------------------------------
+
+
+def test_bold_becomes_ansi_bold_only_in_color_and_links_show_their_url():
+    text, entities = html.parse('📢 <b>Ministry &amp; Co</b> · <a href="https://t.me/mfa_freedonia/4">07:45</a>')
+    assert to_terminal(text, entities) == "📢 Ministry & Co · 07:45 <https://t.me/mfa_freedonia/4>"
+    assert to_terminal(text, entities, color=True) == (
+        "📢 \x1b[1mMinistry & Co\x1b[22m · 07:45 <https://t.me/mfa_freedonia/4>")
+
+
+def test_styles_after_astral_emoji_land_on_the_right_characters():
+    text, entities = html.parse("🇨🇦🇰🇪 x <b>санкции</b> <i>и <b>ещё</b></i>!")
+    assert to_terminal(text, entities, color=True) == (
+        "🇨🇦🇰🇪 x \x1b[1mсанкции\x1b[22m \x1b[3mи \x1b[1mещё\x1b[22m\x1b[23m!")
+
+
+def test_a_link_whose_text_is_its_url_is_not_repeated():
+    text, entities = html.parse('see <a href="https://t.me/x/1">https://t.me/x/1</a>')
+    assert to_terminal(text, entities) == "see https://t.me/x/1"
+
+
+def test_render_message_frames_the_text_and_lists_buttons():
+    text, entities = html.parse("<b>Results</b> for sanctions\nline two")
+    markup = types.ReplyInlineMarkup([types.KeyboardButtonRow([
+        Button.inline("Next ▶", b"p2"), Button.url("Open", "https://t.me/x")])])
+    entry = ChatLogEntry(sender_id=1, peer_id=2, is_group=False, text=text, date=datetime.now(UTC),
+                         entities=entities, reply_markup=markup)
+    block = render_message(entry, sender="@bot", recipient="Dana",
+                           when=datetime(2025, 12, 16, 18, 0, tzinfo=UTC)).splitlines()
+    assert block[0].startswith("── 18:00  @bot → Dana ──")
+    assert block[1:] == ["│ Results for sanctions", "│ line two", "│ [ Next ▶ ]  [ Open ] <https://t.me/x>"]
+
+
+# --- the job driver -------------------------------------------------------------------------------
+
+
+async def test_driver_runs_interval_jobs_once_per_simulated_period_and_waits_for_them():
+    clock = [datetime(2025, 12, 16, 7, 0, tzinfo=UTC)]
+    done: list[str] = []
+
+    async def poll() -> None:
+        await asyncio.sleep(0)
+        done.append(f"poll {clock[0]:%H:%M}")
+
+    async def send() -> None:
+        done.append(f"send {clock[0]:%H:%M}")
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    # periods in real seconds = simulated / time_scale; long enough never to fire on their own here
+    scheduler.add_job(poll, "interval", seconds=300 / 0.001, id="poll", max_instances=1, coalesce=True)
+    scheduler.add_job(send, "interval", seconds=5 / 0.001, id="send", max_instances=1, coalesce=True)
+    driver = JobDriver(scheduler, lambda: clock[0], time_scale=0.001, min_period=300)
+    scheduler.start()
+    try:
+        assert await driver.run_due() == ["poll", "send"]  # never run: both due; slower first
+        assert done == ["poll 07:00", "send 07:00"]  # finished when run_due returned
+        clock[0] += timedelta(minutes=4)
+        assert await driver.run_due() == []
+        assert driver.next_due() == datetime(2025, 12, 16, 7, 5, tzinfo=UTC)  # send clamped to min_period
+        clock[0] += timedelta(minutes=1)
+        assert await driver.run_due() == ["poll", "send"]
+        assert await driver.run_now("nope") is False
+        assert driver.runs == {"poll": 2, "send": 2}
+    finally:
+        driver.close()
+        scheduler.shutdown(wait=False)
+
+
+async def test_driver_waits_for_a_running_instance_then_runs_again():
+    gate = asyncio.Event()
+    started: list[int] = []
+
+    async def slow() -> None:
+        started.append(len(started) + 1)
+        if len(started) == 1:
+            await gate.wait()
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(slow, "interval", seconds=3600, id="slow", max_instances=1, coalesce=True)
+    driver = JobDriver(scheduler, lambda: datetime(2025, 12, 16, tzinfo=UTC))
+    scheduler.start()
+    try:
+        first = asyncio.ensure_future(driver.run_now("slow"))
+        while not started:
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(driver.run_now("slow"))  # max_instances: must wait, then rerun
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not second.done() and started == [1]
+        gate.set()
+        assert await first is True and await second is True
+        assert started == [1, 2]
+    finally:
+        driver.close()
+        scheduler.shutdown(wait=False)
+
+
+# --- the whole demo -------------------------------------------------------------------------------
+
+
+def _blocks(output: str) -> list[str]:
+    """The framed bot messages of the demo's output, unwrapped to one line each."""
+    blocks = re.findall(r"^── \d\d:\d\d  @chanwatch_demo_bot → Dana .*?(?=^[^│]|\Z)", output, re.S | re.M)
+    return [" ".join(line.removeprefix("│").strip() for line in b.splitlines()[1:]) for b in blocks]
+
+
+def test_demo_runs_the_day_offline_and_reports_exact_counts(tmp_path, capsys, no_network, monkeypatch):
+    monkeypatch.delenv("CHANWATCH_DB", raising=False)
+    archive = tmp_path / "demo.db"
+    assert cli.main(["demo", "--speed", "max", "--db", str(archive), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert not no_network
+
+    summary = dict(re.findall(r"^  (posts|sightings|duplicates avoided|alerts sent)\s+(\d+)", out, re.M))
+    assert summary == {"posts": str(POSTS), "sightings": str(SIGHTINGS),
+                       "duplicates avoided": str(SIGHTINGS - POSTS), "alerts sent": str(ALERTS)}
+    assert f"chanwatch --db {archive} search 'sanctions OR санкции'" in out
+
+    # the statement forwarded by three embassies is alerted exactly once, before any /search
+    before_search = out.split("Dana → @chanwatch_demo_bot: /search")[0]
+    alerts = [b for b in _blocks(before_search) if STATEMENT in b]
+    assert len(alerts) == 1 and "\x1b[" not in alerts[0]
+
+    # the kept archive agrees
+    [(posts, sightings)] = rows(archive, "SELECT (SELECT COUNT(*) FROM posts),"
+                                         " (SELECT COUNT(*) FROM messages)")
+    assert (posts, sightings) == (POSTS, SIGHTINGS)
+    statement = rows(archive, "SELECT p.id, COUNT(m.message_id) FROM posts p"
+                              " JOIN messages m ON m.post_id = p.id WHERE p.text LIKE ? GROUP BY p.id",
+                     f"%{STATEMENT}%")
+    assert len(statement) == 1 and statement[0][1] == 4  # the original and three forwards
+    assert rows(archive, "SELECT COUNT(*), COUNT(sent_at) FROM alerts WHERE post_id = ?",
+                statement[0][0]) == [(1, 1)]
+    assert rows(archive, "SELECT COUNT(*) FROM alerts WHERE sent_at IS NOT NULL") == [(ALERTS,)]
+    assert rows(archive, "SELECT COUNT(*) FROM messages WHERE deleted_at IS NOT NULL") == [(1,)]
+    assert rows(archive, "SELECT COUNT(*) FROM message_versions") == [(1,)]
+
+
+async def test_paced_demo_gives_the_same_day_as_max_speed(tmp_path, no_network, caplog):
+    """The paced clock (injected: no real waiting) with the scheduler's own firing leaves the same
+    archive; the daemon's pacing sleeps go through the same injected sleep."""
+    caplog.set_level(logging.WARNING)
+    fake = {"t": 0.0}
+    slept: list[float] = []
+
+    def clock() -> float:
+        return fake["t"]
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        fake["t"] += seconds
+        await asyncio.sleep(0)
+
+    out = _Out()
+    summary = await run_demo(speed=4000.0, db_path=None, out=out, clock=clock, sleep=sleep)
+    assert (summary.posts, summary.sightings, summary.alerts_sent) == (POSTS, SIGHTINGS, ALERTS)
+    assert summary.archive is None and "The archive was temporary" in out.text
+    assert slept and all(s <= 0.05 + 1e-9 for s in slept)
+    noisy = [f"{r.name}: {r.getMessage()}" for r in caplog.records
+             if r.levelno >= logging.WARNING
+             and r.name.startswith(("telethon", "chanwatch.alerts"))]
+    assert noisy == []
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def test_demo_refuses_an_existing_archive_and_loses_nothing(tmp_path, capsys):
+    existing = tmp_path / "mine.db"
+    existing.write_bytes(b"precious")
+    assert cli.main(["demo", "--speed", "max", "--db", str(existing)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert existing.read_bytes() == b"precious"
+
+
+def test_demo_never_writes_to_the_default_archive(tmp_path, capsys, monkeypatch, no_network):
+    real = tmp_path / "real.db"
+    monkeypatch.setenv("CHANWATCH_DB", str(real))
+    assert cli.main(["demo", "--speed", "max", "--color", "never"]) == 0
+    assert not real.exists()
+    assert "The archive was temporary" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, expected", [("max", None), ("MAX", None), ("960", 960.0), ("0.5", 0.5)])
+def test_speed_is_a_positive_number_or_max(text, expected):
+    assert parse_speed(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "fast", "inf", "nan"])
+def test_a_bad_speed_is_a_usage_error(bad, capsys):
+    assert cli.main(["demo", "--speed", bad]) == 2
+    assert "--speed" in capsys.readouterr().err
+
+
+def test_summary_text_says_where_the_archive_is_and_how_to_search_it(tmp_path):
+    kept = DemoSummary(posts=3, sightings=5, edited=0, deleted=0, alerts_sent=1, alerts_pending=0,
+                       bot_messages=2, search_replies=1, archive=tmp_path / "d.db")
+    text = summary_text(kept)
+    assert "duplicates avoided  2" in text
+    assert f"chanwatch --db {tmp_path / 'd.db'} search 'sanctions OR санкции'" in text
+    assert "--db demo.db" in summary_text(replace(kept, archive=None))
