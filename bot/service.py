@@ -20,7 +20,6 @@ The watch list helpers at the end (`add_watch_name`, `unwatch_name`, `channel_ro
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
@@ -38,6 +37,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient
 
 from bot.alerts import Dispatcher
+from bot.commands import Commands
 from bot.config import ConfigError, Settings
 from bot.poller import (
     Clock,
@@ -70,6 +70,7 @@ __all__ = [
 log = logging.getLogger("chanwatch.service")
 
 EXECUTOR = "chanwatch"  # executor alias used when a given scheduler already has a "default" executor
+COMMAND_DRAIN_SECONDS = 10.0  # how long a stop waits for bot commands being answered
 INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by time_scale)
 PLACEHOLDER_DETAIL = "added by name; resolved when the daemon starts"
 
@@ -88,15 +89,6 @@ class GracefulExecutor(AsyncIOExecutor):
     def running(self) -> list[asyncio.Future]:
         """Job tasks that have not finished yet."""
         return [f for f in getattr(self, "_pending_futures", ()) if not f.done()]
-
-
-def _optional(module: str, name: str) -> Any:
-    """A class from a module that may not exist in this checkout yet; None (and a warning) if absent."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        log.warning("%s.%s is not available (%s): running without it", module, name, exc)
-        return None
 
 
 class Service:
@@ -130,7 +122,7 @@ class Service:
         self.flood = flood or FloodPolicy(max_wait=float(settings.flood_max_wait))
         self.percolator: Percolator | None = None
         self.dispatcher: Dispatcher | None = None
-        self.commands: Any = None
+        self.commands: Commands | None = None
         self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep)
         self.executor: GracefulExecutor | None = None
         self._executor_alias = "default"
@@ -166,6 +158,10 @@ class Service:
             return
         self._stopped = self._stopping = True
         if self.commands is not None:
+            try:  # commands being answered now may finish (bounded); then no new ones are taken
+                await asyncio.wait_for(self.commands.drain(), COMMAND_DRAIN_SECONDS)
+            except (TimeoutError, Exception):
+                self.log.warning("bot commands still running after %gs are cancelled", COMMAND_DRAIN_SECONDS)
             try:
                 self.commands.unregister()
             except Exception:
@@ -285,7 +281,8 @@ class Service:
         self.log.info("alert chat %d: %d keyword rule(s) seeded", chat, len(rules))
 
     def _build_alerting(self) -> None:
-        """Percolator into the poller, the dispatcher, the commands (each only if its module exists)."""
+        """The percolator into the poller (alerts are made in the ingest transaction), the dispatcher
+        (sends them), the bot commands (with the /watch hooks and digest rescheduling)."""
         self.percolator = Percolator()
         self.poller.after_ingest = self.percolator
         self.dispatcher = Dispatcher(
@@ -293,15 +290,10 @@ class Service:
             default_timezone=self.settings.timezone, now=self.now, sleep=self.sleep,
             flood_max_wait=float(self.settings.flood_max_wait),
         )
-        # INTEGRATION POINT: bot/commands.py is written concurrently; until it lands the daemon runs
-        # without bot commands (a warning says so) and everything else works.
-        commands_cls = _optional("bot.commands", "Commands")
-        if commands_cls is not None:
-            self.commands = commands_cls(
-                self.db, self.bot, self.settings, watch=self.watch, unwatch=self.unwatch,
-                on_subscription_change=self._subscription_changed, now=self.now,
-                logger=logging.getLogger("chanwatch.commands"),
-            )
+        self.commands = Commands(
+            self.db, self.bot, self.settings, watch=self.watch, unwatch=self.unwatch,
+            on_subscription_change=self._subscription_changed, now=self.now,
+        )
 
     async def _subscription_changed(self, chat_id: int) -> None:
         """A chat changed mode or schedule: its digest job follows."""

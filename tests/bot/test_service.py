@@ -89,6 +89,33 @@ async def test_a_keyword_post_reaches_the_alert_chat_through_percolator_and_disp
     await service.stop()
 
 
+async def test_an_admin_watches_a_channel_and_switches_to_digests_through_the_bot(
+        world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep):
+    fresh = world.add_channel("freshchan", "Fresh")
+    world.post(fresh, "first news")
+    settings = settings_for(tmp_path, admins=frozenset({alice.id}), alert_chat=alice.id)
+    service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler(), now=lambda: world.now,
+                      sleep=fake_sleep)
+    await service.start()
+    world.say(alice, bot_account, "/watch @freshchan")
+    await world.settle()
+    replies = [e.text for e in world.chat_log(alice, with_=bot_account) if e.sender_id == bot_account.id]
+    assert replies and replies[-1].startswith("watching @freshchan (Fresh)")
+    await service.poll_cycle()
+    assert rows(db.path, "SELECT text FROM messages WHERE channel_id = ?", fresh.id) == [("first news",)]
+
+    assert service.scheduler.get_job(f"digest:{alice.id}") is None
+    world.say(alice, bot_account, "/mode digest 0 9 * * *")
+    await world.settle()
+    assert service.scheduler.get_job(f"digest:{alice.id}") is not None
+    await service.stop()
+    answered = len([e for e in world.chat_log(alice, with_=bot_account) if e.sender_id == bot_account.id])
+    world.say(alice, bot_account, "/help")  # after stop the commands are unregistered
+    await world.settle()
+    assert len([e for e in world.chat_log(alice, with_=bot_account)
+                if e.sender_id == bot_account.id]) == answered
+
+
 async def test_seeding_again_at_the_next_start_adds_no_duplicate_rules(world, reader, bot_client, alice, db,
                                                                        tmp_path):
     settings = settings_for(tmp_path, alert_chat=alice.id, keywords=("canada",))
