@@ -123,8 +123,8 @@ EVENTS: tuple[Event, ...] = (
         "🇧🇷 The Embassy held a seminar on university exchanges in São Paulo. / В Сан-Паулу прошёл "
         "семинар посольства об академических обменах.\n\n#FreedoniaBrazil")),
     # --- the demo day --------------------------------------------------------------------------------
-    # The subscriber opens the bot (a bot can only write to people who wrote to it first).
-    Event("07:00", "say", text="/start"),
+    # The subscriber checks her saved searches (a bot can only write to people who wrote to it first).
+    Event("07:00", "say", text="/rules"),
     Event("07:05", "post", "mfa", label="m_briefing_note", text=(
         "🎙 On December 17, Foreign Ministry Spokesperson Irina Koval will hold her weekly briefing on "
         "current foreign policy issues.\n\nMedia accreditation closes today at 18:00.\n\n#briefing")),

@@ -113,7 +113,7 @@ async def test_timeline_fills_the_world_with_the_days_channels_and_messages(no_n
         assert typo_id in ch["br"].deleted and typo_id not in ch["br"].messages
 
         said = [e.text for e in world.chat_log(demo.subscriber, with_=demo.bot)]
-        assert said == ["/start", "/search sanctions OR санкции"]
+        assert said == ["/rules", "/search sanctions OR санкции"]
     finally:
         await world.close()
 
@@ -254,10 +254,16 @@ def test_demo_runs_the_day_offline_and_reports_exact_counts(tmp_path, capsys, no
                        "duplicates avoided": str(SIGHTINGS - POSTS), "alerts sent": str(ALERTS)}
     assert f"chanwatch --db {archive} search 'sanctions OR санкции'" in out
 
-    # the statement forwarded by three embassies is alerted exactly once, before any /search
-    before_search = out.split("Dana → @chanwatch_demo_bot: /search")[0]
+    # the statement forwarded by three embassies is alerted exactly once, before the /search ...
+    before_search, after_search = out.split("Dana → @chanwatch_demo_bot: /search sanctions OR санкции\n")
     alerts = [b for b in _blocks(before_search) if STATEMENT in b]
     assert len(alerts) == 1 and "\x1b[" not in alerts[0]
+    # ... whose reply (printed right under it) finds it again, with its three forwards
+    reply = _blocks(after_search)[0]
+    assert after_search.startswith("── 18:00  @chanwatch_demo_bot → Dana")
+    assert STATEMENT in reply and "freedonia_in_kenya/2" in reply and "freedonia_in_brazil/2" in reply
+    [bot_messages] = re.findall(r"^  bot messages\s+(\d+)", out, re.M)
+    assert int(bot_messages) >= ALERTS + 2  # alerts, the /rules reply and the /search reply
 
     # the kept archive agrees
     [(posts, sightings)] = rows(archive, "SELECT (SELECT COUNT(*) FROM posts),"
