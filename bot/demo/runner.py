@@ -302,7 +302,7 @@ def summary_text(summary: DemoSummary, scenario: Scenario = SCENARIO) -> str:
         ("deleted messages", f"{summary.deleted}  (kept, marked deleted)"),
         ("alerts sent", f"{summary.alerts_sent}" + (f"  ({summary.alerts_pending} still queued)"
                                                     if summary.alerts_pending else "")),
-        ("bot messages", f"{summary.bot_messages}  (alerts and /search replies)"),
+        ("bot messages", f"{summary.bot_messages}  (alerts and replies to commands)"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = ["Summary"] + [f"  {name:<{width}}  {value}" for name, value in rows]
