@@ -244,6 +244,19 @@ def test_run_with_a_missing_variable_exits_2_naming_it_and_creates_no_archive(cl
     assert not (tmp_path / "archive.db").exists()
 
 
+def test_an_explicit_db_option_wins_over_the_env_file(clean_env, tmp_path):
+    from bot.cli import build_parser
+    from bot.cli_daemon import settings_from_args
+
+    env_file = tmp_path / "daemon.env"
+    env_file.write_text("CHANWATCH_DB=from-env-file.db\n")
+    plain = build_parser().parse_args(["run", "--env-file", str(env_file)])
+    assert settings_from_args(plain).db_path == Path("from-env-file.db")
+    given = str(tmp_path / "given.db")
+    explicit = build_parser().parse_args(["--db", given, "run", "--env-file", str(env_file)])
+    assert settings_from_args(explicit).db_path == tmp_path / "given.db"
+
+
 def test_run_with_a_bad_log_format_is_refused_by_the_parser(clean_env, capsys):
     assert main(["run", "--log-format", "xml"]) == 2
     assert "invalid choice" in capsys.readouterr().err
