@@ -1,5 +1,7 @@
-"""Who may use the bot: admins, the alert chat, and chats an admin allowed; and how often a stranger
-hears "no" (one short refusal per user per interval, so the bot cannot be used to spam or probe).
+"""Who may use the bot: admins, the alert chat, and chats an admin allowed; how often a stranger
+hears "no" (one short refusal per user per interval, so the bot cannot be used to spam or probe);
+and which search a results button may turn (`PageCache`: only in the chat, and under the message,
+where the search was made — callback data is client-supplied and can be forged).
 
 Chat ids are Telethon's marked ids (`event.chat_id`): a user's id for a private chat, `-id` for a
 basic group, `-100…` for a supergroup — the same ids the dispatcher sends alerts to.
@@ -7,6 +9,7 @@ basic group, `-100…` for a supergroup — the same ids the dispatcher sends al
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
@@ -74,3 +77,43 @@ class RefusalLimiter:
         while len(self._last) > self.capacity:
             self._last.popitem(last=False)
         return True
+
+
+@dataclass(slots=True)
+class _Page:
+    chat_id: int
+    query: str
+    message_id: int | None = None
+
+
+class PageCache:
+    """Searches whose result pages can still be turned, by a short random token (callback data stays
+    far under Telegram's 64 bytes); the least recently used are forgotten beyond `capacity`."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.capacity = capacity
+        self._pages: OrderedDict[str, _Page] = OrderedDict()
+
+    def put(self, chat_id: int, query: str) -> str:
+        """Remember a search made in `chat_id`; returns its token."""
+        token = secrets.token_urlsafe(6)
+        while token in self._pages:
+            token = secrets.token_urlsafe(6)
+        self._pages[token] = _Page(chat_id, query)
+        while len(self._pages) > self.capacity:
+            self._pages.popitem(last=False)
+        return token
+
+    def bind(self, token: str, message_id: int) -> None:
+        """Tie a token to the message showing its results: only that message's buttons use it."""
+        page = self._pages.get(token)
+        if page is not None:
+            page.message_id = message_id
+
+    def get(self, token: str, chat_id: int, message_id: int) -> _Page | None:
+        """The search behind a button of `message_id` in `chat_id`, or None if forgotten or foreign."""
+        page = self._pages.get(token)
+        if page is None or page.chat_id != chat_id or page.message_id not in (None, message_id):
+            return None
+        self._pages.move_to_end(token)
+        return page

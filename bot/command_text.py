@@ -1,16 +1,20 @@
 """What the bot's command answers say: help, query errors with a caret, result pages, rules, channels
 and status. Pure functions returning Telegram HTML (everything user- or archive-supplied escaped),
-each message within Telegram's 4096-character limit.
+each message within Telegram's 4096-character limit; plus the two small archive reads (`channel_rows`,
+`status_facts`) whose rows only these answers use.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.formatting import LIMIT, channel_label, cut, escape, pack, render_post, utf16_len
+from storage.outbox import counts
 from storage.query import QueryError
-from storage.records import Post, Rule, Subscriber
+from storage.records import Post, Rule, Subscriber, iso
 
 PAGE_SIZE = 5
 QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
@@ -243,3 +247,33 @@ def status_text(facts: StatusFacts) -> str:
     else:
         lines.append("No channel errors.")
     return "\n".join(lines)
+
+
+# -- the archive facts behind /channels and /status (run on the database thread) ---------------------
+
+
+def channel_rows(conn: sqlite3.Connection) -> list[ChannelRow]:
+    """The watched channels, by name, with the date of their newest archived message."""
+    rows = conn.execute(
+        "SELECT c.id, c.username, c.title, c.status, c.status_detail,"
+        " (SELECT max(m.date) FROM messages m WHERE m.channel_id = c.id), c.last_success"
+        " FROM channels c WHERE c.watched = 1 ORDER BY lower(coalesce(c.username, c.title, '')), c.id"
+    ).fetchall()
+    return [ChannelRow(*row) for row in rows]
+
+
+def status_facts(conn: sqlite3.Connection, now: datetime) -> StatusFacts:
+    """What /status reports, read in one go on the database thread."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    one = conn.execute
+    errors_ = one("SELECT username, title, id FROM channels WHERE watched = 1 AND status != 'ok'"
+                  " ORDER BY lower(coalesce(username, title, ''))").fetchall()
+    return StatusFacts(
+        posts=one("SELECT count(*) FROM posts").fetchone()[0],
+        sightings=one("SELECT count(*) FROM messages").fetchone()[0],
+        posts_today=one("SELECT count(*) FROM posts WHERE first_seen >= ?", (iso(midnight),)).fetchone()[0],
+        alerts_pending=counts(conn)["pending"],
+        last_poll=one("SELECT max(last_poll) FROM channels WHERE watched = 1").fetchone()[0],
+        channels=one("SELECT count(*) FROM channels WHERE watched = 1").fetchone()[0],
+        channel_errors=tuple(f"@{u}" if u else (t or str(i)) for u, t, i in errors_),
+    )

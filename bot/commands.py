@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import secrets
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,14 +26,13 @@ from apscheduler.triggers.cron import CronTrigger
 from telethon import Button, TelegramClient, errors, events
 
 from bot import command_text as text
-from bot.access import REFUSAL_INTERVAL, Access, Caller, RefusalLimiter
+from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimiter
 from bot.config import Settings
 from bot.formatting import escape
 from bot.poller import utcnow
 from storage.database import Database
-from storage.outbox import counts
 from storage.query import And, Filter, Query, QueryError, parse
-from storage.records import Post, Rule, Subscriber, iso
+from storage.records import Post, Rule, Subscriber
 from storage.rules import (
     RuleError,
     add_rule,
@@ -48,7 +45,7 @@ from storage.rules import (
 )
 from storage.search import highlight_spans, search
 
-__all__ = ["COMMAND", "MAX_INPUT", "Commands", "PageCache", "with_since"]
+__all__ = ["COMMAND", "EXPIRED", "FAILED", "MAX_INPUT", "Commands", "with_since"]
 
 log = logging.getLogger("chanwatch.commands")
 
@@ -67,46 +64,6 @@ def with_since(query: Query, day: str) -> Query:
     root = query.root
     children = root.children if isinstance(root, And) else (root,)
     return Query(query.text, And((*children, Filter("since", day))), query.sort)
-
-
-@dataclass(slots=True)
-class _Page:
-    chat_id: int
-    query: str
-    message_id: int | None = None
-
-
-class PageCache:
-    """Searches whose result pages can still be turned, by a short random token (callback data stays
-    far under Telegram's 64 bytes); the least recently used are forgotten beyond `capacity`."""
-
-    def __init__(self, capacity: int = 1000) -> None:
-        self.capacity = capacity
-        self._pages: OrderedDict[str, _Page] = OrderedDict()
-
-    def put(self, chat_id: int, query: str) -> str:
-        """Remember a search made in `chat_id`; returns its token."""
-        token = secrets.token_urlsafe(6)
-        while token in self._pages:
-            token = secrets.token_urlsafe(6)
-        self._pages[token] = _Page(chat_id, query)
-        while len(self._pages) > self.capacity:
-            self._pages.popitem(last=False)
-        return token
-
-    def bind(self, token: str, message_id: int) -> None:
-        """Tie a token to the message showing its results: only that message's buttons use it."""
-        page = self._pages.get(token)
-        if page is not None:
-            page.message_id = message_id
-
-    def get(self, token: str, chat_id: int, message_id: int) -> _Page | None:
-        """The search behind a button of `message_id` in `chat_id`, or None if forgotten or foreign."""
-        page = self._pages.get(token)
-        if page is None or page.chat_id != chat_id or page.message_id not in (None, message_id):
-            return None
-        self._pages.move_to_end(token)
-        return page
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,10 +341,10 @@ class Commands:
         await self._reply(req.event, "▶️ Alerts resumed.")
 
     async def _channels(self, req: _Request) -> None:
-        await self._reply(req.event, text.channels_text(await self._db(_channel_rows)))
+        await self._reply(req.event, text.channels_text(await self._db(text.channel_rows)))
 
     async def _status(self, req: _Request) -> None:
-        await self._reply(req.event, text.status_text(await self._db(_status_facts, self.now())))
+        await self._reply(req.event, text.status_text(await self._db(text.status_facts, self.now())))
 
     # -- admins -----------------------------------------------------------------------------------
 
@@ -504,28 +461,3 @@ def _add_rule(conn: sqlite3.Connection, chat_id: int, query: Query, since: str,
 
 def _rules_of(conn: sqlite3.Connection, chat_id: int) -> tuple[list[Rule], Subscriber | None]:
     return list_rules(conn, chat_id), get_subscriber(conn, chat_id)
-
-
-def _channel_rows(conn: sqlite3.Connection) -> list[text.ChannelRow]:
-    rows = conn.execute(
-        "SELECT c.id, c.username, c.title, c.status, c.status_detail,"
-        " (SELECT max(m.date) FROM messages m WHERE m.channel_id = c.id), c.last_success"
-        " FROM channels c WHERE c.watched = 1 ORDER BY lower(coalesce(c.username, c.title, '')), c.id"
-    ).fetchall()
-    return [text.ChannelRow(*row) for row in rows]
-
-
-def _status_facts(conn: sqlite3.Connection, now: datetime) -> text.StatusFacts:
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    one = conn.execute
-    errors_ = one("SELECT username, title, id FROM channels WHERE watched = 1 AND status != 'ok'"
-                  " ORDER BY lower(coalesce(username, title, ''))").fetchall()
-    return text.StatusFacts(
-        posts=one("SELECT count(*) FROM posts").fetchone()[0],
-        sightings=one("SELECT count(*) FROM messages").fetchone()[0],
-        posts_today=one("SELECT count(*) FROM posts WHERE first_seen >= ?", (iso(midnight),)).fetchone()[0],
-        alerts_pending=counts(conn)["pending"],
-        last_poll=one("SELECT max(last_poll) FROM channels WHERE watched = 1").fetchone()[0],
-        channels=one("SELECT count(*) FROM channels WHERE watched = 1").fetchone()[0],
-        channel_errors=tuple(f"@{u}" if u else (t or str(i)) for u, t, i in errors_),
-    )

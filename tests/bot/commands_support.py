@@ -22,6 +22,7 @@ from storage.rules import set_allowed
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, T0, batch, fwd, msg
 
 NOW = T0 + timedelta(days=1)  # the commands' clock: a day after the factories' posts
+SETTLE_ROUNDS = 100_000
 CHANNELS = {c.id: c for c in (MFA, EMBASSY, EMBASSY_UK)}
 
 
@@ -69,6 +70,11 @@ class Harness:
     async def _changed(self, chat_id: int) -> None:
         self.changes.append(chat_id)
 
+    async def settle(self) -> None:
+        """`world.settle` with room for slow archive work on a loaded machine (it returns as soon as
+        everything is quiet; the round limit only bounds a hang)."""
+        await self.world.settle(max_rounds=SETTLE_ROUNDS)
+
     def close(self) -> None:
         for commands in self.started:
             commands.unregister()
@@ -90,7 +96,7 @@ class Harness:
         chat = where if where is not None else user
         before = len(self.answers(chat))
         self.world.say(user, where if where is not None else self.bot_account, text)
-        await self.world.settle()
+        await self.settle()
         new = self.answers(chat)[before:]
         assert len(new) == 1, f"expected one answer to {text!r}, got {[e.text for e in new]}"
         return new[0]
@@ -98,7 +104,7 @@ class Harness:
     async def click(self, user: SimUser, entry: ChatLogEntry, data: bytes) -> Any:
         """`user` presses the button with `data` under `entry`; returns the bot's callback answer."""
         future = self.world.click(user, entry, data)
-        await self.world.settle()
+        await self.settle()
         return future.result()
 
 

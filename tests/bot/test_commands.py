@@ -248,7 +248,7 @@ async def test_search_in_an_allowed_group_addressed_to_the_bot(h, world, alice, 
     # a command for another bot, and an unaddressed unknown command, are left alone
     world.say(bob, group, "/search@other_bot sanctions")
     world.say(bob, group, "/weather")
-    await world.settle()
+    await h.settle()
     assert len(h.answers(group)) == 1
 
 
@@ -288,7 +288,7 @@ async def test_unregister_stops_answering(h, alice) -> None:
     await h.ask(alice, "/help")
     commands.unregister()
     h.world.say(alice, h.bot_account, "/help")
-    await h.world.settle()
+    await h.settle()
     assert len(h.answers(alice)) == 1
 
 
