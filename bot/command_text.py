@@ -11,7 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.formatting import LIMIT, channel_label, cut, escape, pack, render_post, utf16_len
+from bot.formatting import (
+    LIMIT,
+    carried_by,
+    channel_label,
+    cut,
+    escape,
+    origin_line,
+    pack,
+    sighting_links,
+    snippet,
+    utf16_len,
+)
 from storage.outbox import counts
 from storage.query import QueryError
 from storage.records import Post, Rule, Subscriber, iso
@@ -20,6 +31,7 @@ PAGE_SIZE = 5
 QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
 CARET_WIDTH = 60  # characters of a bad query shown around the culprit
 RESULT_SNIPPET = 500
+RESULT_LINKS = 8  # links to sightings under a result, when the page has room
 MIN_SNIPPET = 40
 
 SYNTAX = (
@@ -143,15 +155,32 @@ def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequenc
     header = f"🔎 <b>{_plural(total, 'post')}</b> for {shown_query(query_text)} · page {page_no}/{pages}"
     if not posts:
         return header + "\n\nNo more results here: the archive changed. Send the search again."
-    size = RESULT_SNIPPET
-    while True:
-        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_post(post, post_spans, size)
+    # Shrink the snippets first, then the links to sightings, until the page fits.
+    attempts = [(size, RESULT_LINKS) for size in (RESULT_SNIPPET, 250, 120, MIN_SNIPPET)]
+    attempts += [(MIN_SNIPPET, links) for links in (3, 1, 0)]
+    for size, links in attempts:
+        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_result(post, post_spans, size, links)
                              for i, (post, post_spans) in enumerate(zip(posts, spans, strict=True))]
         message = "\n\n".join(blocks)
-        if utf16_len(message) <= limit or size <= MIN_SNIPPET:
-            break
-        size = max(size // 2, MIN_SNIPPET)
-    return message if utf16_len(message) <= limit else pack(blocks, limit).messages[0]
+        if utf16_len(message) <= limit:
+            return message
+    return pack(blocks, limit).messages[0]
+
+
+def render_result(post: Post, spans: Sequence[tuple[int, int]], size: int, links: int) -> str:
+    """A search result: origin and date, who carried it, a highlighted snippet, up to `links` links
+    to sightings (the origin line links the original itself)."""
+    lines = [origin_line(post)]
+    carried = carried_by(post)
+    if carried:
+        lines.append(f"↪️ {carried}")
+    if post.text:
+        lines.append(snippet(post.text, spans, size))
+    else:
+        lines.append(f"<i>[{escape(post.media_kind or 'no text')}]</i>")
+    if post.sightings and links:
+        lines.append(sighting_links(post.sightings, links))
+    return "\n".join(lines)
 
 
 def subscribed(rule: Rule, created: bool, recent: int, days: int) -> str:

@@ -28,7 +28,7 @@ from telethon import Button, TelegramClient, errors, events
 from bot import command_text as text
 from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimiter
 from bot.config import Settings
-from bot.formatting import escape
+from bot.formatting import LIMIT, escape, utf16_len
 from bot.poller import utcnow
 from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
@@ -138,7 +138,7 @@ class Commands:
 
     async def drain(self) -> None:
         """Wait for the commands running now (tests; a graceful stop)."""
-        while pending := [t for t in self._tasks if t is not asyncio.current_task()]:
+        while pending := [t for t in self._tasks if not t.done() and t is not asyncio.current_task()]:
             await asyncio.gather(*pending, return_exceptions=True)
 
     async def _on_message(self, event: Any) -> None:
@@ -243,7 +243,7 @@ class Commands:
     # -- everyone ---------------------------------------------------------------------------------
 
     async def _help(self, req: _Request) -> None:
-        admin = self.access.is_admin(req.caller.user_id)
+        admin = self.access.is_admin(req.caller.user_id) and req.caller.private  # not shown to a group
         await self._reply(req.event, text.help_text(await self._bot_username(), admin))
 
     async def _search(self, req: _Request) -> None:
@@ -256,15 +256,16 @@ class Commands:
             await self._reply(req.event, text.query_error("search", req.args, exc))
             return
         token = self.pages.put(req.caller.chat_id, req.args)
-        body, buttons = await self._page(query, token, 0)
-        if req.cut:
-            body = f"<i>(your query was cut to {MAX_INPUT} characters)</i>\n" + body
+        note = f"<i>(your query was cut to {MAX_INPUT} characters)</i>\n" if req.cut else ""
+        body, buttons = await self._page(query, token, 0, note)
         sent = await self._reply(req.event, body, buttons)
         self.pages.bind(token, sent.id)
 
-    async def _page(self, query: Query, token: str, offset: int) -> tuple[str, Any]:
+    async def _page(self, query: Query, token: str, offset: int, note: str = "") -> tuple[str, Any]:
+        """One page of results (after `note`, all within Telegram's limit) and its buttons."""
         posts, spans, total = await self._db(_search_page, query, offset, text.PAGE_SIZE)
-        body = text.results_page(query.text, posts, spans, total, offset)
+        body = note + text.results_page(query.text, posts, spans, total, offset,
+                                        limit=LIMIT - utf16_len(note))
         row = []
         if offset > 0:
             row.append(Button.inline("« Previous", f"pg:{token}:{max(offset - text.PAGE_SIZE, 0)}".encode()))
@@ -375,7 +376,7 @@ class Commands:
         if not raw and not req.caller.private:
             chat_id: int | None = req.caller.chat_id
         else:
-            chat_id = int(raw) if re.fullmatch(r"-?\d{1,19}", raw) else None
+            chat_id = int(raw) if re.fullmatch(r"-?\d{1,16}", raw) else None  # within SQLite's int64
         if chat_id is None:
             await self._reply(req.event, text.usage(req.name))
             return

@@ -263,6 +263,7 @@ async def test_a_group_that_is_not_allowed_gets_only_a_refusal(h, world, alice, 
     assert "may use the bot" in allowed.text
     found = await h.ask(alice, "/search sanctions", where=group)
     assert "3 posts" in found.text
+    assert "/watch" not in (await h.ask(admin, "/help", where=group)).text  # admin help stays private
 
 
 # -- robustness -----------------------------------------------------------------------------------
@@ -297,3 +298,31 @@ def test_the_command_pattern_reads_name_target_and_arguments() -> None:
     assert m is not None and m.groups() == ("search", "ChanWatch_Bot", "canada\nsanctions")
     assert COMMAND.match("/rules").groups() == ("rules", None, None)
     assert COMMAND.match("hello /search x") is None
+
+
+# -- the answers' text ----------------------------------------------------------------------------
+
+
+def test_a_page_of_huge_posts_still_fits_one_message() -> None:
+    from bot.command_text import results_page
+    from bot.formatting import LIMIT, utf16_len
+    from storage.records import Post, Sighting
+
+    text_ = "sanctions & <b> " * 400  # escaping makes this several times longer
+    sightings = tuple(Sighting(i, "c" * 30, "t", 10_000 + i, "2025-12-17T10:00:00+00:00", "forward")
+                      for i in range(20))
+    posts = [Post(i, f"k{i}", text_, (), "2025-12-17T10:00:00+00:00", None, None, 1, "o" * 30, "Origin", i,
+                  None, "2025-12-17T10:00:00+00:00", None, sightings) for i in range(5)]
+    page = results_page("sanctions", posts, [[(0, 9)]] * 5, 40, 0)
+    assert utf16_len(page) <= LIMIT
+    assert all(f"<b>{n}.</b>" in page for n in range(1, 6))
+
+
+def test_caret_lines_point_at_the_culprit_in_short_long_and_multiline_queries() -> None:
+    from bot.command_text import caret_lines
+
+    assert caret_lines("a (b", 2) == ("a (b", "  ^")
+    assert caret_lines("a\nb\t(", 4) == ("a b (", "    ^")
+    assert caret_lines("ab", 2) == ("ab", "  ^")  # the end of the query
+    line, caret = caret_lines("x" * 100 + "!" + "y" * 100, 100, width=20)
+    assert line.startswith("…") and line.endswith("…") and line[len(caret) - 1] == "!"

@@ -137,7 +137,7 @@ async def test_allow_and_deny_take_a_chat_id(h, world, alice, db) -> None:
     assert h.changes == [alice.id]
     world.advance(61)
     assert (await h.ask(alice, "/status")).text.startswith("📊")
-    for wrong in ("/allow", "/allow alice", "/deny 12x"):
+    for wrong in ("/allow", "/allow alice", "/deny 12x", "/allow 99999999999999999999"):
         assert "Usage: /" in (await h.ask(admin, wrong)).text
     note = await h.ask(admin, "/deny -100777")
     assert "stays allowed by the config" in note.text
