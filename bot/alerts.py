@@ -39,7 +39,7 @@ from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pendin
 from storage.query import QueryError, parse
 from storage.records import Alert, Post, Rule, Subscriber
 from storage.rules import get_rule, get_subscriber, list_subscribers, set_paused
-from storage.search import highlight_spans, load_posts
+from storage.search import highlight_spans, load_posts, merge_spans
 
 __all__ = [
     "DIGEST_GRACE",
@@ -171,16 +171,6 @@ class Pacer:
         self._timeline = self._now() + seconds
 
 
-def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
-
-
 def _spans(text: str, rules: Sequence[Rule]) -> tuple[tuple[int, int], ...]:
     """Where any of the matched rules' positive terms occur in `text`."""
     spans: list[tuple[int, int]] = []
@@ -189,7 +179,7 @@ def _spans(text: str, rules: Sequence[Rule]) -> tuple[tuple[int, int], ...]:
             spans += highlight_spans(text, parse(rule.query))
         except QueryError:  # a stored rule always parses; an old one might not after a grammar change
             continue
-    return _merge(spans)
+    return tuple(merge_spans(spans))
 
 
 def _context(conn: sqlite3.Connection, alerts: Sequence[Alert]

@@ -283,21 +283,26 @@ def _export(args: argparse.Namespace) -> int:
 # --- search ----------------------------------------------------------------------------------------
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
-    return value
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than `minimum`, with a one-line error otherwise."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more: {value}")
+        return value
+
+    return convert
 
 
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", metavar="QUERY",
                         help="e.g. 'canada sanctions', 'санкции OR sanctions', '#RussiaCanada'")
-    parser.add_argument("--limit", type=_non_negative, default=20, help="posts per page (default 20)")
-    parser.add_argument("--offset", type=_non_negative, default=0, help="skip this many posts")
+    parser.add_argument("--limit", type=int_at_least(0), default=20, help="posts per page (default 20)")
+    parser.add_argument("--offset", type=int_at_least(0), default=0, help="skip this many posts")
     parser.add_argument("--json", action="store_true", help="one JSON object per post per line")
 
 

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from telethon import TelegramClient
 
-from bot.cli import EXIT_OK, EXIT_USAGE, CliError, command, format_post, open_archive
+from bot.cli import EXIT_OK, EXIT_USAGE, CliError, command, format_post, int_at_least, open_archive
 from bot.cli_daemon import settings_from_args
 from bot.config import ConfigError, Settings, load_settings
 from bot.poller import parse_channel_name
@@ -38,16 +38,6 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {value}")
-    return value
 
 
 def _chat_id(text: str) -> int:
@@ -169,7 +159,7 @@ def _rules_arguments(parser: argparse.ArgumentParser) -> None:
     test = sub.add_parser("test", help="which archived posts a rule would match")
     test.add_argument("query", metavar="QUERY")
     test.add_argument("--since", type=_date, metavar="DATE", help="only posts from this day on (YYYY-MM-DD)")
-    test.add_argument("--limit", type=_positive, default=10, help="posts to show (default 10)")
+    test.add_argument("--limit", type=int_at_least(1), default=10, help="posts to show (default 10)")
 
 
 @command("rules", "alert rules: add, list, remove, test", _rules_arguments,
@@ -231,7 +221,7 @@ def _rules_test(args: argparse.Namespace) -> int:
 def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("channels", nargs="+", metavar="CHANNEL", help="@username, t.me link or channel id")
     parser.add_argument("--since", type=_date, metavar="DATE", help="stop at posts older than this day")
-    parser.add_argument("--limit", type=_positive, metavar="N", help="at most N messages per channel")
+    parser.add_argument("--limit", type=int_at_least(1), metavar="N", help="at most N messages per channel")
     parser.add_argument("--takeout", action="store_true",
                         help="use a takeout (data export) session: fewer flood waits for big histories")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -13,14 +13,11 @@ from datetime import datetime
 
 from bot.formatting import (
     LIMIT,
-    carried_by,
     channel_label,
     cut,
     escape,
-    origin_line,
     pack,
-    sighting_links,
-    snippet,
+    render_post,
     utf16_len,
 )
 from storage.outbox import counts
@@ -159,28 +156,12 @@ def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequenc
     attempts = [(size, RESULT_LINKS) for size in (RESULT_SNIPPET, 250, 120, MIN_SNIPPET)]
     attempts += [(MIN_SNIPPET, links) for links in (3, 1, 0)]
     for size, links in attempts:
-        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_result(post, post_spans, size, links)
+        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_post(post, post_spans, size, links)
                              for i, (post, post_spans) in enumerate(zip(posts, spans, strict=True))]
         message = "\n\n".join(blocks)
         if utf16_len(message) <= limit:
             return message
     return pack(blocks, limit).messages[0]
-
-
-def render_result(post: Post, spans: Sequence[tuple[int, int]], size: int, links: int) -> str:
-    """A search result: origin and date, who carried it, a highlighted snippet, up to `links` links
-    to sightings (the origin line links the original itself)."""
-    lines = [origin_line(post)]
-    carried = carried_by(post)
-    if carried:
-        lines.append(f"↪️ {carried}")
-    if post.text:
-        lines.append(snippet(post.text, spans, size))
-    else:
-        lines.append(f"<i>[{escape(post.media_kind or 'no text')}]</i>")
-    if post.sightings and links:
-        lines.append(sighting_links(post.sightings, links))
-    return "\n".join(lines)
 
 
 def subscribed(rule: Rule, created: bool, recent: int, days: int) -> str:

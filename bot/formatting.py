@@ -128,8 +128,9 @@ def sighting_links(sightings: Sequence[Sighting], limit: int = 8) -> str:
     return " · ".join(parts)
 
 
-def render_post(post: Post, spans: Sequence[tuple[int, int]] = (), size: int = SNIPPET_CHARS) -> str:
-    """One post as a self-contained HTML block: origin, carried by, snippet, links."""
+def render_post(post: Post, spans: Sequence[tuple[int, int]] = (), size: int = SNIPPET_CHARS,
+                links: int = 8) -> str:
+    """One post as a self-contained HTML block: origin, carried by, snippet, up to `links` sighting links."""
     lines = [origin_line(post)]
     carried = carried_by(post)
     if carried:
@@ -138,8 +139,8 @@ def render_post(post: Post, spans: Sequence[tuple[int, int]] = (), size: int = S
         lines.append(snippet(post.text, spans, size))
     else:
         lines.append(f"<i>[{escape(post.media_kind or 'no text')}]</i>")
-    if post.sightings:
-        lines.append(sighting_links(post.sightings))
+    if post.sightings and links:
+        lines.append(sighting_links(post.sightings, links))
     return "\n".join(lines)
 
 
@@ -225,16 +226,7 @@ def render_alert(post: Post, rules: Sequence[str], spans: Sequence[tuple[int, in
 def render_digest_item(post: Post, spans: Sequence[tuple[int, int]] = (), also: Sequence[str] = (),
                        size: int = DIGEST_SNIPPET_CHARS) -> str:
     """A post as a compact digest entry: origin, who carried it, a short snippet, a few links."""
-    lines = [origin_line(post)]
-    carried = carried_by(post)
-    if carried:
-        lines.append(f"↪️ {carried}")
-    if post.text:
-        lines.append(snippet(post.text, spans, size))
-    else:
-        lines.append(f"<i>[{escape(post.media_kind or 'no text')}]</i>")
-    if post.sightings:
-        lines.append(sighting_links(post.sightings, DIGEST_SIGHTINGS))
+    lines = [render_post(post, spans, size, DIGEST_SIGHTINGS)]
     if also:
         lines.append("also matches: " + ", ".join(f"<code>{escape(cut(q, RULE_CHARS))}</code>"
                                                   for q in also[:RULES_SHOWN]))

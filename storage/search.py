@@ -198,7 +198,8 @@ def _runs(text: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching (start, end) spans joined, in order."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
@@ -233,7 +234,7 @@ def highlight_spans(text: str, query: Query) -> list[tuple[int, int]]:
                 hit = all(runs[i + k][index] == leaf.tokens[k] for k in range(size))
             if hit:
                 spans.append((runs[i][0], runs[i + size - 1][1]))
-    return _merge(spans)
+    return merge_spans(spans)
 
 
 def snippet(text: str, spans: list[tuple[int, int]], width: int = SNIPPET_WIDTH) -> str:
