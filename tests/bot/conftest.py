@@ -134,3 +134,11 @@ async def db(tmp_path) -> AsyncIterator[Database]:
     database = await Database.open(tmp_path / "archive.db")
     yield database
     await database.close()
+
+
+async def saved_session(world: World, account: SimUser) -> str:
+    """A string session of `account` saved by a client that disconnects (what `chanwatch login` prints)."""
+    client = await connect_client(world, as_user=account)
+    saved = client.session.save()
+    await client.disconnect()
+    return saved

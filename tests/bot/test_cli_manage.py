@@ -14,9 +14,10 @@ from bot.cli import main
 from bot.cli_manage import BACKFILL_MAX_WAIT, backfill_channels
 from bot.config import Settings
 from bot.poller import Poller, resolve_channels
-from bot.simulator import World, attach, connect_client
+from bot.simulator import attach, connect_client
 from bot.telegram import FloodPolicy
 from storage.database import Database
+from tests.bot.conftest import saved_session
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 
@@ -174,12 +175,6 @@ def test_rules_test_rejects_a_bad_date(tmp_path, capsys):
 # --- backfill -----------------------------------------------------------------------------------
 
 
-async def _session_of(world: World, account) -> str:
-    client = await connect_client(world, as_user=account)
-    saved = client.session.save()
-    await client.disconnect()
-    return saved
-
 
 def _settings(tmp_path: Path, session: str) -> Settings:
     return Settings(db_path=tmp_path / "bf.db", api_id=1, api_hash=API_HASH, session=session)
@@ -191,7 +186,7 @@ async def test_backfill_archives_history_and_reports_one_line_per_channel(world,
     for i in range(150):
         world.advance(60)
         world.post(ch, f"old post {i + 1}")
-    settings = _settings(tmp_path, await _session_of(world, reader_account))
+    settings = _settings(tmp_path, await saved_session(world, reader_account))
     status = await backfill_channels(settings, ["@historic"], limit=120, progress=False,
                                      prepare=lambda client, kind: attach(world, client))
     assert status == 0
@@ -212,7 +207,7 @@ async def test_backfill_since_a_date_stops_there(world, reader_account, tmp_path
     for _ in range(5):
         world.advance(days=1)
         world.post(ch, f"day {world.now.date()}")
-    settings = _settings(tmp_path, await _session_of(world, reader_account))
+    settings = _settings(tmp_path, await saved_session(world, reader_account))
     status = await backfill_channels(settings, ["dated"], since=date(2025, 12, 4), progress=False,
                                      prepare=lambda client, kind: attach(world, client))
     assert status == 0 and "stopped by since" in capsys.readouterr().out
@@ -225,7 +220,7 @@ async def test_backfill_failures_are_one_line_each_and_exit_2_while_the_others_g
     ok = world.add_channel("fineone", "Fine")
     world.post(ok, "hello")
     world.add_channel("floodchan", "Flood")
-    settings = _settings(tmp_path, await _session_of(world, reader_account))
+    settings = _settings(tmp_path, await saved_session(world, reader_account))
     world.inject_flood("messages.GetHistory", int(BACKFILL_MAX_WAIT) + 1)
     status = await backfill_channels(settings, ["nosuchname", "floodchan", "fineone"], progress=False,
                                      prepare=lambda client, kind: attach(world, client))

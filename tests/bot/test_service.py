@@ -19,9 +19,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cli import main
 from bot.config import Settings
 from bot.service import Service, add_watch_name, run
-from bot.simulator import World, attach, connect_client
+from bot.simulator import attach, connect_client
 from storage.database import Database
 from storage.rules import get_subscriber, is_allowed, list_rules
+from tests.bot.conftest import saved_session
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 
@@ -262,13 +263,6 @@ def test_run_with_a_bad_log_format_is_refused_by_the_parser(clean_env, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-async def _sessions(world: World, reader_account) -> str:
-    """A saved string session of the reader account, as `chanwatch login` would print it."""
-    client = await connect_client(world, as_user=reader_account)
-    saved = client.session.save()
-    await client.disconnect()
-    return saved
-
 
 def daemon_settings(tmp_path: Path, session: str, token: str, **kwargs: object) -> Settings:
     return Settings(db_path=tmp_path / "daemon.db", api_id=12345, api_hash=API_HASH, session=session,
@@ -292,7 +286,7 @@ async def test_run_serves_until_sigterm_exits_0_and_never_logs_a_secret(
         world, reader_account, bot_account, alice, tmp_path, capsys, caplog):
     ch = world.add_channel("newsroom", "Newsroom")
     world.post(ch, "first post")
-    session = await _sessions(world, reader_account)
+    session = await saved_session(world, reader_account)
     settings = daemon_settings(tmp_path, session, bot_account.bot_token, channels=("newsroom",),
                                alert_chat=alice.id, keywords=("first",))
     caplog.set_level(logging.DEBUG)
@@ -334,7 +328,7 @@ async def test_run_with_a_logged_out_session_exits_2_with_one_line(world, reader
 
 async def test_run_with_a_revoked_bot_token_exits_2_without_printing_it(world, reader_account, tmp_path,
                                                                         capsys):
-    session = await _sessions(world, reader_account)
+    session = await saved_session(world, reader_account)
     token = "123456:" + "A" * 35
     status = await run(daemon_settings(tmp_path, session, token),
                        prepare=lambda client, kind: attach(world, client))
@@ -347,7 +341,7 @@ async def test_run_with_a_revoked_bot_token_exits_2_without_printing_it(world, r
 
 async def test_run_with_an_unopenable_archive_exits_2_before_connecting(world, reader_account, bot_account,
                                                                         tmp_path, capsys):
-    session = await _sessions(world, reader_account)
+    session = await saved_session(world, reader_account)
     world.reset_requests()
     settings = replace(daemon_settings(tmp_path, session, bot_account.bot_token), db_path=tmp_path)
     status = await run(settings, prepare=lambda client, kind: attach(world, client))
