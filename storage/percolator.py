@@ -6,11 +6,14 @@ prefixes or facts such as its channels), so a post is tried only against rules i
 the few rules that need nothing in particular (e.g. `since:` alone). The index is rebuilt only when
 the rules or the subscribers' `allowed` flags changed, which a per-connection counter (temporary
 triggers) and SQLite's `data_version` (commits by other connections) tell cheaply.
+
+An edit alerts only when it makes a rule match that matched no earlier version of the post (its kept
+versions and the text its forwards carry), so a typo fix in an old post does not alert a rule added
+since; `is:edited` counts the first version as unedited, so such a rule alerts at the first edit.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -35,6 +38,8 @@ _FILTER_COST = 64
 """Costs used to choose which AND operand to index a rule by: a channel, language or relation is held
 by a large share of posts, a word by few, so any text term is preferred over a filter."""
 
+_HEAD = 4
+"""Prefix rules are indexed by at most this many first letters (and checked in full by the matcher)."""
 _CHUNK = 500
 
 
@@ -111,59 +116,72 @@ class RuleIndex:
     def __init__(self, rules: Iterable[tuple[IndexedRule, Requirement | None]]) -> None:
         self.rules: list[IndexedRule] = []
         self._always: list[int] = []
-        self._by_kind: dict[str, dict[str, list[int]]] = {}
-        self._prefixes: dict[int, dict[str, list[int]]] = {}
+        by_kind: dict[str, dict[str, list[int]]] = {}
+        prefixes: dict[int, dict[str, list[int]]] = {}
         for position, (rule, need) in enumerate(sorted(rules, key=lambda item: item[0].id)):
             self.rules.append(rule)
             if need is None:
                 self._always.append(position)
                 continue
             for kind, value in need.keys:
-                if kind == "prefix":
-                    table = self._prefixes.setdefault(len(value), {})
+                if kind == "prefix":  # by its first _HEAD letters: one lookup per word finds them all
+                    value = value[:_HEAD]
+                    table = prefixes.setdefault(len(value), {})
                 else:
-                    table = self._by_kind.setdefault(kind, {})
+                    table = by_kind.setdefault(kind, {})
                 table.setdefault(value, []).append(position)
+        # Only the tables some rule uses are probed; each as (which doc attribute, table).
+        self._sets = [(attr, by_kind[kind]) for kind, attr in _SET_FACTS if kind in by_kind]
+        self._lang = by_kind.get("lang")
+        self._is = by_kind.get("is")
+        self._prefixes = sorted(prefixes.items())
 
     def __len__(self) -> int:
         return len(self.rules)
 
+    def _found(self, doc: PostDoc) -> set[int]:
+        found = set(self._always)
+        for attr, table in self._sets:
+            for value in table.keys() & getattr(doc, attr):
+                found.update(table[value])
+        if self._lang is not None and doc.lang in self._lang:
+            found.update(self._lang[doc.lang])
+        if self._is is not None:
+            for value in _is_facts(doc):
+                if value in self._is:
+                    found.update(self._is[value])
+        for size, table in self._prefixes:
+            # a word shorter than `size` gives a shorter head, which is no key of this table
+            for head in table.keys() & {w[:size] for w in doc.words}:
+                found.update(table[head])
+        return found
+
     def candidates(self, doc: PostDoc) -> tuple[set[int], set[int]]:
-        """(positions of rules worth trying on `doc`, those of them whose key hit alone decides)."""
-        hits: list[list[int]] = []
-        by_kind = self._by_kind
-        for kind, values in (
-            ("stems", doc.stems), ("words", doc.words), ("tags", doc.tags), ("channel", doc.channels),
-            ("origin", doc.origin),
-        ):
-            table = by_kind.get(kind)
-            if table:
-                hits.extend(table[v] for v in table.keys() & values)
-        for kind, values in (("lang", (doc.lang,)), ("is", _is_facts(doc))):
-            table = by_kind.get(kind)
-            if table:
-                hits.extend(table[v] for v in values if v in table)
-        if self._prefixes:
-            unique = set(doc.words)
-            for size, table in self._prefixes.items():
-                starts = {w[:size] for w in unique if len(w) >= size}
-                hits.extend(table[s] for s in table.keys() & starts)
-        hit: set[int] = set()
-        for positions in hits:
-            hit.update(positions)
-        rules = self.rules
-        return hit.union(self._always), {p for p in hit if rules[p].exact}
+        """(positions of the rules worth trying on `doc`, those of them that match without trying)."""
+        found = self._found(doc)
+        return found, {p for p in found if self.rules[p].exact}
 
     def match(self, doc: PostDoc) -> list[IndexedRule]:
-        """The rules matching `doc`, by rule id."""
-        candidates, sure = self.candidates(doc)
+        """The rules matching `doc`, by rule id.
+
+        An `exact` rule is found only through one of its keys, which is then its whole condition.
+        """
         rules = self.rules
-        return [
-            rules[p] for p in sorted(candidates) if p in sure or rules[p].query.matches(doc)
-        ]
+        out = []
+        for position in sorted(self._found(doc)):
+            rule = rules[position]
+            if rule.exact or rule.query.matches(doc):
+                out.append(rule)
+        return out
+
+
+_SET_FACTS = (("stems", "stems"), ("words", "words"), ("tags", "tags"), ("channel", "channels"),
+              ("origin", "origin"))
+"""Index kinds looked up by intersecting the table's keys with a PostDoc attribute."""
 
 
 def _is_facts(doc: PostDoc) -> list[str]:
+    """The is: values `doc` has."""
     facts = list(doc.relations)
     if doc.edited:
         facts.append("edited")
@@ -332,26 +350,28 @@ class Percolator:
         index = self.refresh(conn)
         if not len(index):
             return 0
-        rows: list[tuple[int, int, str, int]] = []
+        rows: list[tuple[int, int, str]] = []
         new_docs = _docs(conn, new)
         dead = _dead(conn, [d.post_id for d in new_docs if d.deleted])
         for doc in new_docs:
             if doc.post_id in dead:
                 continue
             for chat_id, rule_ids in _by_chat(index.match(doc)).items():
-                rows.append((chat_id, doc.post_id, _json(rule_ids), doc.post_id))
+                rows.append((chat_id, doc.post_id, _json(rule_ids)))
         if edited:
             rows += self._edits(conn, index, edited)
+        if not rows:
+            return 0
+        stamps = _stamps(conn, list(dict.fromkeys(r[1] for r in rows)))
         conn.executemany(
-            """INSERT INTO alerts (chat_id, post_id, rule_ids, created_at)
-               SELECT ?, id, ?, coalesce(edited_at, first_seen) FROM posts WHERE id = ?
+            """INSERT INTO alerts (chat_id, post_id, rule_ids, created_at) VALUES (?, ?, ?, ?)
                ON CONFLICT (chat_id, post_id) DO NOTHING""",
-            [(chat_id, rule_ids, post_id) for chat_id, _, rule_ids, post_id in rows],
+            [(chat_id, post_id, rule_ids, stamps[post_id]) for chat_id, post_id, rule_ids in rows],
         )
         return len(rows)
 
     def _edits(self, conn: sqlite3.Connection, index: RuleIndex, post_ids: list[int]
-               ) -> list[tuple[int, int, str, int]]:
+               ) -> list[tuple[int, int, str]]:
         """Rows for edited posts that newly match a rule of a chat not yet alerted about them."""
         docs = _docs(conn, post_ids)
         dead = _dead(conn, [d.post_id for d in docs if d.deleted])
@@ -370,7 +390,7 @@ class Percolator:
             earlier = _earlier_docs(conn, doc)
             for chat_id, rules in chats.items():
                 if any(not any(r.query.matches(old) for old in earlier) for r in rules):
-                    rows.append((chat_id, doc.post_id, _json([r.id for r in rules]), doc.post_id))
+                    rows.append((chat_id, doc.post_id, _json([r.id for r in rules])))
         return rows
 
 
@@ -385,7 +405,8 @@ def _parse(rule: Rule) -> _Parsed | None:
 
 
 def _json(rule_ids: list[int]) -> str:
-    return json.dumps(rule_ids, separators=(",", ":"))
+    """The JSON list of rule ids, as json.dumps would write it compactly (this runs per alert)."""
+    return "[" + ",".join(map(str, rule_ids)) + "]"
 
 
 def _by_chat(rules: list[IndexedRule]) -> dict[int, list[int]]:
@@ -404,6 +425,18 @@ def _by_chat_rules(rules: list[IndexedRule]) -> dict[int, list[IndexedRule]]:
 
 def _docs(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[PostDoc]:
     return load_docs(conn, post_ids) if post_ids else []
+
+
+def _stamps(conn: sqlite3.Connection, post_ids: list[int]) -> dict[int, str]:
+    """When each post became alert-worthy: its last edit, else when it was first seen (the ingest time,
+    so alerts follow the caller's clock rather than the wall clock)."""
+    out: dict[int, str] = {}
+    for start in range(0, len(post_ids), _CHUNK):
+        chunk = post_ids[start:start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        out.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT id, coalesce(edited_at, first_seen) FROM posts WHERE id IN ({marks})", chunk))
+    return out
 
 
 def _dead(conn: sqlite3.Connection, post_ids: list[int]) -> set[int]:
