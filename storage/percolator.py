@@ -382,9 +382,8 @@ class Percolator:
             chats = _by_chat_rules(index.match(doc))
             if not chats:
                 continue
-            alerted = {r[0] for r in conn.execute("SELECT chat_id FROM alerts WHERE post_id = ?",
-                                                  (doc.post_id,))}
-            chats = {c: rules for c, rules in chats.items() if c not in alerted}
+            # by (chat_id, post_id): the UNIQUE index answers, there is none on post_id alone
+            chats = {c: rules for c, rules in chats.items() if not _alerted(conn, c, doc.post_id)}
             if not chats:
                 continue
             earlier = _earlier_docs(conn, doc)
@@ -425,6 +424,11 @@ def _by_chat_rules(rules: list[IndexedRule]) -> dict[int, list[IndexedRule]]:
 
 def _docs(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[PostDoc]:
     return load_docs(conn, post_ids) if post_ids else []
+
+
+def _alerted(conn: sqlite3.Connection, chat_id: int, post_id: int) -> bool:
+    row = conn.execute("SELECT 1 FROM alerts WHERE chat_id = ? AND post_id = ?", (chat_id, post_id))
+    return row.fetchone() is not None
 
 
 def _stamps(conn: sqlite3.Connection, post_ids: list[int]) -> dict[int, str]:

@@ -8,7 +8,8 @@ some are added half-way. After each batch the new alert rows must be exactly:
 - for each new post that is not deleted everywhere, one row per chat whose active rules `search`
   finds it with, listing those rules;
 - for each edited post (not new, not deleted everywhere), one row per chat not yet alerted about it
-  that has a rule `search` finds it with now but found it with in no earlier state of the archive.
+  that has a rule `search` finds it with now but would find it with none of the texts the post
+  showed before (each tried on the archive as it is now: only the text differs).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from hypothesis import strategies as st
 from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.percolator import Percolator
-from storage.query import QueryError, parse
+from storage.query import Query, QueryError, parse
 from storage.records import Batch, ForwardHeader, IngestResult, MessageRecord
 from storage.rules import add_rule
 from storage.search import search
+from storage.text import analyse
 from tests.storage.test_query_properties import DAY0, ORIGIN, WATCHED, Plan, plans, queries
 
 CHANNELS = (*WATCHED, ORIGIN)
@@ -88,46 +90,63 @@ def batches(plan: Plan, early_deletions: bool) -> list[Batch]:
 
 
 class Oracle:
-    """Expected alert rows from `search` alone, remembering what each rule ever found."""
+    """Expected alert rows from `search` alone.
+
+    It remembers every text each post has shown (and whether it was edited by then); an edit is
+    new to a rule when searching finds the post now but would find it with none of those earlier
+    texts, each tried on a copy of the archive as it is now with only the post's text put back.
+    """
 
     def __init__(self, conn: sqlite3.Connection, rules: list[tuple[int, str]]) -> None:
         self.conn = conn
-        self.rules: dict[str, object] = {}
+        self.rules: dict[str, Query] = {}
         for _, text in rules:
             try:
                 self.rules[text.strip()] = parse(text.strip())
             except QueryError as error:
                 assert error.message == "the query only excludes", text
-        self.ever: dict[str, set[int]] = {text: set() for text in self.rules}
+        self.shown: dict[int, dict[tuple[str, bool], None]] = {}
 
-    def found(self) -> dict[str, set[int]]:
-        return {text: {p.id for p in search(self.conn, q, limit=100_000).posts}  # type: ignore[arg-type]
+    def found(self, conn: sqlite3.Connection | None = None) -> dict[str, set[int]]:
+        return {text: {p.id for p in search(conn or self.conn, q, limit=100_000).posts}
                 for text, q in self.rules.items()}
 
     def dead(self) -> set[int]:
         return {r[0] for r in self.conn.execute(
             "SELECT post_id FROM messages GROUP BY post_id HAVING count(deleted_at) = count(*)")}
 
-    def expected(self, result: IngestResult, active: dict[int, int | str], rule_chats: dict[int, int],
+    def found_with_text(self, post: int, body: str, edited: bool) -> dict[str, set[int]]:
+        scratch = sqlite3.connect(":memory:")
+        self.conn.backup(scratch)
+        a = analyse(body)
+        scratch.execute(
+            "UPDATE posts SET text = ?, words = ?, stems = ?, tags = ?, language = ?, edited_at = ? "
+            "WHERE id = ?", (body, a.words, a.stems, a.tags, a.language, "x" if edited else None, post))
+        return self.found(scratch)
+
+    def expected(self, result: IngestResult, active: dict[int, str], rule_chats: dict[int, int],
                  before: set[tuple[int, int]]) -> set[tuple[int, int, tuple[int, ...]]]:
         found, dead = self.found(), self.dead()
         texts = {rid: text for rid, text in active.items() if text in self.rules}
         out = set()
         new = set(result.new_post_ids)
+
+        def matching(chat: int, post: int, found: dict[str, set[int]]) -> tuple[int, ...]:
+            return tuple(sorted(r for r, t in texts.items() if rule_chats[r] == chat and post in found[t]))
+
         for post in new - dead:
             for chat in set(rule_chats.values()):
-                ids = tuple(sorted(r for r, t in texts.items() if rule_chats[r] == chat and post in found[t]))
-                if ids:
+                if ids := matching(chat, post, found):
                     out.add((chat, post, ids))
         for post in set(result.edited_post_ids) - new - dead:
+            earlier = [self.found_with_text(post, *shown) for shown in self.shown.get(post, ())]
             for chat in set(rule_chats.values()):
-                if (chat, post) in before:
-                    continue
-                ids = tuple(sorted(r for r, t in texts.items() if rule_chats[r] == chat and post in found[t]))
-                if any(post not in self.ever[texts[r]] for r in ids):
+                ids = matching(chat, post, found)
+                if (chat, post) not in before and any(
+                        all(post not in f[texts[r]] for f in earlier) for r in ids):
                     out.add((chat, post, ids))
-        for text, posts in found.items():
-            self.ever[text] |= posts
+        for post, body, edited_at in self.conn.execute("SELECT id, text, edited_at FROM posts"):
+            self.shown.setdefault(post, {})[(body, edited_at is not None)] = None
         return out
 
 
