@@ -191,6 +191,10 @@ class Query:
         params: list[object] = []
         return _sql(self.root, params), params
 
+    def fts_expression(self) -> str | None:
+        """The whole query as one FTS5 expression when it has no filters (else None)."""
+        return _fts(self.root)
+
     def rank_match(self) -> str | None:
         """An FTS5 expression every result satisfies, for bm25 ranking; None if the query has none."""
         root = self.root

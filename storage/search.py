@@ -150,6 +150,14 @@ def load_posts(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[Post]:
 # -- search ---------------------------------------------------------------------------------------
 
 
+WALK_THRESHOLD = 2000
+"""Above this many index matches, newest-first pages walk the date index instead of sorting."""
+
+
+def _fts_count(conn: sqlite3.Connection, expression: str) -> int:
+    return conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?", (expression,)).fetchone()[0]
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPage:
     """One page of results: `total` counts every matching post, `posts` holds this page's."""
@@ -169,9 +177,25 @@ def search(conn: sqlite3.Connection, query: str | Query, limit: int = 20, offset
     q = parse(query) if isinstance(query, str) else query
     register_functions(conn)
     where, params = q.to_sql()
-    total = conn.execute(f"SELECT count(*) FROM posts p WHERE {where}", params).fetchone()[0]
-    rank = q.rank_match() if q.sort == "rank" else None
-    if rank is not None:
+    whole = q.fts_expression()
+    if whole is not None:  # the index alone answers: every post has exactly one FTS row
+        total = _fts_count(conn, whole)
+    else:
+        total = conn.execute(f"SELECT count(*) FROM posts p WHERE {where}", params).fetchone()[0]
+    rank = q.rank_match()
+    if q.sort != "rank":
+        # Many matches: walking the date index newest-first finds a page after a few rows, where
+        # sorting every match by date would read them all. Few matches: sort them.
+        common = total if whole is not None else (_fts_count(conn, rank) if rank is not None else None)
+        walk = common is None or common > WALK_THRESHOLD
+        hint = "INDEXED BY posts_date " if walk else ""
+        sql = f"SELECT p.id FROM posts p {hint}WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
+        args: list[object] = [*params, limit, offset]
+        rank = None
+    elif whole is not None:  # rank inside the index; ties (identical texts) newest-archived first
+        sql = "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
+        args = [whole, limit, offset]
+    elif rank is not None:
         sql = (
             "SELECT p.id FROM posts p JOIN (SELECT rowid AS rid, bm25(posts_fts) AS score "
             "FROM posts_fts WHERE posts_fts MATCH ?) r ON r.rid = p.id "

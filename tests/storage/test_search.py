@@ -234,3 +234,18 @@ async def test_runs_through_database_run():
         assert page.total == 1
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize(
+    "query", ["санкция", "canada OR канада", "sanctions channel:rusembc", "statement -arctic", "is:forward"]
+)
+def test_walking_the_date_index_gives_the_same_pages_as_sorting(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    import storage.search as module
+
+    sorted_pages = [[p.id for p in search(conn, query, limit=2, offset=o).posts] for o in (0, 2, 4)]
+    monkeypatch.setattr(module, "WALK_THRESHOLD", -1)
+    walked_pages = [[p.id for p in search(conn, query, limit=2, offset=o).posts] for o in (0, 2, 4)]
+    assert walked_pages == sorted_pages
+    assert any(sorted_pages)
