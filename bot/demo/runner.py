@@ -240,7 +240,7 @@ async def _settle(world: Any, attempts: int = 3) -> None:
     longer than one `settle()`; after a few tries the demo goes on (output then shows a step later)."""
     for _ in range(attempts):
         try:
-            await world.settle()
+            await world.settle(timeout=2.0)
             return
         except RuntimeError:
             await asyncio.sleep(0)

@@ -772,19 +772,33 @@ class World:
                 return True
         return any(not f.done() for f, _, _ in self._pending_callbacks.values())
 
-    async def settle(self, *, max_rounds: int = 5000, quiet_rounds: int = 20) -> None:
+    async def settle(self, *, spin_rounds: int = 200, quiet_rounds: int = 20, timeout: float = 60.0) -> None:
         """Run the event loop until every client has processed its pushed updates and finished
-        its event handlers (no wall-clock sleeping: only ``asyncio.sleep(0)`` turns)."""
-        quiet = 0
-        for _ in range(max_rounds):
-            await asyncio.sleep(0)
+        its event handlers.
+
+        It waits for a condition, not for time: it spins with ``asyncio.sleep(0)``, and when a
+        handler stays busy for ``spin_rounds`` turns (it waits on another thread, e.g. the archive's
+        aiosqlite worker) it lets the loop block in its selector until that thread's result wakes
+        it. A tight ``sleep(0)`` spin would hold the GIL and starve that thread. ``timeout`` seconds
+        of wall time is only a guard against a handler that truly never finishes.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet = busy = 0
+        while True:
+            if busy < spin_rounds:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(0.001)  # block in select(); a thread's call_soon_threadsafe wakes it
             if self._busy():
                 quiet = 0
+                busy += 1
+                if loop.time() > deadline:
+                    raise RuntimeError("the simulated clients did not settle (a handler waiting forever?)")
             else:
                 quiet += 1
                 if quiet >= quiet_rounds:
                     return
-        raise RuntimeError("the simulated clients did not settle (a handler waiting forever?)")
 
     async def close(self) -> None:
         """Disconnect every client created with :func:`connect_client` for this World."""

@@ -22,7 +22,6 @@ from storage.rules import set_allowed
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, T0, batch, fwd, msg
 
 NOW = T0 + timedelta(days=1)  # the commands' clock: a day after the factories' posts
-SETTLE_ROUNDS = 100_000
 CHANNELS = {c.id: c for c in (MFA, EMBASSY, EMBASSY_UK)}
 
 
@@ -73,7 +72,7 @@ class Harness:
     async def settle(self) -> None:
         """`world.settle` with room for slow archive work on a loaded machine (it returns as soon as
         everything is quiet; the round limit only bounds a hang)."""
-        await self.world.settle(max_rounds=SETTLE_ROUNDS)
+        await self.world.settle()
 
     def close(self) -> None:
         for commands in self.started:
