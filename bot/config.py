@@ -56,6 +56,7 @@ class Settings:
     timezone: str = "UTC"
     join: bool = False
     flood_max_wait: int = 60
+    alert_max_age_hours: int = 48
     server: tuple[str, int] | None = None
     server_public_key: str | None = None
     server_dc: int = 2
@@ -213,6 +214,8 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         join=p(env, "CHANWATCH_JOIN", _bool, False, "must be true or false"),
         flood_max_wait=p(env, "CHANWATCH_FLOOD_MAX_WAIT", _positive(0), 60,
                          "must be a whole number of seconds"),
+        alert_max_age_hours=p(env, "CHANWATCH_ALERT_MAX_AGE", _positive(0), 48,
+                              "must be a whole number of hours (0: alert however old a new post is)"),
         server=p(env, "TG_SERVER", _server, None, "must be host:port, e.g. 149.154.167.40:443"),
         server_public_key=p(env, "TG_SERVER_PUBLIC_KEY", _pem, None,
                             "must be the path of a readable PEM file holding an RSA PUBLIC KEY"),

@@ -27,7 +27,7 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +283,8 @@ class Service:
     def _build_alerting(self) -> None:
         """The percolator into the poller (alerts are made in the ingest transaction), the dispatcher
         (sends them), the bot commands (with the /watch hooks and digest rescheduling)."""
-        self.percolator = Percolator()
+        hours = self.settings.alert_max_age_hours
+        self.percolator = Percolator(max_age=timedelta(hours=hours) if hours else None)
         self.poller.after_ingest = self.percolator
         self.dispatcher = Dispatcher(
             self.db, self.bot, default_schedule=self.settings.digest_schedule,

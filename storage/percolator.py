@@ -19,10 +19,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from storage import text as tx
 from storage.query import And, Filter, Node, Or, Query, QueryError, Text, parse
-from storage.records import IngestResult, PostDoc, Rule
+from storage.records import IngestResult, PostDoc, Rule, parse_iso
 from storage.rules import active_rules
 from storage.search import load_docs
 
@@ -268,7 +269,10 @@ class Percolator:
     it yet. A post whose sightings are all deleted never alerts.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_age: timedelta | None = None) -> None:
+        """`max_age`: a new post whose original date is older than this when first seen (history of
+        a newly watched channel) is archived without alerting; None alerts whatever its age."""
+        self.max_age = max_age
         self._index = RuleIndex(())
         self._rules_key: tuple[tuple[int, int, str], ...] | None = None
         self._state: tuple[int, int, int] | None = None
@@ -351,7 +355,7 @@ class Percolator:
         if not len(index):
             return 0
         rows: list[tuple[int, int, str]] = []
-        new_docs = _docs(conn, new)
+        new_docs = self._recent(conn, _docs(conn, new))
         dead = _dead(conn, [d.post_id for d in new_docs if d.deleted])
         for doc in new_docs:
             if doc.post_id in dead:
@@ -369,6 +373,18 @@ class Percolator:
             [(chat_id, post_id, rule_ids, stamps[post_id]) for chat_id, post_id, rule_ids in rows],
         )
         return len(rows)
+
+    def _recent(self, conn: sqlite3.Connection, docs: list[PostDoc]) -> list[PostDoc]:
+        """The docs young enough to alert (all of them without `max_age`)."""
+        if self.max_age is None or not docs:
+            return docs
+        seen = _stamps(conn, [d.post_id for d in docs])
+        out = []
+        for doc in docs:
+            date, first_seen = parse_iso(doc.date), parse_iso(seen[doc.post_id])
+            if date is None or first_seen is None or first_seen - date <= self.max_age:
+                out.append(doc)
+        return out
 
     def _edits(self, conn: sqlite3.Connection, index: RuleIndex, post_ids: list[int]
                ) -> list[tuple[int, int, str]]:

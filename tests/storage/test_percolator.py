@@ -73,6 +73,15 @@ def test_a_post_forwarded_by_three_embassies_alerts_once(conn, forwards_first):
     assert conn.execute("SELECT count(*) FROM messages WHERE post_id = ?", (post,)).fetchone()[0] == 4
 
 
+
+def test_history_older_than_max_age_is_archived_without_alerting(conn):
+    sanctions = rule(conn, 1, "sanctions OR санкции")
+    percolator = Percolator(max_age=timedelta(hours=48))
+    now = T0 + timedelta(days=3)
+    old, fresh = msg(MFA, 7, MFA_SANCTIONS), msg(MFA, 8, MFA_SANCTIONS + " #Canada", minutes=2 * 24 * 60)
+    ingest_batch(conn, batch(MFA, old, fresh), now, after=percolator)
+    assert alerts(conn) == [(1, post_id(conn, MFA.id, 8), [sanctions])]
+
 def test_two_rules_of_one_chat_make_one_row_and_two_chats_two_rows(conn):
     canada = rule(conn, 1, "canada")
     lavrov = rule(conn, 1, "lavr*")
