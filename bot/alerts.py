@@ -33,7 +33,7 @@ from telethon.tl.functions.messages import SendMessageRequest
 from telethon.tl.functions.users import GetUsersRequest
 
 from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
-from bot.telegram import FloodDeferred, call_with_flood_policy
+from bot.telegram import FloodDeferred, call_with_flood_policy, forget_local_flood, utcnow
 from storage.database import Database
 from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
@@ -84,23 +84,12 @@ GONE_ERRORS: tuple[type[Exception], ...] = tuple(
 )
 
 
+# The request types a send makes (get_input_entity may resolve a user), whose flood memory we drop.
+_SEND_REQUESTS = (SendMessageRequest.CONSTRUCTOR_ID, GetUsersRequest.CONSTRUCTOR_ID)
+
+
 class ChatUnreachable(Exception):
     """The bot cannot address the chat at all (Telethon knows no access hash for it)."""
-
-
-def _forget_local_flood(client: TelegramClient) -> None:
-    """Drop Telethon's own wall-clock memory of a flood wait for the requests we send (as
-    bot.poller does): our flood policy, clock and `next_try_at` decide when to ask again.
-    `_flood_waited_requests` is a private dict present from Telethon 1.x through 1.45."""
-    waited = getattr(client, "_flood_waited_requests", None)
-    if isinstance(waited, dict):
-        for request in (SendMessageRequest, GetUsersRequest):
-            waited.pop(request.CONSTRUCTOR_ID, None)
-
-
-def utcnow() -> datetime:
-    """The wall clock, timezone-aware UTC (the default `now`)."""
-    return datetime.now(UTC)
 
 
 def digest_job_id(chat_id: int) -> str:
@@ -258,7 +247,7 @@ class Dispatcher:
 
     async def _send(self, chat_id: int, text: str) -> None:
         async def attempt() -> None:
-            _forget_local_flood(self.client)
+            forget_local_flood(self.client, *_SEND_REQUESTS)
             try:
                 peer = await self.client.get_input_entity(chat_id)
             except ValueError as exc:  # Telethon: "Could not find the input entity for ..."

@@ -29,7 +29,7 @@ from bot import command_text as text
 from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimiter
 from bot.config import Settings
 from bot.formatting import LIMIT, escape, utf16_len
-from bot.poller import utcnow
+from bot.telegram import utcnow
 from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
 from storage.records import Post, Rule, Subscriber

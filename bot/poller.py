@@ -22,7 +22,7 @@ import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from telethon import TelegramClient, errors
@@ -30,7 +30,7 @@ from telethon.tl import functions, types
 from telethon.tl.tlobject import TLRequest
 
 from bot.normalize import is_content, normalize
-from bot.telegram import FloodDeferred, FloodPolicy
+from bot.telegram import FloodDeferred, FloodPolicy, forget_local_flood, utcnow
 from storage.database import Database
 from storage.ingest import AfterIngest, ingest, upsert_channel
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso, parse_iso
@@ -68,11 +68,6 @@ BACKOFF_CAP = 3600.0  # never wait more than an hour between attempts
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-def utcnow() -> datetime:
-    """The wall clock, timezone-aware UTC (the default `now`)."""
-    return datetime.now(UTC)
 
 
 def backoff(failures: int) -> timedelta:
@@ -212,19 +207,6 @@ class RequestStats:
     flood_slept: float = 0.0
 
 
-def _forget_local_flood(client: Any, constructor_id: int) -> None:
-    """Drop Telethon's own memory of a flood wait for this request type.
-
-    After a flood wait Telethon raises FloodWaitError *locally* for that request type until its
-    wall-clock deadline passes. Our FloodPolicy (with its injectable sleep and clock) and each
-    channel's `retry_at` decide when to ask again, so Telethon's copy must not veto the retry.
-    `_flood_waited_requests` is a private dict present from Telethon 1.x through 1.45.
-    """
-    waited = getattr(client, "_flood_waited_requests", None)
-    if isinstance(waited, dict):
-        waited.pop(constructor_id, None)
-
-
 class Requests:
     """Sends raw TL requests under the flood policy; shared by the poller and the backfill.
 
@@ -250,7 +232,7 @@ class Requests:
         constructor = request.CONSTRUCTOR_ID
 
         async def attempt() -> Any:
-            _forget_local_flood(self.client, constructor)
+            forget_local_flood(self.client, constructor)
             self.count += 1
             if stats is not None:
                 stats.requests += 1

@@ -30,11 +30,13 @@ __all__ = [
     "RedactingFilter",
     "call_with_flood_policy",
     "describe_client",
+    "forget_local_flood",
     "make_bot_client",
     "make_user_client",
     "redact",
     "register_server_key",
     "start_bot",
+    "utcnow",
 ]
 
 log = logging.getLogger("chanwatch.telegram")
@@ -51,6 +53,11 @@ FLOOD_ERRORS: tuple[type[errors.RPCError], ...] = tuple(
         getattr(errors, "FloodTestPhoneWaitError", None),
     ) if cls is not None
 )
+
+
+def utcnow() -> datetime:
+    """The wall clock, timezone-aware UTC (the default `now` of the daemon's parts)."""
+    return datetime.now(UTC)
 
 
 # --- redaction ------------------------------------------------------------------------------------
@@ -252,6 +259,20 @@ def describe_client(client: TelegramClient) -> str:
 # --- flood policy ---------------------------------------------------------------------------------
 
 
+def forget_local_flood(client: Any, *constructor_ids: int) -> None:
+    """Drop Telethon's own memory of a flood wait for these request types.
+
+    After a flood wait Telethon raises FloodWaitError *locally* for that request type until its
+    wall-clock deadline passes. Our flood policy (with its injectable sleep and clock) and the
+    caller's own retry times decide when to ask again, so Telethon's copy must not veto the retry.
+    `_flood_waited_requests` is a private dict present from Telethon 1.x through 1.45.
+    """
+    waited = getattr(client, "_flood_waited_requests", None)
+    if isinstance(waited, dict):
+        for constructor_id in constructor_ids:
+            waited.pop(constructor_id, None)
+
+
 class FloodDeferred(Exception):
     """Telegram asked us to wait longer than we may block for: reschedule `kind` at `retry_at`."""
 
@@ -270,7 +291,7 @@ async def call_with_flood_policy(
     max_retries: int = 3,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     log: logging.Logger = log,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = utcnow,
 ) -> T:
     """Await `coro_factory()` (called anew for each attempt), riding out short flood waits.
 
@@ -317,7 +338,7 @@ class FloodPolicy:
         kind: str,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         log: logging.Logger = log,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utcnow,
     ) -> T:
         """`call_with_flood_policy` with this policy's bounds for `kind`."""
         return await call_with_flood_policy(
