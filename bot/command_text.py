@@ -285,5 +285,5 @@ def status_facts(conn: sqlite3.Connection, now: datetime) -> StatusFacts:
         alerts_pending=counts(conn)["pending"],
         last_poll=one("SELECT max(last_poll) FROM channels WHERE watched = 1").fetchone()[0],
         channels=one("SELECT count(*) FROM channels WHERE watched = 1").fetchone()[0],
-        channel_errors=tuple(f"@{u}" if u else (t or str(i)) for u, t, i in errors_),
+        channel_errors=tuple(channel_label(u, t, i) for u, t, i in errors_),
     )

@@ -39,6 +39,7 @@ from telethon import TelegramClient
 from bot.alerts import Dispatcher
 from bot.commands import Commands
 from bot.config import ConfigError, Settings
+from bot.formatting import channel_label
 from bot.poller import (
     Clock,
     Poller,
@@ -252,7 +253,7 @@ class Service:
         await self._record_outcomes(outcomes)
         [outcome] = outcomes
         if outcome.channel_id is not None and outcome.status == "ok":
-            shown = f"@{outcome.username}" if outcome.username else str(outcome.channel_id)
+            shown = channel_label(outcome.username, None, outcome.channel_id)
             title = f" ({outcome.title})" if outcome.title else ""
             joined = ", joined" if outcome.joined else ""
             return f"watching {shown}{title}{joined}; new posts arrive with the next poll"
@@ -403,7 +404,7 @@ class WatchedChannel:
     @property
     def name(self) -> str:
         """@username, else the title, else the id."""
-        return f"@{self.username}" if self.username else (self.title or str(self.id))
+        return channel_label(self.username, self.title, self.id)
 
 
 def add_watch_name(conn: sqlite3.Connection, username: str, now: datetime) -> str:
