@@ -355,7 +355,8 @@ class Percolator:
         if not len(index):
             return 0
         rows: list[tuple[int, int, str]] = []
-        new_docs = self._recent(conn, _docs(conn, new))
+        stamps: dict[int, str] = {}  # filled by `_recent` when it reads them, so no post is read twice
+        new_docs = self._recent(conn, _docs(conn, new), stamps)
         dead = _dead(conn, [d.post_id for d in new_docs if d.deleted])
         for doc in new_docs:
             if doc.post_id in dead:
@@ -366,7 +367,9 @@ class Percolator:
             rows += self._edits(conn, index, edited)
         if not rows:
             return 0
-        stamps = _stamps(conn, list(dict.fromkeys(r[1] for r in rows)))
+        unread = [p for p in dict.fromkeys(r[1] for r in rows) if p not in stamps]
+        if unread:
+            stamps.update(_stamps(conn, unread))
         conn.executemany(
             """INSERT INTO alerts (chat_id, post_id, rule_ids, created_at) VALUES (?, ?, ?, ?)
                ON CONFLICT (chat_id, post_id) DO NOTHING""",
@@ -374,11 +377,12 @@ class Percolator:
         )
         return len(rows)
 
-    def _recent(self, conn: sqlite3.Connection, docs: list[PostDoc]) -> list[PostDoc]:
-        """The docs young enough to alert (all of them without `max_age`)."""
+    def _recent(self, conn: sqlite3.Connection, docs: list[PostDoc], seen: dict[int, str]) -> list[PostDoc]:
+        """The docs young enough to alert (all of them without `max_age`); the stamps it reads are
+        added to `seen`."""
         if self.max_age is None or not docs:
             return docs
-        seen = _stamps(conn, [d.post_id for d in docs])
+        seen.update(_stamps(conn, [d.post_id for d in docs]))
         out = []
         for doc in docs:
             date, first_seen = parse_iso(doc.date), parse_iso(seen[doc.post_id])
