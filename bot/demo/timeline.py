@@ -15,16 +15,12 @@ from datetime import datetime
 from telethon.extensions import markdown
 from telethon.tl import types
 
+from bot.formatting import utf16_len
 from bot.simulator import ChatLogEntry, SimChannel, SimUser, World
 
 from .scenario import Event, Scenario
 
 _HASHTAG = re.compile(r"(?<![\w#])#\w+")
-
-
-def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units (how Telegram counts entity offsets)."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def parse_text(source: str) -> tuple[str, list[types.TypeMessageEntity]]:
