@@ -34,11 +34,13 @@ from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
 from storage.records import Post, Rule, Subscriber
 from storage.rules import (
+    USER_PAUSE,
     RuleError,
     add_rule,
     get_subscriber,
     list_rules,
     remove_rule,
+    resume_after_contact,
     set_allowed,
     set_mode,
     set_paused,
@@ -198,6 +200,7 @@ class Commands:
             elif not allowed:
                 await self._refuse(event, caller, name, _not_allowed(caller.chat_id))
                 return
+            await self._resume_if_unreachable(caller.chat_id)
             if handler is None:
                 await self._reply(event, text.short_help(name))
                 return
@@ -209,6 +212,14 @@ class Commands:
         except Exception:
             self.log.exception("/%s from user %s in chat %s failed", name, caller.user_id, caller.chat_id)
             await self._try_reply(event, FAILED)
+
+    async def _resume_if_unreachable(self, chat_id: int) -> None:
+        """A chat the dispatcher paused as unreachable just wrote to us: it can be reached now."""
+        sub = await self._db(get_subscriber, chat_id)
+        if sub is not None and sub.paused and sub.paused_reason != USER_PAUSE:
+            if await self._tx(resume_after_contact, chat_id):
+                self.log.info("chat %s wrote to the bot: its alerts (paused: %s) resume", chat_id,
+                              sub.paused_reason)
 
     async def _refuse(self, event: Any, caller: Caller, name: str, message: str) -> None:
         if self.refusals.should_answer(caller.user_id):
@@ -332,7 +343,7 @@ class Commands:
         await self._reply(req.event, "✅ " + text.mode_line(sub, self.settings.digest_schedule))
 
     async def _pause(self, req: _Request) -> None:
-        await self._tx(set_paused, req.caller.chat_id, True, "paused with /pause")
+        await self._tx(set_paused, req.caller.chat_id, True, USER_PAUSE)
         await self._changed(req.caller.chat_id)
         await self._reply(req.event, "⏸ Alerts paused; they keep queueing. /resume sends them again.")
 

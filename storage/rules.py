@@ -15,6 +15,8 @@ from storage.query import parse
 from storage.records import Rule, Subscriber, iso
 
 MODES = ("instant", "digest")
+USER_PAUSE = "paused with /pause"
+"""The pause reason of a chat that paused itself; any other reason was set by the dispatcher."""
 
 
 class RuleError(ValueError):
@@ -91,6 +93,20 @@ def set_paused(conn: sqlite3.Connection, chat_id: int, paused: bool, reason: str
         (int(paused), reason if paused else None, chat_id),
     )
     return get_subscriber(conn, chat_id)  # type: ignore[return-value]
+
+
+def resume_after_contact(conn: sqlite3.Connection, chat_id: int) -> bool:
+    """The chat wrote to the bot: if the dispatcher had paused it as unreachable, resume it.
+
+    A chat the bot could not reach (it never wrote, or it had blocked the bot) can be reached once
+    it writes; a pause the chat asked for (/pause) stays. Returns True when it resumed.
+    """
+    cur = conn.execute(
+        "UPDATE subscribers SET paused = 0, paused_reason = NULL"
+        " WHERE chat_id = ? AND paused = 1 AND coalesce(paused_reason, '') != ?",
+        (chat_id, USER_PAUSE),
+    )
+    return cur.rowcount == 1
 
 
 def is_allowed(conn: sqlite3.Connection, chat_id: int) -> bool:

@@ -9,6 +9,8 @@ import pytest
 from telethon import helpers, types
 
 from bot.alerts import Dispatcher
+from bot.commands import Commands
+from bot.config import Settings
 from bot.formatting import LIMIT
 from bot.poller import Poller, resolve_channels
 from bot.simulator import SimUser, World
@@ -17,7 +19,7 @@ from storage.ingest import ingest_batch
 from storage.outbox import get_alerts
 from storage.percolator import Percolator
 from storage.records import Channel, iso
-from storage.rules import add_rule, get_subscriber
+from storage.rules import USER_PAUSE, add_rule, get_subscriber, set_paused
 from tests.bot.conftest import FakeSleep
 from tests.storage.factories import EMBASSY, MFA, STATEMENT, batch, fwd, msg
 from tests.storage.outbox_helpers import archive, queue_alert, statement_with_forwards
@@ -356,3 +358,32 @@ async def test_end_to_end_a_statement_forwarded_by_three_embassies_gives_alice_o
         assert any(u.startswith(f"https://t.me/{embassy.username}/") for u in urls), embassy.username
     assert f"https://t.me/MFARussia/{original.id}" in urls
     assert await dispatcher(db, bot_client, fake_sleep).dispatch_instant() == 0
+
+
+async def test_a_chat_paused_as_unreachable_resumes_when_it_writes_to_the_bot_and_gets_its_alert(
+        world, bot_client, bot_account, alice, db, fake_sleep) -> None:
+    await db.run(lambda conn: queue_alert(conn, alice.id, statement_with_forwards(conn)))
+    send = dispatcher(db, bot_client, fake_sleep)
+    assert await send.dispatch_instant() == 0  # alice never wrote: the bot cannot reach her
+    assert (await db.run(get_subscriber, alice.id)).paused
+    commands = Commands(db, bot_client, Settings(alert_chat=alice.id), now=lambda: NOW)
+    commands.register()
+    try:
+        await subscribe(world, bot_account, alice)
+    finally:
+        commands.unregister()
+    assert not (await db.run(get_subscriber, alice.id)).paused
+    assert await send.dispatch_instant() == 1
+    assert any("Lavrov" in e.text for e in received(world, alice, bot_account))
+
+
+async def test_a_chat_that_paused_itself_stays_paused_when_it_writes(
+        world, bot_client, bot_account, alice, db) -> None:
+    await db.run(set_paused, alice.id, True, USER_PAUSE)
+    commands = Commands(db, bot_client, Settings(alert_chat=alice.id), now=lambda: NOW)
+    commands.register()
+    try:
+        await subscribe(world, bot_account, alice)
+    finally:
+        commands.unregister()
+    assert (await db.run(get_subscriber, alice.id)).paused
