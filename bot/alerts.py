@@ -390,7 +390,7 @@ class Dispatcher:
         return sent
 
     def _digest_title(self, subscriber: Subscriber | None) -> str:
-        name = subscriber.timezone if subscriber else self.default_timezone
+        name = (subscriber.timezone if subscriber else None) or self.default_timezone
         try:
             zone = ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):

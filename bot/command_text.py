@@ -49,8 +49,8 @@ COMMANDS = (
     ("subscribe", "QUERY", "alert this chat about new posts that match", "/subscribe lavrov from:MFARussia"),
     ("rules", "", "this chat's saved searches, with their ids", "/rules"),
     ("unsubscribe", "ID", "remove one of them", "/unsubscribe 3"),
-    ("mode", "instant|digest [cron]", "alerts at once, or in a digest (cron in UTC)",
-     "/mode digest 0 8 * * *"),
+    ("mode", "instant|digest [cron [time zone]]", "alerts at once, or in a digest on a schedule",
+     "/mode digest 0 8 * * 1-5 Europe/Moscow"),
     ("pause", "", "hold alerts (they keep queueing)", "/pause"),
     ("resume", "", "send them again", "/resume"),
     ("channels", "", "watched channels, their status and last posts", "/channels"),
@@ -172,24 +172,26 @@ def subscribed(rule: Rule, created: bool, recent: int, days: int) -> str:
             f"Remove it with <code>/unsubscribe {rule.id}</code>.")
 
 
-def mode_line(sub: Subscriber | None, default_schedule: str) -> str:
-    """How this chat gets alerts: instant or digest (with its schedule), paused or not."""
+def mode_line(sub: Subscriber | None, default_schedule: str, default_timezone: str = "UTC") -> str:
+    """How this chat gets alerts: instant or digest (with its schedule and zone), paused or not."""
     if sub is None or sub.mode == "instant":
         line = "Alerts: <b>instant</b>"
     else:
         schedule = sub.digest_schedule or default_schedule
-        line = f"Alerts: <b>digest</b> at <code>{escape(schedule)}</code> ({escape(sub.timezone)})"
+        zone = sub.timezone or default_timezone
+        line = f"Alerts: <b>digest</b> at <code>{escape(schedule)}</code> ({escape(zone)})"
     if sub is not None and sub.paused:
         line += " · <b>paused</b> (/resume)"
     return line
 
 
-def rules_text(rules: Sequence[Rule], sub: Subscriber | None, default_schedule: str) -> list[str]:
+def rules_text(rules: Sequence[Rule], sub: Subscriber | None, default_schedule: str,
+               default_timezone: str = "UTC") -> list[str]:
     """/rules: each rule with its id, and how alerts are delivered; split under the limit."""
+    mode = mode_line(sub, default_schedule, default_timezone)
     if not rules:
-        return ["You have no rules yet. Add one: <code>/subscribe canada sanctions</code>\n"
-                + mode_line(sub, default_schedule)]
-    head = f"📋 <b>{_plural(len(rules), 'rule')}</b> · {mode_line(sub, default_schedule)}"
+        return ["You have no rules yet. Add one: <code>/subscribe canada sanctions</code>\n" + mode]
+    head = f"📋 <b>{_plural(len(rules), 'rule')}</b> · {mode}"
     lines = [f"<b>{r.id}</b> · {shown_query(r.query)}" + ("" if r.active else " (inactive)") for r in rules]
     return list(pack([head, *lines, "Remove one with <code>/unsubscribe ID</code>."],
                      separator="\n").messages)

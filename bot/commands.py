@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
 from telethon import Button, TelegramClient, errors, events
 
 from bot import command_text as text
 from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimiter
+from bot.alerts import cron_trigger
 from bot.config import Settings
 from bot.formatting import LIMIT, escape, utf16_len
 from bot.telegram import utcnow
@@ -308,7 +308,8 @@ class Commands:
 
     async def _rules(self, req: _Request) -> None:
         rules, sub = await self._db(_rules_of, req.caller.chat_id)
-        await self._reply(req.event, text.rules_text(rules, sub, self.settings.digest_schedule))
+        await self._reply(req.event, text.rules_text(rules, sub, self.settings.digest_schedule,
+                                                     self.settings.timezone))
 
     async def _unsubscribe(self, req: _Request) -> None:
         raw = req.args.removeprefix("#")
@@ -324,23 +325,29 @@ class Commands:
         await self._reply(req.event, f"🗑 Removed rule <b>{rule.id}</b>: {text.shown_query(rule.query)}")
 
     async def _mode(self, req: _Request) -> None:
-        mode, _, cron = req.args.partition(" ")
-        mode, cron = mode.lower(), " ".join(cron.split())
-        if mode not in ("instant", "digest") or (mode == "instant" and cron):
+        mode, _, rest = req.args.partition(" ")
+        mode, fields = mode.lower(), rest.split()
+        usable = mode == "digest" and len(fields) in (0, 5, 6) or mode == "instant" and not fields
+        if not usable:
             await self._reply(req.event, text.usage("mode"))
             return
-        if cron:
+        cron = " ".join(fields[:5]) or None
+        zone = fields[5] if len(fields) == 6 else None
+        if cron or zone:
             sub = await self._db(get_subscriber, req.caller.chat_id)
             try:
-                CronTrigger.from_crontab(cron, timezone=sub.timezone if sub else self.settings.timezone)
+                cron_trigger(cron or (sub and sub.digest_schedule) or self.settings.digest_schedule,
+                             zone or (sub and sub.timezone) or self.settings.timezone)
             except ValueError as exc:
-                await self._reply(req.event, f"❌ Bad schedule <code>{escape(cron)}</code>: "
-                                  f"{escape(str(exc))}\nFive fields: minute hour day month weekday"
-                                  " — e.g. <code>/mode digest 0 8 * * *</code> (every day at 08:00)")
+                await self._reply(req.event, f"❌ Bad schedule <code>{escape(rest.strip())}</code>: "
+                                  f"{escape(str(exc))}\nFive fields (minute hour day month weekday), then"
+                                  " an optional time zone — e.g. <code>/mode digest 0 8 * * *</code> (08:00"
+                                  " daily) or <code>/mode digest 0 8 * * 1-5 Europe/Moscow</code>")
                 return
-        sub = await self._tx(set_mode, req.caller.chat_id, mode, cron or None)
+        sub = await self._tx(set_mode, req.caller.chat_id, mode, cron, zone)
         await self._changed(req.caller.chat_id)
-        await self._reply(req.event, "✅ " + text.mode_line(sub, self.settings.digest_schedule))
+        await self._reply(req.event, "✅ " + text.mode_line(sub, self.settings.digest_schedule,
+                                                            self.settings.timezone))
 
     async def _pause(self, req: _Request) -> None:
         await self._tx(set_paused, req.caller.chat_id, True, USER_PAUSE)

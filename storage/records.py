@@ -210,7 +210,7 @@ class Subscriber:
     chat_id: int
     mode: str = "instant"
     digest_schedule: str | None = None
-    timezone: str = "UTC"
+    timezone: str | None = None  # None: CHANWATCH_TIMEZONE
     paused: bool = False
     paused_reason: str | None = None
 

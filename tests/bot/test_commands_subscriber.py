@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.commands import MAX_INPUT, with_since
+from bot.config import Settings
 from storage.query import parse
 from storage.records import iso
 from storage.rules import add_rule, get_subscriber, list_rules
@@ -134,7 +135,19 @@ async def test_mode_switches_to_a_validated_digest_schedule_and_back(h, alice, d
     assert instant.text == "✅ Alerts: instant"
     assert (await db.run(get_subscriber, alice.id)).mode == "instant"
     for wrong in ("/mode", "/mode weekly", "/mode instant 0 8 * * *"):
-        assert "Usage: /mode instant|digest [cron]" in (await h.ask(alice, wrong)).text
+        assert "Usage: /mode instant|digest [cron [time zone]]" in (await h.ask(alice, wrong)).text
+
+
+async def test_mode_takes_a_time_zone_and_otherwise_shows_the_configured_one(h, alice, db) -> None:
+    h.start(Settings(timezone="America/Toronto"))
+    await h.allow(alice)
+    assert (await h.ask(alice, "/mode digest")).text == "✅ Alerts: digest at 0 8 * * * (America/Toronto)"
+    answer = await h.ask(alice, "/mode digest 0 9 * * 1-5 Europe/Moscow")
+    assert answer.text == "✅ Alerts: digest at 0 9 * * 1-5 (Europe/Moscow)"
+    assert (await db.run(get_subscriber, alice.id)).timezone == "Europe/Moscow"
+    bad = await h.ask(alice, "/mode digest 0 9 * * * Mars/Olympus")
+    assert bad.text.startswith("❌ Bad schedule") and "unknown time zone" in bad.text
+    assert (await db.run(get_subscriber, alice.id)).timezone == "Europe/Moscow"
 
 
 async def test_pause_and_resume_hold_and_release_alerts(h, alice, db) -> None:

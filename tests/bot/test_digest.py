@@ -172,3 +172,11 @@ async def test_a_digest_to_a_chat_that_blocked_the_bot_pauses_it_and_keeps_the_a
     [alert] = await db.run(get_alerts)
     assert (alert.sent_at, alert.attempts) == (None, 0)
     assert await d.send_digest(alice.id) == 0  # paused: not tried again
+
+
+async def test_a_chat_without_its_own_zone_gets_its_digest_in_the_configured_zone(
+        world, bot_client, alice, db, fake_sleep) -> None:
+    await db.run(lambda conn: set_mode(conn, alice.id, "digest"))
+    d = Dispatcher(db, bot_client, sleep=fake_sleep, default_timezone="Asia/Tokyo")
+    trigger = d.trigger_for(await db.run(get_subscriber, alice.id))
+    assert trigger.get_next_fire_time(None, DAY) == datetime(2025, 12, 17, 23, 0, tzinfo=UTC)  # 08:00 JST

@@ -76,3 +76,19 @@ def test_mode_and_pause_round_trip(conn: sqlite3.Connection) -> None:
     with pytest.raises(RuleError):
         set_mode(conn, 5, "hourly")
     assert set_paused(conn, 5, False).paused_reason is None
+
+
+def test_version_1_archives_forget_the_default_utc_zone_and_keep_a_chosen_one(tmp_path) -> None:
+    from storage.database import _migrations
+
+    path = tmp_path / "v1.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(_migrations()[0] + "\nPRAGMA user_version = 1;")
+    raw.execute("INSERT INTO subscribers (chat_id, created_at) VALUES (1, 'x')")
+    raw.execute("INSERT INTO subscribers (chat_id, timezone, created_at) VALUES (2, 'Europe/Moscow', 'x')")
+    raw.execute("INSERT INTO rules (chat_id, query, created_at) VALUES (1, 'arctic', 'x')")
+    raw.commit()
+    raw.close()
+    conn = connect_sync(path)
+    assert [get_subscriber(conn, c).timezone for c in (1, 2)] == [None, "Europe/Moscow"]
+    assert [r.query for r in list_rules(conn, 1)] == ["arctic"]
