@@ -268,7 +268,9 @@ def channel_rows(conn: sqlite3.Connection) -> list[ChannelRow]:
     """The watched channels, by name, with the date of their newest archived message."""
     rows = conn.execute(
         "SELECT c.id, c.username, c.title, c.status, c.status_detail,"
-        " (SELECT max(m.date) FROM messages m WHERE m.channel_id = c.id), c.last_success"
+        # a channel's message ids grow with time: its newest message is one primary-key seek away
+        " (SELECT m.date FROM messages m WHERE m.channel_id = c.id ORDER BY m.message_id DESC LIMIT 1),"
+        " c.last_success"
         " FROM channels c WHERE c.watched = 1 ORDER BY lower(coalesce(c.username, c.title, '')), c.id"
     ).fetchall()
     return [ChannelRow(*row) for row in rows]
