@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from telethon import Button, TelegramClient, errors, events
+from telethon import Button, TelegramClient, errors, events, functions, types
 
 from bot import command_text as text
 from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimiter
 from bot.alerts import cron_trigger
 from bot.config import Settings
-from bot.formatting import LIMIT, escape, utf16_len
+from bot.formatting import LIMIT, cut, escape, utf16_len
 from bot.telegram import utcnow
 from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
@@ -127,6 +127,20 @@ class Commands:
         ]
         for callback, builder in self._registered:
             self.bot.add_event_handler(callback, builder)
+
+    async def publish_menu(self) -> bool:
+        """Tell Telegram the subscriber commands, so its "/" menu lists them; False (logged) on failure.
+
+        Admin commands stay out of the menu everyone sees; /help shows them to admins.
+        """
+        menu = [types.BotCommand(name, cut(what, 256)) for name, _args, what, _example in text.COMMANDS]
+        try:
+            await self.bot(functions.bots.SetBotCommandsRequest(
+                scope=types.BotCommandScopeDefault(), lang_code="", commands=menu))
+        except Exception as exc:  # a menu is a nicety: never stop the daemon for it
+            self.log.warning("could not publish the bot's command menu: %s", exc)
+            return False
+        return True
 
     def unregister(self) -> None:
         """Remove the handlers and cancel commands still running."""

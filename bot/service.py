@@ -146,6 +146,7 @@ class Service:
         self._add_jobs()
         if self.commands is not None:
             self.commands.register()
+            await self.commands.publish_menu()
         if not self.scheduler.running:
             self.scheduler.start()
         self.log.info("service started: %d jobs, poll every %gs, recheck every %gs",

@@ -381,3 +381,13 @@ def test_log_lines_never_carry_a_secret_even_in_tracebacks_and_extra_fields(log_
         assert first["level"] == "INFO"
         assert second["level"] == "ERROR" and "Traceback" in second["exc"]
     assert handler not in logging.getLogger().handlers
+
+
+async def test_start_publishes_the_subscriber_commands_as_the_bots_menu(
+        world, reader, bot_client, bot_account, db, tmp_path):
+    service = Service(settings_for(tmp_path), db, reader, bot_client, scheduler=paused_scheduler())
+    await service.start()
+    await service.stop()
+    names = [c.command for c in bot_account.bot_commands]
+    assert names[:3] == ["search", "subscribe", "rules"] and "help" in names
+    assert "allow" not in names and "watch" not in names  # admin commands stay out of everyone's menu
