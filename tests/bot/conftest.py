@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from telethon import TelegramClient
@@ -142,3 +144,16 @@ async def saved_session(world: World, account: SimUser) -> str:
     saved = client.session.save()
     await client.disconnect()
     return saved
+
+
+API_HASH = "0123456789abcdef0123456789abcdef"
+"""A well-formed (fake) api_hash for settings in tests; tests grep logs for it."""
+
+
+def rows(db_path: str | Path, sql: str, *args: object) -> list[tuple]:
+    """Rows of `sql` read through a separate connection (what another process would see)."""
+    conn = sqlite3.connect(str(db_path))
+    try:
+        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
+    finally:
+        conn.close()

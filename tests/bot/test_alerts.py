@@ -360,18 +360,24 @@ async def test_end_to_end_a_statement_forwarded_by_three_embassies_gives_alice_o
     assert await dispatcher(db, bot_client, fake_sleep).dispatch_instant() == 0
 
 
+async def write_to_the_bot(world: World, bot_client, bot_account: SimUser, user: SimUser,
+                           db: Database) -> None:
+    """`user` writes /start while the bot's commands run (the alert chat is `user`)."""
+    commands = Commands(db, bot_client, Settings(alert_chat=user.id), now=lambda: NOW)
+    commands.register()
+    try:
+        await subscribe(world, bot_account, user)
+    finally:
+        commands.unregister()
+
+
 async def test_a_chat_paused_as_unreachable_resumes_when_it_writes_to_the_bot_and_gets_its_alert(
         world, bot_client, bot_account, alice, db, fake_sleep) -> None:
     await db.run(lambda conn: queue_alert(conn, alice.id, statement_with_forwards(conn)))
     send = dispatcher(db, bot_client, fake_sleep)
     assert await send.dispatch_instant() == 0  # alice never wrote: the bot cannot reach her
     assert (await db.run(get_subscriber, alice.id)).paused
-    commands = Commands(db, bot_client, Settings(alert_chat=alice.id), now=lambda: NOW)
-    commands.register()
-    try:
-        await subscribe(world, bot_account, alice)
-    finally:
-        commands.unregister()
+    await write_to_the_bot(world, bot_client, bot_account, alice, db)
     assert not (await db.run(get_subscriber, alice.id)).paused
     assert await send.dispatch_instant() == 1
     assert any("Lavrov" in e.text for e in received(world, alice, bot_account))
@@ -380,10 +386,5 @@ async def test_a_chat_paused_as_unreachable_resumes_when_it_writes_to_the_bot_an
 async def test_a_chat_that_paused_itself_stays_paused_when_it_writes(
         world, bot_client, bot_account, alice, db) -> None:
     await db.run(set_paused, alice.id, True, USER_PAUSE)
-    commands = Commands(db, bot_client, Settings(alert_chat=alice.id), now=lambda: NOW)
-    commands.register()
-    try:
-        await subscribe(world, bot_account, alice)
-    finally:
-        commands.unregister()
+    await write_to_the_bot(world, bot_client, bot_account, alice, db)
     assert (await db.run(get_subscriber, alice.id)).paused

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -17,17 +16,7 @@ from bot.poller import Poller, resolve_channels
 from bot.simulator import attach, connect_client
 from bot.telegram import FloodPolicy
 from storage.database import Database
-from tests.bot.conftest import saved_session
-
-API_HASH = "0123456789abcdef0123456789abcdef"
-
-
-def rows(db_path: str | Path, sql: str, *args: object) -> list[tuple]:
-    conn = sqlite3.connect(str(db_path))
-    try:
-        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
-    finally:
-        conn.close()
+from tests.bot.conftest import API_HASH, rows, saved_session
 
 
 @pytest.fixture(autouse=True)

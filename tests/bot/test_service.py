@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -22,17 +21,7 @@ from bot.service import Service, add_watch_name, run
 from bot.simulator import attach, connect_client
 from storage.database import Database
 from storage.rules import get_subscriber, is_allowed, list_rules
-from tests.bot.conftest import saved_session
-
-API_HASH = "0123456789abcdef0123456789abcdef"
-
-
-def rows(db_path: str | Path, sql: str, *args: object) -> list[tuple]:
-    conn = sqlite3.connect(str(db_path))
-    try:
-        return [tuple(r) for r in conn.execute(sql, args).fetchall()]
-    finally:
-        conn.close()
+from tests.bot.conftest import API_HASH, rows, saved_session
 
 
 def paused_scheduler() -> AsyncIOScheduler:

@@ -26,11 +26,11 @@ from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.percolator import Percolator
 from storage.query import Query, QueryError, parse
-from storage.records import Batch, ForwardHeader, IngestResult, MessageRecord
+from storage.records import Batch, IngestResult, MessageRecord
 from storage.rules import add_rule
 from storage.search import search
 from storage.text import analyse
-from tests.storage.test_query_properties import DAY0, ORIGIN, WATCHED, Plan, plans, queries
+from tests.storage.test_query_properties import DAY0, ORIGIN, WATCHED, Plan, plan_records, plans, queries
 
 CHANNELS = (*WATCHED, ORIGIN)
 
@@ -54,21 +54,8 @@ def batches(plan: Plan, early_deletions: bool) -> list[Batch]:
 
     With `early_deletions` a deleted message goes in the same batch that first brings it.
     """
-    records: dict[int, list[MessageRecord]] = {i: [] for i in range(4)}
+    records = plan_records(plan)
     deleted: dict[int, list[int]] = {i: [] for i in range(4)}
-    origin_texts = {m: t for c, m, t, _ in plan.originals if c == 3}
-    for channel, message_id, body, hours in plan.originals:
-        records[channel].append(
-            MessageRecord(CHANNELS[channel].id, message_id, DAY0 + timedelta(hours=hours), body))
-    for n, (channel, origin_id, hours, names) in enumerate(plan.forwards):
-        header = ForwardHeader(
-            from_peer_type="channel", from_peer_id=ORIGIN.id, channel_post=origin_id,
-            date=DAY0 + timedelta(hours=hours), origin_username=ORIGIN.username if names else None,
-            origin_title=ORIGIN.title if names else None,
-        )
-        body = origin_texts.get(origin_id, f"forwarded Канада {origin_id}")
-        records[channel].append(MessageRecord(
-            WATCHED[channel].id, 1000 + n, DAY0 + timedelta(hours=hours + 1), body, forward=header))
     late: list[Batch] = []
     for index in plan.deletions:
         channel, message_id, _, _ = plan.originals[index]

@@ -153,9 +153,8 @@ def plans(draw: st.DrawFn) -> Plan:
     return Plan(originals, forwards, edits, deletions)
 
 
-def build(plan: Plan) -> sqlite3.Connection:
-    """Ingest the plan: origin channel first, then the others, then edits and deletions."""
-    conn = connect_sync(":memory:")
+def plan_records(plan: Plan) -> dict[int, list[MessageRecord]]:
+    """The plan's originals and forwards as records, by channel index (3 is the origin channel)."""
     channels = (*WATCHED, ORIGIN)
     records: dict[int, list[MessageRecord]] = {i: [] for i in range(4)}
     origin_texts = {m: t for c, m, t, _ in plan.originals if c == 3}
@@ -172,6 +171,14 @@ def build(plan: Plan) -> sqlite3.Connection:
         records[channel].append(MessageRecord(
             WATCHED[channel].id, 1000 + n, DAY0 + timedelta(hours=hours + 1), body, forward=header
         ))
+    return records
+
+
+def build(plan: Plan) -> sqlite3.Connection:
+    """Ingest the plan: origin channel first, then the others, then edits and deletions."""
+    conn = connect_sync(":memory:")
+    channels = (*WATCHED, ORIGIN)
+    records = plan_records(plan)
     for index in (3, 0, 1, 2):
         if records[index]:
             ingest_batch(conn, Batch(channels[index], tuple(records[index])))
