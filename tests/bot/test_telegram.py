@@ -60,7 +60,7 @@ def authorised_string_session() -> str:
 # --- factories ----------------------------------------------------------------------------------
 
 
-def test_user_client_defaults_do_not_connect():
+async def test_user_client_defaults_do_not_connect():
     client = make_user_client(api_id=1, api_hash=API_HASH)
     assert isinstance(client, TelegramClient) and not client.is_connected()
     assert isinstance(client.session, StringSession)
@@ -68,7 +68,7 @@ def test_user_client_defaults_do_not_connect():
     assert client.api_hash == API_HASH and client.api_id == 1
 
 
-def test_string_session_and_session_file(tmp_path):
+async def test_string_session_and_session_file(tmp_path):
     text = authorised_string_session()
     client = make_user_client(api_id=1, api_hash=API_HASH, session=text, flood_sleep_threshold=0)
     assert (client.session.dc_id, client.session.server_address) == (4, "149.154.167.91")
@@ -103,7 +103,7 @@ def test_bad_string_session_is_not_echoed():
     assert bogus not in str(info.value) and info.value.__cause__ is None and info.value.__suppress_context__
 
 
-def test_extra_client_kwargs_pass_through():
+async def test_extra_client_kwargs_pass_through():
     client = make_user_client(api_id=1, api_hash=API_HASH, receive_updates=False, request_retries=2)
     assert client._no_updates is True and client._request_retries == 2
 
@@ -111,7 +111,7 @@ def test_extra_client_kwargs_pass_through():
 # --- custom server ------------------------------------------------------------------------------
 
 
-def test_custom_server_and_pkcs1_key_registered(keypair):
+async def test_custom_server_and_pkcs1_key_registered(keypair):
     pem = keypair.save_pkcs1().decode()
     client = make_user_client(api_id=1, api_hash=API_HASH, server=("10.0.0.5", 8443),
                               server_public_key_pem=pem, dc_id=1)
@@ -124,7 +124,7 @@ def test_custom_server_and_pkcs1_key_registered(keypair):
     assert "10.0.0.5:8443" in describe_client(client)
 
 
-def test_x509_public_key_is_converted(keypair):
+async def test_x509_public_key_is_converted(keypair):
     import base64
 
     from pyasn1.codec.der import encoder
@@ -141,12 +141,12 @@ def test_x509_public_key_is_converted(keypair):
     assert telethon_rsa._server_keys[fingerprint][0].n == keypair.n
 
 
-def test_ipv6_server_sets_use_ipv6():
+async def test_ipv6_server_sets_use_ipv6():
     client = make_bot_client(api_id=1, api_hash=API_HASH, server=("2001:db8::1", 443))
     assert client._use_ipv6 is True and client.session.server_address == "2001:db8::1"
 
 
-def test_custom_server_overrides_string_session_address_keeping_key():
+async def test_custom_server_overrides_string_session_address_keeping_key():
     client = make_user_client(api_id=1, api_hash=API_HASH, session=authorised_string_session(),
                               server=("127.0.0.1", 4430))
     s = client.session
@@ -157,7 +157,7 @@ def test_custom_server_overrides_string_session_address_keeping_key():
 # --- secrets stay out of logs ------------------------------------------------------------------
 
 
-def test_factories_log_no_secrets(caplog, keypair):
+async def test_factories_log_no_secrets(caplog, keypair):
     caplog.set_level(logging.DEBUG)
     text = authorised_string_session()
     make_user_client(api_id=1, api_hash=API_HASH, session=text, server=("127.0.0.1", 1),
