@@ -35,6 +35,7 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient
+from telethon.errors import InvalidBufferError, SecurityError, TypeNotFoundError
 
 from bot.alerts import Dispatcher
 from bot.commands import Commands
@@ -473,13 +474,19 @@ def channel_rows(conn: sqlite3.Connection, *, include_unwatched: bool = False) -
 Prepare = Callable[[TelegramClient, str], None]
 
 
+UNREACHABLE = (OSError, EOFError, InvalidBufferError, SecurityError, TypeNotFoundError)
+"""What connecting raises when Telegram cannot be reached or something else answers (a proxy, a
+captive portal): EOFError covers asyncio.IncompleteReadError; OSError covers timeouts."""
+
+
 class StartupError(Exception):
     """The daemon cannot start for a reason the user can fix; printed as one line, exit 2."""
 
 
-def _fail(message: str, secrets: Sequence[str]) -> int:
+def _fail(message: str, secrets: Sequence[str], status: int = 2) -> int:
+    """One line on stderr; 2 for what the user must fix, 1 for what may pass (the network)."""
     print(f"chanwatch: {redact(message, secrets)}", file=sys.stderr)
-    return 2
+    return status
 
 
 async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare | None = None,
@@ -533,8 +540,9 @@ async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare 
         try:
             await user.connect()
             authorised = await user.is_user_authorized()
-        except (OSError, ConnectionError) as exc:
-            return _fail(f"cannot reach Telegram ({describe_client(user)}): {exc}", secrets)
+        except UNREACHABLE as exc:
+            return _fail(f"cannot reach Telegram ({describe_client(user)}): {type(exc).__name__}: {exc}; "
+                         "check the network, a proxy or TG_SERVER", secrets, status=1)
         if not authorised:
             variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
             return _fail(f"{variable}: the user session is not logged in (expired or revoked); "
@@ -544,8 +552,8 @@ async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare 
         except (BotLoginError, ValueError) as exc:
             return _fail(f"TG_BOT_TOKEN: {exc}; check the token with @BotFather (/token) or "
                          "`chanwatch login --bot`", secrets)
-        except (OSError, ConnectionError) as exc:
-            return _fail(f"cannot reach Telegram for the bot: {exc}", secrets)
+        except UNREACHABLE as exc:
+            return _fail(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}", secrets, status=1)
         if stop is None:
             stop = asyncio.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):

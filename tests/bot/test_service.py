@@ -315,6 +315,25 @@ async def test_run_with_a_logged_out_session_exits_2_with_one_line(world, reader
     assert session not in "\n".join(err)
 
 
+
+async def test_run_when_something_else_answers_instead_of_telegram_exits_1_with_one_line(
+        world, reader_account, bot_account, tmp_path, capsys):
+    session = await saved_session(world, reader_account)
+
+    async def a_proxy_answers(*args: object, **kwargs: object) -> None:
+        raise asyncio.IncompleteReadError(b"HTTP/1.1 403", 1347703872)  # what Telethon meets then
+
+    def prepare(client, kind):
+        attach(world, client)
+        if kind == "user":
+            client.connect = a_proxy_answers
+
+    status = await run(daemon_settings(tmp_path, session, bot_account.bot_token), prepare=prepare)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1  # not a configuration mistake: systemd may restart it
+    assert len(err) == 1 and err[0].startswith("chanwatch: cannot reach Telegram")
+    assert "IncompleteReadError" in err[0] and session not in err[0]
+
 async def test_run_with_a_revoked_bot_token_exits_2_without_printing_it(world, reader_account, tmp_path,
                                                                         capsys):
     session = await saved_session(world, reader_account)
