@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -157,3 +158,13 @@ def rows(db_path: str | Path, sql: str, *args: object) -> list[tuple]:
         return [tuple(r) for r in conn.execute(sql, args).fetchall()]
     finally:
         conn.close()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """No chanwatch/Telegram variables from the caller's environment, and a cwd without a .env."""
+    for name in list(os.environ):
+        if name.startswith(("TG_", "CHANWATCH_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 from pathlib import Path
 
@@ -20,13 +19,9 @@ from tests.bot.conftest import API_HASH, rows, saved_session
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    """No chanwatch/Telegram settings from the caller's environment, and no stray .env in cwd."""
-    for name in list(os.environ):
-        if name.startswith(("TG_", "CHANWATCH_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
+def _every_test_has_a_clean_env(clean_env):
+    """Every test here runs without the caller's chanwatch/Telegram settings (see conftest)."""
+    return clean_env
 
 
 def cli(db: Path, *argv: str) -> int:

@@ -215,16 +215,6 @@ async def test_watch_and_unwatch_hooks_resolve_through_the_user_client(world, re
 # --- `chanwatch run` ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clean_env(monkeypatch, tmp_path):
-    """No chanwatch/Telegram variables from the caller's environment; cwd without a .env."""
-    for name in list(os.environ):
-        if name.startswith(("TG_", "CHANWATCH_")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
-
-
 def test_run_with_a_missing_variable_exits_2_naming_it_and_creates_no_archive(clean_env, tmp_path, capsys):
     env_file = tmp_path / "empty.env"
     env_file.write_text("CHANWATCH_DB=archive.db\n")
