@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storage.records import Post, Sighting
+from storage.text import utf16_len
 
 LIMIT = 4096
 SNIPPET_CHARS = 600
@@ -22,11 +23,6 @@ ELLIPSIS = "…"
 def escape(text: str) -> str:
     """Escape text for Telegram's HTML parse mode (quotes too, so it is safe inside attributes)."""
     return html.escape(text, quote=True)
-
-
-def utf16_len(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def cut(text: str, limit: int) -> str:

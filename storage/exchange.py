@@ -49,6 +49,7 @@ from tqdm import tqdm
 
 from storage.ingest import ingest, ingest_batch
 from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord, parse_iso
+from storage.text import utf16_len
 
 __all__ = [
     "BATCH_SIZE",
@@ -111,11 +112,6 @@ class ImportReport:
 def _json(value: Any) -> str:
     """Compact JSON, as `storage.ingest` stores it."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def utf16_len(text: str) -> int:
-    """Length of `text` in UTF-16 code units, the unit of Telegram's entity offsets."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 # --- format detection -----------------------------------------------------------------------------

@@ -48,6 +48,11 @@ def fold(text: str) -> str:
     return text if text.isascii() else text.translate(_FOLD)
 
 
+def utf16_len(text: str) -> int:
+    """Length of `text` in UTF-16 code units: the unit of Telegram's entity offsets and limits."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def words(text: str) -> list[str]:
     """Folded tokens of `text`, in order."""
     return _TOKEN.findall(fold(text))
