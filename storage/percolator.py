@@ -361,8 +361,8 @@ class Percolator:
         for doc in new_docs:
             if doc.post_id in dead:
                 continue
-            for chat_id, rule_ids in _by_chat(index.match(doc)).items():
-                rows.append((chat_id, doc.post_id, _json(rule_ids)))
+            for chat_id, rules in _by_chat(index.match(doc)).items():
+                rows.append((chat_id, doc.post_id, _json([r.id for r in rules])))
         if edited:
             rows += self._edits(conn, index, edited)
         if not rows:
@@ -399,7 +399,7 @@ class Percolator:
         for doc in docs:
             if doc.post_id in dead:
                 continue
-            chats = _by_chat_rules(index.match(doc))
+            chats = _by_chat(index.match(doc))
             if not chats:
                 continue
             # by (chat_id, post_id): the UNIQUE index answers, there is none on post_id alone
@@ -428,14 +428,8 @@ def _json(rule_ids: list[int]) -> str:
     return "[" + ",".join(map(str, rule_ids)) + "]"
 
 
-def _by_chat(rules: list[IndexedRule]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for rule in rules:
-        out.setdefault(rule.chat_id, []).append(rule.id)
-    return out
-
-
-def _by_chat_rules(rules: list[IndexedRule]) -> dict[int, list[IndexedRule]]:
+def _by_chat(rules: list[IndexedRule]) -> dict[int, list[IndexedRule]]:
+    """The matched rules grouped by the chat that owns them (one alert row per chat)."""
     out: dict[int, list[IndexedRule]] = {}
     for rule in rules:
         out.setdefault(rule.chat_id, []).append(rule)
