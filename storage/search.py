@@ -151,7 +151,7 @@ def load_posts(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[Post]:
 
 
 WALK_THRESHOLD = 2000
-"""Above this many index matches, newest-first pages walk the date index instead of sorting."""
+"""Above this many results, newest-first pages walk the date index instead of sorting."""
 
 
 def _fts_count(conn: sqlite3.Connection, expression: str) -> int:
@@ -184,14 +184,11 @@ def search(conn: sqlite3.Connection, query: str | Query, limit: int = 20, offset
         total = conn.execute(f"SELECT count(*) FROM posts p WHERE {where}", params).fetchone()[0]
     rank = q.rank_match()
     if q.sort != "rank":
-        # Many matches: walking the date index newest-first finds a page after a few rows, where
-        # sorting every match by date would read them all. Few matches: sort them.
-        common = total if whole is not None else (_fts_count(conn, rank) if rank is not None else None)
-        walk = common is None or common > WALK_THRESHOLD
-        hint = "INDEXED BY posts_date " if walk else ""
+        # Many results: walking the date index newest-first finds a page after a few rows, where
+        # sorting every result by date would read them all. Few results: sort them.
+        hint = "INDEXED BY posts_date " if total > WALK_THRESHOLD else ""
         sql = f"SELECT p.id FROM posts p {hint}WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
         args: list[object] = [*params, limit, offset]
-        rank = None
     elif whole is not None:  # rank inside the index; ties (identical texts) newest-archived first
         sql = "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
         args = [whole, limit, offset]
