@@ -275,16 +275,22 @@ class Commands:
         if not req.args:
             await self._reply(req.event, text.usage("search") + "\n\n" + text.SYNTAX)
             return
-        try:
-            query = parse(req.args)
-        except QueryError as exc:
-            await self._reply(req.event, text.query_error("search", req.args, exc))
+        query = await self._parsed(req)
+        if query is None:
             return
         token = self.pages.put(req.caller.chat_id, req.args)
         note = f"<i>(your query was cut to {MAX_INPUT} characters)</i>\n" if req.cut else ""
         body, buttons = await self._page(query, token, 0, note)
         sent = await self._reply(req.event, body, buttons)
         self.pages.bind(token, sent.id)
+
+    async def _parsed(self, req: _Request) -> Query | None:
+        """The command's query, or None after answering with the error, where it is and an example."""
+        try:
+            return parse(req.args)
+        except QueryError as exc:
+            await self._reply(req.event, text.query_error(req.name, req.args, exc))
+            return None
 
     async def _page(self, query: Query, token: str, offset: int, note: str = "") -> tuple[str, Any]:
         """One page of results (after `note`, all within Telegram's limit) and its buttons."""
@@ -305,10 +311,8 @@ class Commands:
         if req.cut:
             await self._reply(req.event, f"A rule can be at most {MAX_INPUT} characters; shorten it.")
             return
-        try:
-            query = parse(req.args)
-        except QueryError as exc:
-            await self._reply(req.event, text.query_error("subscribe", req.args, exc))
+        query = await self._parsed(req)
+        if query is None:
             return
         now = self.now()
         since = (now - timedelta(days=RECENT_DAYS)).date().isoformat()
