@@ -235,16 +235,13 @@ async def _play(timeline: Timeline, driver: JobDriver, screen: _Screen, world: A
         screen.bot_output()
 
 
-async def _settle(world: Any, attempts: int = 3) -> None:
-    """Let the clients process what the World pushed. Under a busy paced scheduler this may take
-    longer than one `settle()`; after a few tries the demo goes on (output then shows a step later)."""
-    for _ in range(attempts):
-        try:
-            await world.settle(timeout=2.0)
-            return
-        except RuntimeError:
-            await asyncio.sleep(0)
-    log.debug("the simulated clients are still busy; going on")
+async def _settle(world: Any, timeout: float = 6.0) -> None:
+    """Let the clients process what the World pushed. Under a busy paced scheduler this may not go
+    quiet within `timeout`; the demo then goes on (output shows a step later)."""
+    try:
+        await world.settle(timeout=timeout)
+    except RuntimeError:
+        log.debug("the simulated clients are still busy; going on")
 
 
 def _intro(screen: _Screen, scenario: Scenario, demo: DemoWorld, speed: float | None) -> None:
