@@ -176,11 +176,12 @@ class _Ingest:
         A post that already has its original message (the channel posted the same text twice) is
         not adopted: the repeat is a copy, and the first message stays the original.
         """
-        post_id = _lookup(self.conn, dedup.text_key(self.channel.id, fp))
-        if post_id is None:
-            return None
-        row = self.conn.execute("SELECT origin_message_id FROM posts WHERE id = ?", (post_id,)).fetchone()
-        return post_id if row[0] is None else None
+        row = self.conn.execute(
+            "SELECT k.post_id FROM post_keys k JOIN posts p ON p.id = k.post_id"
+            " WHERE k.key = ? AND p.origin_message_id IS NULL",
+            (dedup.text_key(self.channel.id, fp),),
+        ).fetchone()
+        return row[0] if row else None
 
     def _find_copy(self, record: MessageRecord, fp: str | None) -> int | None:
         """Rule 4: a recent post with exactly these (many enough) words."""
