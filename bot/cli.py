@@ -31,6 +31,7 @@ from typing import Any, TextIO
 from storage.database import StorageError, connect_sync
 from storage.exchange import ExchangeError, export_posts, import_file
 from storage.records import Post
+from storage.search import COUNT_LIMIT
 
 PROG = "chanwatch"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -304,6 +305,9 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int_at_least(0), default=20, help="posts per page (default 20)")
     parser.add_argument("--offset", type=int_at_least(0), default=0, help="skip this many posts")
     parser.add_argument("--json", action="store_true", help="one JSON object per post per line")
+    parser.add_argument("--exact", action="store_true",
+                        help=f"count every match, and rank all of them for sort:rank (slower past "
+                             f"{COUNT_LIMIT:,} matches, where the total otherwise shows as {COUNT_LIMIT:,}+)")
 
 
 def _channel_name(username: str | None, title: str | None, channel_id: int | None) -> str:
@@ -372,17 +376,17 @@ def _search(args: argparse.Namespace) -> int:
     from storage import search
 
     with open_archive(args) as conn:
-        page = search.search(conn, args.query, limit=args.limit, offset=args.offset)
+        page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
             for post in page.posts:
                 print(json.dumps(post_json(post), ensure_ascii=False))
             return EXIT_OK
         if not page.posts:
-            more = f" (there are {page.total}; lower --offset)" if page.total else ""
+            more = f" (there are {page.total_text}; lower --offset)" if page.total else ""
             print(f"no posts found for {args.query!r}{more}")
             return EXIT_OK
         first, last = args.offset + 1, args.offset + len(page.posts)
-        print(f"{page.total} posts for {args.query!r}; showing {first}-{last}\n")
+        print(f"{page.total_text} posts for {args.query!r}; showing {first}-{last}\n")
         print("\n\n".join(format_post(p) for p in page.posts))
         if last < page.total:
             print(f"\nmore: --offset {last}")

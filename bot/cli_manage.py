@@ -205,13 +205,14 @@ def _rules_test(args: argparse.Namespace) -> int:
         text = f"({text}) since:{args.since.isoformat()}" if text else f"since:{args.since.isoformat()}"
     with open_archive(args) as conn:
         page = search(conn, text, limit=args.limit)
-    noun = "post" if page.total == 1 else "posts"
-    print(f"{page.total} archived {noun} match {args.query!r}"
+    noun = "post" if page.total == 1 and page.total_exact else "posts"
+    print(f"{page.total_text} archived {noun} match {args.query!r}"
           + (f" since {args.since.isoformat()}" if args.since else ""))
     for post in page.posts:
         print(format_post(post))
     if page.total > len(page.posts):
-        print(f"… and {page.total - len(page.posts)} more (--limit to see more)")
+        more = page.total - len(page.posts)
+        print(f"… and {more:,}{'' if page.total_exact else ' or more'} more (--limit to see more)")
     return EXIT_OK
 
 

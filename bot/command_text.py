@@ -139,17 +139,22 @@ def _plural(n: int, word: str) -> str:
 
 
 def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequence[tuple[int, int]]],
-                 total: int, offset: int, page_size: int = PAGE_SIZE, limit: int = LIMIT) -> str:
+                 total: int, offset: int, page_size: int = PAGE_SIZE, limit: int = LIMIT,
+                 total_exact: bool = True) -> str:
     """One page of search results as one message: a header, then each post highlighted.
 
     Snippets shrink until the page fits `limit`, so a page is always a single (editable) message.
+    When `total_exact` is False, `total` is a lower bound: "10,000+ posts", and no page count.
     """
     if total == 0:
         return (f"🔎 No posts match {shown_query(query_text)}.\n"
                 "Try fewer words, a prefix like <code>lavr*</code>, or OR: <code>canada OR arctic</code>.")
-    pages = (total + page_size - 1) // page_size
     page_no = offset // page_size + 1
-    header = f"🔎 <b>{_plural(total, 'post')}</b> for {shown_query(query_text)} · page {page_no}/{pages}"
+    if total_exact:
+        pages = (total + page_size - 1) // page_size
+        header = f"🔎 <b>{_plural(total, 'post')}</b> for {shown_query(query_text)} · page {page_no}/{pages}"
+    else:
+        header = f"🔎 <b>{total:,}+ posts</b> for {shown_query(query_text)} · page {page_no}"
     if not posts:
         return header + "\n\nNo more results here: the archive changed. Send the search again."
     # Shrink the snippets first, then the links to sightings, until the page fits.

@@ -45,7 +45,7 @@ from storage.rules import (
     set_mode,
     set_paused,
 )
-from storage.search import highlight_spans, search
+from storage.search import count, highlight_spans, search
 
 __all__ = ["COMMAND", "EXPIRED", "FAILED", "MAX_INPUT", "Commands", "with_since"]
 
@@ -294,9 +294,9 @@ class Commands:
 
     async def _page(self, query: Query, token: str, offset: int, note: str = "") -> tuple[str, Any]:
         """One page of results (after `note`, all within Telegram's limit) and its buttons."""
-        posts, spans, total = await self._db(_search_page, query, offset, text.PAGE_SIZE)
+        posts, spans, total, exact = await self._db(_search_page, query, offset, text.PAGE_SIZE)
         body = note + text.results_page(query.text, posts, spans, total, offset,
-                                        limit=LIMIT - utf16_len(note))
+                                        limit=LIMIT - utf16_len(note), total_exact=exact)
         row = []
         if offset > 0:
             row.append(Button.inline("« Previous", f"pg:{token}:{max(offset - text.PAGE_SIZE, 0)}".encode()))
@@ -480,9 +480,9 @@ def _not_allowed(chat_id: int) -> str:
 
 
 def _search_page(conn: sqlite3.Connection, query: Query, offset: int,
-                 size: int) -> tuple[list[Post], list[list[tuple[int, int]]], int]:
+                 size: int) -> tuple[list[Post], list[list[tuple[int, int]]], int, bool]:
     page = search(conn, query, limit=size, offset=offset)
-    return page.posts, [highlight_spans(p.text, query) for p in page.posts], page.total
+    return page.posts, [highlight_spans(p.text, query) for p in page.posts], page.total, page.total_exact
 
 
 def _add_rule(conn: sqlite3.Connection, chat_id: int, query: Query, since: str,
@@ -492,7 +492,7 @@ def _add_rule(conn: sqlite3.Connection, chat_id: int, query: Query, since: str,
     if have[0] >= MAX_RULES and not have[1]:
         raise RuleError(f"this chat has {have[0]} rules, the most it can have; remove some with /unsubscribe")
     rule, created = add_rule(conn, chat_id, query.text, now)
-    recent = search(conn, with_since(query, since), limit=0).total
+    recent = count(conn, with_since(query, since), exact=True) or 0
     return rule, created, recent
 
 

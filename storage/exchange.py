@@ -411,18 +411,7 @@ def _post_ids(conn: sqlite3.Connection, query: str | None) -> Iterator[list[int]
             last = ids[-1]
     from storage import search  # imported here: export of everything needs no query language
 
-    if hasattr(search, "register_functions"):
-        search.register_functions(conn)
-    offset = 0
-    while True:
-        page = search.search(conn, query, limit=EXPORT_PAGE, offset=offset)
-        ids = [p.id for p in page.posts]
-        if not ids:
-            return
-        yield ids
-        offset += len(ids)
-        if offset >= page.total:
-            return
+    yield from search.id_pages(conn, query, EXPORT_PAGE)
 
 
 def _forward_json(row: sqlite3.Row) -> dict[str, Any] | None:

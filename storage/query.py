@@ -186,14 +186,26 @@ class Query:
         """Whether the post `doc` matches: exactly when `search` would find it."""
         return _match(self.root, doc)
 
-    def to_sql(self) -> tuple[str, list[object]]:
-        """A WHERE condition over `posts p` and its parameters (from: needs `search.register_functions`)."""
+    def to_sql(self, rowids: tuple[int, int] | None = None) -> tuple[str, list[object]]:
+        """A WHERE condition over `posts p` and its parameters (from: needs `search.register_functions`).
+
+        With `rowids` = (lo, hi) the condition is only right for posts whose id lies in that range:
+        its index lookups read just that slice of the index, so a page of a newest-first walk costs
+        what the slice holds, not what the whole archive matches.
+        """
         params: list[object] = []
-        return _sql(self.root, params), params
+        return _sql(self.root, params, rowids), params
 
     def fts_expression(self) -> str | None:
         """The whole query as one FTS5 expression when it has no filters (else None)."""
         return _fts(self.root)
+
+    def date_range(self) -> tuple[str | None, str | None]:
+        """(lowest, past-the-end) `posts.date` every result lies within, from top-level since:/until:."""
+        children = self.root.children if isinstance(self.root, And) else (self.root,)
+        since = [c.bound for c in children if isinstance(c, Filter) and c.name == "since"]
+        until = [c.bound for c in children if isinstance(c, Filter) and c.name == "until"]
+        return (max(since) if since else None), (min(until) if until else None)
 
     def rank_match(self) -> str | None:
         """An FTS5 expression every result satisfies, for bm25 ranking; None if the query has none."""
@@ -563,8 +575,18 @@ def _match_filter(node: Filter, doc: PostDoc) -> bool:
 
 # -- SQL ------------------------------------------------------------------------------------------
 
-_IN_FTS = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
-_NOT_IN_FTS = "p.id NOT IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?)"
+_IN_FTS = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?{})"
+_NOT_IN_FTS = "p.id NOT IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?{})"
+_ROWIDS = " AND rowid BETWEEN ? AND ?"
+
+
+def _fts_sql(template: str, expression: str, params: list[object], rowids: tuple[int, int] | None) -> str:
+    """An (NOT) IN test against the index, read whole or only over `rowids`."""
+    params.append(expression)
+    if rowids is None:
+        return template.format("")
+    params.extend(rowids)
+    return template.format(_ROWIDS)
 
 
 def _fts_leaf(node: Text) -> str:
@@ -616,37 +638,34 @@ def _and_text_group(children: tuple[Node, ...]) -> tuple[tuple[str, str] | None,
     return None, rest
 
 
-def _sql(node: Node, params: list[object]) -> str:
+def _sql(node: Node, params: list[object], rowids: tuple[int, int] | None = None) -> str:
     """A WHERE condition (never NULL) for `node`, appending its parameters in order.
 
     Only an OR ever needs parentheses around it; everything else is an atom or an AND chain.
     """
     whole = _fts(node)
     if whole is not None:
-        params.append(whole)
-        return _IN_FTS
+        return _fts_sql(_IN_FTS, whole, params, rowids)
     if isinstance(node, Filter):
         return _filter_sql(node, params)
     if isinstance(node, Not):
         inner = _fts(node.child)
         if inner is not None:
-            params.append(inner)
-            return _NOT_IN_FTS
-        return f"NOT ({_sql(node.child, params)})"
+            return _fts_sql(_NOT_IN_FTS, inner, params, rowids)
+        return f"NOT ({_sql(node.child, params, rowids)})"
     parts: list[str] = []
     if isinstance(node, And):
         group, rest = _and_text_group(node.children)
         if group is not None:
-            params.append(group[1])
-            parts.append(_IN_FTS if group[0] == "in" else _NOT_IN_FTS)
+            parts.append(_fts_sql(_IN_FTS if group[0] == "in" else _NOT_IN_FTS, group[1], params, rowids))
         # AND binds tighter than OR: only OR operands need parentheses (SQLite's parser stack is small)
-        parts += [f"({_sql(c, params)})" if isinstance(c, Or) else _sql(c, params) for c in rest]
+        parts += [f"({_sql(c, params, rowids)})" if isinstance(c, Or) else _sql(c, params, rowids)
+                  for c in rest]
         return " AND ".join(parts)
     text_parts = [e for c in node.children if (e := _fts(c)) is not None]
     if text_parts:
-        params.append(" OR ".join(f"({e})" for e in text_parts))
-        parts.append(_IN_FTS)
-    parts += [_sql(c, params) for c in node.children if _fts(c) is None]
+        parts.append(_fts_sql(_IN_FTS, " OR ".join(f"({e})" for e in text_parts), params, rowids))
+    parts += [_sql(c, params, rowids) for c in node.children if _fts(c) is None]
     return " OR ".join(parts)
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from storage import text as tx
@@ -150,61 +151,182 @@ def load_posts(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[Post]:
 # -- search ---------------------------------------------------------------------------------------
 
 
+COUNT_LIMIT = 10_000
+"""Totals are counted exactly up to here. Past it a page says "10,000+" (`total_exact` False) unless
+the caller asks for `exact_total`: an exact count of a word in a third of a million posts reads its
+whole index entry, which costs more than finding a page of it."""
+
 WALK_THRESHOLD = 2000
-"""Above this many results, newest-first pages walk the date index instead of sorting."""
+"""Above this many results, newest-first pages walk the date index instead of sorting them all."""
+
+FIRST_STEP = 256
+MAX_STEP = 8192
+"""Posts per step of the newest-first walk: it starts small (a frequent word fills a page at once)
+and doubles (a rare combination needs long stretches of the archive)."""
 
 
-def _fts_count(conn: sqlite3.Connection, expression: str) -> int:
-    return conn.execute("SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?", (expression,)).fetchone()[0]
+def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> int:
+    if cap is None:
+        sql, args = "SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?", [expression]
+    else:
+        sql = "SELECT count(*) FROM (SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? LIMIT ?)"
+        args = [expression, cap]
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def _where_count(conn: sqlite3.Connection, where: str, params: list[object], cap: int | None) -> int:
+    if cap is None:
+        sql, args = f"SELECT count(*) FROM posts p WHERE {where}", params
+    else:
+        sql, args = f"SELECT count(*) FROM (SELECT 1 FROM posts p WHERE {where} LIMIT ?)", [*params, cap]
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = COUNT_LIMIT) -> int | None:
+    """How many posts match `q`: exactly, or when not `exact` at most `limit + 1` ("more than limit").
+
+    None (only when not `exact`) when only walking would tell: filters over more than `limit` posts
+    holding the query's words, where checking each of them costs far more than a page does.
+    """
+    cap = None if exact else limit + 1
+    whole = q.fts_expression()
+    if whole is not None:  # the index alone answers: every post has exactly one FTS row
+        return _fts_count(conn, whole, cap)
+    words = q.rank_match()
+    if cap is not None and words is not None and _fts_count(conn, words, cap) >= cap:
+        return None
+    where, params = q.to_sql()
+    return _where_count(conn, where, params, cap)
+
+
+def walk(conn: sqlite3.Connection, q: Query, first_step: int = FIRST_STEP) -> Iterator[list[int]]:
+    """Ids of the posts matching `q`, newest first (date, then id), a step of the archive at a time.
+
+    Each step takes the next stretch of the date index and tests only the posts in it, with index
+    lookups bounded to the stretch's id range: the cost follows the archive read, not how many
+    posts match the words in the whole archive. Steps with no match yield an empty list.
+    """
+    since, until = q.date_range()
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: rows are compared and passed back as parameters
+    upper, upper_args = ("p.date < ?", [until]) if until is not None else ("", [])
+    step = first_step
+    while True:
+        bounds = [b for b in (upper, "p.date >= ?" if since is not None else "") if b]
+        args = [*upper_args, *([since] if since is not None else [])]
+        where = " AND ".join(bounds) or "1"
+        stretch = (f"SELECT p.date, p.id FROM posts p INDEXED BY posts_date WHERE {where} "
+                   "ORDER BY p.date DESC, p.id DESC")
+        lo, hi = cur.execute(f"SELECT min(id), max(id) FROM ({stretch} LIMIT ?)", [*args, step]).fetchone()
+        if lo is None:
+            return
+        edge = cur.execute(f"{stretch} LIMIT 1 OFFSET ?", [*args, step - 1]).fetchone()
+        cond, params = q.to_sql((lo, hi))
+        # The stretch ends at `edge`; the last one at `since` (or the oldest post).
+        if edge is not None:
+            lower, lower_args = "p.date >= ? AND (p.date, p.id) >= (?, ?)", [edge[0], *edge]
+        else:
+            lower, lower_args = ("p.date >= ?", [since]) if since is not None else ("1", [])
+        yield [r[0] for r in cur.execute(
+            f"SELECT p.id FROM posts p INDEXED BY posts_date WHERE {upper or '1'} AND {lower} "
+            f"AND p.id BETWEEN ? AND ? AND ({cond}) ORDER BY p.date DESC, p.id DESC",
+            [*upper_args, *lower_args, lo, hi, *params],
+        )]
+        if edge is None:
+            return
+        upper, upper_args = "(p.date, p.id) < (?, ?)", list(edge)
+        step = min(step * 2, MAX_STEP)
+
+
+def id_pages(conn: sqlite3.Connection, query: str | Query, size: int) -> Iterator[list[int]]:
+    """Every matching post id, in search order, `size` at a time (exports stream through this)."""
+    q = parse(query) if isinstance(query, str) else query
+    register_functions(conn)
+    if q.sort == "rank":  # ranking needs every match at once: page through the exact ranking
+        offset = 0
+        while ids := [p.id for p in search(conn, q, limit=size, offset=offset, exact_total=True).posts]:
+            yield ids
+            offset += len(ids)
+        return
+    pending: list[int] = []
+    for hits in walk(conn, q):
+        pending += hits
+        while len(pending) >= size:
+            yield pending[:size]
+            pending = pending[size:]
+    if pending:
+        yield pending
 
 
 @dataclass(frozen=True, slots=True)
 class SearchPage:
-    """One page of results: `total` counts every matching post, `posts` holds this page's."""
+    """One page of results. `total` counts every matching post when `total_exact`; otherwise it is
+    a lower bound (at least this many match), shown as `total_text` "10,000+"."""
 
     posts: list[Post]
     total: int
     query: Query
+    total_exact: bool = True
+
+    @property
+    def total_text(self) -> str:
+        """The total for people: "1,234", or "10,000+" when it is a lower bound."""
+        return f"{self.total:,}" + ("" if self.total_exact else "+")
 
 
-def search(conn: sqlite3.Connection, query: str | Query, limit: int = 20, offset: int = 0) -> SearchPage:
+def search(
+    conn: sqlite3.Connection, query: str | Query, limit: int = 20, offset: int = 0, *,
+    exact_total: bool = False, count_limit: int = COUNT_LIMIT,
+) -> SearchPage:
     """Posts matching `query`, newest first (or by bm25 for `sort:rank`), each with a snippet.
 
-    Raises `storage.query.QueryError` for a malformed query text.
+    The total is exact up to `count_limit`, or always with `exact_total`; past it, `sort:rank`
+    ranks the `count_limit` most recently archived matches. Raises `storage.query.QueryError` for
+    a malformed query text.
     """
     if limit < 0 or offset < 0:
         raise ValueError("limit and offset must not be negative")
     q = parse(query) if isinstance(query, str) else query
     register_functions(conn)
+    n = count(conn, q, exact_total, count_limit)
+    exact = n is not None and (exact_total or n <= count_limit)
+    total = 0 if n is None else n if exact else count_limit
     where, params = q.to_sql()
     whole = q.fts_expression()
-    if whole is not None:  # the index alone answers: every post has exactly one FTS row
-        total = _fts_count(conn, whole)
-    else:
-        total = conn.execute(f"SELECT count(*) FROM posts p WHERE {where}", params).fetchone()[0]
     rank = q.rank_match()
-    if q.sort != "rank":
-        # Many results: walking the date index newest-first finds a page after a few rows, where
-        # sorting every result by date would read them all. Few results: sort them.
-        hint = "INDEXED BY posts_date " if total > WALK_THRESHOLD else ""
-        sql = f"SELECT p.id FROM posts p {hint}WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
-        args: list[object] = [*params, limit, offset]
-    elif whole is not None:  # rank inside the index; ties (identical texts) newest-archived first
-        sql = "SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
-        args = [whole, limit, offset]
-    elif rank is not None:
+    if q.sort == "rank" and whole is not None:  # rank inside the index; ties newest-archived first
+        matches = "SELECT rowid, rank FROM posts_fts WHERE posts_fts MATCH ?"
+        args: list[object] = [whole]
+        if not exact:  # rank the matches the total counted: the most recently archived ones
+            matches += " ORDER BY rowid DESC LIMIT ?"
+            args.append(count_limit)
+        sql = f"SELECT rowid FROM ({matches}) ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
+        ids = [row[0] for row in conn.execute(sql, [*args, limit, offset])]
+    elif q.sort == "rank" and rank is not None:
         sql = (
             "SELECT p.id FROM posts p JOIN (SELECT rowid AS rid, bm25(posts_fts) AS score "
             "FROM posts_fts WHERE posts_fts MATCH ?) r ON r.rid = p.id "
             f"WHERE {where} ORDER BY r.score, p.date DESC, p.id DESC LIMIT ? OFFSET ?"
         )
-        args = [rank, *params, limit, offset]
-    else:
+        ids = [row[0] for row in conn.execute(sql, [rank, *params, limit, offset])]
+    elif exact and total <= WALK_THRESHOLD:  # few: sort them all
         sql = f"SELECT p.id FROM posts p WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
-        args = [*params, limit, offset]
-    ids = [row[0] for row in conn.execute(sql, args)]
+        ids = [row[0] for row in conn.execute(sql, [*params, limit, offset])]
+    else:  # many (or unknown): walk newest first until the page and one more are found
+        found: list[int] = []
+        finished = True
+        for hits in walk(conn, q):
+            found += hits
+            if len(found) > offset + limit:
+                finished = False
+                break
+        ids = found[offset:offset + limit]
+        if finished:  # the walk saw every match
+            total, exact = len(found), True
+        elif not exact:  # at least what the walk found: one more than this page when there is more
+            total = max(total, len(found))
     posts = [replace(p, snippet=snippet(p.text, highlight_spans(p.text, q))) for p in load_posts(conn, ids)]
-    return SearchPage(posts, total, q)
+    return SearchPage(posts, total, q, exact)
 
 
 # -- highlighting ---------------------------------------------------------------------------------
@@ -212,11 +334,19 @@ def search(conn: sqlite3.Connection, query: str | Query, limit: int = 20, offset
 
 def _runs(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, folded word, stem) for each token of `text`, with offsets into `text` itself."""
+    folded = tx.fold(text)
+    if len(folded) == len(text) and len(text.casefold()) == len(text) and _nfkc_stable(text):
+        # Folding changed characters one for one (the usual case): fold once, offsets line up.
+        return [(m.start(), m.end(), m.group(), tx.stem(m.group())) for m in _RUN.finditer(folded)]
     out = []
     for m in _RUN.finditer(text):
         for word in tx.words(m.group()):  # folding can split a run (rarely): share its span
             out.append((m.start(), m.end(), word, tx.stem(word)))
     return out
+
+
+def _nfkc_stable(text: str) -> bool:
+    return text.isascii() or unicodedata.is_normalized("NFKC", text)
 
 
 def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

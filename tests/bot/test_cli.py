@@ -242,6 +242,15 @@ def test_search_paging(capsys, sample_db, searchable):
     assert [json.loads(line)["post_id"] for line in page.splitlines()] == ids[1:3]
 
 
+def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db, searchable):
+    code, out, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--limit", "1")
+    assert code == 0
+    total = out.split(" posts for ")[0]
+    code, exact, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--limit", "1",
+                         "--exact")
+    assert code == 0 and exact.split(" posts for ")[0] == total and total.isdigit() and int(total) > 1
+
+
 def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db, searchable):
     code, out, err = run(capsys, "--db", sample_db, "search", "canada AND (")
     assert code == 2 and out == ""

@@ -318,6 +318,18 @@ def test_a_page_of_huge_posts_still_fits_one_message() -> None:
     assert all(f"<b>{n}.</b>" in page for n in range(1, 6))
 
 
+def test_a_page_past_the_count_limit_says_at_least_and_shows_no_page_count() -> None:
+    from bot.command_text import results_page
+    from storage.records import Post
+
+    posts = [Post(i, f"k{i}", "sanctions", (), "2025-12-17T10:00:00+00:00", None, None, 1, "mfa", "MFA", i,
+                  None, "2025-12-17T10:00:00+00:00", None, ()) for i in range(5)]
+    spans = [[(0, 9)]] * 5
+    assert "10,000+ posts</b>" in results_page("sanctions", posts, spans, 10_000, 5, total_exact=False)
+    assert "· page 2\n" in results_page("sanctions", posts, spans, 10_000, 5, total_exact=False)
+    assert "· page 2/3\n" in results_page("sanctions", posts, spans, 12, 5)
+
+
 def test_caret_lines_point_at_the_culprit_in_short_long_and_multiline_queries() -> None:
     from bot.command_text import caret_lines
 

@@ -5,6 +5,9 @@
 2. A rule matches a post exactly when searching for the rule's text finds that post: for archives
    built through `ingest_batch` and queries using every operator and filter,
    search(query) == {post | query.matches(load_docs(post))}.
+3. The newest-first walk big archives use, stepping through the date index a post at a time (ties
+   in date included), yields exactly the sorted results; a page past a tiny count limit shows the
+   same posts, with a total that is exact or a true lower bound.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.query import QueryError, parse
 from storage.records import Batch, Channel, ForwardHeader, MessageRecord
-from storage.search import load_docs, register_functions, search
+from storage.search import load_docs, register_functions, search, walk
 
 # -- 1. fuzzing the parser ------------------------------------------------------------------------
 
@@ -96,6 +99,7 @@ def test_deepest_accepted_queries_fit_sqlite(wrappers, leaf):
         assert error.message in ("query nested too deeply", "the query only excludes")
         return
     search(FUZZ_DB, query)
+    list(walk(FUZZ_DB, query))  # its SQL wraps the condition once more
 
 
 # -- 2. search == matcher -------------------------------------------------------------------------
@@ -237,7 +241,16 @@ def check(conn: sqlite3.Connection, text: str) -> None:
     expected = {doc.post_id for doc in load_docs(conn, ids) if query.matches(doc)}
     page = search(conn, query, limit=10_000)
     assert {p.id for p in page.posts} == expected, (text, query.to_sql())
-    assert page.total == len(expected)
+    assert page.total == len(expected) and page.total_exact
+    if query.sort == "date":
+        order = [p.id for p in page.posts]
+        assert [i for hits in walk(conn, query, first_step=1) for i in hits] == order, text
+        capped = search(conn, query, limit=2, offset=1, count_limit=1)
+        assert [p.id for p in capped.posts] == order[1:3], text
+        if capped.total_exact:
+            assert capped.total == len(expected), text
+        else:  # a lower bound, and at least one past the page when there is more
+            assert min(len(expected), 4) <= capped.total <= len(expected), text
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storage.database import Database, connect_sync
 from storage.ingest import ingest, ingest_batch
 from storage.query import QueryError, parse
 from storage.records import Batch
 from storage.search import (
+    _runs,
+    count,
     highlight_spans,
+    id_pages,
     load_docs,
     load_posts,
     register_functions,
     search,
     snippet,
+    walk,
 )
+from storage.text import stem, words
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
 
 TEXTS = {
@@ -215,6 +223,22 @@ def test_highlight_spans():
     assert [text[a:b] for a, b in spans] == ["Foreign Minister", "Канаде", "Sanctions", "#MFA"]
 
 
+FOLDING = "aZ ёЁйÉé\u0301ßİﬁK½_-#Канада,."
+"""Characters that fold one for one, into several, into none, or not at all."""
+
+
+def _runs_one_run_at_a_time(text: str) -> list[tuple[int, int, str, str]]:
+    """The reference: fold each run of the original text on its own."""
+    return [(m.start(), m.end(), word, stem(word))
+            for m in re.finditer(r"[^\W_]+", text) for word in words(m.group())]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(FOLDING)), max_size=30) | st.text(max_size=30))
+def test_highlight_folds_a_text_once_with_the_same_tokens_and_offsets(text):
+    assert _runs(text) == _runs_one_run_at_a_time(text)
+
+
 def test_snippet_window():
     text = "word " * 100 + "target here " + "tail " * 100
     q = parse("target")
@@ -249,3 +273,75 @@ def test_walking_the_date_index_gives_the_same_pages_as_sorting(
     walked_pages = [[p.id for p in search(conn, query, limit=2, offset=o).posts] for o in (0, 2, 4)]
     assert walked_pages == sorted_pages
     assert any(sorted_pages)
+
+
+# -- bounded totals: exact up to a count limit, a true lower bound past it -------------------------
+
+SANCTIONS = "sanctions OR санкции"  # 8 posts in the fixture archive
+
+
+def ids(page) -> list[int]:
+    return [p.id for p in page.posts]
+
+
+def test_a_total_past_the_count_limit_is_a_lower_bound_with_the_same_page(conn):
+    exact = search(conn, SANCTIONS, limit=3)
+    capped = search(conn, SANCTIONS, limit=3, count_limit=5)
+    assert (exact.total, exact.total_exact, exact.total_text) == (8, True, "8")
+    assert ids(capped) == ids(exact)
+    assert not capped.total_exact and 5 <= capped.total <= 8
+    assert capped.total_text == f"{capped.total}+"
+
+
+def test_a_walk_that_reaches_the_oldest_post_knows_the_total(conn):
+    page = search(conn, SANCTIONS, limit=20, count_limit=5)
+    assert (page.total, page.total_exact) == (8, True)
+    assert len(page.posts) == 8
+
+
+def test_a_filtered_query_over_many_word_matches_counts_what_the_walk_found(conn):
+    query = "(sanctions OR санкции) is:original"
+    truth = search(conn, query, limit=50)
+    page = search(conn, query, limit=2, count_limit=3)
+    assert ids(page) == ids(truth)[:2]
+    assert not page.total_exact and 3 <= page.total <= truth.total
+
+
+def test_exact_total_counts_everything_whatever_the_limit(conn):
+    page = search(conn, SANCTIONS, limit=1, count_limit=2, exact_total=True)
+    assert (page.total, page.total_exact) == (8, True)
+
+
+def test_sort_rank_past_the_count_limit_ranks_the_most_recently_archived_matches(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 40, "arctic arctic arctic arctic", minutes=1)))
+    ingest_batch(conn, batch(MFA, msg(MFA, 41, "arctic news", minutes=2)))
+    everything = search(conn, "arctic sort:rank")
+    assert [p.sightings[0].message_id for p in everything.posts] == [40, 41, 71]
+    newest = search(conn, "arctic sort:rank", count_limit=1)
+    assert [p.sightings[0].message_id for p in newest.posts] == [41]
+    assert (newest.total, newest.total_exact) == (1, False)
+    assert ids(search(conn, "arctic sort:rank", count_limit=1, exact_total=True)) == ids(everything)
+
+
+def test_a_date_range_walk_starts_at_until_and_stops_at_since(conn):
+    query = parse("санкции since:2025-12-17 until:2025-12-17")
+    since, until = query.date_range()
+    assert (since, until) == ("2025-12-17", "2025-12-18")
+    walked = [i for hits in walk(conn, query, first_step=1) for i in hits]
+    assert walked == ids(search(conn, query, limit=50))
+
+
+def test_id_pages_stream_every_match_in_search_order(conn):
+    expected = ids(search(conn, SANCTIONS, limit=50))
+    pages = list(id_pages(conn, SANCTIONS, 3))
+    assert [len(p) for p in pages] == [3, 3, 2]
+    assert [i for page in pages for i in page] == expected
+    ranked = ids(search(conn, SANCTIONS + " sort:rank", limit=50))
+    assert [i for page in id_pages(conn, SANCTIONS + " sort:rank", 5) for i in page] == ranked
+
+
+def test_count_is_none_only_when_filters_sit_on_too_many_word_matches(conn):
+    assert count(conn, parse(SANCTIONS), limit=5) == 6  # "more than 5"
+    assert count(conn, parse(f"({SANCTIONS}) is:original"), limit=5) is None
+    assert count(conn, parse(f"({SANCTIONS}) is:original"), exact=True) == 8
+    assert count(conn, parse("lang:ru"), limit=3) == 4
