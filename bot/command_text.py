@@ -144,7 +144,7 @@ def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequenc
     """One page of search results as one message: a header, then each post highlighted.
 
     Snippets shrink until the page fits `limit`, so a page is always a single (editable) message.
-    When `total_exact` is False, `total` is a lower bound: "10,000+ posts", and no page count.
+    When `total_exact` is False, `total` is a lower bound: "5,000+ posts", and no page count.
     """
     if total == 0:
         return (f"🔎 No posts match {shown_query(query_text)}.\n"
