@@ -647,7 +647,7 @@ def _sql(node: Node, params: list[object], rowids: tuple[int, int] | None = None
     if whole is not None:
         return _fts_sql(_IN_FTS, whole, params, rowids)
     if isinstance(node, Filter):
-        return _filter_sql(node, params)
+        return _filter_sql(node, params, rowids)
     if isinstance(node, Not):
         inner = _fts(node.child)
         if inner is not None:
@@ -674,7 +674,12 @@ def _marks(values: list[object], params: list[object]) -> str:
     return ", ".join("?" * len(values))
 
 
-def _filter_sql(node: Filter, params: list[object]) -> str:
+_PROBE_SPAN = 65_536
+"""Up to this many post ids apart, a statement checks each post's sightings for a channel rather
+than listing every post of the channel first."""
+
+
+def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | None = None) -> str:
     """SQL for a filter; must agree with `_match_filter` and `storage.search.load_docs`."""
     name = node.name
     if name == "channel":
@@ -683,10 +688,12 @@ def _filter_sql(node: Filter, params: list[object]) -> str:
         ints: list[object] = list(_int_keys(node.keys))
         if ints:
             cond += f" OR c.id IN ({_marks(ints, params)})"
-        return (
-            "EXISTS (SELECT 1 FROM messages m JOIN channels c ON c.id = m.channel_id "
-            f"WHERE m.post_id = p.id AND ({cond}))"
-        )
+        channels = f"m.channel_id IN (SELECT c.id FROM channels c WHERE {cond})"
+        if rowids is not None and rowids[1] - rowids[0] <= _PROBE_SPAN:
+            # A step of a walk: look at the few posts' own sightings.
+            return f"EXISTS (SELECT 1 FROM messages m WHERE m.post_id = p.id AND {channels})"
+        # The whole archive: list the channels' posts once, then each post is one lookup in that list.
+        return f"p.id IN (SELECT m.post_id FROM messages m WHERE {channels})"
     if name == "from":
         keys = sorted(node.keys)
         conds = [f"(p.origin_username IS NOT NULL AND lower(p.origin_username) IN ({_marks(keys, params)}))"]
@@ -709,8 +716,10 @@ def _filter_sql(node: Filter, params: list[object]) -> str:
         return "p.language IS ?"
     if node.value == "edited":
         return "p.edited_at IS NOT NULL"
-    if node.value == "deleted":
-        return "EXISTS (SELECT 1 FROM messages m WHERE m.post_id = p.id AND m.deleted_at IS NOT NULL)"
+    if node.value == "deleted":  # few: listed from the partial index messages_deleted
+        return "p.id IN (SELECT m.post_id FROM messages m WHERE m.deleted_at IS NOT NULL)"
+    if node.value == "copy":  # few: listed from the partial index messages_copies (needs the literal)
+        return "p.id IN (SELECT m.post_id FROM messages m WHERE m.relation = 'copy')"
     params.append(node.value)
     return "EXISTS (SELECT 1 FROM messages m WHERE m.post_id = p.id AND m.relation = ?)"
 

@@ -239,6 +239,25 @@ def walk(conn: sqlite3.Connection, q: Query, first_step: int = FIRST_STEP) -> It
         step = min(step * 2, MAX_STEP)
 
 
+_ROWID_MAX = 2**63 - 1
+
+
+def _ranked(conn: sqlite3.Connection, q: Query, words: str, window: int | None,
+            limit: int = -1, offset: int = 0) -> list[int]:
+    """Ids of the posts matching `q` by bm25 of `words` (an FTS5 expression they all match), best
+    first; with `window`, only among posts from that id on."""
+    bounds = None if window is None else (window, _ROWID_MAX)
+    where, params = q.to_sql(bounds)
+    in_window = "" if window is None else " AND rowid >= ?"
+    sql = (
+        "SELECT p.id FROM posts p JOIN (SELECT rowid AS rid, bm25(posts_fts) AS score "
+        f"FROM posts_fts WHERE posts_fts MATCH ?{in_window}) r ON r.rid = p.id "
+        f"WHERE {where} ORDER BY r.score, p.date DESC, p.id DESC LIMIT ? OFFSET ?"
+    )
+    args = [words, *([] if window is None else [window]), *params, limit, offset]
+    return [row[0] for row in conn.execute(sql, args)]
+
+
 def id_pages(conn: sqlite3.Connection, query: str | Query, size: int) -> Iterator[list[int]]:
     """Every matching post id, in search order, `size` at a time (exports stream through this)."""
     q = parse(query) if isinstance(query, str) else query
@@ -304,12 +323,20 @@ def search(
         sql = f"SELECT rowid FROM ({matches}) ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
         ids = [row[0] for row in conn.execute(sql, [*args, limit, offset])]
     elif q.sort == "rank" and rank is not None:
-        sql = (
-            "SELECT p.id FROM posts p JOIN (SELECT rowid AS rid, bm25(posts_fts) AS score "
-            "FROM posts_fts WHERE posts_fts MATCH ?) r ON r.rid = p.id "
-            f"WHERE {where} ORDER BY r.score, p.date DESC, p.id DESC LIMIT ? OFFSET ?"
-        )
-        ids = [row[0] for row in conn.execute(sql, [rank, *params, limit, offset])]
+        if n is not None:  # few enough to rank them all
+            ids = _ranked(conn, q, rank, None, limit, offset)
+        else:  # the words alone match more than count_limit posts: the most recently archived of them
+            window = conn.execute(
+                "SELECT min(rowid) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT ?)", [rank, count_limit],
+            ).fetchone()[0]
+            ranked = _ranked(conn, q, rank, window)
+            if len(ranked) <= offset + limit:  # too few pass the filters there to fill this page
+                ranked = _ranked(conn, q, rank, None)
+                total, exact = len(ranked), True
+            else:
+                total = len(ranked)
+            ids = ranked[offset:offset + limit]
     elif exact and total <= WALK_THRESHOLD:  # few: sort them all
         sql = f"SELECT p.id FROM posts p WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
         ids = [row[0] for row in conn.execute(sql, [*params, limit, offset])]

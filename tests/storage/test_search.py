@@ -345,3 +345,27 @@ def test_count_is_none_only_when_filters_sit_on_too_many_word_matches(conn):
     assert count(conn, parse(f"({SANCTIONS}) is:original"), limit=5) is None
     assert count(conn, parse(f"({SANCTIONS}) is:original"), exact=True) == 8
     assert count(conn, parse("lang:ru"), limit=3) == 4
+
+
+def test_filtered_sort_rank_past_the_limit_ranks_recent_word_matches_or_falls_back_to_all(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 40, "arctic arctic arctic arctic", minutes=1)))
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 600, "arctic news", minutes=64)))
+    everything = search(conn, "arctic lang:en sort:rank")
+    assert [p.sightings[0].message_id for p in everything.posts] == [40, 600, 71]
+    # the two most recently archived posts with the word (40, 600) pass the filter: ranked, "2+"
+    recent = search(conn, "arctic lang:en sort:rank", limit=1, count_limit=2)
+    assert [p.sightings[0].message_id for p in recent.posts] == [40]
+    assert (recent.total, recent.total_exact) == (2, False)
+    # the window cannot fill the page: every match is ranked, with the exact total
+    full = search(conn, "arctic lang:en sort:rank", limit=3, count_limit=2)
+    assert ids(full) == ids(everything) and (full.total, full.total_exact) == (3, True)
+
+
+def test_channel_filter_reads_the_same_in_a_walk_step_and_over_the_archive(conn):
+    query = parse("statement channel:rusembc")
+    whole = [r[0] for r in conn.execute(f"SELECT p.id FROM posts p WHERE {query.to_sql()[0]}",
+                                          query.to_sql()[1])]
+    step_sql, step_params = query.to_sql((1, 100))
+    assert "EXISTS" in step_sql and "EXISTS" not in query.to_sql()[0]
+    assert [r[0] for r in conn.execute(f"SELECT p.id FROM posts p WHERE {step_sql}", step_params)] == whole
+    assert whole
