@@ -311,50 +311,64 @@ def search(
     n = count(conn, q, exact_total, count_limit)
     exact = n is not None and (exact_total or n <= count_limit)
     total = 0 if n is None else n if exact else count_limit
-    where, params = q.to_sql()
+    paged = _Paging(limit, offset, count_limit)
+    if q.sort == "rank" and q.rank_match() is not None:
+        ids, total, exact = _by_rank(conn, q, n, total, exact, paged)
+    else:
+        ids, total, exact = _by_date(conn, q, total, exact, paged)
+    posts = [replace(p, snippet=snippet(p.text, highlight_spans(p.text, q))) for p in load_posts(conn, ids)]
+    return SearchPage(posts, total, q, exact)
+
+
+@dataclass(frozen=True, slots=True)
+class _Paging:
+    limit: int
+    offset: int
+    count_limit: int
+
+
+def _by_rank(conn: sqlite3.Connection, q: Query, n: int | None, total: int, exact: bool,
+             paged: _Paging) -> tuple[list[int], int, bool]:
+    """A page by bm25; past the count limit, of the most recently archived word matches."""
+    limit, offset = paged.limit, paged.offset
     whole = q.fts_expression()
-    rank = q.rank_match()
-    if q.sort == "rank" and whole is not None:  # rank inside the index; ties newest-archived first
+    if whole is not None:  # rank inside the index; ties newest-archived first
         matches = "SELECT rowid, rank FROM posts_fts WHERE posts_fts MATCH ?"
         args: list[object] = [whole]
         if not exact:  # rank the matches the total counted: the most recently archived ones
             matches += " ORDER BY rowid DESC LIMIT ?"
-            args.append(count_limit)
+            args.append(paged.count_limit)
         sql = f"SELECT rowid FROM ({matches}) ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
-        ids = [row[0] for row in conn.execute(sql, [*args, limit, offset])]
-    elif q.sort == "rank" and rank is not None:
-        if n is not None:  # few enough to rank them all
-            ids = _ranked(conn, q, rank, None, limit, offset)
-        else:  # the words alone match more than count_limit posts: the most recently archived of them
-            window = conn.execute(
-                "SELECT min(rowid) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? "
-                "ORDER BY rowid DESC LIMIT ?)", [rank, count_limit],
-            ).fetchone()[0]
-            ranked = _ranked(conn, q, rank, window)
-            if len(ranked) <= offset + limit:  # too few pass the filters there to fill this page
-                ranked = _ranked(conn, q, rank, None)
-                total, exact = len(ranked), True
-            else:
-                total = len(ranked)
-            ids = ranked[offset:offset + limit]
-    elif exact and total <= WALK_THRESHOLD:  # few: sort them all
+        return [row[0] for row in conn.execute(sql, [*args, limit, offset])], total, exact
+    words = q.rank_match() or ""
+    if n is not None:  # the words match few enough posts to rank every match
+        return _ranked(conn, q, words, None, limit, offset), total, exact
+    window = conn.execute(
+        "SELECT min(rowid) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rowid DESC "
+        "LIMIT ?)", [words, paged.count_limit],
+    ).fetchone()[0]
+    ranked = _ranked(conn, q, words, window)
+    if len(ranked) > offset + limit:
+        return ranked[offset:offset + limit], len(ranked), False
+    ranked = _ranked(conn, q, words, None)  # too few pass the filters there to fill this page
+    return ranked[offset:offset + limit], len(ranked), True
+
+
+def _by_date(conn: sqlite3.Connection, q: Query, total: int, exact: bool,
+             paged: _Paging) -> tuple[list[int], int, bool]:
+    """A page newest first: sorted when the matches are few and counted, else walked."""
+    limit, offset = paged.limit, paged.offset
+    if exact and total <= WALK_THRESHOLD:
+        where, params = q.to_sql()
         sql = f"SELECT p.id FROM posts p WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
-        ids = [row[0] for row in conn.execute(sql, [*params, limit, offset])]
-    else:  # many (or unknown): walk newest first until the page and one more are found
-        found: list[int] = []
-        finished = True
-        for hits in walk(conn, q):
-            found += hits
-            if len(found) > offset + limit:
-                finished = False
-                break
-        ids = found[offset:offset + limit]
-        if finished:  # the walk saw every match
-            total, exact = len(found), True
-        elif not exact:  # at least what the walk found: one more than this page when there is more
-            total = max(total, len(found))
-    posts = [replace(p, snippet=snippet(p.text, highlight_spans(p.text, q))) for p in load_posts(conn, ids)]
-    return SearchPage(posts, total, q, exact)
+        return [row[0] for row in conn.execute(sql, [*params, limit, offset])], total, exact
+    found: list[int] = []
+    for hits in walk(conn, q):
+        found += hits
+        if len(found) > offset + limit:  # the page and one more: there is a next page
+            # at least what the walk found, when the count could not tell
+            return found[offset:offset + limit], total if exact else max(total, len(found)), exact
+    return found[offset:offset + limit], len(found), True  # the walk saw every match
 
 
 # -- highlighting ---------------------------------------------------------------------------------
