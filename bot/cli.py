@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.formatting import minute
 from storage.database import StorageError, connect_sync
 from storage.exchange import ExchangeError, export_posts, import_file
 from storage.records import Post
@@ -343,7 +344,7 @@ def post_json(post: Post) -> dict[str, Any]:
 def format_post(post: Post) -> str:
     """A post for people: date, origin, who else carried it, a snippet and links."""
     origin = _channel_name(post.origin_username, post.origin_title, post.origin_channel_id)
-    head = f"{post.date[:16].replace('T', ' ')}  {origin}"
+    head = f"{minute(post.date)}  {origin}"
     if post.origin_title and post.origin_username:
         head += f" ({post.origin_title})"
     others = [s for s in post.sightings if s.relation != "original"]

@@ -20,6 +20,7 @@ from telethon import TelegramClient
 from bot.cli import EXIT_OK, EXIT_USAGE, CliError, command, format_post, int_at_least, open_archive
 from bot.cli_daemon import settings_from_args
 from bot.config import ConfigError, Settings, load_settings
+from bot.formatting import minute
 from bot.poller import parse_channel_name
 from bot.service import Prepare, WatchedChannel, add_watch_name, channel_rows, unwatch_name
 from bot.telegram import FloodDeferred, FloodPolicy, make_user_client, redact
@@ -75,7 +76,7 @@ def _channels_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _short(stamp: str | None) -> str:
-    return stamp[:16].replace("T", " ") if stamp else "-"
+    return minute(stamp) if stamp else "-"
 
 
 def format_channel(row: WatchedChannel) -> str:

@@ -16,6 +16,7 @@ from bot.formatting import (
     channel_label,
     cut,
     escape,
+    minute,
     pack,
     render_post,
     utf16_len,
@@ -203,7 +204,7 @@ def rules_text(rules: Sequence[Rule], sub: Subscriber | None, default_schedule: 
 
 
 def _when(value: str | None) -> str:
-    return value.replace("T", " ")[:16] + " UTC" if value else "never"
+    return minute(value) + " UTC" if value else "never"
 
 
 @dataclass(frozen=True, slots=True)

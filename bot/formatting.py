@@ -87,6 +87,11 @@ def channel_label(username: str | None, title: str | None, channel_id: int | Non
     return title or (str(channel_id) if channel_id else "unknown")
 
 
+def minute(stamp: str) -> str:
+    """An ISO-8601 UTC stamp to the minute, for people: '2025-12-17 10:00'."""
+    return stamp[:16].replace("T", " ")
+
+
 def origin_line(post: Post) -> str:
     """Who posted it first and when, linked to the original where Telegram has a link."""
     name = post.origin_title or channel_label(post.origin_username, None, post.origin_channel_id)
@@ -94,7 +99,7 @@ def origin_line(post: Post) -> str:
     if post.origin_username:
         who += f" (@{escape(post.origin_username)})"
     url = post.origin_url
-    when = post.date.replace("T", " ")[:16] + " UTC"
+    when = minute(post.date) + " UTC"
     label = link(url, when) if url else escape(when)
     return f"📢 <b>{who}</b> · {label}"
 

@@ -34,6 +34,7 @@ from bot.telegram import FloodDeferred, FloodPolicy, forget_local_flood, utcnow
 from storage.database import Database
 from storage.ingest import AfterIngest, ingest, upsert_channel
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso, parse_iso
+from storage.retry import doubling
 
 __all__ = [
     "BACKOFF_BASE",
@@ -76,8 +77,7 @@ def backoff(failures: int) -> timedelta:
     1, 2, 4, 8, 16, 32 minutes, then capped at one hour: a channel that went private is retried
     hourly (it may come back), without costing a request every cycle.
     """
-    exponent = min(max(failures - 1, 0), 16)
-    return timedelta(seconds=min(BACKOFF_BASE * 2**exponent, BACKOFF_CAP))
+    return doubling(failures, BACKOFF_BASE, BACKOFF_CAP)
 
 
 # --- names ----------------------------------------------------------------------------------------

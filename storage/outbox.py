@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from storage.records import Alert, iso
+from storage.retry import doubling
 
 __all__ = [
     "BACKOFF_BASE",
@@ -44,8 +45,7 @@ _DELIVERABLE = "s.paused = 0 AND s.allowed = 1"
 
 def backoff(attempts: int) -> timedelta:
     """Wait before the next try after the `attempts`-th consecutive failure: 30 s doubling, cap 1 h."""
-    exponent = min(max(attempts - 1, 0), 20)
-    return timedelta(seconds=min(BACKOFF_BASE * 2**exponent, BACKOFF_CAP))
+    return doubling(attempts, BACKOFF_BASE, BACKOFF_CAP)
 
 
 def _rule_ids(value: str | None) -> tuple[int, ...]:
