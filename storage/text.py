@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -39,13 +40,39 @@ def _fold_table() -> dict[int, str | None]:
     return table
 
 
+def _char_class(codepoints: Iterable[int]) -> str:
+    """A regex character class matching exactly `codepoints` (as ranges, so it stays short)."""
+    ranges: list[list[int]] = []
+    for cp in sorted(codepoints):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "[" + "".join(
+        f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges
+    ) + "]"
+
+
 _FOLD = _fold_table()
+_FOLDED_CHAR = re.compile(_char_class(_FOLD))  # a character `_FOLD` changes
+
+# What `_language` counts: tokens starting with a Cyrillic letter, and with a letter up to U+024F
+_LATIN_CLASS = _char_class(cp for cp in range(0x250) if chr(cp).isalpha())
+_LATIN_LETTER = re.compile(_LATIN_CLASS)
+_LATIN_START = re.compile(f"(?:^| ){_LATIN_CLASS}")
+_CYRILLIC_START = re.compile(r"(?:^| )[\u0400-\u04ff]")
+
+
+def _fold_char(match: re.Match[str]) -> str:
+    return _FOLD[ord(match.group())] or ""
 
 
 def fold(text: str) -> str:
     """Case-, width- and accent-fold text the same way everywhere."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    return text if text.isascii() else text.translate(_FOLD)
+    # = text.translate(_FOLD), which looks every character up in a 65k-entry dict; the few that
+    # change are found by one regex scan instead.
+    return text if text.isascii() else _FOLDED_CHAR.sub(_fold_char, text)
 
 
 def utf16_len(text: str) -> int:
@@ -53,9 +80,24 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _tokens(folded: str) -> list[str]:
+    """= `_TOKEN.findall(folded)`, faster: whitespace never joins a token, so split on it first
+    and run the regex only on the pieces holding something besides letters and digits."""
+    parts = folded.split()
+    if all(map(str.isalnum, parts)):
+        return parts
+    tokens: list[str] = []
+    for part in parts:
+        if part.isalnum():
+            tokens.append(part)
+        else:
+            tokens += _TOKEN.findall(part)
+    return tokens
+
+
 def words(text: str) -> list[str]:
     """Folded tokens of `text`, in order."""
-    return _TOKEN.findall(fold(text))
+    return _tokens(fold(text))
 
 
 @lru_cache(maxsize=200_000)
@@ -74,7 +116,7 @@ def stem(word: str) -> str:
 
 def stems(tokens: list[str]) -> list[str]:
     """Stems aligned position for position with `tokens`."""
-    return [stem(t) for t in tokens]
+    return list(map(stem, tokens))
 
 
 def hashtag_token(tag: str) -> str:
@@ -104,11 +146,23 @@ def language(text: str) -> str | None:
     archive's readers filter on; it cannot tell French from English.
     """
     folded = fold(text)
-    return _language(_TOKEN.findall(folded), folded)
+    tokens = _tokens(folded)
+    return _language(tokens, " ".join(tokens), folded)
 
 
-def _language(tokens: list[str], folded: str) -> str | None:
-    """Letters in Cyrillic vs Latin tokens, counted on the tokens analyse already has."""
+def _language(tokens: list[str], joined: str, folded: str) -> str | None:
+    """Letters in Cyrillic vs Latin tokens (by their first letter), counted on the tokens analyse
+    already has; `joined` is them space-joined. A text in one script is decided without counting."""
+    if joined.isascii():  # no Cyrillic letters: whether a token starts with a Latin one
+        return "en" if _LATIN_START.search(joined) else None
+    has_latin = _LATIN_LETTER.search(joined) is not None
+    has_cyrillic = _CYRILLIC.search(joined) is not None
+    if not has_latin:  # no Latin letters: the answer is whether a token starts with a Cyrillic one
+        if has_cyrillic and _CYRILLIC_START.search(joined):
+            return "uk" if _UKRAINIAN.search(folded) else "ru"
+        return None
+    if not has_cyrillic:  # and no Cyrillic ones: whether a token starts with a Latin one
+        return "en" if _LATIN_START.search(joined) else None
     cyr = lat = 0
     for token in tokens:
         first = token[0]
@@ -127,7 +181,11 @@ def fingerprint(tokens: list[str]) -> str | None:
     """A hash of a folded word sequence (from `words`); None for a text with no words."""
     if not tokens:
         return None
-    return hashlib.sha1(" ".join(tokens).encode()).hexdigest()
+    return _fingerprint(" ".join(tokens))
+
+
+def _fingerprint(joined: str) -> str:
+    return hashlib.sha1(joined.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +203,14 @@ class Analysed:
 def analyse(text: str) -> Analysed:
     """Everything the index stores about a text, folding it once."""
     folded = fold(text)
-    tokens = _TOKEN.findall(folded)
+    tokens = _tokens(folded)
+    joined = " ".join(tokens)
     tags: dict[str, None] = {}
     for body in _HASHTAG.findall(folded):
         token = "".join(_TOKEN.findall(body))  # = hashtag_token(body): `folded` is folded already
         if token:
             tags.setdefault(token, None)
     return Analysed(
-        " ".join(tokens), " ".join(stems(tokens)), " ".join(tags),
-        fingerprint(tokens), len(tokens), _language(tokens, folded),
+        joined, " ".join(map(stem, tokens)), " ".join(tags),
+        _fingerprint(joined) if tokens else None, len(tokens), _language(tokens, joined, folded),
     )
