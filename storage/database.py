@@ -113,9 +113,11 @@ class Database:
         try:
             await db.run(configure)
             await db.run(migrate)
-        except sqlite3.Error as exc:
+        except BaseException as exc:  # StorageError too (a newer schema): never leave the thread running
             await conn.close()
-            raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+            raise
         return db
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
