@@ -385,6 +385,9 @@ def _search(args: argparse.Namespace) -> int:
         if not page.posts:
             more = f" (there are {page.total_text}; lower --offset)" if page.total else ""
             print(f"no posts found for {args.query!r}{more}")
+            for name in page.unknown_channels:
+                print(f"note: the archive knows no channel {name!r} (see chanwatch channels list)",
+                      file=sys.stderr)
             return EXIT_OK
         first, last = args.offset + 1, args.offset + len(page.posts)
         print(f"{page.total_text} posts for {args.query!r}; showing {first}-{last}\n")

@@ -141,15 +141,19 @@ def _plural(n: int, word: str) -> str:
 
 def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequence[tuple[int, int]]],
                  total: int, offset: int, page_size: int = PAGE_SIZE, limit: int = LIMIT,
-                 total_exact: bool = True) -> str:
+                 total_exact: bool = True, unknown_channels: Sequence[str] = ()) -> str:
     """One page of search results as one message: a header, then each post highlighted.
 
     Snippets shrink until the page fits `limit`, so a page is always a single (editable) message.
     When `total_exact` is False, `total` is a lower bound: "5,000+ posts", and no page count.
     """
     if total == 0:
-        return (f"🔎 No posts match {shown_query(query_text)}.\n"
-                "Try fewer words, a prefix like <code>lavr*</code>, or OR: <code>canada OR arctic</code>.")
+        hint = "Try fewer words, a prefix like <code>lavr*</code>, or OR: <code>canada OR arctic</code>."
+        if unknown_channels:
+            names = ", ".join(f"<code>{escape(n)}</code>" for n in unknown_channels)
+            hint = (f"The archive knows no channel {names}: check the spelling; /channels lists "
+                    "the watched ones.")
+        return f"🔎 No posts match {shown_query(query_text)}.\n{hint}"
     page_no = offset // page_size + 1
     if total_exact:
         pages = (total + page_size - 1) // page_size

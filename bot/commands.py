@@ -32,7 +32,7 @@ from bot.formatting import LIMIT, cut, escape, utf16_len
 from bot.telegram import utcnow
 from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
-from storage.records import Post, Rule, Subscriber
+from storage.records import Rule, Subscriber
 from storage.rules import (
     USER_PAUSE,
     RuleError,
@@ -45,7 +45,7 @@ from storage.rules import (
     set_mode,
     set_paused,
 )
-from storage.search import count, highlight_spans, search
+from storage.search import SearchPage, count, highlight_spans, search
 
 __all__ = ["COMMAND", "EXPIRED", "FAILED", "MAX_INPUT", "Commands", "with_since"]
 
@@ -294,9 +294,11 @@ class Commands:
 
     async def _page(self, query: Query, token: str, offset: int, note: str = "") -> tuple[str, Any]:
         """One page of results (after `note`, all within Telegram's limit) and its buttons."""
-        posts, spans, total, exact = await self._db(_search_page, query, offset, text.PAGE_SIZE)
-        body = note + text.results_page(query.text, posts, spans, total, offset,
-                                        limit=LIMIT - utf16_len(note), total_exact=exact)
+        page, spans = await self._db(_search_page, query, offset, text.PAGE_SIZE)
+        total = page.total
+        body = note + text.results_page(query.text, page.posts, spans, total, offset,
+                                        limit=LIMIT - utf16_len(note), total_exact=page.total_exact,
+                                        unknown_channels=page.unknown_channels)
         row = []
         if offset > 0:
             row.append(Button.inline("« Previous", f"pg:{token}:{max(offset - text.PAGE_SIZE, 0)}".encode()))
@@ -480,9 +482,9 @@ def _not_allowed(chat_id: int) -> str:
 
 
 def _search_page(conn: sqlite3.Connection, query: Query, offset: int,
-                 size: int) -> tuple[list[Post], list[list[tuple[int, int]]], int, bool]:
+                 size: int) -> tuple[SearchPage, list[list[tuple[int, int]]]]:
     page = search(conn, query, limit=size, offset=offset)
-    return page.posts, [highlight_spans(p.text, query) for p in page.posts], page.total, page.total_exact
+    return page, [highlight_spans(p.text, query) for p in page.posts]
 
 
 def _add_rule(conn: sqlite3.Connection, chat_id: int, query: Query, since: str,

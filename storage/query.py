@@ -200,11 +200,19 @@ class Query:
         """The whole query as one FTS5 expression when it has no filters (else None)."""
         return _fts(self.root)
 
+    def required_filters(self, name: str) -> list[Filter]:
+        """The `name:` filters every result satisfies: the query itself, or conjuncts of its top AND."""
+        children = self.root.children if isinstance(self.root, And) else (self.root,)
+        return [c for c in children if isinstance(c, Filter) and c.name == name]
+
+    def filters(self, name: str) -> list[Filter]:
+        """Every `name:` filter anywhere in the query, in order."""
+        return [n for n in _nodes(self.root) if isinstance(n, Filter) and n.name == name]
+
     def date_range(self) -> tuple[str | None, str | None]:
         """(lowest, past-the-end) `posts.date` every result lies within, from top-level since:/until:."""
-        children = self.root.children if isinstance(self.root, And) else (self.root,)
-        since = [c.bound for c in children if isinstance(c, Filter) and c.name == "since"]
-        until = [c.bound for c in children if isinstance(c, Filter) and c.name == "until"]
+        since = [c.bound for c in self.required_filters("since")]
+        until = [c.bound for c in self.required_filters("until")]
         return (max(since) if since else None), (min(until) if until else None)
 
     def rank_match(self) -> str | None:
@@ -679,16 +687,30 @@ _PROBE_SPAN = 65_536
 than listing every post of the channel first."""
 
 
+def _nodes(node: Node) -> Iterator[Node]:
+    yield node
+    if isinstance(node, Not):
+        yield from _nodes(node.child)
+    elif isinstance(node, And | Or):
+        for child in node.children:
+            yield from _nodes(child)
+
+
+def channel_condition(node: Filter, params: list[object]) -> str:
+    """A condition over `channels c`: the channels a `channel:` filter names (by username or id)."""
+    keys: list[object] = sorted(node.keys)
+    cond = f"lower(c.username) IN ({_marks(keys, params)})"
+    ints: list[object] = list(_int_keys(node.keys))
+    if ints:
+        cond += f" OR c.id IN ({_marks(ints, params)})"
+    return cond
+
+
 def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | None = None) -> str:
     """SQL for a filter; must agree with `_match_filter` and `storage.search.load_docs`."""
     name = node.name
     if name == "channel":
-        keys: list[object] = sorted(node.keys)
-        cond = f"lower(c.username) IN ({_marks(keys, params)})"
-        ints: list[object] = list(_int_keys(node.keys))
-        if ints:
-            cond += f" OR c.id IN ({_marks(ints, params)})"
-        channels = f"m.channel_id IN (SELECT c.id FROM channels c WHERE {cond})"
+        channels = f"m.channel_id IN (SELECT c.id FROM channels c WHERE {channel_condition(node, params)})"
         if rowids is not None and rowids[1] - rowids[0] <= _PROBE_SPAN:
             # A step of a walk: look at the few posts' own sightings.
             return f"EXISTS (SELECT 1 FROM messages m WHERE m.post_id = p.id AND {channels})"

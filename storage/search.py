@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from storage import text as tx
-from storage.query import Query, Text, name_key, parse, positive_texts
+from storage.query import Filter, Query, Text, channel_condition, name_key, parse, positive_texts
 from storage.records import Post, PostDoc, Sighting
 
 SNIPPET_WIDTH = 200
@@ -189,6 +189,8 @@ def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = 
     None (only when not `exact`) when only walking would tell: filters over more than `limit` posts
     holding the query's words, where checking each of them costs far more than a page does.
     """
+    if unknown_channels(conn, q.required_filters("channel")):
+        return 0  # a channel the archive does not know carried nothing: no need to look
     cap = None if exact else limit + 1
     whole = q.fts_expression()
     if whole is not None:  # the index alone answers: every post has exactly one FTS row
@@ -198,6 +200,18 @@ def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = 
         return None
     where, params = q.to_sql()
     return _where_count(conn, where, params, cap)
+
+
+def unknown_channels(conn: sqlite3.Connection, filters: Sequence[Filter]) -> list[str]:
+    """The values of these `channel:` filters that name no channel in the archive: a typo, or a
+    channel never watched nor seen as an origin. Search answers hint at them."""
+    unknown = []
+    for node in filters:
+        params: list[object] = []
+        cond = channel_condition(node, params)
+        if conn.execute(f"SELECT 1 FROM channels c WHERE {cond} LIMIT 1", params).fetchone() is None:
+            unknown.append(node.value)
+    return unknown
 
 
 def walk(conn: sqlite3.Connection, q: Query, first_step: int = FIRST_STEP) -> Iterator[list[int]]:
@@ -287,6 +301,8 @@ class SearchPage:
     total: int
     query: Query
     total_exact: bool = True
+    unknown_channels: tuple[str, ...] = ()
+    """For an empty page: the query's `channel:` values that name no channel in the archive."""
 
     @property
     def total_text(self) -> str:
@@ -312,12 +328,15 @@ def search(
     exact = n is not None and (exact_total or n <= count_limit)
     total = 0 if n is None else n if exact else count_limit
     paged = _Paging(limit, offset, count_limit)
-    if q.sort == "rank" and q.rank_match() is not None:
+    if exact and total == 0:
+        ids: list[int] = []
+    elif q.sort == "rank" and q.rank_match() is not None:
         ids, total, exact = _by_rank(conn, q, n, total, exact, paged)
     else:
         ids, total, exact = _by_date(conn, q, total, exact, paged)
     posts = [replace(p, snippet=snippet(p.text, highlight_spans(p.text, q))) for p in load_posts(conn, ids)]
-    return SearchPage(posts, total, q, exact)
+    unknown = tuple(unknown_channels(conn, q.filters("channel"))) if total == 0 else ()
+    return SearchPage(posts, total, q, exact, unknown)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,15 @@ async def test_callback_data_stays_short_whatever_the_query(h, alice, db) -> Non
     assert len(data) < 64 and b"sanctions" not in data
 
 
+async def test_a_search_in_a_channel_the_archive_does_not_know_names_it(h, alice, db) -> None:
+    h.start()
+    await h.allow(alice)
+    await db.run(fill, sanction_texts(3))
+    answer = await h.ask(alice, "/search sanctions channel:rusembcc")
+    assert answer.text.startswith("🔎 No posts match")
+    assert "knows no channel rusembcc" in answer.text and "/channels" in answer.text
+
+
 async def test_an_expired_search_answers_politely(h, alice, db) -> None:
     h.start(page_cache_size=1)
     await h.allow(alice)

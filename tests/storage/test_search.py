@@ -369,3 +369,13 @@ def test_channel_filter_reads_the_same_in_a_walk_step_and_over_the_archive(conn)
     assert "EXISTS" in step_sql and "EXISTS" not in query.to_sql()[0]
     assert [r[0] for r in conn.execute(f"SELECT p.id FROM posts p WHERE {step_sql}", step_params)] == whole
     assert whole
+
+
+def test_a_channel_the_archive_does_not_know_finds_nothing_at_once_and_is_named(conn):
+    page = search(conn, "statement channel:rusembcc")
+    assert (page.total, page.total_exact, page.posts) == (0, True, [])
+    assert page.unknown_channels == ("rusembcc",)
+    assert count(conn, parse("statement channel:rusembcc"), exact=True) == 0
+    either = search(conn, "statement (channel:rusembc OR channel:nosuch)")
+    assert either.total > 0 and either.unknown_channels == ()  # only empty pages carry the hint
+    assert search(conn, "nothingatall channel:nosuch OR alsonothing").unknown_channels == ("nosuch",)
