@@ -26,6 +26,10 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _entities_json(record: MessageRecord) -> str:
+    return _json(list(record.entities)) if record.entities else "[]"
+
+
 def _media_json(record: MessageRecord) -> str | None:
     if record.media is None:
         return None
@@ -63,16 +67,51 @@ def upsert_channel(conn: sqlite3.Connection, channel: Channel, now: str) -> None
     )
 
 
-def _lookup(conn: sqlite3.Connection, key: str) -> int | None:
-    row = conn.execute("SELECT post_id FROM post_keys WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
+def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
+    return [values[start:start + size] for start in range(0, len(values), size)]
 
 
-def _register(conn: sqlite3.Connection, post_id: int, *keys: str | None) -> None:
-    conn.executemany(
-        "INSERT OR IGNORE INTO post_keys (key, post_id) VALUES (?, ?)",
-        [(k, post_id) for k in keys if k],
-    )
+class _Keys:
+    """`post_keys` as this batch sees it: prefetched in one query, kept up to date by `register`.
+
+    A key the view holds maps to its post (None: not in post_keys); any other key is looked up.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.known: dict[str, int | None] = {}
+
+    def prefetch(self, keys: set[str]) -> None:
+        wanted = [k for k in keys if k not in self.known]
+        for chunk in _chunks(wanted):
+            self.known.update(dict.fromkeys(chunk))
+            marks = ", ".join("?" * len(chunk))
+            self.known.update(
+                self.conn.execute(f"SELECT key, post_id FROM post_keys WHERE key IN ({marks})", chunk)
+            )
+
+    def lookup(self, key: str) -> int | None:
+        if key in self.known:
+            return self.known[key]
+        row = self.conn.execute("SELECT post_id FROM post_keys WHERE key = ?", (key,)).fetchone()
+        self.known[key] = row[0] if row else None
+        return self.known[key]
+
+    def absent(self, key: str) -> bool:
+        """Whether `key` is surely not in post_keys (False: it is, or the view does not know)."""
+        return key in self.known and self.known[key] is None
+
+    def register(self, post_id: int, *keys: str | None) -> None:
+        """INSERT OR IGNORE each key for `post_id`: a key already taken keeps its post."""
+        keys = tuple(dict.fromkeys(k for k in keys if k))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO post_keys (key, post_id) VALUES (?, ?)", [(k, post_id) for k in keys]
+        )
+        for k in keys:
+            if k not in self.known:
+                continue  # unknown: it may have been taken already, so the next lookup asks
+            if self.known[k] is None:
+                self.known[k] = post_id
 
 
 def _text_columns(body: str, a: text.Analysed | None = None) -> dict[str, Any]:
@@ -84,13 +123,46 @@ def _text_columns(body: str, a: text.Analysed | None = None) -> dict[str, Any]:
     }
 
 
-def _update_post(conn: sqlite3.Connection, post_id: int, **columns: Any) -> None:
-    sets = ", ".join(f"{name} = :{name}" for name in columns)
-    conn.execute(f"UPDATE posts SET {sets} WHERE id = :post_id", {**columns, "post_id": post_id})
+_POST_COLUMNS = (
+    "key", "origin_channel_id", "origin_username", "origin_title", "origin_message_id", "origin_author",
+    "date", "text", "words", "stems", "tags", "fingerprint", "word_count", "language", "entities",
+    "media_kind", "first_seen", "text_date",
+)
+_INSERT_POST = (
+    f"INSERT INTO posts ({', '.join(_POST_COLUMNS)}) VALUES ({', '.join('?' * len(_POST_COLUMNS))})"
+)
+_MESSAGE_COLUMNS = (
+    "channel_id", "message_id", "post_id", "relation", "date", "edit_date", "text", "entities",
+    "views", "forwards", "replies", "reply_to", "grouped_id", "post_author", "media",
+    "fwd_from_type", "fwd_from_id", "fwd_channel_post", "fwd_from_name", "fwd_date", "fwd_post_author",
+    "fwd_saved_from_type", "fwd_saved_from_id", "fwd_saved_from_msg_id", "first_seen", "raw",
+)
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))})"
+)
+
+
+class _New:
+    """What a message not yet stored needs, worked out once: its text analysed, its keys, its date."""
+
+    __slots__ = ("analysed", "ident", "date", "text_key")
+
+    def __init__(self, record: MessageRecord, channel_id: int) -> None:
+        self.analysed = text.analyse(record.text)
+        fp = self.analysed.fingerprint
+        self.ident = dedup.identify(record, fp)
+        self.date = iso(record.date)
+        self.text_key = dedup.text_key(channel_id, fp) if fp else None
 
 
 class _Ingest:
-    """One batch's work; all statements run on the caller's transaction."""
+    """One batch's work; all statements run on the caller's transaction.
+
+    Lookups that would run once per message are answered from views fetched once per batch
+    (the batch's stored messages, its keys in `post_keys`, which fingerprints posts have), each
+    kept true to the database as the batch writes, so a message sees what earlier ones wrote.
+    """
 
     def __init__(self, conn: sqlite3.Connection, batch: Batch, now: datetime) -> None:
         self.conn = conn
@@ -98,24 +170,28 @@ class _Ingest:
         self.channel = batch.channel
         self.now = iso(now) or ""
         self.counts = _Counts()
+        self.keys = _Keys(conn)
+        self.stored: dict[int, sqlite3.Row] = {}  # this channel's stored messages, by id
+        self.written: set[int] = set()  # message ids this batch wrote: `stored` no longer tells
+        self.no_post_has: set[str] = set()  # fingerprints no post has
 
     def run(self) -> IngestResult:
         upsert_channel(self.conn, self.channel, self.now)
-        for record in sorted(self.batch.messages, key=lambda r: r.message_id):
+        records = sorted(self.batch.messages, key=lambda r: r.message_id)
+        new = self._prefetch(records)
+        for record, prepared in zip(records, new, strict=True):
             if record.channel_id != self.channel.id:
                 raise ValueError(
                     f"message {record.message_id} is from channel {record.channel_id}, "
                     f"not the batch's channel {self.channel.id}"
                 )
             self._origin_channel(record)
-            existing = self.conn.execute(
-                "SELECT * FROM messages WHERE channel_id = ? AND message_id = ?",
-                (record.channel_id, record.message_id),
-            ).fetchone()
+            existing = self._stored(record.message_id)
             if existing is None:
-                self._insert(record)
+                self._insert(record, prepared or _New(record, self.channel.id))
             else:
                 self._update(record, existing)
+            self.written.add(record.message_id)
         self._deletions()
         if self.batch.cursor is not None:
             self.conn.execute(
@@ -123,6 +199,50 @@ class _Ingest:
                 (self.batch.cursor, self.channel.id),
             )
         return self.counts.result()
+
+    def _prefetch(self, records: list[MessageRecord]) -> list[_New | None]:
+        """Read in one query each what the batch's messages will look up; analyse the new ones.
+
+        Returns each record's `_New` if it is the first record of a message not stored yet.
+        """
+        ids = list(dict.fromkeys(r.message_id for r in records if r.channel_id == self.channel.id))
+        for chunk in _chunks(ids):
+            marks = ", ".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT * FROM messages WHERE channel_id = ? AND message_id IN ({marks})",
+                (self.channel.id, *chunk),
+            ):
+                self.stored[row["message_id"]] = row
+        new: list[_New | None] = []
+        first: set[int] = set()
+        for r in records:
+            fresh = r.channel_id == self.channel.id and r.message_id not in self.stored
+            new.append(_New(r, self.channel.id) if fresh and r.message_id not in first else None)
+            first.add(r.message_id)
+        prepared = [n for n in new if n is not None]
+        self.keys.prefetch({n.ident.key for n in prepared} | {n.text_key for n in prepared if n.text_key})
+        fps = list({n.analysed.fingerprint for n in prepared if n.analysed.fingerprint})
+        self.no_post_has.update(fps)
+        for chunk in _chunks(fps):
+            marks = ", ".join("?" * len(chunk))
+            self.no_post_has.difference_update(r[0] for r in self.conn.execute(
+                f"SELECT DISTINCT fingerprint FROM posts WHERE fingerprint IN ({marks})", chunk
+            ))
+        return new
+
+    def _stored(self, message_id: int) -> sqlite3.Row | None:
+        """The stored message (a message this batch wrote is read again)."""
+        if message_id not in self.written:
+            return self.stored.get(message_id)
+        return self.conn.execute(
+            "SELECT * FROM messages WHERE channel_id = ? AND message_id = ?", (self.channel.id, message_id)
+        ).fetchone()
+
+    def _update_post(self, post_id: int, **columns: Any) -> None:
+        if columns.get("fingerprint"):
+            self.no_post_has.discard(columns["fingerprint"])
+        sets = ", ".join(f"{name} = :{name}" for name in columns)
+        self.conn.execute(f"UPDATE posts SET {sets} WHERE id = :post_id", {**columns, "post_id": post_id})
 
     # -- new messages -------------------------------------------------------------------------
 
@@ -136,16 +256,16 @@ class _Ingest:
                 self.conn, Channel(fwd.from_peer_id, fwd.origin_username, fwd.origin_title), self.now
             )
 
-    def _insert(self, record: MessageRecord) -> None:
-        analysed = text.analyse(record.text)
+    def _insert(self, record: MessageRecord, new: _New) -> None:
+        analysed = new.analysed
         fp = analysed.fingerprint
-        ident = dedup.identify(record, fp)
+        ident = new.ident
         relation = ident.relation
-        post_id = _lookup(self.conn, ident.key)
+        post_id = self.keys.lookup(ident.key)
         if post_id is None and relation == "original" and fp:
-            post_id = self._forwarded_without_id(fp)
+            post_id = self._forwarded_without_id(new.text_key)
             if post_id is not None:  # a forward that had no post id came first: adopt it
-                self._become_origin(post_id, record, ident.own_key)
+                self._become_origin(post_id, record, ident.own_key, new.date)
         if post_id is None and record.grouped_id is not None:
             sibling = self.conn.execute(
                 "SELECT post_id, relation FROM messages WHERE channel_id = ? AND grouped_id = ? LIMIT 1",
@@ -157,34 +277,38 @@ class _Ingest:
             post_id = self._find_copy(record, fp)
             if post_id is not None:
                 relation = "copy"
-                if self._is_earlier(post_id, record):
-                    self._become_origin(post_id, record, ident.own_key)
+                if self._is_earlier(post_id, new.date):
+                    self._become_origin(post_id, record, ident.own_key, new.date)
                     relation = "original"
         if post_id is None:
-            post_id = self._create_post(record, ident.key, analysed)
+            post_id = self._create_post(record, ident.key, new)
             self.counts.new_posts.append(post_id)
         else:
             self._join(post_id, record, relation)
-        self._insert_message(record, post_id, relation)
-        text_key = dedup.text_key(self.channel.id, fp) if fp and relation == "original" else None
-        _register(self.conn, post_id, ident.key, ident.own_key, text_key)
+        self._insert_message(record, post_id, relation, new.date)
+        text_key = new.text_key if relation == "original" else None
+        self.keys.register(post_id, ident.key, ident.own_key, text_key)
         self.counts.new += 1
 
-    def _forwarded_without_id(self, fp: str) -> int | None:
+    def _forwarded_without_id(self, key: str | None) -> int | None:
         """A post of this channel's text known only from forwards without a post id (no origin yet).
 
         A post that already has its original message (the channel posted the same text twice) is
         not adopted: the repeat is a copy, and the first message stays the original.
         """
+        if key is None or self.keys.absent(key):
+            return None
         row = self.conn.execute(
             "SELECT k.post_id FROM post_keys k JOIN posts p ON p.id = k.post_id"
             " WHERE k.key = ? AND p.origin_message_id IS NULL",
-            (dedup.text_key(self.channel.id, fp),),
+            (key,),
         ).fetchone()
         return row[0] if row else None
 
     def _find_copy(self, record: MessageRecord, fp: str | None) -> int | None:
         """Rule 4: a recent post with exactly these (many enough) words."""
+        if fp in self.no_post_has:
+            return None
         row = self.conn.execute(
             """SELECT id FROM posts WHERE fingerprint = ? AND word_count >= ?
                AND date BETWEEN ? AND ? ORDER BY date LIMIT 1""",
@@ -195,29 +319,29 @@ class _Ingest:
         ).fetchone()
         return row[0] if row else None
 
-    def _is_earlier(self, post_id: int, record: MessageRecord) -> bool:
+    def _is_earlier(self, post_id: int, date: str | None) -> bool:
         row = self.conn.execute("SELECT date FROM posts WHERE id = ?", (post_id,)).fetchone()
-        return (iso(record.date) or "") < row[0]
+        return (date or "") < row[0]
 
-    def _become_origin(self, post_id: int, record: MessageRecord, own_key: str) -> None:
+    def _become_origin(self, post_id: int, record: MessageRecord, own_key: str, date: str | None) -> None:
         """This message is the post's original: it takes the key and the origin fields."""
         self.conn.execute(
             "UPDATE messages SET relation = 'copy' WHERE post_id = ? AND relation = 'original'", (post_id,)
         )
-        _update_post(
-            self.conn, post_id, key=own_key, origin_channel_id=self.channel.id,
+        self._update_post(
+            post_id, key=own_key, origin_channel_id=self.channel.id,
             origin_username=self.channel.username, origin_title=self.channel.title,
-            origin_message_id=record.message_id, origin_author=record.post_author, date=iso(record.date),
+            origin_message_id=record.message_id, origin_author=record.post_author, date=date,
         )
 
-    def _origin_fields(self, record: MessageRecord) -> dict[str, Any]:
+    def _origin_fields(self, record: MessageRecord, date: str | None) -> tuple[Any, ...]:
+        """origin_channel_id, origin_username, origin_title, origin_message_id, origin_author, date."""
         fwd = record.forward
         if fwd is None:
-            return {
-                "origin_channel_id": self.channel.id, "origin_username": self.channel.username,
-                "origin_title": self.channel.title, "origin_message_id": record.message_id,
-                "origin_author": record.post_author, "date": iso(record.date),
-            }
+            return (
+                self.channel.id, self.channel.username, self.channel.title, record.message_id,
+                record.post_author, date,
+            )
         channel_id = fwd.from_peer_id if fwd.from_peer_type == "channel" else None
         username, title = fwd.origin_username, fwd.origin_title
         if channel_id and not (username and title):
@@ -226,26 +350,21 @@ class _Ingest:
             ).fetchone()
             if known:
                 username, title = username or known[0], title or known[1]
-        return {
-            "origin_channel_id": channel_id, "origin_username": username,
-            "origin_title": title or fwd.from_name,
-            "origin_message_id": fwd.channel_post if channel_id else None,
-            "origin_author": fwd.post_author, "date": iso(fwd.date or record.date),
-        }
+        return (
+            channel_id, username, title or fwd.from_name, fwd.channel_post if channel_id else None,
+            fwd.post_author, iso(fwd.date) if fwd.date else date,
+        )
 
-    def _create_post(self, record: MessageRecord, key: str, analysed: text.Analysed) -> int:
-        columns = {
-            "key": key,
-            **self._origin_fields(record),
-            **_text_columns(record.text, analysed),
-            "entities": _json(list(record.entities)),
-            "media_kind": record.media.kind if record.media else None,
-            "first_seen": self.now,
-            "text_date": iso(record.edit_date),
-        }
-        names = ", ".join(columns)
-        marks = ", ".join(f":{n}" for n in columns)
-        return self.conn.execute(f"INSERT INTO posts ({names}) VALUES ({marks})", columns).lastrowid
+    def _create_post(self, record: MessageRecord, key: str, new: _New) -> int:
+        a = new.analysed
+        if a.fingerprint:
+            self.no_post_has.discard(a.fingerprint)
+        return self.conn.execute(_INSERT_POST, (
+            key, *self._origin_fields(record, new.date),
+            record.text, a.words, a.stems, a.tags, a.fingerprint, a.word_count, a.language,
+            _entities_json(record), record.media.kind if record.media else None, self.now,
+            iso(record.edit_date),
+        )).lastrowid
 
     def _join(self, post_id: int, record: MessageRecord, relation: str) -> None:
         """A new sighting of a known post: fill in what the post lacked, prefer the original's text."""
@@ -261,42 +380,33 @@ class _Ingest:
                 changes["origin_title"] = self.channel.title
             newer = (iso(record.edit_date) or "") > (post["text_date"] or "")
             if record.text and record.text != post["text"] and (newer or not post["text"]):
-                changes.update(_text_columns(record.text), entities=_json(list(record.entities)),
+                changes.update(_text_columns(record.text), entities=_entities_json(record),
                                text_date=iso(record.edit_date))
                 if post["text"] and record.edit_date is not None:
                     changes["edited_at"] = self.now
                     self.counts.edited_posts.append(post_id)
         if record.text and not post["text"] and "text" not in changes:  # an album's caption
-            changes.update(_text_columns(record.text), entities=_json(list(record.entities)))
+            changes.update(_text_columns(record.text), entities=_entities_json(record))
         if record.media and not post["media_kind"]:
             changes["media_kind"] = record.media.kind
         if changes:
-            _update_post(self.conn, post_id, **changes)
+            self._update_post(post_id, **changes)
 
-    def _insert_message(self, record: MessageRecord, post_id: int, relation: str) -> None:
+    def _insert_message(self, record: MessageRecord, post_id: int, relation: str, date: str | None) -> None:
         fwd = record.forward
-        row = {
-            "channel_id": record.channel_id, "message_id": record.message_id, "post_id": post_id,
-            "relation": relation, "date": iso(record.date), "edit_date": iso(record.edit_date),
-            "text": record.text, "entities": _json(list(record.entities)),
-            "views": record.views, "forwards": record.forwards, "replies": record.replies,
-            "reply_to": record.reply_to, "grouped_id": record.grouped_id,
-            "post_author": record.post_author, "media": _media_json(record),
-            "fwd_from_type": fwd.from_peer_type if fwd else None,
-            "fwd_from_id": fwd.from_peer_id if fwd else None,
-            "fwd_channel_post": fwd.channel_post if fwd else None,
-            "fwd_from_name": fwd.from_name if fwd else None,
-            "fwd_date": iso(fwd.date) if fwd else None,
-            "fwd_post_author": fwd.post_author if fwd else None,
-            "fwd_saved_from_type": fwd.saved_from_peer_type if fwd else None,
-            "fwd_saved_from_id": fwd.saved_from_peer_id if fwd else None,
-            "fwd_saved_from_msg_id": fwd.saved_from_msg_id if fwd else None,
-            "first_seen": self.now,
-            "raw": _json(record.raw) if record.raw is not None else None,
-        }
-        names = ", ".join(row)
-        marks = ", ".join(f":{n}" for n in row)
-        self.conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", row)
+        if fwd is None:
+            header: tuple[Any, ...] = (None,) * 9
+        else:
+            header = (
+                fwd.from_peer_type, fwd.from_peer_id, fwd.channel_post, fwd.from_name, iso(fwd.date),
+                fwd.post_author, fwd.saved_from_peer_type, fwd.saved_from_peer_id, fwd.saved_from_msg_id,
+            )
+        self.conn.execute(_INSERT_MESSAGE, (
+            record.channel_id, record.message_id, post_id, relation, date, iso(record.edit_date),
+            record.text, _entities_json(record), record.views, record.forwards, record.replies,
+            record.reply_to, record.grouped_id, record.post_author, _media_json(record),
+            *header, self.now, _json(record.raw) if record.raw is not None else None,
+        ))
 
     # -- messages seen before -----------------------------------------------------------------
 
@@ -308,7 +418,7 @@ class _Ingest:
                 changes[name] = value
         if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
             changes["deleted_at"] = None
-        entities = _json(list(record.entities))
+        entities = _entities_json(record)
         new_edit = iso(record.edit_date)
         edited = (
             new_edit is not None
@@ -344,13 +454,14 @@ class _Ingest:
         post = self.conn.execute("SELECT text FROM posts WHERE id = ?", (post_id,)).fetchone()
         if post["text"] != old_text:
             return
-        _update_post(
-            self.conn, post_id, **_text_columns(record.text), entities=entities,
+        analysed = text.analyse(record.text)
+        self._update_post(
+            post_id, **_text_columns(record.text, analysed), entities=entities,
             text_date=iso(record.edit_date), edited_at=self.now,
         )
-        fp = text.analyse(record.text).fingerprint
+        fp = analysed.fingerprint
         if fp:
-            _register(self.conn, post_id, dedup.text_key(self.channel.id, fp))
+            self.keys.register(post_id, dedup.text_key(self.channel.id, fp))
         self.counts.edited_posts.append(post_id)
 
     def _deletions(self) -> None:

@@ -8,10 +8,12 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from storage.database import SCHEMA_VERSION, connect_sync
 from storage.ingest import ingest_batch
-from storage.records import Batch, ForwardHeader
+from storage.records import Batch, ForwardHeader, MessageRecord
 from tests.storage.factories import (
     EMBASSY,
     EMBASSY_UK,
@@ -265,3 +267,91 @@ def test_a_channel_repeating_its_own_text_keeps_the_first_message_as_the_origina
 def test_a_short_text_repeated_by_its_channel_is_two_posts(conn: sqlite3.Connection) -> None:
     ingest_batch(conn, batch(MFA, msg(MFA, 140, "Брифинг"), msg(MFA, 141, "Брифинг", minutes=2)))
     assert [p["origin_message_id"] for p in posts(conn)] == [140, 141]
+
+
+# -- within one batch: what a message wrote, the next one sees ---------------------------------
+
+_CHANNELS = (MFA, EMBASSY, EMBASSY_UK)
+_TEXTS = ("", "Брифинг", STATEMENT, STATEMENT_RU, STATEMENT + " ёлка", "Лавров встретился с Арагчи")
+_ref_dates = st.integers(0, 6).map(lambda d: T0 + timedelta(days=d))
+_headers = st.one_of(
+    st.none(),
+    st.builds(ForwardHeader, from_peer_type=st.just("channel"), from_peer_id=st.sampled_from([1001, 2002]),
+              channel_post=st.one_of(st.none(), st.integers(1, 6)), date=st.one_of(st.none(), _ref_dates)),
+    st.builds(ForwardHeader, from_peer_type=st.just("user"), from_peer_id=st.just(7), date=_ref_dates),
+)
+_records = st.builds(
+    lambda number, day, body, edit, header, group, media: (number, dict(
+        date=T0 + timedelta(days=day), text=body, edit_date=edit, forward=header, grouped_id=group,
+        media=media, views=number, raw={"id": number}, entities=({"type": "bold"},) if day else ())),
+    st.integers(1, 6), st.integers(0, 6), st.sampled_from(_TEXTS),
+    st.one_of(st.none(), _ref_dates), _headers, st.sampled_from([None, 1]), st.sampled_from([None, PHOTO]),
+)
+
+
+def _batch_of(channel: int, records: list) -> Batch:
+    return Batch(_CHANNELS[channel], tuple(
+        MessageRecord(_CHANNELS[channel].id, number, **fields) for number, fields in records
+    ))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.lists(_records, max_size=4)), max_size=3),
+    st.integers(0, 2), st.lists(_records, min_size=1, max_size=8),
+)
+def test_a_batch_is_ingested_as_its_messages_one_by_one_in_id_order(history, channel, records):
+    """Ingest reads per batch what its messages look up; each must still see what earlier ones
+    wrote: repeats of a message id, album siblings, copies, keys and posts made in the batch."""
+    now = T0 + timedelta(days=30)
+    whole, single = connect_sync(":memory:"), connect_sync(":memory:")
+    for conn in (whole, single):
+        for index, items in history:
+            ingest_batch(conn, _batch_of(index, items), now)
+    target = _batch_of(channel, records)
+    result = ingest_batch(whole, target, now)
+    ordered = sorted(target.messages, key=lambda r: r.message_id)
+    singles = [ingest_batch(single, Batch(target.channel, (r,)), now) for r in ordered]
+    assert snapshot(whole) == snapshot(single)
+    assert fts_ids(whole, "sanctions OR санкци*") == fts_ids(single, "sanctions OR санкци*")
+    assert (result.messages_new, result.messages_updated, result.messages_unchanged, result.edits) == (
+        sum(r.messages_new for r in singles), sum(r.messages_updated for r in singles),
+        sum(r.messages_unchanged for r in singles), sum(r.edits for r in singles),
+    )
+    assert result.new_post_ids == tuple(p for r in singles for p in r.new_post_ids)
+    assert result.edited_post_ids == tuple(dict.fromkeys(p for r in singles for p in r.edited_post_ids))
+
+
+def test_a_message_twice_in_one_batch_is_stored_then_updated_by_its_edit(conn):
+    first = msg(MFA, 10, STATEMENT, views=5)
+    edited = replace(first, text=STATEMENT + " (updated)", edit_date=T0 + timedelta(hours=1), views=9)
+    result = ingest_batch(conn, batch(MFA, first, edited))
+    assert (result.messages_new, result.messages_updated, result.edits) == (1, 1, 1)
+    row = conn.execute("SELECT text, views FROM messages").fetchone()
+    assert tuple(row) == (STATEMENT + " (updated)", 9)
+    assert [r[0] for r in conn.execute("SELECT text FROM message_versions")] == [STATEMENT]
+    assert posts(conn)[0]["text"] == STATEMENT + " (updated)"
+
+
+def test_album_parts_in_one_batch_join_the_post_the_first_part_made(conn):
+    result = ingest_batch(conn, batch(
+        MFA, msg(MFA, 20, "", grouped_id=77, media=PHOTO), msg(MFA, 21, STATEMENT_RU, grouped_id=77),
+    ))
+    [post] = posts(conn)
+    assert result.new_post_ids == (post["id"],)
+    assert post["text"] == STATEMENT_RU and fts_ids(conn, "санкц*") == [post["id"]]
+
+
+def test_a_copy_of_a_text_posted_earlier_in_the_same_batch_joins_its_post(conn):
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 1, STATEMENT), msg(EMBASSY, 2, STATEMENT, minutes=3)))
+    [post] = posts(conn)
+    assert sightings(conn, post["id"]) == [(EMBASSY.id, 1, "original"), (EMBASSY.id, 2, "copy")]
+
+
+def test_a_forward_without_post_id_is_adopted_by_an_original_later_in_the_batch(conn):
+    header = ForwardHeader(from_peer_type="channel", from_peer_id=MFA.id)
+    ingest_batch(conn, batch(
+        MFA, msg(MFA, 5, STATEMENT_RU, minutes=5, forward=header), msg(MFA, 11, STATEMENT_RU),
+    ))
+    [post] = posts(conn)
+    assert (post["key"], post["origin_message_id"]) == ("tg:1001:11", 11)
