@@ -29,6 +29,8 @@ from storage.records import PostDoc
 
 FILTERS = ("channel", "from", "since", "until", "lang", "is")
 IS_VALUES = ("forward", "original", "copy", "edited", "deleted")
+SPARSE_FACTS = ("copy", "deleted")
+"""is: values that hold for few posts, listed from partial indexes (schema v4)."""
 SORT_VALUES = ("date", "rank")
 MAX_DEPTH = 12
 """Deepest nesting of parentheses and negations: keeps recursion bounded and the SQL within SQLite's
@@ -664,6 +666,11 @@ def _sql(node: Node, params: list[object], rowids: tuple[int, int] | None = None
     parts: list[str] = []
     if isinstance(node, And):
         group, rest = _and_text_group(node.children)
+        # SQLite reads posts from the first `p.id IN (list)` it meets: a short list of few posts
+        # (is:copy, is:deleted) must come before the index's list of everything holding the words.
+        sparse = [c for c in rest if isinstance(c, Filter) and c.name == "is" and c.value in SPARSE_FACTS]
+        parts += [_sql(c, params, rowids) for c in sparse]
+        rest = [c for c in rest if c not in sparse]
         if group is not None:
             parts.append(_fts_sql(_IN_FTS if group[0] == "in" else _NOT_IN_FTS, group[1], params, rowids))
         # AND binds tighter than OR: only OR operands need parentheses (SQLite's parser stack is small)

@@ -13,7 +13,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from storage import text as tx
-from storage.query import Filter, Query, Text, channel_condition, name_key, parse, positive_texts
+from storage.query import (
+    SPARSE_FACTS,
+    Filter,
+    Query,
+    Text,
+    channel_condition,
+    name_key,
+    parse,
+    positive_texts,
+)
 from storage.records import Post, PostDoc, Sighting
 
 SNIPPET_WIDTH = 200
@@ -196,7 +205,9 @@ def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = 
     if whole is not None:  # the index alone answers: every post has exactly one FTS row
         return _fts_count(conn, whole, cap)
     words = q.rank_match()
-    if cap is not None and words is not None and _fts_count(conn, words, cap) >= cap:
+    # A query requiring a sparse fact is counted from that short list, however many hold its words.
+    sparse = any(f.value in SPARSE_FACTS for f in q.required_filters("is"))
+    if cap is not None and words is not None and not sparse and _fts_count(conn, words, cap) >= cap:
         return None
     where, params = q.to_sql()
     return _where_count(conn, where, params, cap)

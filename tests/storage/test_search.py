@@ -379,3 +379,12 @@ def test_a_channel_the_archive_does_not_know_finds_nothing_at_once_and_is_named(
     either = search(conn, "statement (channel:rusembc OR channel:nosuch)")
     assert either.total > 0 and either.unknown_channels == ()  # only empty pages carry the hint
     assert search(conn, "nothingatall channel:nosuch OR alsonothing").unknown_channels == ("nosuch",)
+
+
+def test_a_query_requiring_a_sparse_fact_is_counted_exactly_from_its_short_list(conn):
+    ingest_batch(conn, batch(MFA, deleted_ids=(13,)))
+    query = parse(f"({SANCTIONS}) is:deleted")
+    assert count(conn, query, limit=2) == 1  # not None: the list of deleted posts is short
+    assert count(conn, parse(f"({SANCTIONS}) is:original"), limit=2) is None
+    # SQLite reads posts from the first list: the short one
+    assert query.to_sql()[0].startswith("p.id IN (SELECT m.post_id FROM messages m WHERE m.deleted_at")
