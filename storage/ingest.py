@@ -22,8 +22,11 @@ AfterIngest = Callable[[sqlite3.Connection, IngestResult], None]
 """A hook run inside the ingest transaction once the batch is written (the alert percolator)."""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)  # = json.dumps with these options, without a new encoder each time
 
 
 def _entities_json(record: MessageRecord) -> str:
@@ -144,16 +147,40 @@ _INSERT_MESSAGE = (
 
 
 class _New:
-    """What a message not yet stored needs, worked out once: its text analysed, its keys, its date."""
+    """What a message not yet stored needs, worked out once: its keys, its date, its text analysed.
 
-    __slots__ = ("analysed", "ident", "date", "text_key")
+    A forward naming its origin's post id is identified without its text, which is analysed only
+    if it is needed after all (most such forwards join a post that has it already).
+    """
+
+    __slots__ = ("record", "channel_id", "ident", "date", "_analysed")
 
     def __init__(self, record: MessageRecord, channel_id: int) -> None:
-        self.analysed = text.analyse(record.text)
-        fp = self.analysed.fingerprint
-        self.ident = dedup.identify(record, fp)
+        self.record = record
+        self.channel_id = channel_id
+        self._analysed: text.Analysed | None = None
+        fwd = record.forward
+        if fwd is not None and fwd.from_peer_type == "channel" and fwd.from_peer_id and fwd.channel_post:
+            self.ident = dedup.identify(record, None)  # rule 1: the fingerprint plays no part
+        else:
+            self.ident = dedup.identify(record, self.analysed.fingerprint)
         self.date = iso(record.date)
-        self.text_key = dedup.text_key(channel_id, fp) if fp else None
+
+    @property
+    def analysed(self) -> text.Analysed:
+        if self._analysed is None:
+            self._analysed = text.analyse(self.record.text)
+        return self._analysed
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The fingerprint if the text was analysed already (None: not analysed, or no words)."""
+        return self._analysed.fingerprint if self._analysed is not None else None
+
+    @property
+    def text_key(self) -> str | None:
+        fp = self.analysed.fingerprint
+        return dedup.text_key(self.channel_id, fp) if fp else None
 
 
 class _Ingest:
@@ -220,8 +247,10 @@ class _Ingest:
             new.append(_New(r, self.channel.id) if fresh and r.message_id not in first else None)
             first.add(r.message_id)
         prepared = [n for n in new if n is not None]
-        self.keys.prefetch({n.ident.key for n in prepared} | {n.text_key for n in prepared if n.text_key})
-        fps = list({n.analysed.fingerprint for n in prepared if n.analysed.fingerprint})
+        fps = list({n.fingerprint for n in prepared if n.fingerprint})  # the analysed texts
+        self.keys.prefetch(
+            {n.ident.key for n in prepared} | {dedup.text_key(self.channel.id, fp) for fp in fps}
+        )
         self.no_post_has.update(fps)
         for chunk in _chunks(fps):
             marks = ", ".join("?" * len(chunk))
@@ -257,12 +286,10 @@ class _Ingest:
             )
 
     def _insert(self, record: MessageRecord, new: _New) -> None:
-        analysed = new.analysed
-        fp = analysed.fingerprint
         ident = new.ident
         relation = ident.relation
         post_id = self.keys.lookup(ident.key)
-        if post_id is None and relation == "original" and fp:
+        if post_id is None and relation == "original" and new.analysed.fingerprint:
             post_id = self._forwarded_without_id(new.text_key)
             if post_id is not None:  # a forward that had no post id came first: adopt it
                 self._become_origin(post_id, record, ident.own_key, new.date)
@@ -273,8 +300,8 @@ class _Ingest:
             ).fetchone()
             if sibling:
                 post_id, relation = sibling
-        if post_id is None and relation == "original" and analysed.word_count >= dedup.COPY_MIN_WORDS:
-            post_id = self._find_copy(record, fp)
+        if post_id is None and relation == "original" and new.analysed.word_count >= dedup.COPY_MIN_WORDS:
+            post_id = self._find_copy(record, new.analysed.fingerprint)
             if post_id is not None:
                 relation = "copy"
                 if self._is_earlier(post_id, new.date):

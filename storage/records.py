@@ -18,6 +18,8 @@ def iso(value: datetime | None) -> str | None:
     """Render a datetime as ISO-8601 UTC text (naive values are taken to be UTC already)."""
     if value is None:
         return None
+    if value.tzinfo is UTC and not value.microsecond:  # what Telegram dates are: already as stored
+        return value.isoformat()
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).replace(microsecond=0).isoformat()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage.database import SCHEMA_VERSION, connect_sync
-from storage.ingest import ingest_batch
-from storage.records import Batch, ForwardHeader, MessageRecord
+from storage.ingest import _json, ingest_batch
+from storage.records import Batch, ForwardHeader, MessageRecord, iso
 from tests.storage.factories import (
     EMBASSY,
     EMBASSY_UK,
@@ -355,3 +356,18 @@ def test_a_forward_without_post_id_is_adopted_by_an_original_later_in_the_batch(
     ))
     [post] = posts(conn)
     assert (post["key"], post["origin_message_id"]) == ("tg:1001:11", 11)
+
+
+@given(st.datetimes(timezones=st.one_of(st.none(), st.just(UTC), st.timezones())))
+def test_iso_renders_every_datetime_as_its_utc_second(value):
+    """`iso` returns early for aware UTC datetimes on a whole second; all give the general form."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    assert iso(value) == aware.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+))
+def test_json_columns_are_what_json_dumps_writes(value):
+    assert _json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
