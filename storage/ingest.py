@@ -198,7 +198,9 @@ class _Ingest:
         self.now = iso(now) or ""
         self.counts = _Counts()
         self.keys = _Keys(conn)
-        self.stored: dict[int, sqlite3.Row] = {}  # this channel's stored messages, by id
+        # This channel's stored messages, by id. Another message's ingest can change only their
+        # `relation` (`_become_origin`), which `_update` does not read.
+        self.stored: dict[int, sqlite3.Row] = {}
         self.written: set[int] = set()  # message ids this batch wrote: `stored` no longer tells
         self.no_post_has: set[str] = set()  # fingerprints no post has
 
