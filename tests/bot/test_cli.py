@@ -14,8 +14,9 @@ import pytest
 
 from bot import cli
 from bot.cli import main
+from tests.real_fixtures import real
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real" / "desktop_export"
+REAL = real("desktop_export")
 
 
 @pytest.fixture

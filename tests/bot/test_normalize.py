@@ -19,11 +19,12 @@ from telethon.tl.alltlobjects import LAYER
 from bot.normalize import MEDIA_KINDS, entity_dict, is_content, json_safe, media_of, normalize
 from storage.records import MessageRecord
 from tests.bot.tl_from_dict import parse_datetime, tl_from_dict
+from tests.real_fixtures import real
 
 FIXTURES_LAYER = 229
 """The TL layer (Telethon 1.45) that knows every field of the real fixtures."""
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real" / "telethon_dicts"
+REAL = real("telethon_dicts")
 BLOOMBERG = REAL / "bloomberg_1488156064.txt"
 PATRIOT = REAL / "britishnewspatriot_1799276919.txt"
 FIXTURE_DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?$")

@@ -22,6 +22,7 @@ from storage.exchange import (
 )
 from storage.ingest import ingest_batch
 from storage.records import Batch, ForwardHeader
+from tests.real_fixtures import real
 from tests.storage.factories import (
     EMBASSY,
     EMBASSY_UK,
@@ -35,7 +36,7 @@ from tests.storage.factories import (
     msg,
 )
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "real" / "desktop_export"
+REAL = real("desktop_export")
 TRANTOR = REAL / "trantor_library_TG101_result.json"
 PACHUM = REAL / "pachumarchive_result.json"
 
