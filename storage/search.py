@@ -184,11 +184,13 @@ def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> in
     return int(conn.execute(sql, args).fetchone()[0])
 
 
-def _where_count(conn: sqlite3.Connection, where: str, params: list[object], cap: int | None) -> int:
+def _where_count(conn: sqlite3.Connection, where: str, params: list[object], cap: int | None,
+                 by_date: bool = False) -> int:
+    posts = "posts p INDEXED BY posts_date" if by_date else "posts p"
     if cap is None:
-        sql, args = f"SELECT count(*) FROM posts p WHERE {where}", params
+        sql, args = f"SELECT count(*) FROM {posts} WHERE {where}", params
     else:
-        sql, args = f"SELECT count(*) FROM (SELECT 1 FROM posts p WHERE {where} LIMIT ?)", [*params, cap]
+        sql, args = f"SELECT count(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT ?)", [*params, cap]
     return int(conn.execute(sql, args).fetchone()[0])
 
 
@@ -210,7 +212,11 @@ def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = 
     if cap is not None and words is not None and not sparse and _fts_count(conn, words, cap) >= cap:
         return None
     where, params = q.to_sql()
-    return _where_count(conn, where, params, cap)
+    # Words in many posts within since:/until: read the dates' stretch of the index rather than
+    # look up the date of every post holding the words (/subscribe counts the last 30 days this way).
+    by_date = (q.date_range() != (None, None) and words is not None
+               and _fts_count(conn, words, WALK_THRESHOLD + 1) > WALK_THRESHOLD)
+    return _where_count(conn, where, params, cap, by_date)
 
 
 def unknown_channels(conn: sqlite3.Connection, filters: Sequence[Filter]) -> list[str]:

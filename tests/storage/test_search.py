@@ -388,3 +388,16 @@ def test_a_query_requiring_a_sparse_fact_is_counted_exactly_from_its_short_list(
     assert count(conn, parse(f"({SANCTIONS}) is:original"), limit=2) is None
     # SQLite reads posts from the first list: the short one
     assert query.to_sql()[0].startswith("p.id IN (SELECT m.post_id FROM messages m WHERE m.deleted_at")
+
+
+def test_a_dated_count_of_a_frequent_word_reads_the_dates_stretch_and_agrees(conn, monkeypatch):
+    import storage.search as module
+
+    query = parse(f"({SANCTIONS}) since:2025-12-17 until:2025-12-17")
+    expected = count(conn, query, exact=True)
+    plans: list[str] = []
+    conn.set_trace_callback(plans.append)
+    monkeypatch.setattr(module, "WALK_THRESHOLD", 2)  # "many" posts hold the words
+    assert count(conn, query, exact=True) == expected > 0
+    conn.set_trace_callback(None)
+    assert any("INDEXED BY posts_date" in sql and "count(*)" in sql for sql in plans)
