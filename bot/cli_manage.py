@@ -213,7 +213,7 @@ def _rules_test(args: argparse.Namespace) -> int:
         print(format_post(post))
     if page.total > len(page.posts):
         more = page.total - len(page.posts)
-        print(f"… and {more:,}{'' if page.total_exact else ' or more'} more (--limit to see more)")
+        print(f"… and {'' if page.total_exact else 'at least '}{more:,} more (--limit to see more)")
     return EXIT_OK
 
 
