@@ -208,15 +208,17 @@ def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = 
         return _fts_count(conn, whole, cap)
     words = q.rank_match()
     # A query requiring a sparse fact is counted from that short list, however many hold its words.
-    sparse = any(f.value in SPARSE_FACTS for f in q.required_filters("is"))
-    if cap is not None and words is not None and not sparse and _fts_count(conn, words, cap) >= cap:
+    walkable = cap is not None and not any(f.value in SPARSE_FACTS for f in q.required_filters("is"))
+    dated = q.date_range() != (None, None)
+    held = 0  # posts holding the words, counted as far as the two decisions below need
+    if words is not None and (walkable or dated):
+        held = _fts_count(conn, words, max(cap or 0, WALK_THRESHOLD + 1))
+    if walkable and cap is not None and held >= cap:
         return None
     where, params = q.to_sql()
     # Words in many posts within since:/until: read the dates' stretch of the index rather than
     # look up the date of every post holding the words (/subscribe counts the last 30 days this way).
-    by_date = (q.date_range() != (None, None) and words is not None
-               and _fts_count(conn, words, WALK_THRESHOLD + 1) > WALK_THRESHOLD)
-    return _where_count(conn, where, params, cap, by_date)
+    return _where_count(conn, where, params, cap, by_date=dated and held > WALK_THRESHOLD)
 
 
 def unknown_channels(conn: sqlite3.Connection, filters: Sequence[Filter]) -> list[str]:
@@ -293,11 +295,10 @@ def id_pages(conn: sqlite3.Connection, query: str | Query, size: int) -> Iterato
     """Every matching post id, in search order, `size` at a time (exports stream through this)."""
     q = parse(query) if isinstance(query, str) else query
     register_functions(conn)
-    if q.sort == "rank":  # ranking needs every match at once: page through the exact ranking
-        offset = 0
-        while ids := [p.id for p in search(conn, q, limit=size, offset=offset, exact_total=True).posts]:
-            yield ids
-            offset += len(ids)
+    if q.sort == "rank" and q.rank_match() is not None:  # ranking needs every match at once
+        ranked = _by_rank(conn, q, True, 0, True, _Paging(-1, 0, COUNT_LIMIT))[0]
+        for start in range(0, len(ranked), size):
+            yield ranked[start:start + size]
         return
     pending: list[int] = []
     for hits in walk(conn, q):
@@ -348,7 +349,7 @@ def search(
     if exact and total == 0:
         ids: list[int] = []
     elif q.sort == "rank" and q.rank_match() is not None:
-        ids, total, exact = _by_rank(conn, q, n, total, exact, paged)
+        ids, total, exact = _by_rank(conn, q, n is not None, total, exact, paged)
     else:
         ids, total, exact = _by_date(conn, q, total, exact, paged)
     posts = [replace(p, snippet=snippet(p.text, highlight_spans(p.text, q))) for p in load_posts(conn, ids)]
@@ -363,9 +364,12 @@ class _Paging:
     count_limit: int
 
 
-def _by_rank(conn: sqlite3.Connection, q: Query, n: int | None, total: int, exact: bool,
+def _by_rank(conn: sqlite3.Connection, q: Query, counted: bool, total: int, exact: bool,
              paged: _Paging) -> tuple[list[int], int, bool]:
-    """A page by bm25; past the count limit, of the most recently archived word matches."""
+    """A page by bm25; past the count limit, of the most recently archived word matches.
+
+    `counted`: the count could tell (the words alone hold at most the count limit, or exact).
+    """
     limit, offset = paged.limit, paged.offset
     whole = q.fts_expression()
     if whole is not None:  # rank inside the index; ties newest-archived first
@@ -377,7 +381,7 @@ def _by_rank(conn: sqlite3.Connection, q: Query, n: int | None, total: int, exac
         sql = f"SELECT rowid FROM ({matches}) ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
         return [row[0] for row in conn.execute(sql, [*args, limit, offset])], total, exact
     words = q.rank_match() or ""
-    if n is not None:  # the words match few enough posts to rank every match
+    if counted:  # the words match few enough posts to rank every match
         return _ranked(conn, q, words, None, limit, offset), total, exact
     window = conn.execute(
         "SELECT min(rowid) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rowid DESC "
