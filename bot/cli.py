@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.formatting import minute
+from storage import search
 from storage.database import StorageError, connect_sync
 from storage.exchange import ExchangeError, export_posts, import_file
 from storage.records import Post
-from storage.search import COUNT_LIMIT
 
 PROG = "chanwatch"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -189,21 +189,12 @@ def open_archive(args: argparse.Namespace, *, must_exist: bool = True) -> Iterat
         raise CliError(f"cannot open the archive at {path}: it is a directory")
     conn = connect_sync(Path(path).expanduser() if path != ":memory:" else path)
     try:
-        _register_search_functions(conn)
+        search.register_functions(conn)
         yield conn
     finally:
         conn.close()
 
 
-def _register_search_functions(conn: sqlite3.Connection) -> None:
-    """SQL functions the search module needs on a connection, once it exists."""
-    try:
-        from storage import search
-    except ImportError:
-        return
-    register = getattr(search, "register_functions", None)
-    if register is not None:
-        register(conn)
 
 
 def _one_line(text: str, width: int) -> str:
@@ -306,9 +297,10 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int_at_least(0), default=20, help="posts per page (default 20)")
     parser.add_argument("--offset", type=int_at_least(0), default=0, help="skip this many posts")
     parser.add_argument("--json", action="store_true", help="one JSON object per post per line")
+    limit = search.COUNT_LIMIT
     parser.add_argument("--exact", action="store_true",
                         help=f"count every match, and rank all of them for sort:rank (slower past "
-                             f"{COUNT_LIMIT:,} matches, where the total otherwise shows as {COUNT_LIMIT:,}+)")
+                             f"{limit:,} matches, where the total otherwise shows as {limit:,}+)")
 
 
 def _channel_name(username: str | None, title: str | None, channel_id: int | None) -> str:
@@ -374,8 +366,6 @@ def format_post(post: Post) -> str:
          "Search canonical posts. Words match by stem (sanction ~ sanctions, Канада ~ Канаде); "
          "OR, -word, \"exact phrase\", prefix*, #hashtag, channel:, from:, since:, until:, lang:, is:.")
 def _search(args: argparse.Namespace) -> int:
-    from storage import search
-
     with open_archive(args) as conn:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
