@@ -1,19 +1,16 @@
-"""Where the real Telegram data lives: `fixtures/real/` of the project's shared folder, beside the
-repository's root (see its SOURCES.md). Tests read it there rather than keep a copy of it."""
+"""Where the real Telegram data lives: `tests/fixtures/real/`, copied from public repositories (its
+SOURCES.md says from where). The repository carries it, so a lone clone runs every test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
+REAL = Path(__file__).resolve().parent / "fixtures" / "real"
 
 
 def real(folder: str) -> Path:
-    """A folder of the real fixtures; a clear error when the checkout does not sit beside `shared/`."""
+    """A folder of the real fixtures (`desktop_export`, `telethon_dicts`, `web_preview`)."""
     path = REAL / folder
     if not path.is_dir():
-        raise FileNotFoundError(
-            f"the real Telegram fixtures are not at {path}: clone the repository beside the project's "
-            "shared/ folder (the tests read ../shared/fixtures/real)"
-        )
+        raise FileNotFoundError(f"no real fixtures at {path}: the checkout is incomplete (git status)")
     return path
