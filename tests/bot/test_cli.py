@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
+import bot
 from bot.cli import main
+from bot.cli.app import COMMANDS, build_parser
+from bot.cli.common import Command
+from bot.cli.exchange import sample_files
 from tests.real_fixtures import real
 
 REAL = real("desktop_export")
@@ -74,32 +77,31 @@ def test_unknown_command_and_bad_numbers_are_usage_errors(capsys, db):
     assert code == 2 and "must be 0 or more" in err and "Traceback" not in err
 
 
-def test_registered_commands_sync_and_async_are_dispatched(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
-
+def test_sync_and_async_commands_are_dispatched_with_their_exit_status(capsys):
     def add(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("word")
 
-    @cli.command("echo", "say a word", add)
     def echo(args: argparse.Namespace) -> int:
         print(args.word, args.db)
         return 3
 
-    @cli.command("later", "an async command")
     async def later(args: argparse.Namespace) -> None:
         print("awaited")
 
-    assert run(capsys, "--db", "x.db", "echo", "hi") == (3, "hi x.db\n", "")
-    assert run(capsys, "later") == (0, "awaited\n", "")
-    assert "echo" in cli.build_parser().format_help()
+    commands = (*COMMANDS, Command("echo", "say a word", echo, add),
+                Command("later", "an async command", later))
+    assert main(["--db", "x.db", "echo", "hi"], commands) == 3
+    assert main(["later"], commands) == 0
+    assert capsys.readouterr() == ("hi x.db\nawaited\n", "")
+    assert "echo" in build_parser(commands).format_help()
 
 
 def test_db_defaults_to_the_environment_and_may_follow_the_command(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("CHANWATCH_DB", str(tmp_path / "env.db"))
-    assert cli.build_parser().parse_args(["stats"]).db == str(tmp_path / "env.db")
-    assert cli.build_parser().parse_args(["stats", "--db", "other.db"]).db == "other.db"
+    assert build_parser().parse_args(["stats"]).db == str(tmp_path / "env.db")
+    assert build_parser().parse_args(["stats", "--db", "other.db"]).db == "other.db"
     monkeypatch.delenv("CHANWATCH_DB")
-    assert cli.build_parser().parse_args(["stats"]).db == "chanwatch.db"
+    assert build_parser().parse_args(["stats"]).db == "chanwatch.db"
 
 
 # --- import -----------------------------------------------------------------------------------------
@@ -123,9 +125,9 @@ def test_import_sample_dedups_forwards_and_is_idempotent(capsys, db):
 
 
 def test_sample_content_is_marked_fictional():
-    folder = Path(cli.__file__).parent / "sample"
+    folder = Path(bot.__file__).parent / "sample"
     assert "fictional" in (folder / "README.md").read_text(encoding="utf-8").lower()
-    for name in cli.sample_files():
+    for name in sample_files():
         data = json.loads((folder / name).read_text(encoding="utf-8"))
         assert "Fictional" in data["note"] and "(sample)" in data["name"]
 
@@ -202,16 +204,10 @@ def test_export_to_an_unwritable_place_exits_2(capsys, sample_db, tmp_path):
     assert_one_line_error(code, err, "cannot write")
 
 
-# --- search (needs storage.search) ------------------------------------------------------------------
+# --- search ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def searchable():
-    pytest.importorskip("storage.search")
-    pytest.importorskip("storage.query")
-
-
-def test_search_shows_forwarded_by_and_links(capsys, sample_db, searchable):
+def test_search_shows_forwarded_by_and_links(capsys, sample_db):
     code, out, err = run(capsys, "--db", sample_db, "search", "санкции OR sanctions")
     assert code == 0, err
     assert "forwarded by Embassy in Canada (sample)" in out
@@ -219,7 +215,7 @@ def test_search_shows_forwarded_by_and_links(capsys, sample_db, searchable):
     assert "https://t.me/c/9000000001/101" in out
 
 
-def test_search_json_lines(capsys, sample_db, searchable):
+def test_search_json_lines(capsys, sample_db):
     code, out, _ = run(capsys, "--db", sample_db, "search", "sanctions", "--json", "--limit", "50")
     assert code == 0
     posts = [json.loads(line) for line in out.splitlines()]
@@ -235,7 +231,7 @@ def test_search_json_lines(capsys, sample_db, searchable):
     ]
 
 
-def test_search_paging(capsys, sample_db, searchable):
+def test_search_paging(capsys, sample_db):
     _, everything, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--json")
     ids = [json.loads(line)["post_id"] for line in everything.splitlines()]
     _, page, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--json",
@@ -243,7 +239,7 @@ def test_search_paging(capsys, sample_db, searchable):
     assert [json.loads(line)["post_id"] for line in page.splitlines()] == ids[1:3]
 
 
-def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db, searchable):
+def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db):
     code, out, _ = run(capsys, "--db", sample_db, "search", "санкции OR sanctions", "--limit", "1")
     assert code == 0
     total = out.split(" posts for ")[0]
@@ -252,14 +248,14 @@ def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db,
     assert code == 0 and exact.split(" posts for ")[0] == total and total.isdigit() and int(total) > 1
 
 
-def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db, searchable):
+def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db):
     code, out, err = run(capsys, "--db", sample_db, "search", "canada AND (")
     assert code == 2 and out == ""
     assert "Traceback" not in err and "bad query" in err and "example: chanwatch search" in err
     assert "position 11" in err and "\n  canada AND (\n             ^\n" in err
 
 
-def test_export_with_a_query(capsys, sample_db, searchable):
+def test_export_with_a_query(capsys, sample_db):
     code, out, _ = run(capsys, "--db", sample_db, "export", "#RussiaCanada")
     assert code == 0
     posts = [json.loads(line) for line in out.splitlines()]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.cli_manage import BACKFILL_MAX_WAIT, backfill_channels
+from bot.cli.backfill import BACKFILL_MAX_WAIT, backfill_channels
 from bot.config import Settings
 from bot.poller import Poller, resolve_channels
 from bot.simulator import attach, connect_client
@@ -221,7 +221,7 @@ async def test_backfill_with_a_logged_out_session_is_one_clear_line(world, reade
     client = await connect_client(world, as_user=reader_account)
     session = client.session.save()
     await client.log_out()
-    from bot.cli import CliError
+    from bot.cli.common import CliError
 
     with pytest.raises(CliError, match="not logged in; run `chanwatch login`"):
         await backfill_channels(_settings(tmp_path, session), ["x"], progress=False,

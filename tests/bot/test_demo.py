@@ -16,7 +16,7 @@ from telethon.extensions import html
 from telethon.tl import types
 
 from bot import cli
-from bot.cli_demo import parse_speed
+from bot.cli.demo import parse_speed
 from bot.demo.driver import JobDriver
 from bot.demo.render import render_message, to_terminal
 from bot.demo.runner import DemoSummary, run_demo, summary_text

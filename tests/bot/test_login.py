@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import CliError, main
-from bot.cli_daemon import login_bot, login_user, session_path
+from bot.cli import main
+from bot.cli.common import CliError
+from bot.cli.daemon import login_bot, login_user, session_path
 from bot.config import Settings
 from bot.simulator import World, attach, connect_client
 from bot.simulator.handlers import LOGIN_CODE

@@ -225,8 +225,8 @@ def test_run_with_a_missing_variable_exits_2_naming_it_and_creates_no_archive(cl
 
 
 def test_an_explicit_db_option_wins_over_the_env_file(clean_env, tmp_path):
-    from bot.cli import build_parser
-    from bot.cli_daemon import settings_from_args
+    from bot.cli.app import build_parser
+    from bot.cli.common import settings_from_args
 
     env_file = tmp_path / "daemon.env"
     env_file.write_text("CHANWATCH_DB=from-env-file.db\n")

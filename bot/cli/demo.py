@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.cli import CliError, command, default_db
+from bot.cli.common import CliError, Command, default_db
 from bot.demo.runner import DEFAULT_SPEED, run_demo
 
 
@@ -85,14 +85,18 @@ def _quiet_logs(verbose: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
-@command("demo", "run the daemon offline on a simulated day of sample channels (no Telegram needed)",
-         _arguments,
-         "Run the real daemon (poller, rules, alerts, bot commands) against an in-process simulated "
-         "Telegram: a fictional ministry and three embassies post, forward, edit and delete over a day "
-         "compressed into about a minute; a simulated subscriber gets alerts and types /search. "
-         "Without --db the archive is temporary; with --db PATH (a new file) it is kept.")
 async def _demo(args: argparse.Namespace) -> int:
     archive = demo_archive(args)
     with _quiet_logs(args.verbose):
         await run_demo(speed=args.speed, db_path=archive, out=sys.stdout, color=_use_color(args.color))
     return 0
+
+
+COMMANDS = (
+    Command("demo", "run the daemon offline on a simulated day of sample channels (no Telegram needed)",
+            _demo, _arguments,
+            "Run the real daemon (poller, rules, alerts, bot commands) against an in-process simulated "
+            "Telegram: a fictional ministry and three embassies post, forward, edit and delete over a day "
+            "compressed into about a minute; a simulated subscriber gets alerts and types /search. "
+            "Without --db the archive is temporary; with --db PATH (a new file) it is kept."),
+)

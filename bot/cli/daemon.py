@@ -13,50 +13,29 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 from telethon import TelegramClient, errors
 
-from bot.cli import CliError, command, default_db
-from bot.config import ConfigError, Settings, load_settings
+from bot.cli.common import CliError, Command, env_file_argument, settings_from_args
+from bot.config import Settings
 from bot.logs import FORMATS
 from bot.service import Prepare, run
 from bot.telegram import BotLoginError, make_bot_client, make_user_client, redact, start_bot
 
-__all__ = ["login_bot", "login_user", "session_path", "settings_from_args"]
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from --env-file (else ./.env) and the environment; an explicit --db wins."""
-    try:
-        settings = load_settings(getattr(args, "env_file", None))
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    if getattr(args, "db", None) and str(args.db) != default_db():
-        settings = replace(settings, db_path=Path(args.db).expanduser())
-    return settings
-
-
-def _env_file_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env-file", metavar="PATH",
-                        help="read settings from this file instead of ./.env (the environment still wins)")
+__all__ = ["COMMANDS", "login_bot", "login_user", "session_path"]
 
 
 # --- run -----------------------------------------------------------------------------------------
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    _env_file_argument(parser)
+    env_file_argument(parser)
     parser.add_argument("--log-format", choices=FORMATS, default="text",
                         help="text (default) or json: one JSON object per line")
 
 
-@command("run", "run the daemon: poll channels, send alerts, answer bot commands", _run_arguments,
-         "Poll the watched channels, send alerts and answer bot commands until SIGINT/SIGTERM. "
-         "Needs TG_API_ID, TG_API_HASH, TG_SESSION (or TG_SESSION_FILE) and TG_BOT_TOKEN; "
-         "see config.example.env.")
 async def _run(args: argparse.Namespace) -> int:
     return await run(settings_from_args(args), log_format=args.log_format)
 
@@ -172,17 +151,26 @@ def _who(me: object) -> str:
 
 
 def _login_arguments(parser: argparse.ArgumentParser) -> None:
-    _env_file_argument(parser)
+    env_file_argument(parser)
     parser.add_argument("--bot", action="store_true", help="check TG_BOT_TOKEN instead and show the bot")
     parser.add_argument("--phone", metavar="NUMBER", help="the account's phone number (asked if not given)")
 
 
-@command("login", "log the reading account in (or check the bot token with --bot)", _login_arguments,
-         "Log in the user account that reads channels: phone number, the code Telegram sends, and the "
-         "two-step password if set. The session is saved to TG_SESSION_FILE (mode 0600), or printed "
-         "as TG_SESSION=... for .env. With --bot, check TG_BOT_TOKEN and print the bot's username.")
 async def _login(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.bot:
         return await login_bot(settings)
     return await login_user(settings, phone=args.phone)
+
+
+COMMANDS = (
+    Command("run", "run the daemon: poll channels, send alerts, answer bot commands", _run, _run_arguments,
+            "Poll the watched channels, send alerts and answer bot commands until SIGINT/SIGTERM. "
+            "Needs TG_API_ID, TG_API_HASH, TG_SESSION (or TG_SESSION_FILE) and TG_BOT_TOKEN; "
+            "see config.example.env."),
+    Command("login", "log the reading account in (or check the bot token with --bot)", _login,
+            _login_arguments,
+            "Log in the user account that reads channels: phone number, the code Telegram sends, and the "
+            "two-step password if set. The session is saved to TG_SESSION_FILE (mode 0600), or printed "
+            "as TG_SESSION=... for .env. With --bot, check TG_BOT_TOKEN and print the bot's username."),
+)

@@ -1,0 +1,92 @@
+"""The `chanwatch` parser and dispatcher: global options, one sub-parser per command, exit statuses.
+
+The commands come from an explicit list of modules, each exposing `COMMANDS` (a tuple of
+`bot.cli.common.Command`); this module imports them, they never import it. Mistakes the user can
+fix (`common.USER_ERRORS`) are printed as one line on stderr with exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import os
+import sys
+from collections.abc import Awaitable, Sequence
+
+from bot.cli import backfill, channels, daemon, demo, exchange, rules, search, stats
+from bot.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    USER_ERRORS,
+    Command,
+    default_db,
+    error_text,
+)
+
+COMMAND_MODULES = (exchange, search, stats, daemon, channels, rules, backfill, demo)
+"""Every command group, in the order `chanwatch --help` lists them."""
+
+COMMANDS: tuple[Command, ...] = tuple(cmd for module in COMMAND_MODULES for cmd in module.COMMANDS)
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    """The full parser: global options and one sub-parser per command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Archive public Telegram channels with forward provenance; search and export them.",
+    )
+    parser.add_argument("--db", metavar="PATH", default=default_db(),
+                        help="the archive (default: $CHANWATCH_DB, else ./chanwatch.db)")
+    # `--db` is also accepted after the sub-command; SUPPRESS keeps the global value otherwise.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for cmd in commands:
+        child = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help,
+                               parents=[common])
+        if cmd.add_arguments is not None:
+            cmd.add_arguments(child)
+        child.set_defaults(handler=cmd.handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMANDS) -> int:
+    """Run one command; returns the exit status (the console script passes it to `sys.exit`)."""
+    parser = build_parser(commands)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or argparse's own usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = args.handler(args)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        return EXIT_OK if result is None else int(result)
+    except USER_ERRORS as exc:
+        print(error_text(exc, getattr(args, "query", None)), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `chanwatch export | head`: the reader left; not an error
+        _silence_stdout()
+        return EXIT_OK
+
+
+async def _await(awaitable: Awaitable[int | None]) -> int | None:
+    return await awaitable
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at devnull so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

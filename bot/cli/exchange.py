@@ -1,0 +1,90 @@
+"""`chanwatch import` and `chanwatch export`: files in and out of the archive (`storage.exchange`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, open_archive
+from storage.exchange import ExchangeError, export_posts, import_file
+
+
+def sample_files() -> list[str]:
+    """Names of the bundled sample exports in `bot/sample/`."""
+    folder = resources.files("bot").joinpath("sample")
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith("_result.json"))
+
+
+# --- import ----------------------------------------------------------------------------------------
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="Telegram Desktop export (result.json) or a chanwatch JSONL export")
+    parser.add_argument("--sample", action="store_true",
+                        help="import the bundled fictional sample (a ministry and an embassy channel)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _import(args: argparse.Namespace) -> int:
+    if not args.paths and not args.sample:
+        raise CliError("import: give one or more files to import, or --sample")
+    status = EXIT_OK
+    with open_archive(args, must_exist=False) as conn, ExitStack() as stack:
+        sources: list[tuple[str, Path]] = []
+        if args.sample:
+            folder = resources.files("bot").joinpath("sample")
+            for name in sample_files():
+                sources.append((f"sample/{name}", stack.enter_context(resources.as_file(folder / name))))
+        sources += [(p, Path(p)) for p in args.paths]
+        for shown, path in sources:
+            try:
+                report = import_file(conn, path, progress=not args.no_progress)
+            except ExchangeError as exc:
+                print(f"{PROG}: {exc}", file=sys.stderr)
+                status = EXIT_USAGE
+                continue
+            report.path = shown
+            print(report.summary())
+    return status
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", nargs="?", metavar="QUERY", help="export only the posts this query finds")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default: jsonl")
+    parser.add_argument("--out", metavar="PATH", help="write here instead of standard output")
+
+
+def _export(args: argparse.Namespace) -> int:
+    with open_archive(args) as conn:
+        if args.out is None:
+            export_posts(conn, args.query, args.format, sys.stdout)
+            sys.stdout.flush()
+            return EXIT_OK
+        try:
+            out: TextIO = open(args.out, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+        with out:
+            count = export_posts(conn, args.query, args.format, out)
+    print(f"exported {count} posts to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = (
+    Command("import", "import Telegram Desktop exports or a chanwatch JSONL export", _import,
+            _import_arguments,
+            "Import Telegram Desktop 'Export chat history' JSON files (one channel each) or a JSONL file "
+            "written by `chanwatch export`. Importing again changes nothing."),
+    Command("export", "export posts with provenance and sightings as JSONL or CSV", _export,
+            _export_arguments,
+            "Write every canonical post (or those QUERY finds) with its origin and every sighting. "
+            "JSONL can be imported back with `chanwatch import`."),
+)

@@ -1,0 +1,121 @@
+"""`chanwatch search`, and how a post reads on the terminal (`format_post`, also used by `rules test`)
+and as a `--json` line (`post_json`). The search itself is `storage.search`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from typing import Any
+
+from bot.cli.common import EXIT_OK, Command, int_at_least, open_archive
+from bot.formatting import minute
+from storage import search
+from storage.records import Post
+
+
+def _one_line(text: str, width: int) -> str:
+    """Collapse whitespace and shorten to `width` characters."""
+    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …") if text else ""
+
+
+def _channel_name(username: str | None, title: str | None, channel_id: int | None) -> str:
+    if username:
+        return f"@{username}"
+    return title or (str(channel_id) if channel_id is not None else "unknown")
+
+
+def post_json(post: Post) -> dict[str, Any]:
+    """A post as one `--json` line: its text, origin and every sighting with a link."""
+    return {
+        "post_id": post.id,
+        "text": post.text,
+        "date": post.date,
+        "lang": post.lang,
+        "media_kind": post.media_kind,
+        "edited_at": post.edited_at,
+        "snippet": post.snippet,
+        "origin": {
+            "channel_id": post.origin_channel_id, "username": post.origin_username,
+            "title": post.origin_title, "message_id": post.origin_message_id,
+            "author": post.origin_author, "date": post.date, "url": post.origin_url,
+        },
+        "sightings": [
+            {"channel_id": s.channel_id, "username": s.username, "title": s.title,
+             "message_id": s.message_id, "date": s.date, "relation": s.relation, "url": s.url,
+             "deleted_at": s.deleted_at}
+            for s in post.sightings
+        ],
+    }
+
+
+def format_post(post: Post) -> str:
+    """A post for people: date, origin, who else carried it, a snippet and links."""
+    origin = _channel_name(post.origin_username, post.origin_title, post.origin_channel_id)
+    head = f"{minute(post.date)}  {origin}"
+    if post.origin_title and post.origin_username:
+        head += f" ({post.origin_title})"
+    others = [s for s in post.sightings if s.relation != "original"]
+    if others:
+        names = list(dict.fromkeys(_channel_name(s.username, s.title, s.channel_id).lstrip("@")
+                                   for s in others))
+        verb = "forwarded by" if any(s.relation == "forward" for s in others) else "copied by"
+        more = f", +{len(names) - 1} more" if len(names) > 1 else ""
+        head += f"  · {verb} {names[0]}{more}"
+    flags = [flag for flag, on in (
+        ("edited", post.edited_at is not None),
+        ("deleted", any(s.deleted_at for s in post.sightings)),
+    ) if on]
+    if flags:
+        head += f"  [{', '.join(flags)}]"
+    snippet = _one_line(post.snippet or post.text, 300) or f"({post.media_kind or 'no text'})"
+    links = list(dict.fromkeys(
+        [u for u in (post.origin_url,) if u] + [s.url for s in post.sightings]
+    ))[:3]
+    lines = [head, *textwrap.wrap(snippet, width=100, initial_indent="  ", subsequent_indent="  ")]
+    if links:
+        lines.append("  " + "  ".join(links))
+    return "\n".join(lines)
+
+
+def _search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", metavar="QUERY",
+                        help="e.g. 'canada sanctions', 'санкции OR sanctions', '#RussiaCanada'")
+    parser.add_argument("--limit", type=int_at_least(0), default=20, help="posts per page (default 20)")
+    parser.add_argument("--offset", type=int_at_least(0), default=0, help="skip this many posts")
+    parser.add_argument("--json", action="store_true", help="one JSON object per post per line")
+    limit = search.COUNT_LIMIT
+    parser.add_argument("--exact", action="store_true",
+                        help=f"count every match, and rank all of them for sort:rank (slower past "
+                             f"{limit:,} matches, where the total otherwise shows as {limit:,}+)")
+
+
+def _search(args: argparse.Namespace) -> int:
+    with open_archive(args) as conn:
+        page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
+        if args.json:
+            for post in page.posts:
+                print(json.dumps(post_json(post), ensure_ascii=False))
+            return EXIT_OK
+        if not page.posts:
+            more = f" (there are {page.total_text}; lower --offset)" if page.total else ""
+            print(f"no posts found for {args.query!r}{more}")
+            for name in page.unknown_channels:
+                print(f"note: the archive knows no channel {name!r} (see chanwatch channels list)",
+                      file=sys.stderr)
+            return EXIT_OK
+        first, last = args.offset + 1, args.offset + len(page.posts)
+        print(f"{page.total_text} posts for {args.query!r}; showing {first}-{last}\n")
+        print("\n\n".join(format_post(p) for p in page.posts))
+        if last < page.total:
+            print(f"\nmore: --offset {last}")
+    return EXIT_OK
+
+
+COMMANDS = (
+    Command("search", "search the archive (the query language of /search and alert rules)", _search,
+            _search_arguments,
+            "Search canonical posts. Words match by stem (sanction ~ sanctions, Канада ~ Канаде); "
+            "OR, -word, \"exact phrase\", prefix*, #hashtag, channel:, from:, since:, until:, lang:, is:."),
+)
