@@ -10,9 +10,6 @@ Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coro
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
 and `stop()` awaits them: the poll in flight finishes its transaction, then the clients go.
 
-`run(settings)` is `chanwatch run`: validate the config, open the archive, connect both clients,
-serve until SIGINT/SIGTERM, exit 0 — or print one line and exit 2 for a mistake the user can fix.
-
 The watch list helpers at the end (`add_watch_name`, `unwatch_name`, `channel_rows`,
 `pending_names`) are shared by the daemon's /watch hooks and `chanwatch channels`.
 """
@@ -21,25 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 import sqlite3
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient
-from telethon.errors import InvalidBufferError, SecurityError, TypeNotFoundError
 
 from bot.alerts import Dispatcher
 from bot.commands import Commands
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.formatting import channel_label
 from bot.poller import (
     Clock,
@@ -51,8 +43,8 @@ from bot.poller import (
     resolve_channels,
     utcnow,
 )
-from bot.telegram import BotLoginError, FloodPolicy, describe_client, redact, start_bot
-from storage.database import Database, StorageError
+from bot.telegram import FloodPolicy
+from storage.database import Database
 from storage.percolator import Percolator
 from storage.records import iso
 from storage.rules import ensure_subscriber, seed_rules, set_allowed
@@ -65,7 +57,6 @@ __all__ = [
     "add_watch_name",
     "channel_rows",
     "pending_names",
-    "run",
     "unwatch_name",
 ]
 
@@ -467,141 +458,3 @@ def channel_rows(conn: sqlite3.Connection, *, include_unwatched: bool = False) -
     ).fetchall()
     return [WatchedChannel(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
                            r[11], bool(r[12])) for r in rows]
-
-
-# --- `chanwatch run` ----------------------------------------------------------------------------
-
-Prepare = Callable[[TelegramClient, str], None]
-
-
-UNREACHABLE = (OSError, EOFError, InvalidBufferError, SecurityError, TypeNotFoundError)
-"""What connecting raises when Telegram cannot be reached or something else answers (a proxy, a
-captive portal): EOFError covers asyncio.IncompleteReadError; OSError covers timeouts."""
-
-
-class StartupError(Exception):
-    """The daemon cannot start for a reason the user can fix; printed as one line, exit 2."""
-
-
-def _fail(message: str, secrets: Sequence[str], status: int = 2) -> int:
-    """One line on stderr; 2 for what the user must fix, 1 for what may pass (the network)."""
-    print(f"chanwatch: {redact(message, secrets)}", file=sys.stderr)
-    return status
-
-
-async def run(settings: Settings, *, log_format: str = "text", prepare: Prepare | None = None,
-              stop: asyncio.Event | None = None, install_logging: bool = True) -> int:
-    """`chanwatch run`: serve until SIGINT/SIGTERM; returns the exit status.
-
-    2 with one line on stderr for missing credentials, a session that is not logged in, a bot
-    token Telegram refuses, or an archive that cannot be opened — checked in that order, so a bad
-    config never creates the archive file. `prepare(client, "user"|"bot")` runs on each client
-    before it connects (tests attach the simulator there); `stop` replaces the signal-driven event.
-    """
-    from bot.logs import setup_logging, teardown_logging
-    from bot.telegram import make_bot_client, make_user_client
-
-    secrets = settings.secrets()
-    handler = setup_logging(log_format, secrets=secrets) if install_logging else None
-    user: TelegramClient | None = None
-    bot: TelegramClient | None = None
-    db: Database | None = None
-    loop = asyncio.get_running_loop()
-    installed: list[int] = []
-    served = False
-    try:
-        try:
-            settings.require_telegram()
-        except ConfigError as exc:
-            return _fail(str(exc), secrets)
-        assert settings.api_id is not None and settings.api_hash is not None
-        problem = _archive_problem(settings.db_path)
-        if problem is not None:
-            return _fail(f"CHANWATCH_DB: cannot open the archive at {settings.db_path}: {problem}", secrets)
-        try:
-            db = await Database.open(settings.db_path)
-        except StorageError as exc:
-            return _fail(f"CHANWATCH_DB: {exc}", secrets)
-        common: dict[str, Any] = {
-            "api_id": settings.api_id, "api_hash": settings.api_hash, "server": settings.server,
-            "server_public_key_pem": settings.server_public_key, "dc_id": settings.server_dc,
-        }
-        try:
-            user = make_user_client(session=settings.session, session_file=settings.session_file,
-                                    flood_sleep_threshold=0, **common)
-            # The bot's session lives in memory: a fresh authorisation per start also proves the
-            # token is still valid (a stored session would hide a revoked token until it is used).
-            bot = make_bot_client(flood_sleep_threshold=0, **common)
-        except ValueError as exc:
-            return _fail(f"TG_SESSION: {exc}" if "session" in str(exc) else str(exc), secrets)
-        if prepare is not None:
-            prepare(user, "user")
-            prepare(bot, "bot")
-        try:
-            await user.connect()
-            authorised = await user.is_user_authorized()
-        except UNREACHABLE as exc:
-            return _fail(f"cannot reach Telegram ({describe_client(user)}): {type(exc).__name__}: {exc}; "
-                         "check the network, a proxy or TG_SERVER", secrets, status=1)
-        if not authorised:
-            variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
-            return _fail(f"{variable}: the user session is not logged in (expired or revoked); "
-                         "run `chanwatch login` and update it", secrets)
-        try:
-            await start_bot(bot, settings.bot_token or "")
-        except (BotLoginError, ValueError) as exc:
-            return _fail(f"TG_BOT_TOKEN: {exc}; check the token with @BotFather (/token) or "
-                         "`chanwatch login --bot`", secrets)
-        except UNREACHABLE as exc:
-            return _fail(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}", secrets, status=1)
-        if stop is None:
-            stop = asyncio.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, _on_signal, stop, sig)
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
-                    pass
-        log.info("chanwatch running: archive %s, user %s, bot %s", settings.db_path, describe_client(user),
-                 describe_client(bot))
-        service = Service(settings, db, user, bot)
-        served = True
-        try:
-            await service.run_until(stop)
-        except Exception:  # start-up went wrong past the checks above: say so, exit non-zero
-            log.exception("the daemon stopped on an unexpected error")
-            return 1
-        return 0
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-        for client in (bot, user):
-            if client is not None:
-                try:
-                    await client.disconnect()
-                except Exception:
-                    log.debug("disconnect failed", exc_info=True)
-        if db is not None:
-            await db.close()
-        if served:
-            log.info("chanwatch stopped")
-        if handler is not None:
-            teardown_logging(handler)
-
-
-def _archive_problem(path: Path) -> str | None:
-    """Why the archive path cannot work (a folder, not writable), checked before opening it."""
-    path = path.expanduser()
-    if path.is_dir():
-        return "it is a directory; set CHANWATCH_DB to a file path"
-    if path.exists():
-        return None if os.access(path, os.R_OK | os.W_OK) else "the file is not readable and writable"
-    folder = next((p for p in path.parents if p.exists()), None)
-    if folder is not None and not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
-        return f"cannot create it: {folder} is not a writable folder"
-    return None
-
-
-def _on_signal(stop: asyncio.Event, sig: int) -> None:
-    log.info("received %s: finishing the running job and stopping", signal.Signals(sig).name)
-    stop.set()

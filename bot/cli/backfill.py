@@ -22,7 +22,7 @@ from bot.cli.common import (
     settings_from_args,
 )
 from bot.config import Settings
-from bot.service import Prepare
+from bot.daemon import Prepare
 from bot.telegram import FloodDeferred, FloodPolicy, make_user_client, redact
 from storage.database import Database, StorageError
 

@@ -1,6 +1,8 @@
 """`chanwatch run` (the daemon) and `chanwatch login` (user session / bot token check).
 
-Parsing and printing only: the daemon is `bot.service.run`; login drives Telethon's own
+`run` is the process around the daemon (`bot.daemon`): it sets up logging, turns SIGINT/SIGTERM
+into a graceful stop, and prints a reason not to start as one line with its exit status. Login
+drives Telethon's own
 `client.start(phone=..., code_callback=..., password=...)` with prompts on the terminal.
 A user session is written to TG_SESSION_FILE (created with mode 0600) or printed as a string
 session for TG_SESSION; `login --bot` checks the bot token and prints the bot's username.
@@ -9,22 +11,28 @@ session for TG_SESSION; `login --bot` checks the bot token and prints the bot's 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 from telethon import TelegramClient, errors
 
-from bot.cli.common import CliError, Command, env_file_argument, settings_from_args
-from bot.config import Settings
-from bot.logs import FORMATS
-from bot.service import Prepare, run
+from bot.cli.common import PROG, CliError, Command, env_file_argument, settings_from_args
+from bot.config import ConfigError, Settings
+from bot.daemon import Prepare, StartFailure, connected, serve
+from bot.logs import FORMATS, setup_logging, teardown_logging
 from bot.telegram import BotLoginError, make_bot_client, make_user_client, redact, start_bot
 
-__all__ = ["COMMANDS", "login_bot", "login_user", "session_path"]
+__all__ = ["COMMANDS", "login_bot", "login_user", "run_daemon", "session_path"]
+
+log = logging.getLogger("chanwatch.service")
 
 
 # --- run -----------------------------------------------------------------------------------------
@@ -37,7 +45,64 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    return await run(settings_from_args(args), log_format=args.log_format)
+    return await run_daemon(settings_from_args(args), log_format=args.log_format)
+
+
+async def run_daemon(settings: Settings, *, log_format: str = "text", prepare: Prepare | None = None,
+                     stop: asyncio.Event | None = None, install_logging: bool = True) -> int:
+    """`chanwatch run`: serve until SIGINT/SIGTERM; returns the exit status.
+
+    2 with one line on stderr for missing credentials, a session that is not logged in, a bot
+    token Telegram refuses, or an archive that cannot be opened; 1 when Telegram is out of reach.
+    `prepare(client, "user"|"bot")` runs on each client before it connects (tests attach the
+    simulator there); `stop` replaces the signal-driven event.
+    """
+    secrets = settings.secrets()
+    handler = setup_logging(log_format, secrets=secrets) if install_logging else None
+    try:
+        async with connected(settings, prepare=prepare) as service:
+            with _stop_on_signals(stop) as event:
+                return await serve(service, event)
+    except ConfigError as exc:
+        return _fail(str(exc), secrets)
+    except StartFailure as exc:
+        return _fail(str(exc), secrets, exc.status)
+    finally:
+        if handler is not None:
+            teardown_logging(handler)
+
+
+def _fail(message: str, secrets: Sequence[str], status: int = 2) -> int:
+    """One line on stderr; 2 for what the user must fix, 1 for what may pass (the network)."""
+    print(f"{PROG}: {redact(message, secrets)}", file=sys.stderr)
+    return status
+
+
+@contextmanager
+def _stop_on_signals(stop: asyncio.Event | None) -> Iterator[asyncio.Event]:
+    """`stop`, or a new event that SIGINT and SIGTERM set (handlers removed on exit)."""
+    if stop is not None:
+        yield stop
+        return
+    event = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, _on_signal, event, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+            pass
+    try:
+        yield event
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _on_signal(stop: asyncio.Event, sig: int) -> None:
+    log.info("received %s: finishing the running job and stopping", signal.Signals(sig).name)
+    stop.set()
 
 
 # --- login ---------------------------------------------------------------------------------------

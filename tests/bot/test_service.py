@@ -16,8 +16,9 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.cli import main
+from bot.cli.daemon import run_daemon
 from bot.config import Settings
-from bot.service import Service, add_watch_name, run
+from bot.service import Service, add_watch_name
 from bot.simulator import attach, connect_client
 from storage.database import Database
 from storage.rules import get_subscriber, is_allowed, list_rules
@@ -272,7 +273,7 @@ async def test_run_serves_until_sigterm_exits_0_and_never_logs_a_secret(
     seen = _Seen("poll cycle")
     logging.getLogger("chanwatch.poller").addHandler(seen)
     try:
-        daemon = asyncio.create_task(run(settings, log_format="json",
+        daemon = asyncio.create_task(run_daemon(settings, log_format="json",
                                          prepare=lambda client, kind: attach(world, client)))
         await asyncio.wait_for(seen.event.wait(), timeout=10)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -297,7 +298,7 @@ async def test_run_with_a_logged_out_session_exits_2_with_one_line(world, reader
     session = client.session.save()
     await client.log_out()  # the session is revoked server-side
     settings = daemon_settings(tmp_path, session, bot_account.bot_token)
-    status = await run(settings, prepare=lambda client, kind: attach(world, client))
+    status = await run_daemon(settings, prepare=lambda client, kind: attach(world, client))
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert [line for line in err if line.startswith("chanwatch:")] == err[-1:]
@@ -318,7 +319,7 @@ async def test_run_when_something_else_answers_instead_of_telegram_exits_1_with_
         if kind == "user":
             client.connect = a_proxy_answers
 
-    status = await run(daemon_settings(tmp_path, session, bot_account.bot_token), prepare=prepare)
+    status = await run_daemon(daemon_settings(tmp_path, session, bot_account.bot_token), prepare=prepare)
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 1  # not a configuration mistake: systemd may restart it
     assert len(err) == 1 and err[0].startswith("chanwatch: cannot reach Telegram")
@@ -328,7 +329,7 @@ async def test_run_with_a_revoked_bot_token_exits_2_without_printing_it(world, r
                                                                         capsys):
     session = await saved_session(world, reader_account)
     token = "123456:" + "A" * 35
-    status = await run(daemon_settings(tmp_path, session, token),
+    status = await run_daemon(daemon_settings(tmp_path, session, token),
                        prepare=lambda client, kind: attach(world, client))
     err = capsys.readouterr().err
     assert status == 2
@@ -342,7 +343,7 @@ async def test_run_with_an_unopenable_archive_exits_2_before_connecting(world, r
     session = await saved_session(world, reader_account)
     world.reset_requests()
     settings = replace(daemon_settings(tmp_path, session, bot_account.bot_token), db_path=tmp_path)
-    status = await run(settings, prepare=lambda client, kind: attach(world, client))
+    status = await run_daemon(settings, prepare=lambda client, kind: attach(world, client))
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2
     assert "CHANWATCH_DB" in err[-1] and "cannot open the archive" in err[-1] and "directory" in err[-1]
