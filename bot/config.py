@@ -67,16 +67,30 @@ class Settings:
 
     def require_telegram(self) -> None:
         """Check the credentials that `chanwatch run` needs (the offline commands need none)."""
+        self.require_api()
+        self.require_session()
+        self.require_bot_token()
+
+    def require_api(self) -> tuple[int, str]:
+        """api_id and api_hash, which every Telegram client needs (`login`, `backfill`, `run`)."""
         if self.api_id is None:
             raise ConfigError("TG_API_ID", "not set; get api_id and api_hash at https://my.telegram.org "
                               "(API development tools) and put them in .env")
         if self.api_hash is None:
             raise ConfigError("TG_API_HASH", "not set; it is shown next to api_id at https://my.telegram.org")
+        return self.api_id, self.api_hash
+
+    def require_session(self) -> None:
+        """A user session (string or file), which reading channels needs (`backfill`, `run`)."""
         if self.session is None and self.session_file is None:
             raise ConfigError("TG_SESSION", "no user session; run `chanwatch login` and set TG_SESSION "
                               "(string session) or TG_SESSION_FILE")
+
+    def require_bot_token(self) -> str:
+        """The bot token (`login --bot`, `run`)."""
         if self.bot_token is None:
             raise ConfigError("TG_BOT_TOKEN", "not set; create a bot with @BotFather and paste its token")
+        return self.bot_token
 
 
 def normalize_channel(value: str) -> str:

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMAN
         return EXIT_OK if result is None else int(result)
     except USER_ERRORS as exc:
         print(error_text(exc, getattr(args, "query", None)), file=sys.stderr)
-        return EXIT_USAGE
+        return getattr(exc, "status", EXIT_USAGE)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -12,6 +12,7 @@ from telethon import TelegramClient
 
 from bot.backfill import BackfillError, BackfillReport, backfill
 from bot.cli.common import (
+    EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
     PROG,
@@ -22,8 +23,8 @@ from bot.cli.common import (
     settings_from_args,
 )
 from bot.config import Settings
-from bot.daemon import Prepare
-from bot.telegram import FloodDeferred, FloodPolicy, make_user_client, redact
+from bot.daemon import UNREACHABLE, Prepare
+from bot.telegram import FloodDeferred, FloodPolicy, describe_client, make_user_client, redact
 from storage.database import Database, StorageError
 
 BACKFILL_MAX_WAIT = 300.0  # a backfill may sit out flood waits up to 5 minutes before it gives up
@@ -62,16 +63,12 @@ async def backfill_channels(
     Backfilled history is archived without alerting (no percolator): old posts are not news.
     """
     out = out or sys.stdout
-    if settings.api_id is None or settings.api_hash is None or (settings.session is None
-                                                                and settings.session_file is None):
-        missing = ("TG_API_ID" if settings.api_id is None else "TG_API_HASH" if settings.api_hash is None
-                   else "TG_SESSION")
-        raise CliError(f"{missing}: not set; backfill reads channels through the user session "
-                       "(see `chanwatch login` and config.example.env)")
+    api_id, api_hash = settings.require_api()
+    settings.require_session()
     secrets = settings.secrets()
     try:
         client: TelegramClient = make_user_client(
-            api_id=settings.api_id, api_hash=settings.api_hash, session=settings.session,
+            api_id=api_id, api_hash=api_hash, session=settings.session,
             session_file=settings.session_file, server=settings.server,
             server_public_key_pem=settings.server_public_key, dc_id=settings.server_dc,
             flood_sleep_threshold=0)
@@ -85,10 +82,14 @@ async def backfill_channels(
         try:
             await client.connect()
             authorised = await client.is_user_authorized()
-        except (OSError, ConnectionError) as exc:
-            raise CliError(f"cannot reach Telegram: {exc}") from None
+        except UNREACHABLE as exc:
+            message = (f"cannot reach Telegram ({describe_client(client)}): {type(exc).__name__}: {exc}; "
+                       "check the network, a proxy or TG_SERVER")
+            raise CliError(redact(message, secrets), status=EXIT_FAILURE) from None
         if not authorised:
-            raise CliError("TG_SESSION: the user session is not logged in; run `chanwatch login`")
+            variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
+            raise CliError(f"{variable}: the user session is not logged in (expired or revoked); "
+                           "run `chanwatch login` and update it")
         try:
             db = await Database.open(settings.db_path)
         except StorageError as exc:

@@ -30,11 +30,17 @@ Handler = Callable[[argparse.Namespace], "int | None | Awaitable[int | None]"]
 
 
 class CliError(Exception):
-    """A mistake the user can fix; printed as one line, exit status 2."""
+    """A mistake the user can fix (exit status 2), or a failure that may pass (`status` 1);
+    printed as one line."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (CliError, ExchangeError, StorageError, QueryError)
-"""Errors that are the user's to fix: one line on stderr, exit 2, never a traceback."""
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CliError, ConfigError, ExchangeError, StorageError, QueryError)
+"""Errors that are the user's to fix: one line on stderr, exit 2 (or their `status`), never a traceback."""
 
 
 @dataclass(frozen=True)

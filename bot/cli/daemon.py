@@ -122,14 +122,6 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _require_api(settings: Settings) -> tuple[int, str]:
-    if settings.api_id is None or settings.api_hash is None:
-        missing = "TG_API_ID" if settings.api_id is None else "TG_API_HASH"
-        raise CliError(f"{missing}: not set; get api_id and api_hash at https://my.telegram.org "
-                       "(API development tools) and put them in .env")
-    return settings.api_id, settings.api_hash
-
-
 def _client_options(settings: Settings) -> dict[str, object]:
     return {"server": settings.server, "server_public_key_pem": settings.server_public_key,
             "dc_id": settings.server_dc}
@@ -154,7 +146,7 @@ async def login_user(
     `prepare(client, "user")` runs before connecting (tests attach the simulator).
     """
     out = out or sys.stdout
-    api_id, api_hash = _require_api(settings)
+    api_id, api_hash = settings.require_api()
     target: Path | None = session_path(settings.session_file) if settings.session_file else None
     if target is not None:
         _private_file(target)
@@ -189,14 +181,13 @@ async def login_user(
 async def login_bot(settings: Settings, *, prepare: Prepare | None = None, out: TextIO | None = None) -> int:
     """Check TG_BOT_TOKEN by logging the bot in; prints the bot's @username."""
     out = out or sys.stdout
-    api_id, api_hash = _require_api(settings)
-    if settings.bot_token is None:
-        raise CliError("TG_BOT_TOKEN: not set; create a bot with @BotFather and paste its token")
+    api_id, api_hash = settings.require_api()
+    token = settings.require_bot_token()
     client = make_bot_client(api_id=api_id, api_hash=api_hash, **_client_options(settings))
     if prepare is not None:
         prepare(client, "bot")
     try:
-        await start_bot(client, settings.bot_token)
+        await start_bot(client, token)
         me = await client.get_me()
     except BotLoginError as exc:
         raise CliError(f"TG_BOT_TOKEN: {exc}; copy the token again from @BotFather (/token)") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from pathlib import Path
@@ -223,10 +224,31 @@ async def test_backfill_with_a_logged_out_session_is_one_clear_line(world, reade
     await client.log_out()
     from bot.cli.common import CliError
 
-    with pytest.raises(CliError, match="not logged in; run `chanwatch login`"):
+    with pytest.raises(CliError, match=r"^TG_SESSION: the user session is not logged in .*`chanwatch login`"):
         await backfill_channels(_settings(tmp_path, session), ["x"], progress=False,
                                 prepare=lambda client, kind: attach(world, client))
     assert not (tmp_path / "bf.db").exists()
+
+
+async def test_backfill_when_something_else_answers_instead_of_telegram_is_one_line_and_exit_1(
+        world, reader_account, tmp_path):
+    session = await saved_session(world, reader_account)
+
+    async def a_proxy_answers(*args: object, **kwargs: object) -> None:
+        raise asyncio.IncompleteReadError(b"HTTP/1.1 403", 1347703872)  # what Telethon meets then
+
+    def prepare(client, kind):
+        attach(world, client)
+        client.connect = a_proxy_answers
+
+    from bot.cli.common import CliError
+
+    with pytest.raises(CliError) as caught:
+        await backfill_channels(_settings(tmp_path, session), ["x"], progress=False, prepare=prepare)
+    assert caught.value.status == 1  # not a configuration mistake: it may pass
+    message = str(caught.value)
+    assert message.startswith("cannot reach Telegram") and "IncompleteReadError" in message
+    assert session not in message and not (tmp_path / "bf.db").exists()
 
 
 def test_backfill_without_credentials_exits_2_naming_the_variable(tmp_path, capsys):
