@@ -8,24 +8,12 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TextIO
 
-from telethon import TelegramClient
-
 from bot.backfill import BackfillError, BackfillReport, backfill
-from bot.cli.common import (
-    EXIT_FAILURE,
-    EXIT_OK,
-    EXIT_USAGE,
-    PROG,
-    CliError,
-    Command,
-    day,
-    int_at_least,
-    settings_from_args,
-)
+from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, Command, day, int_at_least, settings_from_args
 from bot.config import Settings
-from bot.daemon import UNREACHABLE, Prepare
-from bot.telegram import FloodDeferred, FloodPolicy, describe_client, make_user_client, redact
-from storage.database import Database, StorageError
+from bot.connect import Prepare, connect_user
+from bot.telegram import FloodDeferred, FloodPolicy, redact
+from storage.database import Database
 
 BACKFILL_MAX_WAIT = 300.0  # a backfill may sit out flood waits up to 5 minutes before it gives up
 
@@ -63,37 +51,12 @@ async def backfill_channels(
     Backfilled history is archived without alerting (no percolator): old posts are not news.
     """
     out = out or sys.stdout
-    api_id, api_hash = settings.require_api()
-    settings.require_session()
     secrets = settings.secrets()
-    try:
-        client: TelegramClient = make_user_client(
-            api_id=api_id, api_hash=api_hash, session=settings.session,
-            session_file=settings.session_file, server=settings.server,
-            server_public_key_pem=settings.server_public_key, dc_id=settings.server_dc,
-            flood_sleep_threshold=0)
-    except ValueError as exc:
-        raise CliError(f"TG_SESSION: {exc}") from None
-    if prepare is not None:
-        prepare(client, "user")
+    client = await connect_user(settings, prepare=prepare)
     status = EXIT_OK
     db: Database | None = None
     try:
-        try:
-            await client.connect()
-            authorised = await client.is_user_authorized()
-        except UNREACHABLE as exc:
-            message = (f"cannot reach Telegram ({describe_client(client)}): {type(exc).__name__}: {exc}; "
-                       "check the network, a proxy or TG_SERVER")
-            raise CliError(redact(message, secrets), status=EXIT_FAILURE) from None
-        if not authorised:
-            variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
-            raise CliError(f"{variable}: the user session is not logged in (expired or revoked); "
-                           "run `chanwatch login` and update it")
-        try:
-            db = await Database.open(settings.db_path)
-        except StorageError as exc:
-            raise CliError(str(exc)) from None
+        db = await Database.open(settings.db_path)
         flood = FloodPolicy(max_wait=BACKFILL_MAX_WAIT)
         for channel in channels:
             try:

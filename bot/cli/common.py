@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.connect import ConnectError
 from storage import search
 from storage.database import StorageError, connect_sync
 from storage.exchange import ExchangeError
@@ -39,7 +40,7 @@ class CliError(Exception):
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    CliError, ConfigError, ExchangeError, StorageError, QueryError)
+    CliError, ConfigError, ConnectError, ExchangeError, StorageError, QueryError)
 """Errors that are the user's to fix: one line on stderr, exit 2 (or their `status`), never a traceback."""
 
 

@@ -19,16 +19,18 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from telethon import TelegramClient, errors
+from telethon import errors
 
 from bot.cli.common import PROG, CliError, Command, env_file_argument, settings_from_args
 from bot.config import ConfigError, Settings
-from bot.daemon import Prepare, StartFailure, connected, serve
+from bot.connect import ConnectError, Prepare, connect_bot, user_client
+from bot.daemon import connected, serve
 from bot.logs import FORMATS, setup_logging, teardown_logging
-from bot.telegram import BotLoginError, make_bot_client, make_user_client, redact, start_bot
+from bot.telegram import redact
 
 __all__ = ["COMMANDS", "login_bot", "login_user", "run_daemon", "session_path"]
 
@@ -65,7 +67,7 @@ async def run_daemon(settings: Settings, *, log_format: str = "text", prepare: P
                 return await serve(service, event)
     except ConfigError as exc:
         return _fail(str(exc), secrets)
-    except StartFailure as exc:
+    except ConnectError as exc:
         return _fail(str(exc), secrets, exc.status)
     finally:
         if handler is not None:
@@ -122,11 +124,6 @@ def _private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _client_options(settings: Settings) -> dict[str, object]:
-    return {"server": settings.server, "server_public_key_pem": settings.server_public_key,
-            "dc_id": settings.server_dc}
-
-
 _LOGIN_ERRORS = (errors.RPCError, RuntimeError, ValueError, OSError, ConnectionError)
 
 
@@ -146,14 +143,12 @@ async def login_user(
     `prepare(client, "user")` runs before connecting (tests attach the simulator).
     """
     out = out or sys.stdout
-    api_id, api_hash = settings.require_api()
+    settings.require_api()
     target: Path | None = session_path(settings.session_file) if settings.session_file else None
     if target is not None:
         _private_file(target)
-    client: TelegramClient = make_user_client(
-        api_id=api_id, api_hash=api_hash, session_file=settings.session_file, **_client_options(settings))
-    if prepare is not None:
-        prepare(client, "user")
+    # A new session: TG_SESSION, if set, is the one being replaced.
+    client = user_client(replace(settings, session=None), prepare=prepare, flood_sleep_threshold=5)
     secrets = settings.secrets()
     try:
         await client.start(
@@ -181,16 +176,9 @@ async def login_user(
 async def login_bot(settings: Settings, *, prepare: Prepare | None = None, out: TextIO | None = None) -> int:
     """Check TG_BOT_TOKEN by logging the bot in; prints the bot's @username."""
     out = out or sys.stdout
-    api_id, api_hash = settings.require_api()
-    token = settings.require_bot_token()
-    client = make_bot_client(api_id=api_id, api_hash=api_hash, **_client_options(settings))
-    if prepare is not None:
-        prepare(client, "bot")
+    client = await connect_bot(settings, prepare=prepare)
     try:
-        await start_bot(client, token)
         me = await client.get_me()
-    except BotLoginError as exc:
-        raise CliError(f"TG_BOT_TOKEN: {exc}; copy the token again from @BotFather (/token)") from None
     except _LOGIN_ERRORS as exc:
         message = redact(f"{type(exc).__name__}: {exc}", settings.secrets())
         raise CliError(f"bot check failed: {message}") from None

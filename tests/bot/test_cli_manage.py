@@ -12,6 +12,7 @@ import pytest
 from bot.cli import main
 from bot.cli.backfill import BACKFILL_MAX_WAIT, backfill_channels
 from bot.config import Settings
+from bot.connect import ConnectError
 from bot.poller import Poller, resolve_channels
 from bot.simulator import attach, connect_client
 from bot.telegram import FloodPolicy
@@ -222,9 +223,7 @@ async def test_backfill_with_a_logged_out_session_is_one_clear_line(world, reade
     client = await connect_client(world, as_user=reader_account)
     session = client.session.save()
     await client.log_out()
-    from bot.cli.common import CliError
-
-    with pytest.raises(CliError, match=r"^TG_SESSION: the user session is not logged in .*`chanwatch login`"):
+    with pytest.raises(ConnectError, match=r"^TG_SESSION: the user session is not logged in .*login`"):
         await backfill_channels(_settings(tmp_path, session), ["x"], progress=False,
                                 prepare=lambda client, kind: attach(world, client))
     assert not (tmp_path / "bf.db").exists()
@@ -241,9 +240,7 @@ async def test_backfill_when_something_else_answers_instead_of_telegram_is_one_l
         attach(world, client)
         client.connect = a_proxy_answers
 
-    from bot.cli.common import CliError
-
-    with pytest.raises(CliError) as caught:
+    with pytest.raises(ConnectError) as caught:
         await backfill_channels(_settings(tmp_path, session), ["x"], progress=False, prepare=prepare)
     assert caught.value.status == 1  # not a configuration mistake: it may pass
     message = str(caught.value)

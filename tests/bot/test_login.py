@@ -15,6 +15,7 @@ from bot.cli import main
 from bot.cli.common import CliError
 from bot.cli.daemon import login_bot, login_user, session_path
 from bot.config import Settings
+from bot.connect import ConnectError
 from bot.simulator import World, attach, connect_client
 from bot.simulator.handlers import LOGIN_CODE
 from bot.telegram import make_user_client
@@ -137,7 +138,7 @@ async def test_login_bot_prints_the_bots_username(world, bot_account):
 async def test_login_bot_with_a_refused_token_never_shows_it(world, bot_account):
     token = "123456:" + "B" * 35
     settings = Settings(api_id=1, api_hash=API_HASH, bot_token=token)
-    with pytest.raises(CliError) as caught:
+    with pytest.raises(ConnectError) as caught:
         await login_bot(settings, prepare=sim(world), out=StringIO())
     assert str(caught.value).startswith("TG_BOT_TOKEN: bot login failed: AccessTokenInvalidError")
     assert "B" * 35 not in str(caught.value)

@@ -1,0 +1,117 @@
+"""Telegram clients made from `Settings`, and connecting them, written once for `run`, `backfill`
+and `login`.
+
+`connect_user` builds the reading account's client, connects it and checks that the session is
+logged in; `connect_bot` builds the bot's client and logs it in with its token. What can go wrong
+is a `ConnectError` carrying one line (secrets redacted) and the exit status: 2 for what the user
+must fix (a session that is not logged in, a refused token), 1 for what may pass (Telegram out of
+reach, or something else answering). A missing credential is the `ConfigError` of
+`Settings.require_api` / `require_session` / `require_bot_token`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from telethon import TelegramClient
+from telethon.errors import InvalidBufferError, SecurityError, TypeNotFoundError
+
+from bot.config import Settings
+from bot.telegram import BotLoginError, describe_client, make_bot_client, make_user_client, redact, start_bot
+
+__all__ = ["UNREACHABLE", "ConnectError", "Prepare", "bot_client", "connect_bot", "connect_user",
+           "user_client"]
+
+Prepare = Callable[[TelegramClient, str], None]
+"""Called as `prepare(client, "user" | "bot")` on each client before it connects (tests attach the
+simulator there)."""
+
+UNREACHABLE = (OSError, EOFError, InvalidBufferError, SecurityError, TypeNotFoundError)
+"""What connecting raises when Telegram cannot be reached or something else answers (a proxy, a
+captive portal): EOFError covers asyncio.IncompleteReadError; OSError covers timeouts."""
+
+
+class ConnectError(Exception):
+    """A client cannot be used: the message says why and what to do; `status` is the exit status
+    (2: the user must fix something, 1: it may pass)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _options(settings: Settings) -> dict[str, object]:
+    return {"server": settings.server, "server_public_key_pem": settings.server_public_key,
+            "dc_id": settings.server_dc}
+
+
+def user_client(settings: Settings, *, prepare: Prepare | None = None,
+                flood_sleep_threshold: int = 0) -> TelegramClient:
+    """The reading account's client (not connected), on TG_SESSION or TG_SESSION_FILE (a new
+    session when neither is set, as `login` wants)."""
+    api_id, api_hash = settings.require_api()
+    try:
+        client = make_user_client(api_id=api_id, api_hash=api_hash, session=settings.session,
+                                  session_file=settings.session_file,
+                                  flood_sleep_threshold=flood_sleep_threshold, **_options(settings))
+    except ValueError as exc:
+        message = f"TG_SESSION: {exc}" if "session" in str(exc) else str(exc)
+        raise ConnectError(redact(message, settings.secrets())) from None
+    if prepare is not None:
+        prepare(client, "user")
+    return client
+
+
+def bot_client(settings: Settings, *, prepare: Prepare | None = None) -> TelegramClient:
+    """The bot's client (not connected). Its session lives in memory: a fresh authorisation per
+    start also proves the token is still valid (a stored session would hide a revoked token until
+    it is used)."""
+    api_id, api_hash = settings.require_api()
+    client = make_bot_client(api_id=api_id, api_hash=api_hash, flood_sleep_threshold=0, **_options(settings))
+    if prepare is not None:
+        prepare(client, "bot")
+    return client
+
+
+async def connect_user(settings: Settings, *, prepare: Prepare | None = None) -> TelegramClient:
+    """The reading account's client, connected and logged in; disconnected again if it is not."""
+    settings.require_api()
+    settings.require_session()
+    client = user_client(settings, prepare=prepare)
+    secrets = settings.secrets()
+    try:
+        try:
+            await client.connect()
+            authorised = await client.is_user_authorized()
+        except UNREACHABLE as exc:
+            raise ConnectError(redact(f"cannot reach Telegram ({describe_client(client)}): "
+                                      f"{type(exc).__name__}: {exc}; check the network, a proxy or "
+                                      "TG_SERVER", secrets), status=1) from None
+        if not authorised:
+            variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
+            raise ConnectError(f"{variable}: the user session is not logged in (expired or revoked); "
+                               "run `chanwatch login` and update it")
+    except BaseException:
+        await client.disconnect()
+        raise
+    return client
+
+
+async def connect_bot(settings: Settings, *, prepare: Prepare | None = None) -> TelegramClient:
+    """The bot's client, connected and logged in with TG_BOT_TOKEN; disconnected again if not."""
+    settings.require_api()
+    token = settings.require_bot_token()
+    client = bot_client(settings, prepare=prepare)
+    try:
+        try:
+            await start_bot(client, token)
+        except (BotLoginError, ValueError) as exc:
+            raise ConnectError(f"TG_BOT_TOKEN: {redact(str(exc), settings.secrets())}; check the token "
+                               "with @BotFather (/token)") from None
+        except UNREACHABLE as exc:
+            raise ConnectError(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}",
+                               status=1) from None
+    except BaseException:
+        await client.disconnect()
+        raise
+    return client
