@@ -103,14 +103,16 @@ async def connect_bot(settings: Settings, *, prepare: Prepare | None = None) -> 
     token = settings.require_bot_token()
     client = bot_client(settings, prepare=prepare)
     try:
+        try:  # connected first: start_bot reports any failure as the token's
+            await client.connect()
+        except UNREACHABLE as exc:
+            raise ConnectError(redact(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}",
+                                      settings.secrets()), status=1) from None
         try:
             await start_bot(client, token)
         except (BotLoginError, ValueError) as exc:
             raise ConnectError(f"TG_BOT_TOKEN: {redact(str(exc), settings.secrets())}; check the token "
                                "with @BotFather (/token)") from None
-        except UNREACHABLE as exc:
-            raise ConnectError(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}",
-                               status=1) from None
     except BaseException:
         await client.disconnect()
         raise

@@ -325,6 +325,25 @@ async def test_run_when_something_else_answers_instead_of_telegram_exits_1_with_
     assert len(err) == 1 and err[0].startswith("chanwatch: cannot reach Telegram")
     assert "IncompleteReadError" in err[0] and session not in err[0]
 
+async def test_run_when_the_bot_cannot_reach_telegram_exits_1_and_does_not_blame_the_token(
+        world, reader_account, bot_account, tmp_path, capsys):
+    session = await saved_session(world, reader_account)
+
+    async def a_proxy_answers(*args: object, **kwargs: object) -> None:
+        raise asyncio.IncompleteReadError(b"HTTP/1.1 403", 1347703872)
+
+    def prepare(client, kind):
+        attach(world, client)
+        if kind == "bot":
+            client.connect = a_proxy_answers
+
+    status = await run_daemon(daemon_settings(tmp_path, session, bot_account.bot_token), prepare=prepare)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert err[-1].startswith("chanwatch: cannot reach Telegram for the bot: IncompleteReadError")
+    assert "TG_BOT_TOKEN" not in err[-1] and bot_account.bot_token not in "\n".join(err)
+
+
 async def test_run_with_a_revoked_bot_token_exits_2_without_printing_it(world, reader_account, tmp_path,
                                                                         capsys):
     session = await saved_session(world, reader_account)
