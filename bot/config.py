@@ -186,17 +186,39 @@ def _pem(raw: str) -> str:
     return text
 
 
-def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from `.env` (or `env_file`) overlaid by the environment; raise ConfigError."""
+def read_env(env_file: str | Path | None = None,
+             environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The variables of `.env` (or `env_file`) overlaid by the environment, unparsed.
+
+    A missing `env_file` is a ConfigError; a missing `./.env` is no file at all.
+    """
     environ = os.environ if environ is None else environ
     path = Path(env_file) if env_file else Path(".env")
     if env_file and not path.is_file():
         raise ConfigError("--env-file", f"{path} does not exist or is not a file")
     env: dict[str, str | None] = dict(dotenv_values(path)) if path.is_file() else {}
     env.update(environ)
+    return env
+
+
+def db_path_from(env: Mapping[str, str | None]) -> Path:
+    """CHANWATCH_DB of `env` (see `read_env`), else ./chanwatch.db."""
+    return Path(_get(env, "CHANWATCH_DB") or "chanwatch.db").expanduser()
+
+
+def alert_chat_from(env: Mapping[str, str | None]) -> int | None:
+    """CHANWATCH_ALERT_CHAT of `env` (see `read_env`), or None; ConfigError if it is not a chat id."""
+    return _parse(env, "CHANWATCH_ALERT_CHAT", int, None,
+                  "must be a numeric chat id (a user id, or -100... for a group or channel)")
+
+
+def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and check every setting from `.env` (or `env_file`) overlaid by the environment; raise
+    ConfigError for the first bad one."""
+    env = read_env(env_file, environ)
     p = _parse
     return Settings(
-        db_path=Path(_get(env, "CHANWATCH_DB") or "chanwatch.db").expanduser(),
+        db_path=db_path_from(env),
         api_id=p(env, "TG_API_ID", _positive(1), None,
                  "must be the numeric api_id from https://my.telegram.org"),
         api_hash=p(env, "TG_API_HASH", _token(_API_HASH), None,
@@ -209,8 +231,7 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                    "must be channel usernames or t.me links separated by commas, e.g. MFARussia,rusembc"),
         admins=p(env, "CHANWATCH_ADMINS", _ids, frozenset(),
                  "must be numeric Telegram user ids separated by commas (ask @userinfobot for yours)"),
-        alert_chat=p(env, "CHANWATCH_ALERT_CHAT", int, None,
-                     "must be a numeric chat id (a user id, or -100... for a group or channel)"),
+        alert_chat=alert_chat_from(env),
         keywords=p(env, "CHANWATCH_KEYWORDS", lambda r: tuple(q.strip() for q in r.split(";") if q.strip()),
                    (), "must be search queries separated by ';'"),
         poll_interval=p(env, "CHANWATCH_POLL_INTERVAL", _positive(5), 60,

@@ -22,7 +22,8 @@ from bot.cli.common import (
     PROG,
     USER_ERRORS,
     Command,
-    default_db,
+    add_command_parser,
+    add_global_options,
     error_text,
 )
 
@@ -38,15 +39,10 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
         prog=PROG,
         description="Archive public Telegram channels with forward provenance; search and export them.",
     )
-    parser.add_argument("--db", metavar="PATH", default=default_db(),
-                        help="the archive (default: $CHANWATCH_DB, else ./chanwatch.db)")
-    # `--db` is also accepted after the sub-command; SUPPRESS keeps the global value otherwise.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for cmd in commands:
-        child = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help,
-                               parents=[common])
+        child = add_command_parser(sub, cmd.name, help=cmd.help, description=cmd.description or cmd.help)
         if cmd.add_arguments is not None:
             cmd.add_arguments(child)
         child.set_defaults(handler=cmd.handler)

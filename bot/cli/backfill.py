@@ -25,7 +25,6 @@ def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--takeout", action="store_true",
                         help="use a takeout (data export) session: fewer flood waits for big histories")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of ./.env")
 
 
 def _report_line(report: BackfillReport) -> str:

@@ -13,7 +13,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, open_archive
+from bot.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+    Command,
+    add_command_parser,
+    archive_path,
+    open_archive,
+)
 from bot.formatting import minute
 from bot.poller import parse_channel_name
 from bot.service import WatchedChannel, add_watch_name, channel_rows, unwatch_name
@@ -35,11 +44,13 @@ def _names(values: Sequence[str]) -> list[str]:
 
 def _channels_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = sub.add_parser("add", help="watch channels (resolved by the daemon at its next start or poll)")
+    add = add_command_parser(sub, "add",
+                             help="watch channels (resolved by the daemon at its next start or poll)")
     add.add_argument("names", nargs="+", metavar="CHANNEL", help="@username, username or t.me link")
-    remove = sub.add_parser("remove", help="stop watching channels (their archived posts stay)")
+    remove = add_command_parser(sub, "remove", help="stop watching channels (their archived posts stay)")
     remove.add_argument("names", nargs="+", metavar="CHANNEL")
-    listing = sub.add_parser("list", help="watched channels: status, messages, last post, last poll")
+    listing = add_command_parser(sub, "list",
+                                 help="watched channels: status, messages, last post, last poll")
     listing.add_argument("--all", action="store_true", help="also channels no longer watched")
     listing.add_argument("--json", action="store_true", help="one JSON object per channel per line")
 
@@ -72,7 +83,7 @@ def _channel_json(row: WatchedChannel) -> dict[str, Any]:
 def _channels(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.action == "list":
-        with open_archive(args) as conn:
+        with open_archive(archive_path(args)) as conn:
             found = channel_rows(conn, include_unwatched=args.all)
         if args.json:
             for row in found:
@@ -85,7 +96,7 @@ def _channels(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = _names(args.names)
     status = EXIT_OK
-    with open_archive(args, must_exist=args.action == "remove") as conn:
+    with open_archive(archive_path(args), must_exist=args.action == "remove") as conn:
         for name in names:
             if args.action == "add":
                 outcome = run_in_transaction(conn, add_watch_name, name, now)

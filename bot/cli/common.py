@@ -1,5 +1,11 @@
 """What every `chanwatch` sub-command shares: the `Command` record, exit statuses, the user-error
-type and how it reads on stderr, opening the archive, and small argparse types.
+type and how it reads on stderr, the global options and where the archive is, opening it, and
+small argparse types.
+
+Configuration is read one way for every command: `--db` wins, then the environment, then
+`--env-file` (else ./.env), then the default. Offline commands read only the variables they need
+(`archive_path`, `environment`); the commands that talk to Telegram check them all
+(`settings_from_args`).
 
 Nothing here imports a command module, and every command module imports only this one from
 `bot.cli`, so the CLI's import graph has no cycle (`tests/test_import_graph.py` checks it).
@@ -8,15 +14,15 @@ Nothing here imports a command module, and every command module imports only thi
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, db_path_from, load_settings, read_env
 from bot.connect import ConnectError
 from storage import search
 from storage.database import StorageError, connect_sync
@@ -58,9 +64,40 @@ class Command:
     description: str | None = None
 
 
-def default_db() -> str:
-    """`$CHANWATCH_DB`, else `./chanwatch.db`."""
-    return os.environ.get("CHANWATCH_DB") or "chanwatch.db"
+def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
+    """`--db` and `--env-file`: on the main parser (default None), and on each sub-command's parser
+    with `suppress` (no default, hidden), so either may come before or after the command."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--db", metavar="PATH", default=default,
+                        help=argparse.SUPPRESS if suppress else
+                        "the archive (default: $CHANWATCH_DB, else CHANWATCH_DB in the env file, "
+                        "else ./chanwatch.db)")
+    parser.add_argument("--env-file", metavar="PATH", default=default,
+                        help=argparse.SUPPRESS if suppress else
+                        "read settings from this file instead of ./.env (the environment still wins)")
+
+
+def add_command_parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A sub-command's (or a sub-command's action's) parser, which also takes the global options,
+    so `chanwatch rules add Q --env-file F` reads as `chanwatch --env-file F rules add Q`."""
+    parent = argparse.ArgumentParser(add_help=False)
+    add_global_options(parent, suppress=True)
+    return subparsers.add_parser(name, parents=[parent], **kwargs)
+
+
+def environment(args: argparse.Namespace) -> dict[str, str | None]:
+    """The variables of --env-file (else ./.env) overlaid by the environment, unparsed: an offline
+    command parses only the ones it needs, so an unrelated bad setting never stops it."""
+    return read_env(getattr(args, "env_file", None))
+
+
+def archive_path(args: argparse.Namespace) -> Path:
+    """Where the archive is, for every command: --db, else $CHANWATCH_DB, else CHANWATCH_DB in
+    --env-file (or ./.env), else ./chanwatch.db."""
+    given = getattr(args, "db", None)
+    if given is not None:
+        return Path(given).expanduser()
+    return db_path_from(environment(args))
 
 
 def error_text(exc: BaseException, query: str | None = None) -> str:
@@ -76,32 +113,25 @@ def error_text(exc: BaseException, query: str | None = None) -> str:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from --env-file (else ./.env) and the environment; an explicit --db wins."""
-    try:
-        settings = load_settings(getattr(args, "env_file", None))
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-    if getattr(args, "db", None) and str(args.db) != default_db():
-        settings = replace(settings, db_path=Path(args.db).expanduser())
+    """Every setting, checked (for the commands that talk to Telegram), from --env-file (else
+    ./.env) and the environment; an explicit --db wins."""
+    settings = load_settings(getattr(args, "env_file", None))
+    if getattr(args, "db", None) is not None:
+        settings = replace(settings, db_path=archive_path(args))
     return settings
 
 
-def env_file_argument(parser: argparse.ArgumentParser) -> None:
-    """`--env-file PATH` for the commands that read the whole configuration."""
-    parser.add_argument("--env-file", metavar="PATH",
-                        help="read settings from this file instead of ./.env (the environment still wins)")
-
-
 @contextmanager
-def open_archive(args: argparse.Namespace, *, must_exist: bool = True) -> Iterator[sqlite3.Connection]:
-    """The archive named by `--db`, migrated; a read-only command refuses a path with no archive."""
-    path = str(args.db)
-    if must_exist and path != ":memory:" and not Path(path).expanduser().exists():
+def open_archive(path: Path, *, must_exist: bool = True) -> Iterator[sqlite3.Connection]:
+    """The archive at `path` (see `archive_path`), migrated; a read-only command refuses a path
+    with no archive."""
+    memory = str(path) == ":memory:"
+    if must_exist and not memory and not path.exists():
         raise CliError(f"no archive at {path}; create one with "
                        f"`chanwatch --db {path} import result.json` (or `import --sample`)")
-    if Path(path).expanduser().is_dir():
+    if path.is_dir():
         raise CliError(f"cannot open the archive at {path}: it is a directory")
-    conn = connect_sync(Path(path).expanduser() if path != ":memory:" else path)
+    conn = connect_sync(":memory:" if memory else path)
     try:
         search.register_functions(conn)
         yield conn

@@ -25,7 +25,7 @@ from typing import TextIO
 
 from telethon import errors
 
-from bot.cli.common import PROG, CliError, Command, env_file_argument, settings_from_args
+from bot.cli.common import PROG, CliError, Command, settings_from_args
 from bot.config import ConfigError, Settings
 from bot.connect import ConnectError, Prepare, connect_bot, user_client
 from bot.daemon import connected, serve
@@ -41,7 +41,6 @@ log = logging.getLogger("chanwatch.service")
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
-    env_file_argument(parser)
     parser.add_argument("--log-format", choices=FORMATS, default="text",
                         help="text (default) or json: one JSON object per line")
 
@@ -195,7 +194,6 @@ def _who(me: object) -> str:
 
 
 def _login_arguments(parser: argparse.ArgumentParser) -> None:
-    env_file_argument(parser)
     parser.add_argument("--bot", action="store_true", help="check TG_BOT_TOKEN instead and show the bot")
     parser.add_argument("--phone", metavar="NUMBER", help="the account's phone number (asked if not given)")
 

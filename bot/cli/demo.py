@@ -1,7 +1,7 @@
 """`chanwatch demo [--speed N|max] [--db PATH]`: the daemon on a simulated day, offline, no credentials.
 
 The archive: without `--db` the demo writes to a temporary file that is removed at the end (it never
-touches your real archive, `$CHANWATCH_DB` or ./chanwatch.db, even when that is the global default).
+touches your real archive: `$CHANWATCH_DB`, CHANWATCH_DB in .env, or ./chanwatch.db).
 With `--db PATH` (a path that does not exist yet) the archive is kept for `chanwatch --db PATH search`.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.cli.common import CliError, Command, default_db
+from bot.cli.common import CliError, Command
 from bot.demo.runner import DEFAULT_SPEED, run_demo
 
 
@@ -42,13 +42,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_archive(args: argparse.Namespace) -> Path | None:
-    """Where to keep the demo archive: None (temporary) unless --db names a new file."""
-    given = str(getattr(args, "db", "") or "")
-    if not given or given == default_db():
-        return None  # the global default is the user's real archive: never write the demo there
-    path = Path(given).expanduser()
-    if given == ":memory:":
+    """Where to keep the demo archive: None (temporary) unless --db names a new file.
+
+    Only an explicit --db counts: $CHANWATCH_DB, CHANWATCH_DB in .env and ./chanwatch.db are the
+    user's real archive, and the demo never writes there.
+    """
+    given = getattr(args, "db", None)
+    if not given or given == ":memory:":
         return None
+    path = Path(given).expanduser()
     if path.exists():
         raise CliError(f"demo: {path} already exists; give a new path for the demo archive "
                        "(the demo builds a fresh one)")

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, open_archive
+from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive
 from storage.exchange import ExchangeError, export_posts, import_file
 
 
@@ -34,7 +34,7 @@ def _import(args: argparse.Namespace) -> int:
     if not args.paths and not args.sample:
         raise CliError("import: give one or more files to import, or --sample")
     status = EXIT_OK
-    with open_archive(args, must_exist=False) as conn, ExitStack() as stack:
+    with open_archive(archive_path(args), must_exist=False) as conn, ExitStack() as stack:
         sources: list[tuple[str, Path]] = []
         if args.sample:
             folder = resources.files("bot").joinpath("sample")
@@ -63,7 +63,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with open_archive(args) as conn:
+    with open_archive(archive_path(args)) as conn:
         if args.out is None:
             export_posts(conn, args.query, args.format, sys.stdout)
             sys.stdout.flush()

@@ -9,35 +9,38 @@ import argparse
 import json
 import sys
 
-from bot.cli.common import EXIT_OK, CliError, Command, chat_id, day, int_at_least, open_archive
+from bot.cli.common import (
+    EXIT_OK,
+    CliError,
+    Command,
+    add_command_parser,
+    archive_path,
+    chat_id,
+    day,
+    environment,
+    int_at_least,
+    open_archive,
+)
 from bot.cli.search import format_post
-from bot.config import ConfigError, load_settings
+from bot.config import alert_chat_from
 from storage.database import run_in_transaction
 from storage.rules import RuleError, add_rule, list_rules, remove_rule
 from storage.search import search
 
 
-def _default_chat() -> int | None:
-    """CHANWATCH_ALERT_CHAT from the environment or .env, if it is set and valid."""
-    try:
-        return load_settings().alert_chat
-    except ConfigError:
-        return None
-
-
 def _rules_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     chat_help = "the subscriber chat id (default: CHANWATCH_ALERT_CHAT)"
-    add = sub.add_parser("add", help="add an alert rule (a saved search)")
+    add = add_command_parser(sub, "add", help="add an alert rule (a saved search)")
     add.add_argument("query", metavar="QUERY", help="a search query, e.g. 'canada sanctions -visa'")
     add.add_argument("--chat", type=chat_id, help=chat_help)
-    listing = sub.add_parser("list", help="rules of one chat (or of every chat)")
+    listing = add_command_parser(sub, "list", help="rules of one chat (or of every chat)")
     listing.add_argument("--chat", type=chat_id, help="only this chat's rules")
     listing.add_argument("--json", action="store_true", help="one JSON object per rule per line")
-    remove = sub.add_parser("remove", help="remove a rule by id")
+    remove = add_command_parser(sub, "remove", help="remove a rule by id")
     remove.add_argument("rule_id", type=int, metavar="ID")
     remove.add_argument("--chat", type=chat_id, help="refuse unless the rule belongs to this chat")
-    test = sub.add_parser("test", help="which archived posts a rule would match")
+    test = add_command_parser(sub, "test", help="which archived posts a rule would match")
     test.add_argument("query", metavar="QUERY")
     test.add_argument("--since", type=day, metavar="DATE", help="only posts from this day on (YYYY-MM-DD)")
     test.add_argument("--limit", type=int_at_least(1), default=10, help="posts to show (default 10)")
@@ -48,10 +51,10 @@ def _rules(args: argparse.Namespace) -> int:
         return _rules_test(args)
     chat = args.chat
     if args.action == "add" and chat is None:
-        chat = _default_chat()
+        chat = alert_chat_from(environment(args))
         if chat is None:
             raise CliError("rules add: give --chat CHAT_ID (or set CHANWATCH_ALERT_CHAT)")
-    with open_archive(args, must_exist=args.action != "add") as conn:
+    with open_archive(archive_path(args), must_exist=args.action != "add") as conn:
         try:
             if args.action == "add":
                 rule, created = run_in_transaction(conn, add_rule, chat, args.query)
@@ -81,7 +84,7 @@ def _rules_test(args: argparse.Namespace) -> int:
     text = args.query.strip()
     if args.since is not None:
         text = f"({text}) since:{args.since.isoformat()}" if text else f"since:{args.since.isoformat()}"
-    with open_archive(args) as conn:
+    with open_archive(archive_path(args)) as conn:
         page = search(conn, text, limit=args.limit)
     noun = "post" if page.total == 1 and page.total_exact else "posts"
     print(f"{page.total_text} archived {noun} match {args.query!r}"

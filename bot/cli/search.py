@@ -9,7 +9,7 @@ import sys
 import textwrap
 from typing import Any
 
-from bot.cli.common import EXIT_OK, Command, int_at_least, open_archive
+from bot.cli.common import EXIT_OK, Command, archive_path, int_at_least, open_archive
 from bot.formatting import minute
 from storage import search
 from storage.records import Post
@@ -92,7 +92,7 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with open_archive(args) as conn:
+    with open_archive(archive_path(args)) as conn:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
             for post in page.posts:

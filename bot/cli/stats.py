@@ -6,7 +6,7 @@ import argparse
 import json
 import sqlite3
 
-from bot.cli.common import EXIT_OK, Command, open_archive
+from bot.cli.common import EXIT_OK, Command, archive_path, open_archive
 
 
 def archive_stats(conn: sqlite3.Connection) -> dict[str, int]:
@@ -51,13 +51,14 @@ def _stats_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    with open_archive(args) as conn:
+    path = archive_path(args)
+    with open_archive(path) as conn:
         stats = archive_stats(conn)
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
         return EXIT_OK
     width = max(len(k) for k in stats)
-    print(f"archive: {args.db}")
+    print(f"archive: {path}")
     for name, value in stats.items():
         shown = _human_bytes(value) if name == "database bytes" else f"{value:,}"
         label = "database size" if name == "database bytes" else name

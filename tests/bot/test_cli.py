@@ -15,7 +15,7 @@ import pytest
 import bot
 from bot.cli import main
 from bot.cli.app import COMMANDS, build_parser
-from bot.cli.common import Command
+from bot.cli.common import Command, archive_path
 from bot.cli.exchange import sample_files
 from tests.real_fixtures import real
 
@@ -96,12 +96,81 @@ def test_sync_and_async_commands_are_dispatched_with_their_exit_status(capsys):
     assert "echo" in build_parser(commands).format_help()
 
 
-def test_db_defaults_to_the_environment_and_may_follow_the_command(capsys, monkeypatch, tmp_path):
-    monkeypatch.setenv("CHANWATCH_DB", str(tmp_path / "env.db"))
-    assert build_parser().parse_args(["stats"]).db == str(tmp_path / "env.db")
-    assert build_parser().parse_args(["stats", "--db", "other.db"]).db == "other.db"
-    monkeypatch.delenv("CHANWATCH_DB")
-    assert build_parser().parse_args(["stats"]).db == "chanwatch.db"
+def test_db_and_env_file_may_come_before_or_after_the_command(clean_env, tmp_path):
+    assert archive_path(build_parser().parse_args(["stats"])) == Path("chanwatch.db")
+    for argv in (["--db", "a.db", "stats"], ["stats", "--db", "a.db"]):
+        assert archive_path(build_parser().parse_args(argv)) == Path("a.db")
+    for argv in (["--env-file", "x.env", "stats"], ["stats", "--env-file", "x.env"]):
+        assert build_parser().parse_args(argv).env_file == "x.env"
+
+
+# --- configuration: every command finds the archive the same way ------------------------------------
+
+
+@pytest.fixture
+def env_archive(clean_env, tmp_path, capsys) -> Path:
+    """The sample archive at sub/env.db, named only by CHANWATCH_DB in ./.env, next to a malformed
+    setting no offline command needs."""
+    path = tmp_path / "sub" / "env.db"
+    assert main(["--db", str(path), "import", "--sample", "--no-progress"]) == 0
+    assert main(["--db", str(path), "rules", "add", "sanctions", "--chat", "42"]) == 0
+    assert main(["--db", str(path), "channels", "add", "mfarussia"]) == 0
+    (tmp_path / ".env").write_text("CHANWATCH_DB=sub/env.db\nTG_API_ID=not-a-number\n", encoding="utf-8")
+    capsys.readouterr()
+    return path
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["stats"], "archive: sub/env.db"),
+    (["search", "sanctions"], "posts for 'sanctions'"),
+    (["channels", "list"], "@mfarussia"),
+    (["export"], '"post_id"'),
+    (["rules", "list"], "sanctions"),
+    (["rules", "test", "sanctions"], "archived posts match"),
+])
+def test_offline_commands_use_chanwatch_db_from_dot_env(env_archive, capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert expected in out
+
+
+def test_import_writes_to_the_archive_named_in_dot_env(env_archive, capsys, tmp_path):
+    code, out, err = run(capsys, "import", "--sample", "--no-progress")
+    assert code == 0, err
+    assert out.count("0 new,") == 2  # the same archive: nothing new
+    assert not (tmp_path / "chanwatch.db").exists()
+
+
+def test_an_explicit_db_wins_over_dot_env(env_archive, capsys, tmp_path):
+    for argv in (["--db", "other.db", "stats"], ["stats", "--db", "other.db"]):
+        code, _, err = run(capsys, *argv)
+        assert_one_line_error(code, err, "no archive at other.db")
+
+
+def test_the_environment_wins_over_dot_env(env_archive, capsys, clean_env, tmp_path):
+    clean_env.setenv("CHANWATCH_DB", str(tmp_path / "from-env.db"))
+    code, _, err = run(capsys, "stats")
+    assert_one_line_error(code, err, "no archive at", "from-env.db")
+
+
+def test_env_file_names_another_file_before_or_after_the_command(env_archive, capsys, tmp_path):
+    (tmp_path / "other.env").write_text("CHANWATCH_DB=other.db\n", encoding="utf-8")
+    for argv in (["--env-file", "other.env", "stats"], ["stats", "--env-file", "other.env"]):
+        code, _, err = run(capsys, *argv)
+        assert_one_line_error(code, err, "no archive at other.db")
+    code, _, err = run(capsys, "--env-file", "missing.env", "stats")
+    assert_one_line_error(code, err, "--env-file", "missing.env")
+
+
+def test_rules_add_takes_the_alert_chat_from_the_env_file(env_archive, capsys, tmp_path):
+    (tmp_path / "chat.env").write_text("CHANWATCH_DB=sub/env.db\nCHANWATCH_ALERT_CHAT=-100777\n",
+                                       encoding="utf-8")
+    code, out, err = run(capsys, "rules", "add", "arctic", "--env-file", "chat.env")
+    assert code == 0, err
+    assert out.strip().endswith("for chat -100777: arctic")
+    (tmp_path / "bad.env").write_text("CHANWATCH_ALERT_CHAT=my-group\n", encoding="utf-8")
+    code, _, err = run(capsys, "--env-file", "bad.env", "rules", "add", "arctic")
+    assert_one_line_error(code, err, "CHANWATCH_ALERT_CHAT", "numeric chat id")
 
 
 # --- import -----------------------------------------------------------------------------------------

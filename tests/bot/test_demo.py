@@ -8,6 +8,7 @@ import re
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -16,7 +17,8 @@ from telethon.extensions import html
 from telethon.tl import types
 
 from bot import cli
-from bot.cli.demo import parse_speed
+from bot.cli.app import build_parser
+from bot.cli.demo import demo_archive, parse_speed
 from bot.demo.driver import JobDriver
 from bot.demo.render import render_message, to_terminal
 from bot.demo.runner import DemoSummary, run_demo, summary_text
@@ -335,6 +337,14 @@ def test_demo_never_writes_to_the_default_archive(tmp_path, capsys, monkeypatch,
     assert cli.main(["demo", "--speed", "max", "--color", "never"]) == 0
     assert not real.exists()
     assert "The archive was temporary" in capsys.readouterr().out
+
+
+def test_only_an_explicit_db_keeps_the_demo_archive(clean_env, tmp_path):
+    (tmp_path / ".env").write_text("CHANWATCH_DB=real.db\n", encoding="utf-8")
+    clean_env.setenv("CHANWATCH_DB", str(tmp_path / "also-real.db"))
+    assert demo_archive(build_parser().parse_args(["demo"])) is None
+    assert demo_archive(build_parser().parse_args(["demo", "--db", "new.db"])) == Path("new.db")
+    assert demo_archive(build_parser().parse_args(["--db", "new.db", "demo"])) == Path("new.db")
 
 
 @pytest.mark.parametrize("text, expected", [("max", None), ("MAX", None), ("960", 960.0), ("0.5", 0.5)])
