@@ -1,7 +1,7 @@
 """What the bot's command answers say: help, query errors with a caret, result pages, rules, channels
 and status. Pure functions returning Telegram HTML (everything user- or archive-supplied escaped),
-each message within Telegram's 4096-character limit; plus the two small archive reads (`channel_rows`,
-`status_facts`) whose rows only these answers use.
+each message within Telegram's 4096-character limit; plus the small archive read (`channel_rows`)
+whose rows only these answers use. /status shows `storage.stats.ArchiveStats`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from bot.formatting import (
     LIMIT,
@@ -21,9 +20,9 @@ from bot.formatting import (
     render_post,
     utf16_len,
 )
-from storage.outbox import counts
 from storage.query import QueryError
-from storage.records import Post, Rule, Subscriber, iso
+from storage.records import Post, Rule, Subscriber
+from storage.stats import ArchiveStats
 
 PAGE_SIZE = 5
 QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
@@ -239,39 +238,27 @@ def channels_text(rows: Sequence[ChannelRow]) -> list[str]:
     return list(pack(lines, separator="\n").messages)
 
 
-@dataclass(frozen=True, slots=True)
-class StatusFacts:
-    """What /status reports."""
-
-    posts: int
-    sightings: int
-    posts_today: int
-    alerts_pending: int
-    last_poll: str | None
-    channels: int
-    channel_errors: tuple[str, ...]
-
-
-def status_text(facts: StatusFacts) -> str:
+def status_text(stats: ArchiveStats) -> str:
     """/status: archive size, today's posts, pending alerts, last poll, channels in trouble."""
     lines = [
         "📊 <b>Archive</b>",
-        f"{_plural(facts.posts, 'post')}, {_plural(facts.sightings, 'sighting')}",
-        f"New posts today (UTC): {facts.posts_today}",
-        f"Alerts pending: {facts.alerts_pending}",
-        f"Last poll: {_when(facts.last_poll)}",
-        f"Watched channels: {facts.channels}",
+        f"{_plural(stats.posts, 'post')}, {_plural(stats.sightings, 'sighting')}",
+        f"New posts today (UTC): {stats.posts_today}",
+        f"Alerts pending: {stats.alerts_pending}",
+        f"Last poll: {_when(stats.last_poll)}",
+        f"Watched channels: {stats.watched}",
     ]
-    if facts.channel_errors:
-        names = ", ".join(escape(n) for n in facts.channel_errors[:10])
-        more = f", +{len(facts.channel_errors) - 10} more" if len(facts.channel_errors) > 10 else ""
-        lines.append(f"⚠️ Channels with errors: {len(facts.channel_errors)} — {names}{more}")
+    if stats.channel_errors:
+        errors = [channel_label(*row) for row in stats.channel_errors]
+        names = ", ".join(escape(n) for n in errors[:10])
+        more = f", +{len(errors) - 10} more" if len(errors) > 10 else ""
+        lines.append(f"⚠️ Channels with errors: {len(errors)} — {names}{more}")
     else:
         lines.append("No channel errors.")
     return "\n".join(lines)
 
 
-# -- the archive facts behind /channels and /status (run on the database thread) ---------------------
+# -- the archive facts behind /channels (run on the database thread) ---------------------------------
 
 
 def channel_rows(conn: sqlite3.Connection) -> list[ChannelRow]:
@@ -284,20 +271,3 @@ def channel_rows(conn: sqlite3.Connection) -> list[ChannelRow]:
         " FROM channels c WHERE c.watched = 1 ORDER BY lower(coalesce(c.username, c.title, '')), c.id"
     ).fetchall()
     return [ChannelRow(*row) for row in rows]
-
-
-def status_facts(conn: sqlite3.Connection, now: datetime) -> StatusFacts:
-    """What /status reports, read in one go on the database thread."""
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    one = conn.execute
-    errors_ = one("SELECT username, title, id FROM channels WHERE watched = 1 AND status != 'ok'"
-                  " ORDER BY lower(coalesce(username, title, ''))").fetchall()
-    return StatusFacts(
-        posts=one("SELECT count(*) FROM posts").fetchone()[0],
-        sightings=one("SELECT count(*) FROM messages").fetchone()[0],
-        posts_today=one("SELECT count(*) FROM posts WHERE first_seen >= ?", (iso(midnight),)).fetchone()[0],
-        alerts_pending=counts(conn)["pending"],
-        last_poll=one("SELECT max(last_poll) FROM channels WHERE watched = 1").fetchone()[0],
-        channels=one("SELECT count(*) FROM channels WHERE watched = 1").fetchone()[0],
-        channel_errors=tuple(channel_label(u, t, i) for u, t, i in errors_),
-    )

@@ -46,6 +46,7 @@ from storage.rules import (
     set_paused,
 )
 from storage.search import SearchPage, count, highlight_spans, search
+from storage.stats import archive_stats
 
 __all__ = ["COMMAND", "EXPIRED", "FAILED", "MAX_INPUT", "Commands", "with_since"]
 
@@ -383,7 +384,7 @@ class Commands:
         await self._reply(req.event, text.channels_text(await self._db(text.channel_rows)))
 
     async def _status(self, req: _Request) -> None:
-        await self._reply(req.event, text.status_text(await self._db(text.status_facts, self.now())))
+        await self._reply(req.event, text.status_text(await self._db(archive_stats, self.now())))
 
     # -- admins -----------------------------------------------------------------------------------
 

@@ -1,39 +1,30 @@
-"""`chanwatch stats`: what the archive holds and how much deduplication saved."""
+"""`chanwatch stats`: what the archive holds and how much deduplication saved (`storage.stats`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
+from datetime import UTC, datetime
 
 from bot.cli.common import EXIT_OK, Command, archive_path, open_archive
+from storage.stats import ArchiveStats, archive_stats
 
 
-def archive_stats(conn: sqlite3.Connection) -> dict[str, int]:
-    """Counts that show what the archive holds and how much deduplication saved."""
-
-    def one(sql: str) -> int:
-        return int(conn.execute(sql).fetchone()[0] or 0)
-
-    messages = one("SELECT count(*) FROM messages")
-    posts = one("SELECT count(*) FROM posts")
-    try:
-        fts = one("SELECT count(*) FROM posts_fts_docsize")
-    except sqlite3.Error:
-        fts = one("SELECT count(*) FROM posts_fts")
+def stats_json(stats: ArchiveStats) -> dict[str, int]:
+    """The counts under the names `stats --json` has always used."""
     return {
-        "channels": one("SELECT count(*) FROM channels"),
-        "watched channels": one("SELECT count(*) FROM channels WHERE watched"),
-        "posts": posts,
-        "messages (sightings)": messages,
-        "forwards": one("SELECT count(*) FROM messages WHERE relation = 'forward'"),
-        "copies": one("SELECT count(*) FROM messages WHERE relation = 'copy'"),
-        "duplicates avoided": messages - posts,
-        "edits (versions kept)": one("SELECT count(*) FROM message_versions"),
-        "edited messages": one("SELECT count(*) FROM messages WHERE edit_date IS NOT NULL"),
-        "deletions": one("SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL"),
-        "FTS rows": fts,
-        "database bytes": one("PRAGMA page_count") * one("PRAGMA page_size"),
+        "channels": stats.channels,
+        "watched channels": stats.watched,
+        "posts": stats.posts,
+        "messages (sightings)": stats.sightings,
+        "forwards": stats.forwards,
+        "copies": stats.copies,
+        "duplicates avoided": stats.duplicates_avoided,
+        "edits (versions kept)": stats.versions,
+        "edited messages": stats.edited_messages,
+        "deletions": stats.deletions,
+        "FTS rows": stats.fts_rows,
+        "database bytes": stats.database_bytes,
     }
 
 
@@ -53,7 +44,7 @@ def _stats_arguments(parser: argparse.ArgumentParser) -> None:
 def _stats(args: argparse.Namespace) -> int:
     path = archive_path(args)
     with open_archive(path) as conn:
-        stats = archive_stats(conn)
+        stats = stats_json(archive_stats(conn, datetime.now(UTC)))
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
         return EXIT_OK
