@@ -38,16 +38,14 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from tqdm import tqdm
-
 from storage.ingest import ingest, ingest_batch
+from storage.progress import Progress
 from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord, parse_iso
 from storage.text import utf16_len
 
@@ -156,9 +154,14 @@ def detect_format(path: Path) -> str:
 
 
 def import_file(
-    conn: sqlite3.Connection, path: str | Path, *, progress: bool = True, now: datetime | None = None
+    conn: sqlite3.Connection, path: str | Path, *, progress: Progress | None = None,
+    now: datetime | None = None,
 ) -> ImportReport:
-    """Import one file (format detected by content) into the archive; idempotent."""
+    """Import one file (format detected by content) into the archive; idempotent.
+
+    `progress` hears how far it got: a Desktop export counts its messages under the channel's
+    title, out of a known total; our JSONL counts posts under the file's name, total unknown.
+    """
     path = Path(path)
     if not path.is_file():
         raise ExchangeError(f"{path}: no such file")
@@ -168,10 +171,8 @@ def import_file(
     return _import_desktop(conn, path, progress=progress, now=now)
 
 
-def _bar(total: int | None, desc: str, progress: bool, unit: str) -> tqdm:
-    """A progress bar on stderr, shown only for people (a TTY) and when asked for."""
-    enabled = progress and sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, file=sys.stderr)
+def _no_progress(label: str, done: int, total: int | None) -> None:
+    """The `Progress` of a caller that does not want to know."""
 
 
 # --- Telegram Desktop export ----------------------------------------------------------------------
@@ -202,7 +203,7 @@ def _load_desktop(path: Path) -> dict[str, Any]:
 
 
 def _import_desktop(
-    conn: sqlite3.Connection, path: Path, *, progress: bool, now: datetime | None
+    conn: sqlite3.Connection, path: Path, *, progress: Progress | None, now: datetime | None
 ) -> ImportReport:
     data = _load_desktop(path)
     channel = Channel(id=data["id"], title=data.get("name") or None)
@@ -222,16 +223,18 @@ def _import_desktop(
                 "expected Telegram Desktop's export format"
             ) from exc
     report.messages = len(records)
-    with _bar(len(records), channel.title or str(channel.id), progress, " msg") as bar:
-        for start in range(0, len(records), BATCH_SIZE):
-            chunk = tuple(records[start:start + BATCH_SIZE])
-            cursor = max(r.message_id for r in chunk)
-            result = ingest_batch(conn, Batch(channel, chunk, cursor=cursor), now=now)
-            report.new += result.messages_new
-            report.updated += result.messages_updated
-            report.unchanged += result.messages_unchanged
-            report.posts_new += len(result.new_post_ids)
-            bar.update(len(chunk))
+    advance = progress or _no_progress
+    label = channel.title or str(channel.id)
+    advance(label, 0, len(records))
+    for start in range(0, len(records), BATCH_SIZE):
+        chunk = tuple(records[start:start + BATCH_SIZE])
+        cursor = max(r.message_id for r in chunk)
+        result = ingest_batch(conn, Batch(channel, chunk, cursor=cursor), now=now)
+        report.new += result.messages_new
+        report.updated += result.messages_updated
+        report.unchanged += result.messages_unchanged
+        report.posts_new += len(result.new_post_ids)
+        advance(label, start + len(chunk), len(records))
     return report
 
 
@@ -652,7 +655,7 @@ def _replay_post(conn: sqlite3.Connection, post: dict[str, Any], report: ImportR
         )
 
 
-def _import_jsonl(conn: sqlite3.Connection, path: Path, *, progress: bool) -> ImportReport:
+def _import_jsonl(conn: sqlite3.Connection, path: Path, *, progress: Progress | None) -> ImportReport:
     report = ImportReport("jsonl", "", str(path))
 
     def replay(connection: sqlite3.Connection, chunk: list[dict[str, Any]]) -> None:
@@ -671,20 +674,23 @@ def _import_jsonl(conn: sqlite3.Connection, path: Path, *, progress: bool) -> Im
         fh = path.open(encoding="utf-8-sig")
     except OSError as exc:
         raise ExchangeError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    with fh, _bar(None, path.name, progress, " posts") as bar:
+    advance = progress or _no_progress
+    advance(path.name, 0, None)
+    with fh:
         chunk: list[dict[str, Any]] = []
-        size = 0
+        size = done = 0
         try:
             for post in _jsonl_posts(path, fh):
                 chunk.append(post)
                 size += max(1, len(post["sightings"]))
                 if size >= BATCH_SIZE:
                     run_in_transaction(conn, replay, chunk)
-                    bar.update(len(chunk))
+                    done += len(chunk)
+                    advance(path.name, done, None)
                     chunk, size = [], 0
             if chunk:
                 run_in_transaction(conn, replay, chunk)
-                bar.update(len(chunk))
+                advance(path.name, done + len(chunk), None)
         except UnicodeDecodeError as exc:
             raise ExchangeError(f"{path}: not UTF-8 text; expected a chanwatch JSONL export") from exc
     count = len(report.channels)

@@ -1,4 +1,4 @@
-"""The import graph of `bot/` has no cycle, and `storage/` imports nothing from `bot/` or Telethon.
+"""The import graph of `bot/` has no cycle; `storage/` imports nothing from `bot/` or Telethon, nor tqdm.
 
 The graph holds the imports a module runs when it is imported: module level, class bodies and
 module-level `if`/`try` blocks count; function bodies (imports deferred to call time) and
@@ -105,3 +105,9 @@ def test_storage_imports_nothing_from_bot_or_telethon():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             for imported in names:
                 assert imported.split(".")[0] not in ("bot", "telethon"), f"{name} imports {imported}"
+
+
+def test_storage_draws_no_progress_bars():
+    """Presentation stays out of storage: it reports through `storage.progress.Progress`."""
+    for path in sorted((ROOT / "storage").rglob("*.py")):
+        assert "tqdm" not in path.read_text(encoding="utf-8"), path

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive
+from bot.cli.progress import progress_bars
 from storage.exchange import ExchangeError, export_posts, import_file
 
 
@@ -43,7 +44,8 @@ def _import(args: argparse.Namespace) -> int:
         sources += [(p, Path(p)) for p in args.paths]
         for shown, path in sources:
             try:
-                report = import_file(conn, path, progress=not args.no_progress)
+                with progress_bars(not args.no_progress, unit="items") as progress:
+                    report = import_file(conn, path, progress=progress)
             except ExchangeError as exc:
                 print(f"{PROG}: {exc}", file=sys.stderr)
                 status = EXIT_USAGE

@@ -69,8 +69,17 @@ def utf16_slice(text: str, offset: int, length: int) -> str:
 # --- Telegram Desktop exports, real ----------------------------------------------------------------
 
 
+def test_a_desktop_import_reports_progress_in_messages_of_a_known_total(conn):
+    heard: list[tuple[str, int, int | None]] = []
+    import_file(conn, TRANTOR, progress=lambda label, done, total: heard.append((label, done, total)))
+    assert heard[0] == ("川陀大学图书馆", 0, 908) and heard[-1] == ("川陀大学图书馆", 908, 908)
+    done = [d for _, d, _ in heard]
+    assert done == sorted(done) and len(set(done)) == len(done) > 2  # one step per batch of 500
+    assert {(label, total) for label, _, total in heard} == {("川陀大学图书馆", 908)}
+
+
 def test_real_trantor_export_counts_entities_edits_poll_and_signatures(conn):
-    report = import_file(conn, TRANTOR, progress=False)
+    report = import_file(conn, TRANTOR)
     assert (report.format, report.channel) == ("desktop", "川陀大学图书馆")
     assert (report.messages, report.service_skipped, report.new) == (908, 16, 908)
     assert report.messages + report.service_skipped == 924
@@ -111,7 +120,7 @@ def test_real_export_entities_are_utf16_offsets_of_their_text(conn):
             checked += 1
     assert checked > 9000
     assert {"hashtag", "text_url", "code", "bold", "blockquote", "url", "strike", "pre"} <= seen_types
-    import_file(conn, TRANTOR, progress=False)
+    import_file(conn, TRANTOR)
     stored = conn.execute("SELECT text, entities FROM messages WHERE message_id = 6").fetchone()
     entities = json.loads(stored["entities"])
     assert entities[0] == {"type": "bold", "offset": 0, "length": 2}
@@ -142,7 +151,7 @@ def test_utf16_offsets_count_emoji_as_two_units():
 
 
 def test_real_pachum_export_media_and_custom_emoji(conn):
-    report = import_file(conn, PACHUM, progress=False)
+    report = import_file(conn, PACHUM)
     assert (report.messages, report.posts_new, report.service_skipped) == (6, 6, 0)
     assert count(conn, "SELECT count(*) FROM posts") == 6
     row = conn.execute("SELECT text, entities, media FROM messages WHERE message_id = 3858").fetchone()
@@ -155,9 +164,9 @@ def test_real_pachum_export_media_and_custom_emoji(conn):
 
 
 def test_reimporting_a_real_export_changes_nothing(conn):
-    import_file(conn, TRANTOR, progress=False)
+    import_file(conn, TRANTOR)
     before = snapshot(conn)
-    again = import_file(conn, TRANTOR, progress=False)
+    again = import_file(conn, TRANTOR)
     assert (again.new, again.updated, again.unchanged, again.posts_new) == (0, 0, 908, 0)
     assert snapshot(conn) == before
 
@@ -206,7 +215,7 @@ def test_ministry_and_embassy_exports_give_one_post_per_statement_in_either_orde
                                                                                  embassy_first):
     mfa, embassy = ministry_and_embassy(tmp_path)
     for path in ([embassy, mfa] if embassy_first else [mfa, embassy]):
-        import_file(conn, path, progress=False)
+        import_file(conn, path)
     assert count(conn, "SELECT count(*) FROM messages") == 7
     assert count(conn, "SELECT count(*) FROM posts") == 4
     for i, statement in enumerate(STATEMENTS):
@@ -229,7 +238,7 @@ def test_forward_from_a_user_and_from_a_hidden_sender(conn, tmp_path):
              forwarded_from_id="user5678"),
         dmsg(2, "anonymous note", 1765965660, forwarded_from="Hidden Reader"),
     ])), encoding="utf-8")
-    import_file(conn, path, progress=False)
+    import_file(conn, path)
     rows = conn.execute("SELECT fwd_from_type, fwd_from_id, fwd_from_name FROM messages ORDER BY message_id")
     assert [tuple(r) for r in rows] == [("user", 5678, None), (None, None, "Hidden Reader")]
     titles = {r[0] for r in conn.execute("SELECT origin_title FROM posts")}
@@ -269,7 +278,7 @@ def test_jsonl_round_trip_is_identical_and_reimport_is_idempotent(conn, tmp_path
     path.write_text(first, encoding="utf-8")
     assert detect_format(path) == "jsonl"
     fresh = connect_sync(":memory:")
-    report = import_file(fresh, path, progress=False)
+    report = import_file(fresh, path)
     assert (report.format, report.messages, report.new) == ("jsonl", 10, 10)
     assert report.posts_new == count(conn, "SELECT count(*) FROM posts")
     assert export(fresh) == first
@@ -280,9 +289,21 @@ def test_jsonl_round_trip_is_identical_and_reimport_is_idempotent(conn, tmp_path
     versions = "SELECT channel_id, message_id, edit_date, text, entities, replaced_at FROM message_versions"
     assert fresh.execute(versions).fetchall() == conn.execute(versions).fetchall()
     before = snapshot(fresh)
-    again = import_file(fresh, path, progress=False)
+    again = import_file(fresh, path)
     assert (again.new, again.updated, again.unchanged, again.posts_new) == (0, 0, 10, 0)
     assert snapshot(fresh) == before
+
+
+def test_a_jsonl_import_reports_progress_in_posts_with_no_total(conn, tmp_path):
+    build_archive(conn)
+    path = tmp_path / "archive.jsonl"
+    path.write_text(export(conn), encoding="utf-8")
+    heard: list[tuple[str, int, int | None]] = []
+    import_file(connect_sync(":memory:"), path,
+                progress=lambda label, done, total: heard.append((label, done, total)))
+    posts = count(conn, "SELECT count(*) FROM posts")
+    assert heard[0] == ("archive.jsonl", 0, None) and heard[-1] == ("archive.jsonl", posts, None)
+    assert [d for _, d, _ in heard] == sorted(d for _, d, _ in heard)
 
 
 def test_jsonl_with_long_lines_is_recognised(conn, tmp_path):
@@ -291,7 +312,7 @@ def test_jsonl_with_long_lines_is_recognised(conn, tmp_path):
     path.write_text(export(conn), encoding="utf-8")
     assert path.stat().st_size > 20000
     assert detect_format(path) == "jsonl"
-    assert import_file(connect_sync(":memory:"), path, progress=False).posts_new == 1
+    assert import_file(connect_sync(":memory:"), path).posts_new == 1
 
 
 def test_jsonl_lines_carry_provenance_sightings_and_versions(conn):
@@ -355,7 +376,7 @@ def test_a_file_that_is_not_an_export_is_refused_in_one_line(conn, tmp_path, con
     path = tmp_path / "bad.json"
     path.write_bytes(content)
     with pytest.raises(ExchangeError) as caught:
-        import_file(conn, path, progress=False)
+        import_file(conn, path)
     message = str(caught.value)
     assert fragment in message and str(path) in message and "\n" not in message
 
