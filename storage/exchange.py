@@ -46,7 +46,7 @@ from typing import IO, Any, TextIO
 
 from storage.ingest import ingest, ingest_batch
 from storage.progress import Progress
-from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord, parse_iso
+from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord, message_url, parse_iso
 from storage.text import utf16_len
 
 __all__ = [
@@ -392,14 +392,6 @@ def desktop_record(channel_id: int, message: dict[str, Any]) -> MessageRecord:
 # --- export ---------------------------------------------------------------------------------------
 
 
-def _url(channel_id: int | None, username: str | None, message_id: int | None) -> str | None:
-    if channel_id is None or message_id is None:
-        return None
-    if username:
-        return f"https://t.me/{username}/{message_id}"
-    return f"https://t.me/c/{channel_id}/{message_id}"
-
-
 def _post_ids(conn: sqlite3.Connection, query: str | None) -> Iterator[list[int]]:
     """Pages of the ids of every post, or of those the query finds (in search order)."""
     if query is None:
@@ -464,7 +456,7 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
                 "channel_id": p["origin_channel_id"], "username": p["origin_username"],
                 "title": p["origin_title"], "message_id": p["origin_message_id"],
                 "author": p["origin_author"], "date": p["date"],
-                "url": _url(p["origin_channel_id"], p["origin_username"], p["origin_message_id"]),
+                "url": message_url(p["origin_channel_id"], p["origin_username"], p["origin_message_id"]),
             },
             "sightings": [],
             "versions": [
@@ -477,7 +469,7 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
             s: dict[str, Any] = {
                 "channel_id": m["channel_id"], "username": m["ch_username"], "title": m["ch_title"],
                 "message_id": m["message_id"], "date": m["date"], "relation": m["relation"],
-                "url": _url(m["channel_id"], m["ch_username"], m["message_id"]),
+                "url": message_url(m["channel_id"], m["ch_username"], m["message_id"]),
                 "deleted_at": m["deleted_at"], "edit_date": m["edit_date"], "views": m["views"],
                 "forwards": m["forwards"], "replies": m["replies"], "reply_to": m["reply_to"],
                 "grouped_id": m["grouped_id"], "post_author": m["post_author"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 RELATIONS = ("original", "forward", "copy")
 CHANNEL_STATUSES = ("ok", "private", "not_found", "banned", "error")
@@ -31,6 +31,20 @@ def parse_iso(value: str | None) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@overload
+def message_url(channel_id: int, username: str | None, message_id: int) -> str: ...
+@overload
+def message_url(channel_id: int | None, username: str | None, message_id: int | None) -> str | None: ...
+def message_url(channel_id: int | None, username: str | None, message_id: int | None) -> str | None:
+    """The public t.me link of a message: `https://t.me/<username>/<id>`, or the `t.me/c/` form
+    for a channel without a username; None when the channel or the message id is unknown."""
+    if channel_id is None or message_id is None:
+        return None
+    if username:
+        return f"https://t.me/{username}/{message_id}"
+    return f"https://t.me/c/{channel_id}/{message_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +183,7 @@ class Sighting:
     @property
     def url(self) -> str:
         """Public t.me link (the `c/` form for channels without a username)."""
-        if self.username:
-            return f"https://t.me/{self.username}/{self.message_id}"
-        return f"https://t.me/c/{self.channel_id}/{self.message_id}"
+        return message_url(self.channel_id, self.username, self.message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +210,7 @@ class Post:
     @property
     def origin_url(self) -> str | None:
         """Link to the original message, when its channel and id are known."""
-        if self.origin_message_id is None or self.origin_channel_id is None:
-            return None
-        if self.origin_username:
-            return f"https://t.me/{self.origin_username}/{self.origin_message_id}"
-        return f"https://t.me/c/{self.origin_channel_id}/{self.origin_message_id}"
+        return message_url(self.origin_channel_id, self.origin_username, self.origin_message_id)
 
 
 @dataclass(frozen=True, slots=True)
