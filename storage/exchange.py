@@ -97,15 +97,6 @@ class ImportReport:
     posts_new: int = 0
     channels: set[int] = field(default_factory=set, repr=False)
 
-    def summary(self) -> str:
-        """One human line: `path: desktop export of X: 924 messages (908 new, ...)`."""
-        skipped = f", {self.service_skipped} service skipped" if self.service_skipped else ""
-        return (
-            f"{self.path}: {self.format} export of {self.channel}: {self.messages} messages "
-            f"({self.new} new, {self.updated} updated, {self.unchanged} unchanged{skipped}), "
-            f"{self.posts_new} new posts"
-        )
-
 
 def _json(value: Any) -> str:
     """Compact JSON, as `storage.ingest` stores it."""

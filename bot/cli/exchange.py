@@ -11,7 +11,7 @@ from typing import TextIO
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive
 from bot.cli.progress import progress_bars
-from storage.exchange import ExchangeError, export_posts, import_file
+from storage.exchange import ExchangeError, ImportReport, export_posts, import_file
 
 
 def sample_files() -> list[str]:
@@ -21,6 +21,16 @@ def sample_files() -> list[str]:
 
 
 # --- import ----------------------------------------------------------------------------------------
+
+
+def import_line(report: ImportReport, shown: str) -> str:
+    """One line per imported file: `shown: desktop export of X: 924 messages (908 new, ...)`."""
+    skipped = f", {report.service_skipped} service skipped" if report.service_skipped else ""
+    return (
+        f"{shown}: {report.format} export of {report.channel}: {report.messages} messages "
+        f"({report.new} new, {report.updated} updated, {report.unchanged} unchanged{skipped}), "
+        f"{report.posts_new} new posts"
+    )
 
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,8 +60,7 @@ def _import(args: argparse.Namespace) -> int:
                 print(f"{PROG}: {exc}", file=sys.stderr)
                 status = EXIT_USAGE
                 continue
-            report.path = shown
-            print(report.summary())
+            print(import_line(report, shown))
     return status
 
 
