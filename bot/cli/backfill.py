@@ -9,7 +9,7 @@ from datetime import date
 from typing import TextIO
 
 from bot.backfill import BackfillError, BackfillReport, backfill
-from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, Command, day, int_at_least, settings_from_args
+from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, Command, day, int_at_least, plural, settings_from_args
 from bot.config import Settings
 from bot.connect import Prepare, connect_user
 from bot.telegram import FloodDeferred, FloodPolicy, redact
@@ -30,8 +30,9 @@ def _backfill_arguments(parser: argparse.ArgumentParser) -> None:
 def _report_line(report: BackfillReport) -> str:
     name = f"@{report.username}" if report.username else str(report.channel_id)
     state = "complete" if report.done else f"resumable below id {report.backfill_before}"
-    return (f"{name}: {report.messages} messages ({report.new_messages} new), {report.pages} pages, "
-            f"{report.requests} requests, stopped by {report.stopped_by}; {state}")
+    return (f"{name}: {report.messages} {plural(report.messages, 'message')} ({report.new_messages} new), "
+            f"{report.pages} {plural(report.pages, 'page')}, {report.requests} "
+            f"{plural(report.requests, 'request')}, stopped by {report.stopped_by}; {state}")
 
 
 async def backfill_channels(

@@ -22,6 +22,7 @@ from bot.cli.common import (
     add_command_parser,
     archive_path,
     open_archive,
+    plural,
 )
 from bot.formatting import minute
 from bot.poller import parse_channel_name
@@ -68,7 +69,8 @@ def format_channel(row: WatchedChannel) -> str:
     else:
         status = row.status
     detail = f"  ({row.status_detail})" if row.status_detail and row.status != "ok" else ""
-    return (f"{row.name:<28} {status:<22} {row.messages:>7} msgs  last post {_short(row.last_post)}"
+    return (f"{row.name:<28} {status:<22} {row.messages:>7} {plural(row.messages, 'msg'):<4}  "
+            f"last post {_short(row.last_post)}"
             f"  last poll {_short(row.last_poll)}{detail}")
 
 

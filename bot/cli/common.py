@@ -64,6 +64,11 @@ class Command:
     description: str | None = None
 
 
+def plural(count: int, word: str, *, exact: bool = True) -> str:
+    """`word` as it follows `count`: `post` for exactly one, else `posts` (also for "1+")."""
+    return word if count == 1 and exact else word + "s"
+
+
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
     """`--db` and `--env-file`: on the main parser (default None), and on each sub-command's parser
     with `suppress` (no default, hidden), so either may come before or after the command."""

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
-from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive
+from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive, plural
 from bot.cli.progress import progress_bars
 from storage.exchange import ExchangeError, ImportReport, export_posts, import_file
 
@@ -27,9 +27,9 @@ def import_line(report: ImportReport, shown: str) -> str:
     """One line per imported file: `shown: desktop export of X: 924 messages (908 new, ...)`."""
     skipped = f", {report.service_skipped} service skipped" if report.service_skipped else ""
     return (
-        f"{shown}: {report.format} export of {report.channel}: {report.messages} messages "
-        f"({report.new} new, {report.updated} updated, {report.unchanged} unchanged{skipped}), "
-        f"{report.posts_new} new posts"
+        f"{shown}: {report.format} export of {report.channel}: {report.messages} "
+        f"{plural(report.messages, 'message')} ({report.new} new, {report.updated} updated, "
+        f"{report.unchanged} unchanged{skipped}), {report.posts_new} new {plural(report.posts_new, 'post')}"
     )
 
 
@@ -85,7 +85,7 @@ def _export(args: argparse.Namespace) -> int:
             raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
         with out:
             count = export_posts(conn, args.query, args.format, out)
-    print(f"exported {count} posts to {args.out}", file=sys.stderr)
+    print(f"exported {count} {plural(count, 'post')} to {args.out}", file=sys.stderr)
     return EXIT_OK
 
 

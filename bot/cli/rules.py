@@ -86,8 +86,8 @@ def _rules_test(args: argparse.Namespace) -> int:
         text = f"({text}) since:{args.since.isoformat()}" if text else f"since:{args.since.isoformat()}"
     with open_archive(archive_path(args)) as conn:
         page = search(conn, text, limit=args.limit)
-    noun = "post" if page.total == 1 and page.total_exact else "posts"
-    print(f"{page.total_text} archived {noun} match {args.query!r}"
+    one = page.total == 1 and page.total_exact
+    print(f"{page.total_text} archived {'post matches' if one else 'posts match'} {args.query!r}"
           + (f" since {args.since.isoformat()}" if args.since else ""))
     for post in page.posts:
         print(format_post(post))

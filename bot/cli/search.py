@@ -9,7 +9,7 @@ import sys
 import textwrap
 from typing import Any
 
-from bot.cli.common import EXIT_OK, Command, archive_path, int_at_least, open_archive
+from bot.cli.common import EXIT_OK, Command, archive_path, int_at_least, open_archive, plural
 from bot.formatting import minute
 from storage import search
 from storage.records import Post
@@ -98,15 +98,18 @@ def _search(args: argparse.Namespace) -> int:
             for post in page.posts:
                 print(json.dumps(post_json(post), ensure_ascii=False))
             return EXIT_OK
+        one = page.total == 1 and page.total_exact
         if not page.posts:
-            more = f" (there are {page.total_text}; lower --offset)" if page.total else ""
+            verb = "is" if one else "are"
+            more = f" (there {verb} {page.total_text}; lower --offset)" if page.total else ""
             print(f"no posts found for {args.query!r}{more}")
             for name in page.unknown_channels:
                 print(f"note: the archive knows no channel {name!r} (see chanwatch channels list)",
                       file=sys.stderr)
             return EXIT_OK
         first, last = args.offset + 1, args.offset + len(page.posts)
-        print(f"{page.total_text} posts for {args.query!r}; showing {first}-{last}\n")
+        noun = plural(page.total, "post", exact=page.total_exact)
+        print(f"{page.total_text} {noun} for {args.query!r}; showing {first}-{last}\n")
         print("\n\n".join(format_post(p) for p in page.posts))
         if last < page.total:
             print(f"\nmore: --offset {last}")

@@ -317,6 +317,24 @@ def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db)
     assert code == 0 and exact.split(" posts for ")[0] == total and total.isdigit() and int(total) > 1
 
 
+def test_one_of_anything_is_counted_in_the_singular(capsys, sample_db, tmp_path):
+    query = "sanctions since:2025-12-17"
+    code, out, _ = run(capsys, "--db", sample_db, "search", query)
+    assert code == 0 and out.startswith(f"1 post for {query!r}; showing 1-1")
+    code, _, err = run(capsys, "--db", sample_db, "export", query, "--out", str(tmp_path / "one.jsonl"))
+    assert code == 0 and err.strip() == f"exported 1 post to {tmp_path / 'one.jsonl'}"
+    code, out, _ = run(capsys, "--db", sample_db, "search", query, "--offset", "1")
+    assert out.strip() == f"no posts found for {query!r} (there is 1; lower --offset)"
+    one = tmp_path / "one_result.json"
+    one.write_text(json.dumps({"name": "Lone", "type": "public_channel", "id": 777, "messages": [
+        {"id": 1, "type": "message", "date": "2025-12-17T10:00:00", "date_unixtime": "1765965600",
+         "text": "alone", "text_entities": [{"type": "plain", "text": "alone"}]}]}), encoding="utf-8")
+    code, out, _ = run(capsys, "--db", sample_db, "import", "--no-progress", str(one))
+    assert code == 0
+    assert out.strip() == (f"{one}: desktop export of Lone: 1 message (1 new, 0 updated, 0 unchanged), "
+                           "1 new post")
+
+
 def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db):
     code, out, err = run(capsys, "--db", sample_db, "search", "canada AND (")
     assert code == 2 and out == ""

@@ -148,7 +148,7 @@ def test_rules_test_counts_and_shows_the_archived_posts_a_rule_matches(tmp_path,
     assert out.startswith("4 archived posts match 'sanctions'")
     assert "… and 3 more" in out and "https://t.me/" in out
     assert cli(db, "rules", "test", "sanctions", "--since", "2025-12-17") == 0
-    assert capsys.readouterr().out.startswith("1 archived post match 'sanctions' since 2025-12-17")
+    assert capsys.readouterr().out.startswith("1 archived post matches 'sanctions' since 2025-12-17")
     assert cli(db, "rules", "test", "zzzunknownword") == 0
     assert capsys.readouterr().out.startswith("0 archived posts match")
 
@@ -216,7 +216,7 @@ async def test_backfill_failures_are_one_line_each_and_exit_2_while_the_others_g
     assert len(errors) == 2
     assert errors[0].startswith("chanwatch: backfill nosuchname: cannot backfill @nosuchname: not_found")
     assert errors[1].startswith("chanwatch: backfill floodchan: flood wait of 301s")
-    assert out.startswith("@fineone: 1 messages (1 new)")
+    assert out.startswith("@fineone: 1 message (1 new), 1 page, ")
 
 
 async def test_backfill_with_a_logged_out_session_is_one_clear_line(world, reader_account, tmp_path):
