@@ -30,24 +30,20 @@ from storage.exchange import ExchangeError
 from storage.query import QueryError
 
 PROG = "chanwatch"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 QUERY_EXAMPLE = "example: chanwatch search 'canada sanctions -visa since:2025-12-01'"
 
 Handler = Callable[[argparse.Namespace], "int | None | Awaitable[int | None]"]
 
 
 class CliError(Exception):
-    """A mistake the user can fix (exit status 2), or a failure that may pass (`status` 1);
-    printed as one line."""
-
-    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.status = status
+    """A mistake the user can fix; printed as one line, exit status 2."""
 
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CliError, ConfigError, ConnectError, ExchangeError, StorageError, QueryError)
-"""Errors that are the user's to fix: one line on stderr, exit 2 (or their `status`), never a traceback."""
+"""Errors that are the user's to fix: one line on stderr, exit 2, never a traceback (a ConnectError
+carries its own status: 1 when Telegram is out of reach)."""
 
 
 @dataclass(frozen=True)

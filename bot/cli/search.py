@@ -10,7 +10,7 @@ import textwrap
 from typing import Any
 
 from bot.cli.common import EXIT_OK, Command, archive_path, int_at_least, open_archive, plural
-from bot.formatting import minute
+from bot.formatting import channel_label, minute
 from storage import search
 from storage.records import Post
 
@@ -18,12 +18,6 @@ from storage.records import Post
 def _one_line(text: str, width: int) -> str:
     """Collapse whitespace and shorten to `width` characters."""
     return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …") if text else ""
-
-
-def _channel_name(username: str | None, title: str | None, channel_id: int | None) -> str:
-    if username:
-        return f"@{username}"
-    return title or (str(channel_id) if channel_id is not None else "unknown")
 
 
 def post_json(post: Post) -> dict[str, Any]:
@@ -52,13 +46,13 @@ def post_json(post: Post) -> dict[str, Any]:
 
 def format_post(post: Post) -> str:
     """A post for people: date, origin, who else carried it, a snippet and links."""
-    origin = _channel_name(post.origin_username, post.origin_title, post.origin_channel_id)
+    origin = channel_label(post.origin_username, post.origin_title, post.origin_channel_id)
     head = f"{minute(post.date)}  {origin}"
     if post.origin_title and post.origin_username:
         head += f" ({post.origin_title})"
     others = [s for s in post.sightings if s.relation != "original"]
     if others:
-        names = list(dict.fromkeys(_channel_name(s.username, s.title, s.channel_id).lstrip("@")
+        names = list(dict.fromkeys(channel_label(s.username, s.title, s.channel_id).lstrip("@")
                                    for s in others))
         verb = "forwarded by" if any(s.relation == "forward" for s in others) else "copied by"
         more = f", +{len(names) - 1} more" if len(names) > 1 else ""
