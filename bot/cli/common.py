@@ -115,11 +115,8 @@ def error_text(exc: BaseException, query: str | None = None) -> str:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Every setting, checked (for the commands that talk to Telegram), from --env-file (else
-    ./.env) and the environment; an explicit --db wins."""
-    settings = load_settings(getattr(args, "env_file", None))
-    if getattr(args, "db", None) is not None:
-        settings = replace(settings, db_path=archive_path(args))
-    return settings
+    ./.env) and the environment; the archive is `archive_path`'s, as for every command."""
+    return replace(load_settings(getattr(args, "env_file", None)), db_path=archive_path(args))
 
 
 @contextmanager

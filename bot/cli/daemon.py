@@ -1,11 +1,12 @@
 """`chanwatch run` (the daemon) and `chanwatch login` (user session / bot token check).
 
 `run` is the process around the daemon (`bot.daemon`): it sets up logging, turns SIGINT/SIGTERM
-into a graceful stop, and prints a reason not to start as one line with its exit status. Login
-drives Telethon's own
-`client.start(phone=..., code_callback=..., password=...)` with prompts on the terminal.
-A user session is written to TG_SESSION_FILE (created with mode 0600) or printed as a string
-session for TG_SESSION; `login --bot` checks the bot token and prints the bot's username.
+into a graceful stop, and prints a reason not to start as one line with its exit status.
+
+`login` drives Telethon's own `client.start(phone=..., code_callback=..., password=...)` with
+prompts on the terminal. A user session is written to TG_SESSION_FILE (created with mode 0600) or
+printed as a string session for TG_SESSION; `login --bot` checks the bot token and prints the
+bot's username.
 """
 
 from __future__ import annotations
