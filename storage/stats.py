@@ -1,10 +1,10 @@
 """What the archive holds, counted once for `chanwatch stats` and the bot's /status.
 
 Every count is an index-only or small read, so /status stays cheap on a million-message archive
-(it runs on the thread the poller writes through): totals scan the smallest covering index,
-forwards, copies, edits and deletions read partial indexes that hold only those rows (schema
-v4 and v5), posts today seek the `first_seen` index, and the channel figures read the small
-`channels` table.
+(it runs on the thread the poller writes through): totals scan the smallest covering index;
+forwards, copies and deletions read partial indexes that hold only those rows (migrations 0004
+and 0007); edited messages are counted from the index of kept versions; posts today seek the
+`first_seen` index; the channel figures read the small `channels` table.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ class ArchiveStats:
     """Counts of one archive at one moment.
 
     `channels` are all known channels (watched or only seen as a forward origin); `sightings` are
-    messages, `posts` the canonical posts they deduplicate to. `channel_errors` are the watched
+    messages, `posts` the canonical posts they deduplicate to. `versions` are the earlier texts
+    kept, `edited_messages` the messages they belong to: edits the archive saw happen (an
+    `edit_date` alone is no edit here: Telegram sets it for invisible changes, such as a link
+    preview refreshed, on most messages of real channels). `channel_errors` are the watched
     channels whose status is not ok, as (username, title, id), by name.
     """
 
@@ -68,7 +71,8 @@ def archive_stats(conn: sqlite3.Connection, now: datetime) -> ArchiveStats:
         forwards=one("SELECT count(*) FROM messages WHERE relation = 'forward'"),
         copies=one("SELECT count(*) FROM messages WHERE relation = 'copy'"),
         versions=one("SELECT count(*) FROM message_versions"),
-        edited_messages=one("SELECT count(*) FROM messages WHERE edit_date IS NOT NULL"),
+        edited_messages=one("SELECT count(*) FROM (SELECT 1 FROM message_versions"
+                            " GROUP BY channel_id, message_id)"),
         deletions=one("SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL"),
         fts_rows=one("SELECT count(*) FROM posts_fts_docsize"),
         database_bytes=one("PRAGMA page_count") * one("PRAGMA page_size"),

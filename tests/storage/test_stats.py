@@ -17,14 +17,14 @@ from tests.storage.outbox_helpers import queue_alert
 
 @pytest.fixture
 def conn() -> sqlite3.Connection:
-    """An archive with an original, its two forwards, a copy, an edit, a deletion, a post from the
-    day before, one pending alert and a channel in trouble."""
+    """An archive with an original, its two forwards, a copy (first seen with an edit date), an
+    edit, a deletion, a post from the day before, one pending alert and a channel in trouble."""
     conn = connect_sync(":memory:")
     day_before = T0 - timedelta(days=1)
     ingest_batch(conn, batch(MFA, msg(MFA, 9, "Arctic council meets", minutes=-24 * 60)), day_before)
     ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT), msg(MFA, 11, STATEMENT_RU, minutes=1)), T0)
     ingest_batch(conn, batch(EMBASSY, fwd(EMBASSY, 500, MFA, 10, STATEMENT),
-                             msg(EMBASSY, 501, STATEMENT_RU, minutes=30)), T0)
+                             msg(EMBASSY, 501, STATEMENT_RU, minutes=30, edit_date=T0)), T0)
     ingest_batch(conn, batch(EMBASSY_UK, fwd(EMBASSY_UK, 700, MFA, 10, STATEMENT, minutes=9)), T0)
     ingest_batch(conn, batch(MFA, msg(MFA, 11, STATEMENT_RU + " (обновлено)", minutes=1,
                                       edit_date=T0 + timedelta(hours=1))), T0 + timedelta(hours=1))
@@ -42,7 +42,8 @@ def test_archive_stats_counts_what_the_archive_holds(conn):
     assert (stats.channels, stats.watched) == (3, 3)
     assert (stats.posts, stats.sightings, stats.duplicates_avoided) == (3, 6, 3)
     assert (stats.forwards, stats.copies) == (2, 1)
-    assert (stats.versions, stats.edited_messages, stats.deletions) == (1, 1, 1)
+    assert (stats.versions, stats.edited_messages, stats.deletions) == (1, 1, 1)  # the copy's edit
+    # date came with it: no edit the archive saw
     assert stats.fts_rows == 3 and stats.database_bytes > 0
     assert stats.posts_today == 2  # the Arctic post was first seen the day before
     assert stats.alerts_pending == 1
