@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ from telethon import TelegramClient, errors
 from telethon.tl import functions, types
 from telethon.tl.tlobject import TLRequest
 
+from bot.names import parse_channel_name, username_of
 from bot.normalize import is_content, normalize
 from bot.telegram import FloodDeferred, FloodPolicy, forget_local_flood, utcnow
 from storage.database import Database
@@ -78,45 +78,6 @@ def backoff(failures: int) -> timedelta:
     hourly (it may come back), without costing a request every cycle.
     """
     return doubling(failures, BACKOFF_BASE, BACKOFF_CAP)
-
-
-# --- names ----------------------------------------------------------------------------------------
-
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,31}")
-_LINK = re.compile(
-    r"(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/(?:s/)?(?P<name>[^/?#]+)(?:/\d+)?/?"
-    r"(?:[?#].*)?",
-    re.IGNORECASE,
-)
-
-
-def parse_channel_name(name: str) -> str:
-    """'@name', 'name', 't.me/name', 'https://t.me/s/name/123' -> 'name'.
-
-    Raises ValueError for invite links (t.me/+…, t.me/joinchat/…) and for text that cannot be a
-    username, so a typo is reported before any request is sent.
-    """
-    text = name.strip()
-    link = _LINK.fullmatch(text)
-    if link:
-        text = link.group("name")
-        if text.startswith("+") or text.lower() == "joinchat":
-            raise ValueError(f"{name!r} is an invite link; only public @usernames can be watched")
-    text = text.removeprefix("@")
-    if not _NAME.fullmatch(text):
-        raise ValueError(f"{name!r} is not a channel username, @username or t.me link")
-    return text
-
-
-def _username_of(chat: Any) -> str | None:
-    """A channel's username; channels with several (collectible) usernames list them in `usernames`."""
-    username = getattr(chat, "username", None)
-    if username:
-        return username
-    for item in getattr(chat, "usernames", None) or ():
-        if getattr(item, "active", False):
-            return item.username
-    return None
 
 
 # --- channel rows ---------------------------------------------------------------------------------
@@ -287,7 +248,7 @@ def refreshed(channel: Channel, chats: Sequence[Any]) -> Channel:
     """`channel` with the username/title the answer carries for it (renames are followed)."""
     for chat in chats:
         if getattr(chat, "id", None) == channel.id and isinstance(chat, types.Channel):
-            return replace(channel, username=_username_of(chat) or channel.username,
+            return replace(channel, username=username_of(chat) or channel.username,
                            title=chat.title or channel.title)
     return channel
 
@@ -403,7 +364,7 @@ async def _resolve_one(
                               requested=True), None, None
     private = isinstance(chat, types.ChannelForbidden)
     status, detail = ("private", "the channel is private") if private else ("ok", None)
-    channel = Channel(chat.id, _username_of(chat) or username, chat.title, chat.access_hash, watched=True)
+    channel = Channel(chat.id, username_of(chat) or username, chat.title, chat.access_hash, watched=True)
     await db.transaction(_store_resolved, channel, status, detail, iso(now()) or "")
     logger.info("resolved @%s -> channel %d (%s)%s", username, chat.id, chat.title,
                 " [private]" if private else "")
@@ -726,7 +687,7 @@ class Poller:
                     tops[dialog.peer.channel_id] = dialog.top_message
             for chat in answer.chats:
                 if isinstance(chat, types.Channel):
-                    names[chat.id] = (_username_of(chat), chat.title)
+                    names[chat.id] = (username_of(chat), chat.title)
 
         for start in range(0, len(due), PAGE_SIZE):
             await ask(due[start:start + PAGE_SIZE])

@@ -14,7 +14,6 @@ from bot.poller import (
     Poller,
     backoff,
     classify_error,
-    parse_channel_name,
     resolve_channels,
 )
 from bot.simulator import SimRpcError, World
@@ -75,20 +74,6 @@ def fill(world: World, channel, n: int, prefix: str = "post") -> list:
 
 
 # --- names and helpers ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("given, expected", [
-    ("@MFARussia", "MFARussia"), ("MFARussia", "MFARussia"), ("https://t.me/rusembc", "rusembc"),
-    ("t.me/rusembc/123", "rusembc"), ("https://t.me/s/rusembc", "rusembc"), (" @abc_d ", "abc_d"),
-])
-def test_parse_channel_name(given, expected):
-    assert parse_channel_name(given) == expected
-
-
-@pytest.mark.parametrize("bad", ["https://t.me/+AbCdEf", "t.me/joinchat/AbCd", "", "@", "two words", "1abc"])
-def test_parse_channel_name_rejects(bad):
-    with pytest.raises(ValueError):
-        parse_channel_name(bad)
 
 
 def test_backoff_doubles_and_caps():
