@@ -26,10 +26,9 @@ from telethon import Button, TelegramClient, errors, events, functions, types
 
 from bot import command_text as text
 from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimiter
-from bot.alerts import cron_trigger
+from bot.clock import cron_trigger, utcnow
 from bot.config import Settings
 from bot.formatting import LIMIT, cut, escape, utf16_len
-from bot.telegram import utcnow
 from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
 from storage.records import Rule, Subscriber

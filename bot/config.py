@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from bot.clock import cron_trigger
 from bot.names import parse_channel_name
 
 T = TypeVar("T")
@@ -133,9 +134,7 @@ def _server(raw: str) -> tuple[str, int]:
 
 
 def _cron(raw: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
-
-    CronTrigger.from_crontab(raw)
+    cron_trigger(raw)  # the dispatcher's crontab rules (Sunday = 0), not APScheduler's own
     return raw
 
 

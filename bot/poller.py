@@ -28,9 +28,10 @@ from telethon import TelegramClient, errors
 from telethon.tl import functions, types
 from telethon.tl.tlobject import TLRequest
 
+from bot.clock import utcnow
 from bot.names import parse_channel_name, username_of
 from bot.normalize import is_content, normalize
-from bot.telegram import FloodDeferred, FloodPolicy, forget_local_flood, utcnow
+from bot.telegram import FloodDeferred, FloodPolicy, forget_local_flood
 from storage.database import Database
 from storage.ingest import AfterIngest, ingest, upsert_channel
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso, parse_iso

@@ -13,13 +13,15 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from telethon import TelegramClient, errors
 from telethon.crypto import rsa as telethon_rsa
 from telethon.sessions import StringSession
+
+from bot.clock import utcnow
 
 __all__ = [
     "DEFAULT_DC_ID",
@@ -36,7 +38,6 @@ __all__ = [
     "redact",
     "register_server_key",
     "start_bot",
-    "utcnow",
 ]
 
 log = logging.getLogger("chanwatch.telegram")
@@ -53,11 +54,6 @@ FLOOD_ERRORS: tuple[type[errors.RPCError], ...] = tuple(
         getattr(errors, "FloodTestPhoneWaitError", None),
     ) if cls is not None
 )
-
-
-def utcnow() -> datetime:
-    """The wall clock, timezone-aware UTC (the default `now` of the daemon's parts)."""
-    return datetime.now(UTC)
 
 
 # --- redaction ------------------------------------------------------------------------------------
