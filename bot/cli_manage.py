@@ -16,15 +16,19 @@ from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from telethon import TelegramClient
+from tqdm import tqdm
 
 from bot.cli import EXIT_OK, EXIT_USAGE, CliError, command, format_post, int_at_least, open_archive
 from bot.cli_daemon import settings_from_args
 from bot.config import ConfigError, Settings, load_settings
 from bot.formatting import minute
-from bot.poller import parse_channel_name
-from bot.service import Prepare, WatchedChannel, add_watch_name, channel_rows, unwatch_name
+from bot.names import parse_channel_name
+from bot.service import Prepare
 from bot.telegram import FloodDeferred, FloodPolicy, make_user_client, redact
+from storage.channels import add_watch_name, channel_listing, unwatch_name
 from storage.database import Database, StorageError, run_in_transaction
+from storage.progress import Progress
+from storage.records import WatchedChannel
 from storage.rules import RuleError, add_rule, list_rules, remove_rule
 from storage.search import search
 
@@ -107,7 +111,7 @@ def _channels(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.action == "list":
         with open_archive(args) as conn:
-            found = channel_rows(conn, include_unwatched=args.all)
+            found = channel_listing(conn, include_unwatched=args.all)
         if args.json:
             for row in found:
                 print(json.dumps(_channel_json(row), ensure_ascii=False))
@@ -287,9 +291,10 @@ async def backfill_channels(
         except StorageError as exc:
             raise CliError(str(exc)) from None
         flood = FloodPolicy(max_wait=BACKFILL_MAX_WAIT)
+        bars = _terminal_bars() if progress and sys.stderr.isatty() else None
         for channel in channels:
             try:
-                report = await backfill(db, client, channel, since=since, limit=limit, progress=progress,
+                report = await backfill(db, client, channel, since=since, limit=limit, progress=bars,
                                         takeout=takeout, flood=flood)
             except (BackfillError, FloodDeferred) as exc:
                 print(f"{PROG}: backfill {channel}: {redact(str(exc), secrets)}", file=sys.stderr)
@@ -301,6 +306,21 @@ async def backfill_channels(
             await db.close()
         await client.disconnect()
     return status
+
+
+def _terminal_bars() -> Progress:
+    """A Progress that draws one tqdm bar per label on stderr (closed when the label's total is reached)."""
+    shown: dict[str, tqdm] = {}
+
+    def update(label: str, done: int, total: int | None) -> None:
+        bar = shown.get(label)
+        if bar is None:
+            bar = shown[label] = tqdm(total=total, unit="msg", desc=label, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if total is not None and done >= total:
+            bar.close()
+
+    return update
 
 
 @command("backfill", "archive channels' history (resumable)", _backfill_arguments,

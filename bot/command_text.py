@@ -1,7 +1,7 @@
 """What the bot's command answers say: help, query errors with a caret, result pages, rules, channels
 and status. Pure functions returning Telegram HTML (everything user- or archive-supplied escaped),
-each message within Telegram's 4096-character limit; plus the two small archive reads (`channel_rows`,
-`status_facts`) whose rows only these answers use.
+each message within Telegram's 4096-character limit; plus the archive read behind /status
+(`status_facts`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bot.formatting import (
 )
 from storage.outbox import counts
 from storage.query import QueryError
-from storage.records import Post, Rule, Subscriber, iso
+from storage.records import Post, Rule, Subscriber, WatchedChannel, iso
 
 PAGE_SIZE = 5
 QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
@@ -211,20 +211,7 @@ def _when(value: str | None) -> str:
     return minute(value) + " UTC" if value else "never"
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelRow:
-    """A watched channel as /channels shows it."""
-
-    id: int
-    username: str | None
-    title: str | None
-    status: str
-    status_detail: str | None
-    last_post: str | None
-    last_success: str | None
-
-
-def channels_text(rows: Sequence[ChannelRow]) -> list[str]:
+def channels_text(rows: Sequence[WatchedChannel]) -> list[str]:
     """/channels: one line per watched channel with status, last post and last successful poll."""
     if not rows:
         return ["No channels are watched yet." + " An admin can add one: <code>/watch @channel</code>"]
@@ -272,18 +259,6 @@ def status_text(facts: StatusFacts) -> str:
 
 
 # -- the archive facts behind /channels and /status (run on the database thread) ---------------------
-
-
-def channel_rows(conn: sqlite3.Connection) -> list[ChannelRow]:
-    """The watched channels, by name, with the date of their newest archived message."""
-    rows = conn.execute(
-        "SELECT c.id, c.username, c.title, c.status, c.status_detail,"
-        # a channel's message ids grow with time: its newest message is one primary-key seek away
-        " (SELECT m.date FROM messages m WHERE m.channel_id = c.id ORDER BY m.message_id DESC LIMIT 1),"
-        " c.last_success"
-        " FROM channels c WHERE c.watched = 1 ORDER BY lower(coalesce(c.username, c.title, '')), c.id"
-    ).fetchall()
-    return [ChannelRow(*row) for row in rows]
 
 
 def status_facts(conn: sqlite3.Connection, now: datetime) -> StatusFacts:

@@ -29,6 +29,7 @@ from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimit
 from bot.clock import cron_trigger, utcnow
 from bot.config import Settings
 from bot.formatting import LIMIT, cut, escape, utf16_len
+from storage.channels import channel_listing
 from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
 from storage.records import Rule, Subscriber
@@ -379,7 +380,7 @@ class Commands:
         await self._reply(req.event, "▶️ Alerts resumed.")
 
     async def _channels(self, req: _Request) -> None:
-        await self._reply(req.event, text.channels_text(await self._db(text.channel_rows)))
+        await self._reply(req.event, text.channels_text(await self._db(channel_listing)))
 
     async def _status(self, req: _Request) -> None:
         await self._reply(req.event, text.status_text(await self._db(text.status_facts, self.now())))

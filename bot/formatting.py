@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.records import Post, Sighting
+from storage.records import Post, Sighting, channel_label
 from storage.text import utf16_len
 
 LIMIT = 4096
@@ -78,13 +78,6 @@ def snippet(text: str, spans: Sequence[tuple[int, int]], size: int = SNIPPET_CHA
 def link(url: str, label: str) -> str:
     """An HTML link with escaped label and URL."""
     return f'<a href="{escape(url)}">{escape(label)}</a>'
-
-
-def channel_label(username: str | None, title: str | None, channel_id: int | None = None) -> str:
-    """`@username`, else the title, else the id."""
-    if username:
-        return f"@{username}"
-    return title or (str(channel_id) if channel_id else "unknown")
 
 
 def minute(stamp: str) -> str:

@@ -7,6 +7,7 @@ and one transaction, and the event loop never blocks on disk.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
@@ -120,15 +121,17 @@ class Database:
             raise
         return db
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(sqlite3_connection, *args)` on the connection's worker thread."""
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(sqlite3_connection, *args, **kwargs)` on the connection's worker thread."""
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
         # aiosqlite has no public call for "run this function with the raw connection";
         # `_execute` is how its own methods do it (stable since 0.11).
         return await self._conn._execute(fn, self._conn._conn, *args)
 
-    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` as one transaction on the worker thread."""
-        return await self.run(run_in_transaction, fn, *args)
+    async def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, *args, **kwargs)` as one transaction on the worker thread."""
+        return await self.run(run_in_transaction, functools.partial(fn, **kwargs) if kwargs else fn, *args)
 
     async def close(self) -> None:
         """Close the connection (a running transaction has finished by then: calls are serial)."""

@@ -11,7 +11,8 @@ import pytest
 from bot.cli import main
 from bot.cli_manage import BACKFILL_MAX_WAIT, backfill_channels
 from bot.config import Settings
-from bot.poller import Poller, resolve_channels
+from bot.poller import Poller
+from bot.resolve import resolve_channels
 from bot.simulator import attach, connect_client
 from bot.telegram import FloodPolicy
 from storage.database import Database

@@ -10,14 +10,11 @@ from datetime import timedelta
 import pytest
 from telethon import errors
 
-from bot.poller import (
-    Poller,
-    backoff,
-    classify_error,
-    resolve_channels,
-)
+from bot.poller import Poller
+from bot.resolve import resolve_channels
 from bot.simulator import SimRpcError, World
-from bot.telegram import FloodPolicy
+from bot.telegram import FloodPolicy, classify_error
+from storage.channels import backoff
 from storage.database import Database
 from tests.bot.conftest import FakeSleep
 
