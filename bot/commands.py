@@ -34,6 +34,7 @@ from storage.database import Database
 from storage.query import And, Filter, Query, QueryError, parse
 from storage.records import Rule, Subscriber
 from storage.rules import (
+    MAX_RULES,
     USER_PAUSE,
     RuleError,
     add_rule,
@@ -54,7 +55,6 @@ log = logging.getLogger("chanwatch.commands")
 COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{1,64}))?(?:\s+(.*))?\Z", re.S)
 PAGE_DATA = re.compile(rb"pg:([A-Za-z0-9_-]{1,16}):(\d{1,7})\Z")
 MAX_INPUT = 1000  # characters of a command's argument that are read; the rest is cut
-MAX_RULES = 200  # rules per chat
 RECENT_DAYS = 30  # /subscribe tells how many archived posts of this many days the rule matches
 FAILED = "⚠️ Something went wrong; it has been logged. Please try again later."
 EXPIRED = "This search has expired — send /search again."
@@ -489,11 +489,7 @@ def _search_page(conn: sqlite3.Connection, query: Query, offset: int,
 
 def _add_rule(conn: sqlite3.Connection, chat_id: int, query: Query, since: str,
               now: datetime) -> tuple[Rule, bool, int]:
-    have = conn.execute("SELECT count(*), sum(query = ?) FROM rules WHERE chat_id = ?",
-                        (query.text.strip(), chat_id)).fetchone()
-    if have[0] >= MAX_RULES and not have[1]:
-        raise RuleError(f"this chat has {have[0]} rules, the most it can have; remove some with /unsubscribe")
-    rule, created = add_rule(conn, chat_id, query.text, now)
+    rule, created = add_rule(conn, chat_id, query.text, now, limit=MAX_RULES)
     recent = count(conn, with_since(query, since), exact=True) or 0
     return rule, created, recent
 
