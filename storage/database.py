@@ -94,6 +94,21 @@ def run_in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: An
     return result
 
 
+AIOSQLITE_KNOWN = ("0.19", "0.20", "0.21", "0.22")
+"""aiosqlite versions `_on_worker` was tried with; pyproject.toml pins the same range."""
+
+
+async def _on_worker(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(raw sqlite3 connection, *args)` on aiosqlite's worker thread, in its queue order.
+
+    aiosqlite has no public call for "run this function with the raw connection" (Datasette's
+    `execute_fn` is the shape we want); `Connection._execute(fn, *args)` is how its own methods do
+    it, and `_conn` is the raw connection. This is the only use of its private API:
+    tests/storage/test_database.py fails loudly if either changes.
+    """
+    return await conn._execute(fn, conn._conn, *args)
+
+
 class Database:
     """An open archive for asyncio code."""
 
@@ -125,9 +140,7 @@ class Database:
         """Run `fn(sqlite3_connection, *args, **kwargs)` on the connection's worker thread."""
         if kwargs:
             fn = functools.partial(fn, **kwargs)
-        # aiosqlite has no public call for "run this function with the raw connection";
-        # `_execute` is how its own methods do it (stable since 0.11).
-        return await self._conn._execute(fn, self._conn._conn, *args)
+        return await _on_worker(self._conn, fn, *args)
 
     async def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` as one transaction on the worker thread."""
