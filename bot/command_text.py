@@ -26,6 +26,7 @@ from storage.query import QueryError
 from storage.records import Post, Rule, Subscriber, WatchedChannel, iso
 
 PAGE_SIZE = 5
+PREVIOUS, NEXT = "« Previous", "Next »"  # the page buttons under search results
 QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
 CARET_WIDTH = 60  # characters of a bad query shown around the culprit
 RESULT_SNIPPET = 500

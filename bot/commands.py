@@ -301,9 +301,9 @@ class Commands:
                                         unknown_channels=page.unknown_channels)
         row = []
         if offset > 0:
-            row.append(Button.inline("« Previous", f"pg:{token}:{max(offset - text.PAGE_SIZE, 0)}".encode()))
+            row.append(Button.inline(text.PREVIOUS, f"pg:{token}:{max(offset - text.PAGE_SIZE, 0)}".encode()))
         if offset + text.PAGE_SIZE < total:
-            row.append(Button.inline("Next »", f"pg:{token}:{offset + text.PAGE_SIZE}".encode()))
+            row.append(Button.inline(text.NEXT, f"pg:{token}:{offset + text.PAGE_SIZE}".encode()))
         return body, [row] if row else None
 
     async def _subscribe(self, req: _Request) -> None:
