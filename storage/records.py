@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-RELATIONS = ("original", "forward", "copy")
-CHANNEL_STATUSES = ("ok", "private", "not_found", "banned", "error")
-
 
 def iso(value: datetime | None) -> str | None:
     """Render a datetime as ISO-8601 UTC text (naive values are taken to be UTC already)."""
