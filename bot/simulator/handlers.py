@@ -216,7 +216,7 @@ class Handlers:
         user = self._account_by_phone(digits)
         if user is None:
             raise SimRpcError(400, "PHONE_NUMBER_UNOCCUPIED")
-        code_hash = f"{self.world._random_long() & 0xFFFFFFFFFFFF:012x}"
+        code_hash = f"{self.world.random_long() & 0xFFFFFFFFFFFF:012x}"
         self._login_codes[code_hash] = (digits, user.id)
         return make(types.auth.SentCode, type=types.auth.SentCodeTypeApp(length=len(LOGIN_CODE)),
                     phone_code_hash=code_hash)
@@ -249,7 +249,7 @@ class Handlers:
                  "new_secure_algo": types.SecurePasswordKdfAlgoUnknown(), "secure_random": bytes(32)}
         if user is None or not secret:
             return make(types.account.Password, has_password=False, **extra)
-        rng = self.world._rng
+        rng = self.world.rng
         algo = types.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
             salt1=rng.randbytes(16), salt2=rng.randbytes(16), g=3, p=_SRP_PRIME)
         p, g = int.from_bytes(_SRP_PRIME, "big"), 3
@@ -717,7 +717,7 @@ class Handlers:
             me.box.pop(mid, None)
         if not deleted:
             return types.messages.AffectedMessages(pts=me.pts, pts_count=0)
-        pts, _ = self.world._account_update(
+        pts, _ = self.world.record_account_update(
             me, lambda pts, n: types.UpdateDeleteMessages(messages=list(deleted), pts=pts, pts_count=n),
             pts_count=len(deleted))
         return types.messages.AffectedMessages(pts=pts, pts_count=len(deleted))
@@ -754,13 +754,9 @@ class Handlers:
         return self.world.callback_query(me, entry, req.data)
 
     def messages_SetBotCallbackAnswer(self, session: SimSender, me: SimUser, req: Any) -> Any:
-        pending = self.world._pending_callbacks.pop(req.query_id, None)
-        if pending is None:
-            raise SimRpcError(400, "QUERY_ID_INVALID")
-        future, _, _ = pending
-        if not future.done():
-            future.set_result(make(types.messages.BotCallbackAnswer, cache_time=req.cache_time,
-                                   alert=req.alert, message=req.message, url=req.url))
+        self.world.answer_callback_query(req.query_id, make(
+            types.messages.BotCallbackAnswer, cache_time=req.cache_time, alert=req.alert, message=req.message,
+            url=req.url))
         return True
 
 

@@ -182,7 +182,9 @@ class World:
     """The whole simulated Telegram. See the module docstring and ARCHITECTURE.md."""
 
     def __init__(self, *, seed: int = 1, now: dt.datetime = DEFAULT_NOW) -> None:
-        self._rng = random.Random(seed)
+        #: The World's seeded random generator. Every random value of the simulation (access hashes,
+        #: query ids, login codes, SRP secrets) comes from it, so one seed replays the same World.
+        self.rng = random.Random(seed)
         self.seed = seed
         self._now = utc(now)
         self.users: dict[int, SimUser] = {}
@@ -229,10 +231,11 @@ class World:
     # -- ids and hashes ----------------------------------------------------------------------
 
     def _access_hash(self) -> int:
-        return self._rng.randrange(1, 2**63)
+        return self.rng.randrange(1, 2**63)
 
-    def _random_long(self) -> int:
-        return self._rng.randrange(-(2**63), 2**63)
+    def random_long(self) -> int:
+        """A random signed 64-bit integer (a TL ``long``: query ids, code hashes) from :attr:`rng`."""
+        return self.rng.randrange(-(2**63), 2**63)
 
     # -- building the world ------------------------------------------------------------------
 
@@ -478,8 +481,11 @@ class World:
         for session in self._sessions_of([account.id], exclude):
             session.push(updates)
 
-    def _account_update(self, account: SimUser, build: Any, pts_count: int = 1) -> tuple[int, TLObject]:
-        """Advance the account's pts and record the update ``build(pts, pts_count)`` for getDifference."""
+    def record_account_update(self, account: SimUser, build: Any, pts_count: int = 1
+                              ) -> tuple[int, TLObject]:
+        """Advance the account's pts and record the update ``build(pts, pts_count)`` for getDifference.
+
+        Nothing is pushed: the caller pushes (or answers with) the returned ``(pts, update)``."""
         account.pts += pts_count
         update = build(account.pts, pts_count)
         account.update_log.append((account.pts, pts_count, update))
@@ -539,7 +545,7 @@ class World:
     def album(self, channel: SimChannel, items: Sequence[tuple[str, Any]], **kwargs: Any
               ) -> list[types.Message]:
         """Post an album: ``items`` are ``(caption, media)`` pairs sharing one ``grouped_id``."""
-        grouped_id = self._rng.randrange(10**17, 10**18)
+        grouped_id = self.rng.randrange(10**17, 10**18)
         return [self.post(channel, caption, media=m, grouped_id=grouped_id, **kwargs) for caption, m in items]
 
     def message(self, channel: SimChannel, msg_id: int) -> types.Message | None:
@@ -574,7 +580,7 @@ class World:
                 raise SimRpcError(400, "MESSAGE_ID_INVALID")
             grouped = None
             if orig.grouped_id:
-                grouped = new_groups.setdefault(orig.grouped_id, self._rng.randrange(10**17, 10**18))
+                grouped = new_groups.setdefault(orig.grouped_id, self.rng.randrange(10**17, 10**18))
             orig.forwards = (orig.forwards or 0) + 1 if orig.forwards is not None else orig.forwards
             out.append(self.post(
                 dst, orig.message, entities=orig.entities or (),
@@ -669,7 +675,8 @@ class World:
         for acc in participants:
             copy = self.render_private(entry, acc)
             acc.box[copy.id] = copy
-            _, update = self._account_update(acc, lambda pts, n, m=copy: types.UpdateNewMessage(m, pts, n))
+            _, update = self.record_account_update(
+                acc, lambda pts, n, m=copy: types.UpdateNewMessage(m, pts, n))
             users, chats = self.entities_for([copy], acc)
             for session in self._sessions_of([acc.id], exclude):
                 session.push(types.Updates(updates=[update], users=users, chats=chats, date=self._now, seq=0))
@@ -718,7 +725,8 @@ class World:
             acc = self.users[acc_id]
             copy = self.render_private(entry, acc)
             acc.box[copy.id] = copy
-            pts, update = self._account_update(acc, lambda pts, n, m=copy: types.UpdateEditMessage(m, pts, n))
+            pts, update = self.record_account_update(
+                acc, lambda pts, n, m=copy: types.UpdateEditMessage(m, pts, n))
             done[acc_id] = (pts, update)
             users, chats = self.entities_for([copy], acc)
             for session in self._sessions_of([acc_id], exclude):
@@ -753,7 +761,7 @@ class World:
         future = asyncio.get_running_loop().create_future()
         if not self._sessions_of([bot.id]):
             raise SimRpcError(400, "BOT_RESPONSE_TIMEOUT")
-        query_id = self._random_long()
+        query_id = self.random_long()
         self._pending_callbacks[query_id] = (future, entry, user.id)
         peer: Any = types.PeerChat(entry.peer_id) if entry.is_group else types.PeerUser(user.id)
         update = types.UpdateBotCallbackQuery(
@@ -763,6 +771,17 @@ class World:
         chats = [self.chat_tl(self.chats[entry.peer_id], bot)] if entry.is_group else []
         self.push(bot, types.Updates(updates=[update], users=users, chats=chats, date=self._now, seq=0))
         return future
+
+    def answer_callback_query(self, query_id: int, answer: types.messages.BotCallbackAnswer) -> None:
+        """The bot answers callback query ``query_id`` (``messages.SetBotCallbackAnswer``): the future
+        :meth:`callback_query` returned gets ``answer``. An unknown or already answered id is
+        QUERY_ID_INVALID, as on Telegram."""
+        pending = self._pending_callbacks.pop(query_id, None)
+        if pending is None:
+            raise SimRpcError(400, "QUERY_ID_INVALID")
+        future, _, _ = pending
+        if not future.done():
+            future.set_result(answer)
 
     # -- settling and shutdown ---------------------------------------------------------------
 
