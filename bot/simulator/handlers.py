@@ -600,7 +600,7 @@ class Handlers:
             msg = self.world.post(target, text, entities=entities, media=media,
                                   reply_to=self._reply_to_id(req),
                                   reply_markup=getattr(req, "reply_markup", None), author=me,
-                                  _exclude=session)
+                                  exclude=session)
             return self._channel_sent(target, me, [msg], [req.random_id])
         entry = self.world.deliver(me, target, text, entities=entities, media=media,
                                    reply_markup=getattr(req, "reply_markup", None),
@@ -635,7 +635,7 @@ class Handlers:
             if text == msg.message and _same_entities(req.entities, msg.entities) \
                     and _same_tl(req.reply_markup, msg.reply_markup):
                 raise SimRpcError(400, "MESSAGE_NOT_MODIFIED")
-            self.world.edit(target, req.id, text, entities=req.entities, _exclude=session)
+            self.world.edit(target, req.id, text, entities=req.entities, exclude=session)
             if req.reply_markup is not None:
                 msg.reply_markup = req.reply_markup
             rendered = self.world.render_channel_message(target, msg, me)
@@ -690,10 +690,10 @@ class Handlers:
                 raise SimRpcError(403, "CHAT_WRITE_FORBIDDEN")
             if isinstance(source, _SimChannel):
                 new = self.world.forward(source, list(req.id), target, drop_author=bool(req.drop_author),
-                                         author=me, _exclude=session)
+                                         author=me, exclude=session)
             else:
                 new = [self.world.post(target, m.message, entities=m.entities or (), media=m.media,
-                                       fwd_from=h, author=me, _exclude=session)
+                                       fwd_from=h, author=me, exclude=session)
                        for m, h in zip(originals, headers, strict=True)]
             return self._channel_sent(target, me, new, list(req.random_id))
         entries = [self.world.deliver(me, target, m.message, entities=m.entities or (), media=m.media,
@@ -726,7 +726,7 @@ class Handlers:
         ch = self._channel(me, req.channel)
         if not (me.id in ch.admins or me.id == ch.creator):
             raise SimRpcError(403, "MESSAGE_DELETE_FORBIDDEN")
-        gone = self.world.delete(ch, list(req.id), _exclude=session)
+        gone = self.world.delete(ch, list(req.id), exclude=session)
         return types.messages.AffectedMessages(pts=ch.pts, pts_count=len(gone))
 
     def messages_SetTyping(self, session: SimSender, me: SimUser, req: Any) -> Any:

@@ -514,9 +514,12 @@ class World:
              grouped_id: int | None = None, post_author: str | None = None, date: dt.datetime | None = None,
              views: int | None = 0, forwards: int | None = 0, replies: int | None = None,
              fwd_from: types.MessageFwdHeader | None = None, reply_to: int | None = None,
-             reply_markup: Any = None, author: SimUser | None = None, _exclude: SimSender | None = None
+             reply_markup: Any = None, author: SimUser | None = None, exclude: SimSender | None = None
              ) -> types.Message:
-        """Publish a message in ``channel`` (as its admins would) and push it to members."""
+        """Publish a message in ``channel`` (as its admins would) and push it to members.
+
+        ``exclude`` is a session not to push to: the one whose request made the change gets it in
+        its answer instead, as on Telegram."""
         msg_id = channel.next_id
         channel.next_id += 1
         msg = make(
@@ -538,7 +541,7 @@ class World:
             channel,
             lambda pts, n, viewer: types.UpdateNewChannelMessage(
                 self.render_channel_message(channel, msg, viewer), pts, n),
-            exclude=_exclude,
+            exclude=exclude,
         )
         return msg
 
@@ -568,9 +571,11 @@ class World:
         return make(types.MessageFwdHeader, date=utc(date), from_name=from_name)
 
     def forward(self, src: SimChannel, msg_id: int | Sequence[int], dst: SimChannel, *,
-                drop_author: bool = False, author: SimUser | None = None, _exclude: SimSender | None = None
+                drop_author: bool = False, author: SimUser | None = None, exclude: SimSender | None = None
                 ) -> Any:
-        """Forward message(s) from ``src`` into ``dst``; returns the new message (or list of them)."""
+        """Forward message(s) from ``src`` into ``dst``; returns the new message (or list of them).
+
+        ``exclude``: a session not to push to, as in :meth:`post`."""
         ids = [msg_id] if isinstance(msg_id, int) else list(msg_id)
         new_groups: dict[int, int] = {}
         out = []
@@ -586,7 +591,7 @@ class World:
                 dst, orig.message, entities=orig.entities or (),
                 media=clone(orig.media) if orig.media else None,
                 grouped_id=grouped, fwd_from=None if drop_author else self.forward_header(orig, src),
-                author=author, _exclude=_exclude,
+                author=author, exclude=exclude,
             ))
         return out[0] if isinstance(msg_id, int) else out
 
@@ -596,8 +601,10 @@ class World:
         return self.post(dst, text, fwd_from=self.hidden_forward_header(from_name, orig_date), **kwargs)
 
     def edit(self, channel: SimChannel, msg_id: int, new_text: str, *, entities: Sequence[Any] | None = None,
-             date: dt.datetime | None = None, _exclude: SimSender | None = None) -> types.Message:
-        """Edit a channel message (keeps its id, sets ``edit_date``) and push the edit."""
+             date: dt.datetime | None = None, exclude: SimSender | None = None) -> types.Message:
+        """Edit a channel message (keeps its id, sets ``edit_date``) and push the edit.
+
+        ``exclude``: a session not to push to, as in :meth:`post`."""
         msg = channel.messages.get(msg_id)
         if msg is None:
             raise SimRpcError(400, "MESSAGE_ID_INVALID")
@@ -609,7 +616,7 @@ class World:
             channel,
             lambda pts, n, viewer: types.UpdateEditChannelMessage(
                 self.render_channel_message(channel, msg, viewer), pts, n),
-            exclude=_exclude,
+            exclude=exclude,
         )
         return msg
 
@@ -621,8 +628,10 @@ class World:
             msg.forwards = forwards
 
     def delete(self, channel: SimChannel, msg_ids: int | Iterable[int], *,
-               _exclude: SimSender | None = None) -> list[int]:
-        """Delete channel messages; returns the ids that existed. Pushes UpdateDeleteChannelMessages."""
+               exclude: SimSender | None = None) -> list[int]:
+        """Delete channel messages; returns the ids that existed. Pushes UpdateDeleteChannelMessages.
+
+        ``exclude``: a session not to push to, as in :meth:`post`."""
         ids = [msg_ids] if isinstance(msg_ids, int) else list(msg_ids)
         gone = [i for i in ids if channel.messages.pop(i, None) is not None]
         if gone:
@@ -630,7 +639,7 @@ class World:
             self._channel_update(
                 channel,
                 lambda pts, n, viewer: types.UpdateDeleteChannelMessages(channel.id, list(gone), pts, n),
-                pts_count=len(gone), exclude=_exclude,
+                pts_count=len(gone), exclude=exclude,
             )
         return gone
 
