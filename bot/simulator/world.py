@@ -14,13 +14,13 @@ import datetime as dt
 import hashlib
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
-from .tl import SimRpcError, clone, make, request_name, utc
+from .tl import SimConnectionLost, SimRpcError, clone, make, request_name, utc
 
 if TYPE_CHECKING:
     from telethon import TelegramClient
@@ -178,6 +178,29 @@ class ChatLogEntry:
         return [list(r.buttons) for r in rows]
 
 
+@dataclass(eq=False)
+class InjectedError:
+    """An error planted by :meth:`World.inject_error` (or :meth:`World.inject_flood`): it fails the
+    requests of one type that ``when`` accepts, skipping the first ``after`` of them, ``times`` times."""
+
+    #: Schema name of the request type (``messages.GetHistory``).
+    request: str
+    #: ``(code, message)`` of an RPC error, or the ``OSError`` of a lost connection.
+    error: tuple[int, str] | OSError
+    times: int
+    after: int
+    when: Callable[[Any], bool] | None
+    #: Requests of this type accepted by ``when`` since the injection (failed ones included).
+    matched: int = 0
+    #: Requests this injection failed so far.
+    fired: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether it failed its ``times`` requests (and no longer affects any)."""
+        return self.fired >= self.times
+
+
 class World:
     """The whole simulated Telegram. See the module docstring and ARCHITECTURE.md."""
 
@@ -201,7 +224,8 @@ class World:
         #: The same, per account id (``None`` for not-logged-in sessions).
         self.requests_by_account: dict[int | None, collections.Counter[str]] = \
             collections.defaultdict(collections.Counter)
-        self._floods: dict[str, list[int]] = {}
+        #: Injected errors still to fire, in injection order (the earliest due one fires first).
+        self._injected: list[InjectedError] = []
         self.sessions: list[SimSender] = []
         self.clients: list[TelegramClient] = []
         #: auth key id -> account id: a saved session logs in as the same account again.
@@ -345,15 +369,45 @@ class World:
         """The user or bot with this id."""
         return self.users[account_id]
 
-    # -- flood control and counters ----------------------------------------------------------
+    # -- injected errors, flood control and counters -----------------------------------------
 
-    def inject_flood(self, request_type: str | type, seconds: int, times: int = 1) -> None:
+    def inject_error(self, request_type: str | type, error: tuple[int, str] | OSError, *, times: int = 1,
+                     after: int = 0, when: Callable[[Any], bool] | None = None) -> InjectedError:
+        """Make requests of one type fail as a real server (or network) would fail them.
+
+        ``error`` is an RPC error ``(code, message)``, e.g. ``(400, "CHANNEL_PRIVATE")``: the client
+        gets it as a real ``RpcError`` and raises Telethon's typed error (``ChannelPrivateError``).
+        Or it is an ``OSError`` instance: the connection drops and reconnecting fails, so the
+        request (and that session's other pending ones) fails with it, ``client.disconnected``
+        raises it, and the client is disconnected; its later requests raise ``ConnectionError``
+        without reaching the World.
+
+        A request matches when it is of ``request_type`` (named as in :meth:`inject_flood`) and
+        ``when(request)`` holds for the decoded request, e.g. ``lambda r: r.offset_id != 0``. The
+        first ``after`` matching requests from now pass, the next ``times`` fail. Failed requests are
+        counted in :attr:`requests` but never reach the handlers, so they change nothing. When two
+        injections are due for one request, the earlier-injected fails it; the other stays due.
+        Returns the injection, whose ``fired`` counts the requests it failed."""
+        if not isinstance(error, OSError):
+            if not (isinstance(error, tuple) and len(error) == 2 and isinstance(error[0], int)
+                    and isinstance(error[1], str) and error[1]):
+                raise TypeError(f"error must be (code, message) or an OSError instance, not {error!r}")
+        if times < 1 or after < 0:
+            raise ValueError(f"times must be >= 1 and after >= 0 (got times={times}, after={after})")
+        injected = InjectedError(request=self._canonical_request_name(request_type), error=error,
+                                 times=times, after=after, when=when)
+        self._injected.append(injected)
+        return injected
+
+    def inject_flood(self, request_type: str | type, seconds: int, times: int = 1, *, after: int = 0,
+                     when: Callable[[Any], bool] | None = None) -> InjectedError:
         """The next ``times`` requests of this type raise FLOOD_WAIT_``seconds``.
 
         ``request_type`` is a schema name (``messages.GetHistory``), a Telethon request class
-        (``GetHistoryRequest``) or its class name when that is unambiguous."""
-        name = self._canonical_request_name(request_type)
-        self._floods.setdefault(name, []).extend([seconds] * times)
+        (``GetHistoryRequest``) or its class name when that is unambiguous. ``after`` and ``when``
+        pick which requests, as in :meth:`inject_error`."""
+        return self.inject_error(request_type, (420, f"FLOOD_WAIT_{seconds}"), times=times, after=after,
+                                 when=when)
 
     @staticmethod
     def _canonical_request_name(request_type: str | type) -> str:
@@ -375,23 +429,38 @@ class World:
         self.requests.clear()
         self.requests_by_account.clear()
 
-    def _take_flood(self, name: str) -> int | None:
-        queue = self._floods.get(name)
-        if queue:
-            return queue.pop(0)
-        return None
+    def _take_injected(self, name: str, request: TLObject) -> InjectedError | None:
+        """The injected error that fails this request, if any. Every injection the request matches
+        counts it towards its ``after``, whichever one fires."""
+        chosen = None
+        for injected in self._injected:
+            if injected.request != name or (injected.when is not None and not injected.when(request)):
+                continue
+            injected.matched += 1
+            if chosen is None and injected.matched > injected.after:
+                chosen = injected
+        if chosen is not None:
+            chosen.fired += 1
+            if chosen.done:
+                self._injected.remove(chosen)
+        return chosen
 
     # -- entrypoint for senders --------------------------------------------------------------
 
     def handle(self, session: SimSender, request: TLObject) -> Any:
-        """Answer one decoded, unwrapped request for ``session``. May return a Future (callbacks)."""
+        """Answer one decoded, unwrapped request for ``session``. May return a Future (callbacks).
+
+        The request is counted first; then an injected error due for it is raised (SimRpcError, or
+        SimConnectionLost for an OSError) instead of answering."""
         name = request_name(request)
         account = session.account
         self.requests[name] += 1
         self.requests_by_account[account.id if account else None][name] += 1
-        seconds = self._take_flood(name)
-        if seconds is not None:
-            raise SimRpcError(420, f"FLOOD_WAIT_{seconds}")
+        injected = self._take_injected(name, request)
+        if injected is not None:
+            if isinstance(injected.error, OSError):
+                raise SimConnectionLost(injected.error)
+            raise SimRpcError(*injected.error)
         return self._handlers.dispatch(session, request)
 
     # -- TL rendering ------------------------------------------------------------------------
@@ -829,8 +898,9 @@ class World:
                     return
 
     async def close(self) -> None:
-        """Disconnect every client created with :func:`connect_client` for this World."""
+        """Disconnect every client created with :func:`connect_client` for this World, including
+        those an injected OSError cut off (so their update loops end too)."""
         clients, self.clients = self.clients, []
         for client in clients:
-            if client.is_connected():
+            if client.is_connected() or getattr(client._sender, "connection_lost", None) is not None:
                 await client.disconnect()
