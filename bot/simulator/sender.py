@@ -62,9 +62,11 @@ class SimSender(MTProtoSender):
     # -- identity ----------------------------------------------------------------------------
 
     def login(self, account: SimUser) -> None:
-        """Bind this session (its auth key) to ``account`` — what auth.ImportBotAuthorization does."""
+        """Bind this session (its auth key) to ``account`` — what auth.ImportBotAuthorization does —
+        and count the login in ``World.logins``."""
         self.account = account
         self.world.authorizations[self.auth_key.key_id] = account.id
+        self.world.logins[account.id] += 1
 
     def logout(self) -> None:
         """Forget the session's authorization."""

@@ -221,9 +221,14 @@ class World:
         self._log: list[ChatLogEntry] = []
         #: Requests received, by schema name (``messages.GetHistory``); benchmarks read this.
         self.requests: collections.Counter[str] = collections.Counter()
-        #: The same, per account id (``None`` for not-logged-in sessions).
+        #: The same, per account id of the session that sent them (``None`` for not-logged-in
+        #: sessions: a login request counts there, since its session is not logged in yet).
         self.requests_by_account: dict[int | None, collections.Counter[str]] = \
             collections.defaultdict(collections.Counter)
+        #: Successful logins through the API, per account id: a bot's ``auth.ImportBotAuthorization``
+        #: (``client.start(bot_token=…)``), a user's ``auth.SignIn``/``auth.CheckPassword``. Sessions
+        #: attached already logged in (``connect_client(as_user=…)``, a saved session) are not logins.
+        self.logins: collections.Counter[int] = collections.Counter()
         #: Injected errors still to fire, in injection order (the earliest due one fires first).
         self._injected: list[InjectedError] = []
         self.sessions: list[SimSender] = []
@@ -425,9 +430,10 @@ class World:
         return matches.pop()
 
     def reset_requests(self) -> None:
-        """Forget the request counters (e.g. after connecting the clients)."""
+        """Forget the request and login counters (e.g. after connecting the clients)."""
         self.requests.clear()
         self.requests_by_account.clear()
+        self.logins.clear()
 
     def _take_injected(self, name: str, request: TLObject) -> InjectedError | None:
         """The injected error that fails this request, if any. Every injection the request matches

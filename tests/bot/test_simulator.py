@@ -13,6 +13,7 @@ from telethon import Button, TelegramClient, errors, events, functions, types
 from telethon.sessions import StringSession
 
 from bot.simulator import SimSender, World, connect_client, media, page
+from bot.simulator.handlers import LOGIN_CODE
 
 
 def _reverse_iteration_stops_early() -> bool:
@@ -73,6 +74,39 @@ async def test_bot_client_and_start_with_token(world, bot_account):
     with pytest.raises(errors.AccessTokenInvalidError):
         other = await connect_client(world, login=False)
         await other.start(bot_token="123:nope")
+
+
+async def test_logins_count_bot_token_imports_per_bot(world, bot_account):
+    other = world.add_bot("other_bot")
+    await connect_client(world, as_user=bot_account, bot=True)  # attached logged in: no login request
+    assert not world.logins
+    clients = []
+    for token in (bot_account.bot_token, bot_account.bot_token, other.bot_token):
+        clients.append(await connect_client(world, login=False))
+        await clients[-1].start(bot_token=token)
+    with pytest.raises(errors.AccessTokenInvalidError):
+        await (await connect_client(world, login=False)).start(bot_token="123:nope")
+    assert world.logins == {bot_account.id: 2, other.id: 1}
+    # The imports came from sessions not logged in yet: requests_by_account files them under None.
+    assert world.requests_by_account[None]["auth.ImportBotAuthorization"] == 4
+    assert world.requests_by_account[bot_account.id]["auth.ImportBotAuthorization"] == 0
+    # A saved session is still logged in: start() with the token does not log in again.
+    saved = clients[0].session.save()
+    await clients[0].disconnect()
+    again = await connect_client(world, session=saved)
+    await again.start(bot_token=bot_account.bot_token)
+    assert (await again.get_me()).id == bot_account.id
+    assert world.logins == {bot_account.id: 2, other.id: 1}
+    world.reset_requests()
+    assert not world.logins
+
+
+async def test_logins_count_user_sign_ins(world):
+    user = world.add_user("Reader", phone="+15550001111")
+    client = await connect_client(world, login=False)
+    await client.send_code_request(user.phone)
+    await client.sign_in(user.phone, LOGIN_CODE)
+    assert world.logins == {user.id: 1}
 
 
 async def test_string_session_logs_in_again(world, reader_account):
