@@ -117,6 +117,8 @@ class Handlers:
     # -- resolving input peers ---------------------------------------------------------------
 
     def _user(self, me: SimUser, peer: Any, error: str = "PEER_ID_INVALID") -> SimUser:
+        """The user behind an InputUser/InputPeerUser. The access hash must match, except a bot's
+        0 when ``World.accept_empty_access_hash_from_bots`` is on."""
         if isinstance(peer, (types.InputPeerSelf, types.InputUserSelf)):
             return me
         if isinstance(peer, (types.InputPeerUserFromMessage, types.InputUserFromMessage)):
@@ -126,7 +128,10 @@ class Handlers:
             return user
         user_id = getattr(peer, "user_id", None)
         user = self.world.users.get(user_id) if user_id is not None else None
-        if user is None or peer.access_hash != user.access_hash:
+        if user is None:
+            raise SimRpcError(400, error)
+        if peer.access_hash != user.access_hash and not (
+                peer.access_hash == 0 and me.bot and self.world.accept_empty_access_hash_from_bots):
             raise SimRpcError(400, error)
         return user
 

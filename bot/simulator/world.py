@@ -229,6 +229,10 @@ class World:
         #: (``client.start(bot_token=…)``), a user's ``auth.SignIn``/``auth.CheckPassword``. Sessions
         #: attached already logged in (``connect_client(as_user=…)``, a saved session) are not logins.
         self.logins: collections.Counter[int] = collections.Counter()
+        #: Telegram sometimes lets a bot name a user it has seen with access hash 0
+        #: (``InputUser(id, 0)``). False (the default): the hash must match, 0 is PEER_ID_INVALID.
+        #: True: a bot's 0 hash is accepted for any existing user (users' 0 hashes never are).
+        self.accept_empty_access_hash_from_bots = False
         #: Injected errors still to fire, in injection order (the earliest due one fires first).
         self._injected: list[InjectedError] = []
         self.sessions: list[SimSender] = []

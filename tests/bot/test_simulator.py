@@ -581,6 +581,31 @@ async def test_admin_can_send_and_edit_in_channel(world, reader, reader_account)
     assert world.message(ch, 1) is None
 
 
+async def test_bots_empty_access_hash_for_a_user_is_refused_by_default(world, bot_client, bot_account,
+                                                                        alice):
+    world.say(alice, bot_account, "/start")  # the bot has seen her
+    await world.settle()
+    assert world.accept_empty_access_hash_from_bots is False
+    with pytest.raises(errors.PeerIdInvalidError):
+        await bot_client.send_message(types.InputPeerUser(alice.id, 0), "hi")
+    assert await bot_client(functions.users.GetUsersRequest([types.InputUser(alice.id, 0)])) == []
+    await bot_client.send_message(types.InputPeerUser(alice.id, alice.access_hash), "hi")
+    assert world.chat_log(alice)[-1].text == "hi"
+
+
+async def test_accept_empty_access_hash_from_bots_lets_a_bot_name_a_user_by_id(world, bot_client, reader,
+                                                                               alice):
+    world.accept_empty_access_hash_from_bots = True
+    await bot_client.send_message(types.InputPeerUser(alice.id, 0), "hi")
+    assert world.chat_log(alice)[-1].text == "hi"
+    [user] = await bot_client(functions.users.GetUsersRequest([types.InputUser(alice.id, 0)]))
+    assert user.id == alice.id
+    with pytest.raises(errors.PeerIdInvalidError):  # a wrong hash is still wrong
+        await bot_client.send_message(types.InputPeerUser(alice.id, alice.access_hash + 1), "hi")
+    with pytest.raises(errors.PeerIdInvalidError):  # and users still need the hash
+        await reader.send_message(types.InputPeerUser(alice.id, 0), "hi")
+
+
 async def test_bots_cannot_read_history(world, bot_client):
     ch = world.add_channel("rusembc", "Embassy")
     with pytest.raises(errors.BotMethodInvalidError):
