@@ -3,7 +3,8 @@
 Plain, deterministic Python. Tests and the demo mutate it directly (``post``, ``edit``, ``delete``,
 ``say``...) and real ``TelegramClient`` objects talk to it through :mod:`bot.simulator.sender`.
 Everything a client receives is a real Telethon TL object, built here and round-tripped through
-TL bytes by the sender.
+TL bytes by the sender. Tests make requests fail with ``inject_error``/``inject_flood`` and read
+what clients did from ``requests``, ``requests_by_account`` and ``logins``.
 """
 
 from __future__ import annotations
@@ -392,11 +393,15 @@ class World:
         without reaching the World.
 
         A request matches when it is of ``request_type`` (named as in :meth:`inject_flood`) and
-        ``when(request)`` holds for the decoded request, e.g. ``lambda r: r.offset_id != 0``. The
-        first ``after`` matching requests from now pass, the next ``times`` fail. Failed requests are
-        counted in :attr:`requests` but never reach the handlers, so they change nothing. When two
-        injections are due for one request, the earlier-injected fails it; the other stays due.
-        Returns the injection, whose ``fired`` counts the requests it failed."""
+        ``when(request)`` holds for the decoded request, e.g. ``lambda r: r.offset_id != 0``. This
+        injection lets the first ``after`` matching requests from now through and fails the next
+        ``times``. Failed requests are counted in :attr:`requests` but never reach the handlers, so
+        they change nothing. When two injections are due for one request, the earlier-injected
+        fails it; the other stays due. Returns the injection, whose ``fired`` counts its failures.
+
+        Telethon handles some errors itself, as against Telegram: it retries 500-class errors after
+        a real 2 s sleep, logging a warning (which the tests' ``world`` fixture fails on), and
+        answers ``*_MIGRATE_n`` by switching DC, which the simulator does not model."""
         if not isinstance(error, OSError):
             if not (isinstance(error, tuple) and len(error) == 2 and isinstance(error[0], int)
                     and isinstance(error[1], str) and error[1]):
