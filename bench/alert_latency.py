@@ -30,7 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.alerts import Dispatcher  # noqa: E402
-from bot.poller import Poller, resolve_channels  # noqa: E402
+from bot.poller import Poller  # noqa: E402
+from bot.resolve import resolve_channels  # noqa: E402
 from bot.simulator import World, connect_client  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.outbox import get_alerts  # noqa: E402

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -32,8 +31,9 @@ from telethon import TelegramClient, errors
 from telethon.tl.functions.messages import SendMessageRequest
 from telethon.tl.functions.users import GetUsersRequest
 
+from bot.clock import cron_trigger, utcnow
 from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
-from bot.telegram import FloodDeferred, call_with_flood_policy, forget_local_flood, utcnow
+from bot.telegram import FloodDeferred, call_with_flood_policy, forget_local_flood
 from storage.database import Database
 from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
@@ -49,9 +49,7 @@ __all__ = [
     "ChatUnreachable",
     "Dispatcher",
     "Pacer",
-    "cron_trigger",
     "digest_job_id",
-    "utcnow",
 ]
 
 log = logging.getLogger("chanwatch.alerts")
@@ -95,35 +93,6 @@ class ChatUnreachable(Exception):
 def digest_job_id(chat_id: int) -> str:
     """The scheduler job id of a chat's digest."""
     return f"digest:{chat_id}"
-
-
-_DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def cron_trigger(expr: str, timezone: str = "UTC") -> CronTrigger:
-    """A CronTrigger for a standard 5-field crontab line in `timezone`.
-
-    APScheduler 3.x numbers weekdays from Monday = 0, crontab from Sunday = 0 (both 0 and 7);
-    numeric weekdays are rewritten as names first, so "0 8 * * 1-5" means Monday to Friday as
-    anyone writing a crontab expects. Raises ValueError for a bad expression or time zone.
-    """
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"a schedule needs 5 cron fields (minute hour day month weekday), got {expr!r}")
-
-    def name(match: re.Match[str]) -> str:
-        number = int(match.group())
-        if number > 7:
-            raise ValueError(f"weekday {number} is out of range 0-7 in {expr!r}")
-        return _DOW_NAMES[number]
-
-    fields[4] = ",".join(re.sub(r"\d+", name, part) if "/" not in part else part
-                         for part in fields[4].split(","))
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {timezone!r} (use a name like Europe/Moscow)") from exc
-    return CronTrigger.from_crontab(" ".join(fields), timezone=zone)
 
 
 class Pacer:

@@ -15,36 +15,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from telethon import TelegramClient, errors
-from telethon.tl import functions
-from tqdm import tqdm
 
-from bot.poller import (
-    PAGE_SIZE,
-    ChannelState,
-    Clock,
-    Requests,
-    RequestStats,
-    Sleep,
-    load_channel,
-    parse_channel_name,
-    records_of,
-    refreshed,
-    resolve_channels,
-    utcnow,
-)
-from bot.telegram import FloodPolicy
+from bot.clock import Clock, Sleep, utcnow
+from bot.history import PAGE_SIZE, HistoryPage, history, records_of, refreshed
+from bot.names import parse_channel_name
+from bot.resolve import resolve_channels
+from bot.telegram import FloodPolicy, Requests, RequestStats
+from storage import channels
 from storage.database import Database
 from storage.ingest import AfterIngest, ingest
-from storage.records import Batch, IngestResult
+from storage.progress import Progress
+from storage.records import Batch, ChannelState, IngestResult
 
 __all__ = ["BackfillError", "BackfillReport", "backfill"]
 
@@ -83,24 +73,12 @@ class BackfillReport:
         return self.messages / self.seconds if self.seconds > 0 else 0.0
 
 
-def _commit_page(conn: sqlite3.Connection, batch: Batch, now: datetime, after: AfterIngest | None,
+def _commit_page(conn: Any, batch: Batch, now: datetime, after: AfterIngest | None,
                  low: int, top: int, done: bool) -> IngestResult:
     """Ingest one page together with the backfill progress (one transaction)."""
     result = ingest(conn, batch, now, after)
-    conn.execute(
-        """UPDATE channels SET
-             backfill_before = min(coalesce(backfill_before, :low), :low),
-             backfill_done = max(backfill_done, :done),
-             cursor = CASE WHEN cursor = 0 OR :low <= cursor + 1 THEN max(cursor, :top) ELSE cursor END
-           WHERE id = :id""",
-        {"low": low, "top": top, "done": int(done), "id": batch.channel.id},
-    )
+    channels.record_backfill_page(conn, batch.channel.id, low, top, done)
     return result
-
-
-def _is_tty() -> bool:
-    stream = sys.stderr
-    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 async def _channel_state(db: Database, client: TelegramClient, channel: str | int, requests: Requests,
@@ -110,7 +88,7 @@ async def _channel_state(db: Database, client: TelegramClient, channel: str | in
         channel_id = int(channel)
         if channel_id < 0 and str(channel_id).startswith("-100"):
             channel_id = int(str(channel_id)[4:])  # Bot API style marked id
-        state = await load_channel(db, channel_id=channel_id)
+        state = await db.run(channels.load_channel, channel_id=channel_id)
         if state is None or state.access_hash is None:
             raise BackfillError(f"channel {channel} is not in the archive with an access hash; "
                                 "give its @username (or watch it) first")
@@ -119,12 +97,12 @@ async def _channel_state(db: Database, client: TelegramClient, channel: str | in
         username = parse_channel_name(str(channel))
     except ValueError as exc:
         raise BackfillError(str(exc)) from None
-    state = await load_channel(db, username=username)
+    state = await db.run(channels.load_channel, username=username)
     if state is None or state.access_hash is None:
         [outcome] = await resolve_channels(db, client, [username], flood=requests.flood, now=now, sleep=sleep)
         if outcome.channel_id is None:
             raise BackfillError(f"cannot backfill @{username}: {outcome.status} ({outcome.detail})")
-        state = await load_channel(db, channel_id=outcome.channel_id)
+        state = await db.run(channels.load_channel, channel_id=outcome.channel_id)
         assert state is not None
     if state.status == "private":
         raise BackfillError(f"cannot backfill @{username}: the channel is private")
@@ -157,6 +135,41 @@ async def _takeout_session(client: TelegramClient, enabled: bool
         await manager.__aexit__(None, None, None)
 
 
+@dataclass(slots=True)
+class _Window:
+    """Where one backfill run stands: what `since` and `limit` still allow, and how far it got."""
+
+    since: datetime | None
+    limit: int | None
+    low: int | None
+    taken: int = 0
+    new: int = 0
+    stopped_by: str = "start"
+
+    def room(self) -> int | None:
+        """Messages this run may still take (None: no limit)."""
+        return None if self.limit is None else self.limit - self.taken
+
+    def goes_on(self, page: HistoryPage) -> bool:
+        """Whether the run will want the page after `page` (so it may be fetched already)."""
+        room = self.room()
+        return (not page.last and (room is None or len(page.messages) < room)
+                and (self.since is None or page.messages[-1].date >= self.since))
+
+    def cut(self, page: HistoryPage) -> tuple[list[Any], bool]:
+        """The page's messages this run keeps, and whether the run reached its end with them."""
+        kept = list(page.messages)
+        done = page.last
+        if self.since is not None and kept and kept[-1].date < self.since:
+            kept = [m for m in kept if m.date >= self.since]
+            self.stopped_by, done = "since", True
+        room = self.room()
+        if room is not None and len(kept) >= room:
+            kept = kept[:room]
+            self.stopped_by, done = "limit", False
+        return kept, done
+
+
 async def backfill(
     db: Database,
     client: TelegramClient,
@@ -164,7 +177,7 @@ async def backfill(
     *,
     since: date | None = None,
     limit: int | None = None,
-    progress: bool = True,
+    progress: Progress | None = None,
     takeout: bool = False,
     flood: FloodPolicy | None = None,
     after_ingest: AfterIngest | None = None,
@@ -177,102 +190,66 @@ async def backfill(
 
     Stops at `since` (messages dated before that day are not taken), after `limit` messages in this
     run, or at the channel's first message. A long flood wait raises `FloodDeferred` (the progress
-    so far is saved; run again later). `progress` shows a tqdm bar (messages/s, ETA from the ids
-    left) when stderr is a terminal. `takeout` runs the requests in a takeout session; a refused
+    so far is saved; run again later). `progress(label, done, total)` hears of every page (total:
+    the ids left, or the limit). `takeout` runs the requests in a takeout session; a refused
     takeout is a `BackfillError`.
     """
     if limit is not None and limit < 0:
         raise ValueError("limit must be >= 0")
     requests = Requests(client, flood or FloodPolicy(), sleep=sleep, now=now, logger=logger)
     state = await _channel_state(db, client, channel_name_or_id, requests, now, sleep)
-    resumed_from = state.backfill_before
     started = time.monotonic()
-    stats = RequestStats()
-    taken = new = 0
-    low = state.backfill_before
-    since_at = datetime(since.year, since.month, since.day, tzinfo=UTC) if since is not None else None
-    if state.backfill_done and (low or 0) <= 1:
+    if state.backfill_done and (state.backfill_before or 0) <= 1:
         logger.info("backfill %s: already complete", state.name)
-        return BackfillReport(state.id, state.username, 0, 0, 0, 0, resumed_from, low, True, "done", 0.0)
-    bar: tqdm | None = None
-    stopped_by = "start"
-    channel = state.channel()
-    async with _takeout_session(client, takeout) as via:
-        def fetch(offset_id: int) -> asyncio.Task:
-            """Ask for the page below `offset_id` (in the background while the previous commits)."""
-            return asyncio.ensure_future(requests("get_history", functions.messages.GetHistoryRequest(
-                peer=state.input_peer, offset_id=offset_id, offset_date=None, add_offset=0,
-                limit=page_size, max_id=0, min_id=0, hash=0,
-            ), stats=stats, via=via))
-
-        pending: asyncio.Task | None = None
-        try:
-            while True:
-                if limit is not None and taken >= limit:
-                    stopped_by = "limit"
-                    break
-                answer = await (pending or fetch(low or 0))
-                pending = None
-                stats.pages += 1
-                page = sorted((m for m in answer.messages if getattr(m, "id", 0) > 0),
-                              key=lambda m: m.id, reverse=True)
-                if low is not None:
-                    page = [m for m in page if m.id < low]
-                if not page:  # nothing older: the start
-                    await db.transaction(_mark_done, state.id)
-                    break
-                if bar is None and (progress and _is_tty()):
-                    total = (low - 1) if low else page[0].id
-                    if limit is not None:
-                        total = min(total, limit)
-                    bar = tqdm(total=total, unit="msg", desc=f"backfill {state.name}", dynamic_ncols=True)
-                reached_start = len(answer.messages) < page_size or page[-1].id <= 1
-                if since_at is not None and page[-1].date < since_at:
-                    page = [m for m in page if m.date >= since_at]
-                    stopped_by, reached_start = "since", True
-                if limit is not None and taken + len(page) >= limit:
-                    page = page[:limit - taken]
-                    stopped_by = "limit"
-                if not page:
-                    await db.transaction(_mark_done, state.id)
-                    break
-                done = reached_start and stopped_by != "limit"
-                if not done and stopped_by != "limit":
-                    pending = fetch(page[-1].id)  # overlap the next request with this page's commit
-                channel = refreshed(channel, answer.chats)
-                records = records_of(page, answer.chats, state.id)
-                batch = Batch(channel, tuple(records))
-                result = await db.transaction(_commit_page, batch, now(), after_ingest, page[-1].id,
-                                              page[0].id, done)
-                ids_spanned = (low or page[0].id + 1) - page[-1].id
-                low = page[-1].id
-                taken += len(page)
-                new += result.messages_new
-                if bar is not None:
-                    bar.update(len(page) if limit is not None else ids_spanned)
-                if done or stopped_by == "limit":
-                    break
-        finally:
-            if pending is not None:  # stopped by an error: the prefetched page is not needed
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-            if bar is not None:
-                bar.close()
-    row_done = await db.run(_is_done, state.id)
-    seconds = time.monotonic() - started
-    report = BackfillReport(state.id, channel.username, taken, new, stats.pages, stats.requests,
-                            resumed_from, low, row_done, stopped_by, seconds, stats.flood_slept)
+        return BackfillReport(state.id, state.username, 0, 0, 0, 0, state.backfill_before,
+                              state.backfill_before, True, "done", 0.0)
+    since_at = datetime(since.year, since.month, since.day, tzinfo=UTC) if since is not None else None
+    window = _Window(since_at, limit, state.backfill_before)
+    stats = RequestStats()
+    if limit is None or limit > 0:
+        async with _takeout_session(client, takeout) as via:
+            await _read_back(db, requests, state, window, stats, via, progress, after_ingest, now, page_size)
+    else:
+        window.stopped_by = "limit"
+    report = BackfillReport(state.id, state.username, window.taken, window.new, stats.pages, stats.requests,
+                            state.backfill_before, window.low, await db.run(channels.backfill_done, state.id),
+                            window.stopped_by, time.monotonic() - started, stats.flood_slept)
     logger.info("backfill %s: %d messages (%d new), %d pages, %d requests, stopped by %s, oldest id %s, "
-                "%.0f msg/s", state.name, taken, new, stats.pages, stats.requests, stopped_by, low,
-                report.rate)
+                "%.0f msg/s", state.name, report.messages, report.new_messages, report.pages,
+                report.requests, report.stopped_by, report.backfill_before, report.rate)
     return report
 
 
-def _mark_done(conn: sqlite3.Connection, channel_id: int) -> None:
-    conn.execute("UPDATE channels SET backfill_done = 1 WHERE id = ?", (channel_id,))
+async def _read_back(db: Database, requests: Requests, state: ChannelState, window: _Window,
+                     stats: RequestStats, via: Callable[[Any], Awaitable[Any]] | None,
+                     progress: Progress | None, after_ingest: AfterIngest | None, now: Clock,
+                     page_size: int) -> None:
+    """Page back from `window.low`, committing each page with the progress, until the window ends.
 
-
-def _is_done(conn: sqlite3.Connection, channel_id: int) -> bool:
-    return bool(conn.execute("SELECT backfill_done FROM channels WHERE id = ?", (channel_id,)).fetchone()[0])
-
+    The next page is requested while this one commits, unless the window ends with this page.
+    """
+    channel = state.channel()
+    label = f"backfill {state.name}"
+    total: int | None = None
+    pages = history(requests, state, below=window.low or 0, page_size=page_size, stats=stats, via=via,
+                    prefetch=window.goes_on)
+    async with aclosing(pages):
+        async for page in pages:
+            kept, done = window.cut(page)
+            if not kept:  # nothing older (or nothing since `since`): the start
+                await db.transaction(channels.mark_backfill_done, state.id)
+                return
+            if total is None:  # the ids left to cover, or the limit
+                start = window.low or kept[0].id + 1
+                total = start - 1 if window.limit is None else min(start - 1, window.limit)
+            channel = refreshed(channel, page.chats)
+            batch = Batch(channel, tuple(records_of(kept, page.chats, state.id)))
+            result = await db.transaction(_commit_page, batch, now(), after_ingest, kept[-1].id,
+                                          kept[0].id, done)
+            window.low = kept[-1].id
+            window.taken += len(kept)
+            window.new += result.messages_new
+            if progress is not None:
+                progress(label, window.taken if window.limit is not None else start - window.low, total)
+            if done or window.stopped_by == "limit":
+                return

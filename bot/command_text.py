@@ -1,14 +1,11 @@
 """What the bot's command answers say: help, query errors with a caret, result pages, rules, channels
 and status. Pure functions returning Telegram HTML (everything user- or archive-supplied escaped),
-each message within Telegram's 4096-character limit; plus the small archive read (`channel_rows`)
-whose rows only these answers use. /status shows `storage.stats.ArchiveStats`.
+each message within Telegram's 4096-character limit. /status shows `storage.stats.ArchiveStats`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from bot.formatting import (
     LIMIT,
@@ -21,10 +18,11 @@ from bot.formatting import (
     utf16_len,
 )
 from storage.query import QueryError
-from storage.records import Post, Rule, Subscriber
+from storage.records import Post, Rule, Subscriber, WatchedChannel
 from storage.stats import ArchiveStats
 
 PAGE_SIZE = 5
+PREVIOUS, NEXT = "« Previous", "Next »"  # the page buttons under search results
 QUERY_SHOWN = 120  # a query is cut to this many characters where an answer repeats it
 CARET_WIDTH = 60  # characters of a bad query shown around the culprit
 RESULT_SNIPPET = 500
@@ -210,20 +208,7 @@ def _when(value: str | None) -> str:
     return minute(value) + " UTC" if value else "never"
 
 
-@dataclass(frozen=True, slots=True)
-class ChannelRow:
-    """A watched channel as /channels shows it."""
-
-    id: int
-    username: str | None
-    title: str | None
-    status: str
-    status_detail: str | None
-    last_post: str | None
-    last_success: str | None
-
-
-def channels_text(rows: Sequence[ChannelRow]) -> list[str]:
+def channels_text(rows: Sequence[WatchedChannel]) -> list[str]:
     """/channels: one line per watched channel with status, last post and last successful poll."""
     if not rows:
         return ["No channels are watched yet." + " An admin can add one: <code>/watch @channel</code>"]
@@ -256,18 +241,3 @@ def status_text(stats: ArchiveStats) -> str:
     else:
         lines.append("No channel errors.")
     return "\n".join(lines)
-
-
-# -- the archive facts behind /channels (run on the database thread) ---------------------------------
-
-
-def channel_rows(conn: sqlite3.Connection) -> list[ChannelRow]:
-    """The watched channels, by name, with the date of their newest archived message."""
-    rows = conn.execute(
-        "SELECT c.id, c.username, c.title, c.status, c.status_detail,"
-        # a channel's message ids grow with time: its newest message is one primary-key seek away
-        " (SELECT m.date FROM messages m WHERE m.channel_id = c.id ORDER BY m.message_id DESC LIMIT 1),"
-        " c.last_success"
-        " FROM channels c WHERE c.watched = 1 ORDER BY lower(coalesce(c.username, c.title, '')), c.id"
-    ).fetchall()
-    return [ChannelRow(*row) for row in rows]

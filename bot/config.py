@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
+from bot.clock import cron_trigger
+from bot.names import parse_channel_name
+
 T = TypeVar("T")
 
 _BOT_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 _API_HASH = re.compile(r"^[0-9a-fA-F]{32}$")
-_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
-_LINK = re.compile(r"^(?:https?://)?(?:t\.me|telegram\.me)/(?:s/)?([A-Za-z0-9_]+)/?$")
 
 SECRET_NAMES = ("TG_API_HASH", "TG_SESSION", "TG_BOT_TOKEN")
 
@@ -93,16 +94,6 @@ class Settings:
         return self.bot_token
 
 
-def normalize_channel(value: str) -> str:
-    """`@name`, `name` or a t.me link -> `name`; raises ValueError for anything else."""
-    value = value.strip()
-    match = _LINK.match(value)
-    name = match.group(1) if match else value.removeprefix("@")
-    if not _USERNAME.match(name):
-        raise ValueError(f"{value!r} is not a channel username (5-32 letters, digits, _) or t.me link")
-    return name
-
-
 def _get(env: Mapping[str, str | None], name: str) -> str | None:
     value = env.get(name)
     if value is None:
@@ -145,7 +136,7 @@ def _ids(raw: str) -> frozenset[int]:
 
 
 def _channels(raw: str) -> tuple[str, ...]:
-    names = [normalize_channel(p) for p in re.split(r"[,\s]+", raw) if p]
+    names = [parse_channel_name(p) for p in re.split(r"[,\s]+", raw) if p]
     return tuple(dict.fromkeys(names))
 
 
@@ -157,9 +148,7 @@ def _server(raw: str) -> tuple[str, int]:
 
 
 def _cron(raw: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
-
-    CronTrigger.from_crontab(raw)
+    cron_trigger(raw)  # the dispatcher's crontab rules (Sunday = 0), not APScheduler's own
     return raw
 
 

@@ -12,8 +12,8 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.records import Post, Sighting
-from storage.text import utf16_len
+from storage.records import Post, Sighting, channel_label
+from storage.text import excerpt_window, utf16_len
 
 LIMIT = 4096
 SNIPPET_CHARS = 600
@@ -36,22 +36,6 @@ def cut(text: str, limit: int) -> str:
     return head.rstrip() + ELLIPSIS
 
 
-def window(text: str, spans: Sequence[tuple[int, int]], size: int = SNIPPET_CHARS) -> tuple[int, int]:
-    """The [start, end) slice of `text` of about `size` characters around the first span."""
-    if len(text) <= size:
-        return 0, len(text)
-    first = spans[0][0] if spans else 0
-    start = max(0, min(first - size // 3, len(text) - size))
-    if start:
-        space = text.find(" ", start, start + 40)
-        start = space + 1 if space != -1 else start
-    end = min(len(text), start + size)
-    if end < len(text):
-        space = text.rfind(" ", end - 40, end)
-        end = space if space > start else end
-    return start, end
-
-
 def highlight(text: str, spans: Sequence[tuple[int, int]], start: int = 0, end: int | None = None) -> str:
     """Escaped `text[start:end]` with the spans inside it in bold."""
     end = len(text) if end is None else end
@@ -70,7 +54,7 @@ def highlight(text: str, spans: Sequence[tuple[int, int]], start: int = 0, end: 
 
 def snippet(text: str, spans: Sequence[tuple[int, int]], size: int = SNIPPET_CHARS) -> str:
     """A highlighted, escaped excerpt around the first match, with ellipses where it was cut."""
-    start, end = window(text, spans, size)
+    start, end = excerpt_window(text, spans, size)
     body = highlight(text, spans, start, end)
     return (ELLIPSIS if start else "") + body + (ELLIPSIS if end < len(text) else "")
 
@@ -78,13 +62,6 @@ def snippet(text: str, spans: Sequence[tuple[int, int]], size: int = SNIPPET_CHA
 def link(url: str, label: str) -> str:
     """An HTML link with escaped label and URL."""
     return f'<a href="{escape(url)}">{escape(label)}</a>'
-
-
-def channel_label(username: str | None, title: str | None, channel_id: int | None = None) -> str:
-    """`@username`, else the title, else the id."""
-    if username:
-        return f"@{username}"
-    return title or (str(channel_id) if channel_id else "unknown")
 
 
 def minute(stamp: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from telethon.tl import types
 from telethon.tl.tlobject import TLObject
 
+from bot.names import username_of
 from storage.records import ForwardHeader, Media, MessageRecord
 
 __all__ = [
@@ -190,7 +191,7 @@ def forward_header(message: types.Message, *, chats: Mapping[int, Any] | None = 
         if origin is None:
             origin = _forward_chat(message)
         if origin is not None:
-            username, title = _username(origin), getattr(origin, "title", None)
+            username, title = username_of(origin), getattr(origin, "title", None)
     return ForwardHeader(
         from_peer_type=peer_type,
         from_peer_id=peer_id,
@@ -225,17 +226,6 @@ def _forward_chat(message: object) -> Any | None:
         return getattr(forward, "chat", None) if forward is not None else None
     except Exception:  # a half-initialised custom object must never break normalisation
         return None
-
-
-def _username(chat: object) -> str | None:
-    """The public username: `username`, else the first active collectible one in `usernames`."""
-    username = getattr(chat, "username", None)
-    if username:
-        return username
-    for entry in getattr(chat, "usernames", None) or ():
-        if getattr(entry, "active", False) and getattr(entry, "username", None):
-            return entry.username
-    return None
 
 
 # --- media --------------------------------------------------------------------------------------

@@ -10,8 +10,7 @@ Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coro
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
 and `stop()` awaits them: the poll in flight finishes its transaction, then the clients go.
 
-The watch list helpers at the end (`add_watch_name`, `unwatch_name`, `channel_rows`,
-`pending_names`) are shared by the daemon's /watch hooks and `chanwatch channels`.
+`chanwatch run` (`bot.daemon`, `bot.cli.daemon`) connects the clients and serves a `Service`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,34 +28,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient
 
 from bot.alerts import Dispatcher
+from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
-from bot.formatting import channel_label
-from bot.poller import (
-    Clock,
-    Poller,
-    ResolveOutcome,
-    Sleep,
-    backoff,
-    parse_channel_name,
-    resolve_channels,
-    utcnow,
-)
+from bot.names import parse_channel_name
+from bot.poller import Poller
+from bot.resolve import ResolveOutcome, record_outcomes, resolve_channels
 from bot.telegram import FloodPolicy
+from storage.channels import pending_names, unwatch_name
 from storage.database import Database
 from storage.percolator import Percolator
-from storage.records import iso
+from storage.records import channel_label, iso
 from storage.rules import ensure_subscriber, seed_rules, set_allowed
 
 __all__ = [
     "EXECUTOR",
     "GracefulExecutor",
     "Service",
-    "WatchedChannel",
-    "add_watch_name",
-    "channel_rows",
-    "pending_names",
-    "unwatch_name",
 ]
 
 log = logging.getLogger("chanwatch.service")
@@ -65,7 +52,6 @@ log = logging.getLogger("chanwatch.service")
 EXECUTOR = "chanwatch"  # executor alias used when a given scheduler already has a "default" executor
 COMMAND_DRAIN_SECONDS = 10.0  # how long a stop waits for bot commands being answered
 INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by time_scale)
-PLACEHOLDER_DETAIL = "added by name; resolved when the daemon starts"
 
 
 class GracefulExecutor(AsyncIOExecutor):
@@ -113,10 +99,12 @@ class Service:
         self.log = logger
         self.sleep = sleep
         self.flood = flood or FloodPolicy(max_wait=float(settings.flood_max_wait))
-        self.percolator: Percolator | None = None
+        hours = settings.alert_max_age_hours
+        self.percolator = Percolator(max_age=timedelta(hours=hours) if hours else None)
+        self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep,
+                             after_ingest=self.percolator)
         self.dispatcher: Dispatcher | None = None
         self.commands: Commands | None = None
-        self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep)
         self.executor: GracefulExecutor | None = None
         self._executor_alias = "default"
         self._started = False
@@ -233,7 +221,7 @@ class Service:
         await self._record_outcomes(outcomes)
 
     async def _record_outcomes(self, outcomes: Sequence[ResolveOutcome]) -> None:
-        await self.db.transaction(_record_outcomes, list(outcomes), self.now())
+        await self.db.transaction(record_outcomes, list(outcomes), self.now())
 
     async def watch(self, name: str) -> str:
         """The admin /watch hook: resolve (and join) a channel through the user client; a reply line."""
@@ -275,11 +263,8 @@ class Service:
         self.log.info("alert chat %d: %d keyword rule(s) seeded", chat, len(rules))
 
     def _build_alerting(self) -> None:
-        """The percolator into the poller (alerts are made in the ingest transaction), the dispatcher
-        (sends them), the bot commands (with the /watch hooks and digest rescheduling)."""
-        hours = self.settings.alert_max_age_hours
-        self.percolator = Percolator(max_age=timedelta(hours=hours) if hours else None)
-        self.poller.after_ingest = self.percolator
+        """The dispatcher (sends what the percolator queued in the ingest transaction) and the bot
+        commands (with the /watch hooks and digest rescheduling)."""
         self.dispatcher = Dispatcher(
             self.db, self.bot, default_schedule=self.settings.digest_schedule,
             default_timezone=self.settings.timezone, now=self.now, sleep=self.sleep,
@@ -338,123 +323,3 @@ def _seed_alert_chat(conn: sqlite3.Connection, chat_id: int, keywords: list[str]
     ensure_subscriber(conn, chat_id, now, allowed=True)
     set_allowed(conn, chat_id, True, now)
     return seed_rules(conn, chat_id, keywords, now)
-
-
-_FAILED_STATUS = {"private": "private", "not_found": "not_found", "banned": "banned",
-                  "not_channel": "not_found", "invalid": "error", "error": "error"}
-
-
-def _record_outcomes(conn: sqlite3.Connection, outcomes: list[ResolveOutcome], now: datetime) -> None:
-    """Placeholders of resolved names go (the real row took over); unresolvable ones back off."""
-    for outcome in outcomes:
-        name = outcome.username
-        if name is None:
-            try:
-                name = parse_channel_name(outcome.name)
-            except ValueError:
-                continue
-        if outcome.channel_id is not None:
-            conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)", (name,))
-            continue
-        if outcome.status == "deferred":
-            conn.execute(
-                "UPDATE channels SET retry_at = ?, status_detail = ? WHERE watched = 1"
-                " AND access_hash IS NULL AND lower(username) = lower(?)",
-                (iso(outcome.retry_at), outcome.detail, name))
-            continue
-        rows = conn.execute(
-            "SELECT id, failures FROM channels WHERE watched = 1 AND access_hash IS NULL"
-            " AND lower(username) = lower(?)", (name,)).fetchall()
-        for channel_id, failures in rows:
-            conn.execute(
-                "UPDATE channels SET status = ?, status_detail = ?, failures = ?, last_poll = ?, retry_at = ?"
-                " WHERE id = ?",
-                (_FAILED_STATUS.get(outcome.status, "error"), outcome.detail or outcome.status, failures + 1,
-                 iso(now), iso(now + backoff(failures + 1)), channel_id))
-
-
-# --- the watch list (shared with `chanwatch channels`) ------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WatchedChannel:
-    """A row of `chanwatch channels list`: what the daemon knows of one channel."""
-
-    id: int
-    username: str | None
-    title: str | None
-    watched: bool
-    resolved: bool
-    status: str
-    status_detail: str | None
-    messages: int
-    last_post: str | None
-    last_poll: str | None
-    last_success: str | None
-    cursor: int
-    backfill_done: bool
-
-    @property
-    def name(self) -> str:
-        """@username, else the title, else the id."""
-        return channel_label(self.username, self.title, self.id)
-
-
-def add_watch_name(conn: sqlite3.Connection, username: str, now: datetime) -> str:
-    """Watch a channel by name without touching Telegram; returns what happened.
-
-    A channel already stored is marked watched ("watched", or "already watched"). An unknown name
-    becomes a placeholder row (a negative id, no access hash) that the daemon resolves at start or
-    before its next poll, then replaces with the real channel ("added").
-    """
-    rows = conn.execute("SELECT id, watched FROM channels WHERE lower(username) = lower(?)"
-                        " ORDER BY access_hash IS NULL, id DESC", (username,)).fetchall()
-    if rows:
-        if any(r[1] for r in rows):
-            return "already watched"
-        conn.execute("UPDATE channels SET watched = 1 WHERE id = ?", (rows[0][0],))
-        return "watched"
-    placeholder = conn.execute("SELECT min(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
-    conn.execute(
-        "INSERT INTO channels (id, username, watched, status, status_detail, added_at)"
-        " VALUES (?, ?, 1, 'ok', ?, ?)", (placeholder, username, PLACEHOLDER_DETAIL, iso(now)))
-    return "added"
-
-
-def unwatch_name(conn: sqlite3.Connection, username: str) -> int:
-    """Stop watching a channel (its archived posts stay); placeholders are deleted. Rows changed."""
-    deleted = conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)",
-                           (username,)).rowcount
-    updated = conn.execute("UPDATE channels SET watched = 0 WHERE watched = 1 AND lower(username) = lower(?)",
-                           (username,)).rowcount
-    return deleted + updated
-
-
-def pending_names(conn: sqlite3.Connection, due_at: str | None) -> list[str]:
-    """Watched names with no access hash yet (to resolve); with `due_at`, only those not backing off."""
-    sql = ("SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL")
-    args: tuple[Any, ...] = ()
-    if due_at is not None:
-        sql += " AND (retry_at IS NULL OR retry_at <= ?)"
-        args = (due_at,)
-    return [r[0] for r in conn.execute(sql + " ORDER BY id", args).fetchall()]
-
-
-def channel_rows(conn: sqlite3.Connection, *, include_unwatched: bool = False) -> list[WatchedChannel]:
-    """Channels with their status, message count, last post and last poll (watched ones by default)."""
-    where = "" if include_unwatched else "WHERE c.watched = 1"
-    rows = conn.execute(
-        # per-channel subqueries use the (channel_id, message_id) primary key; a join + GROUP BY
-        # over all messages took seconds on a million-message archive
-        f"""SELECT c.id, c.username, c.title, c.watched, c.access_hash IS NOT NULL, c.status,
-                   c.status_detail,
-                   (SELECT count(*) FROM messages m WHERE m.channel_id = c.id),
-                   (SELECT m.date FROM messages m WHERE m.channel_id = c.id
-                    ORDER BY m.message_id DESC LIMIT 1),
-                   c.last_poll, c.last_success, c.cursor, c.backfill_done
-            FROM channels c
-            {where}
-            ORDER BY c.watched DESC, lower(coalesce(c.username, c.title, '')), c.id"""
-    ).fetchall()
-    return [WatchedChannel(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
-                           r[11], bool(r[12])) for r in rows]

@@ -1,4 +1,5 @@
-"""Telethon client factory (user reader, bot), custom server option, flood policy and redaction.
+"""Telethon client factory (user reader, bot), custom server option, flood policy, the request
+sender that applies it, what a channel error means, and redaction.
 
 Nothing here connects: the factories only build `TelegramClient`s, so tests and the simulator can
 swap the network (`client._sender`) before `connect()`. Nothing here logs an api_hash, a session
@@ -13,30 +14,40 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from telethon import TelegramClient, errors
 from telethon.crypto import rsa as telethon_rsa
 from telethon.sessions import StringSession
+from telethon.tl import types
+from telethon.tl.tlobject import TLRequest
+
+from bot.clock import Clock, Sleep, utcnow
+from storage.records import ChannelState
 
 __all__ = [
     "DEFAULT_DC_ID",
     "FLOOD_ERRORS",
+    "PEER_ERRORS",
     "BotLoginError",
     "FloodDeferred",
     "FloodPolicy",
     "RedactingFilter",
+    "RequestStats",
+    "Requests",
     "call_with_flood_policy",
+    "classify_error",
     "describe_client",
     "forget_local_flood",
+    "input_channel",
+    "input_peer",
     "make_bot_client",
     "make_user_client",
     "redact",
     "register_server_key",
     "start_bot",
-    "utcnow",
 ]
 
 log = logging.getLogger("chanwatch.telegram")
@@ -53,11 +64,6 @@ FLOOD_ERRORS: tuple[type[errors.RPCError], ...] = tuple(
         getattr(errors, "FloodTestPhoneWaitError", None),
     ) if cls is not None
 )
-
-
-def utcnow() -> datetime:
-    """The wall clock, timezone-aware UTC (the default `now` of the daemon's parts)."""
-    return datetime.now(UTC)
 
 
 # --- redaction ------------------------------------------------------------------------------------
@@ -345,3 +351,85 @@ class FloodPolicy:
             coro_factory, kind=kind, max_wait=self.max_wait_for(kind), max_retries=self.max_retries,
             sleep=sleep, log=log, now=now,
         )
+
+
+# --- requests under the policy --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """What one channel's work cost: requests, pages, flood seconds slept."""
+
+    requests: int = 0
+    pages: int = 0
+    flood_slept: float = 0.0
+
+
+class Requests:
+    """Sends raw TL requests under a `FloodPolicy`; the poller, the resolver and the backfill share it.
+
+    `kind` names the request for the policy's per-kind bounds ("get_history", "get_messages",
+    "get_peer_dialogs", "resolve_username", "join_channel", "get_channels"). Short flood waits are
+    slept through `sleep`; long ones raise `FloodDeferred`. Never returns None on error.
+    """
+
+    def __init__(self, client: TelegramClient, flood: FloodPolicy, *, sleep: Sleep = asyncio.sleep,
+                 now: Clock = utcnow, logger: logging.Logger = log) -> None:
+        self.client = client
+        self.flood = flood
+        self.sleep = sleep
+        self.now = now
+        self.log = logger
+        self.count = 0
+        self.flood_slept = 0.0
+
+    async def __call__(self, kind: str, request: TLRequest, *, stats: RequestStats | None = None,
+                       via: Callable[[TLRequest], Awaitable[Any]] | None = None) -> Any:
+        """Send `request` (through `via`, e.g. a takeout client, if given) and return the answer."""
+        send = via or self.client
+        constructor = request.CONSTRUCTOR_ID
+
+        async def attempt() -> Any:
+            forget_local_flood(self.client, constructor)
+            self.count += 1
+            if stats is not None:
+                stats.requests += 1
+            return await send(request)
+
+        async def sleep(seconds: float) -> None:
+            await self.sleep(seconds)
+            self.flood_slept += seconds
+            if stats is not None:
+                stats.flood_slept += seconds
+
+        return await self.flood.call(attempt, kind=kind, sleep=sleep, log=self.log, now=self.now)
+
+
+def input_peer(channel: ChannelState) -> types.InputPeerChannel:
+    """A stored channel's id + access_hash as an InputPeer (no username lookup)."""
+    return types.InputPeerChannel(channel.id, channel.access_hash or 0)
+
+
+def input_channel(channel: ChannelState) -> types.InputChannel:
+    """A stored channel's id + access_hash as an InputChannel."""
+    return types.InputChannel(channel.id, channel.access_hash or 0)
+
+
+# --- what a failed channel request means ----------------------------------------------------------
+
+_NOT_FOUND = (errors.ChannelInvalidError, errors.UsernameNotOccupiedError, errors.UsernameInvalidError)
+_BANNED = (errors.ChannelBannedError, errors.UserBannedInChannelError)
+PEER_ERRORS = (errors.ChannelPrivateError, *_NOT_FOUND, *_BANNED, errors.PeerIdInvalidError)
+"""Errors about one channel: a request for many (GetPeerDialogs) fails as a whole on them."""
+
+
+def classify_error(exc: BaseException) -> tuple[str, str]:
+    """(status, detail) for a failed channel: private, not_found, banned, or error."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, errors.ChannelPrivateError):
+        return "private", detail
+    if isinstance(exc, _NOT_FOUND):
+        return "not_found", detail
+    if isinstance(exc, _BANNED):
+        return "banned", detail
+    return "error", detail

@@ -7,6 +7,7 @@ and one transaction, and the event loop never blocks on disk.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
@@ -93,6 +94,21 @@ def run_in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: An
     return result
 
 
+AIOSQLITE_KNOWN = ("0.19", "0.20", "0.21", "0.22")
+"""aiosqlite versions `_on_worker` was tried with; pyproject.toml pins the same range."""
+
+
+async def _on_worker(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(raw sqlite3 connection, *args)` on aiosqlite's worker thread, in its queue order.
+
+    aiosqlite has no public call for "run this function with the raw connection" (Datasette's
+    `execute_fn` is the shape we want); `Connection._execute(fn, *args)` is how its own methods do
+    it, and `_conn` is the raw connection. This is the only use of its private API:
+    tests/storage/test_database.py fails loudly if either changes.
+    """
+    return await conn._execute(fn, conn._conn, *args)
+
+
 class Database:
     """An open archive for asyncio code."""
 
@@ -120,15 +136,15 @@ class Database:
             raise
         return db
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(sqlite3_connection, *args)` on the connection's worker thread."""
-        # aiosqlite has no public call for "run this function with the raw connection";
-        # `_execute` is how its own methods do it (stable since 0.11).
-        return await self._conn._execute(fn, self._conn._conn, *args)
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(sqlite3_connection, *args, **kwargs)` on the connection's worker thread."""
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
+        return await _on_worker(self._conn, fn, *args)
 
-    async def transaction(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(conn, *args)` as one transaction on the worker thread."""
-        return await self.run(run_in_transaction, fn, *args)
+    async def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, *args, **kwargs)` as one transaction on the worker thread."""
+        return await self.run(run_in_transaction, functools.partial(fn, **kwargs) if kwargs else fn, *args)
 
     async def close(self) -> None:
         """Close the connection (a running transaction has finished by then: calls are serial)."""

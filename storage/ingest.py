@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from storage import dedup, text
+from storage.channels import channel_names, raise_cursor, upsert_channel
 from storage.database import Database, run_in_transaction
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso
 
@@ -54,20 +55,6 @@ class _Counts:
             self.new, self.updated, self.unchanged, self.edits, self.deletions,
             tuple(self.new_posts), tuple(dict.fromkeys(self.edited_posts)),
         )
-
-
-def upsert_channel(conn: sqlite3.Connection, channel: Channel, now: str) -> None:
-    """Create or refresh a channel row; known fields are never overwritten with unknowns."""
-    conn.execute(
-        """INSERT INTO channels (id, username, title, access_hash, watched, added_at)
-           VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET
-             username = coalesce(excluded.username, username),
-             title = coalesce(excluded.title, title),
-             access_hash = coalesce(excluded.access_hash, access_hash),
-             watched = max(watched, excluded.watched)""",
-        (channel.id, channel.username, channel.title, channel.access_hash, int(channel.watched), now),
-    )
 
 
 def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
@@ -223,10 +210,7 @@ class _Ingest:
             self.written.add(record.message_id)
         self._deletions()
         if self.batch.cursor is not None:
-            self.conn.execute(
-                "UPDATE channels SET cursor = max(cursor, ?) WHERE id = ?",
-                (self.batch.cursor, self.channel.id),
-            )
+            raise_cursor(self.conn, self.channel.id, self.batch.cursor)
         return self.counts.result()
 
     def _prefetch(self, records: list[MessageRecord]) -> list[_New | None]:
@@ -374,9 +358,7 @@ class _Ingest:
         channel_id = fwd.from_peer_id if fwd.from_peer_type == "channel" else None
         username, title = fwd.origin_username, fwd.origin_title
         if channel_id and not (username and title):
-            known = self.conn.execute(
-                "SELECT username, title FROM channels WHERE id = ?", (channel_id,)
-            ).fetchone()
+            known = channel_names(self.conn, channel_id)
             if known:
                 username, title = username or known[0], title or known[1]
         return (

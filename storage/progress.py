@@ -1,5 +1,8 @@
-"""How long-running work reports how far it got, without drawing anything: `storage` calls a
-`Progress`, and whoever shows it (the CLI's progress bars, a log line, nothing) decides how."""
+"""How long work reports its progress without drawing anything: a callback the caller fills.
+
+`storage` and the daemon's long jobs (import, backfill) call `progress(label, done, total)` as they
+advance; the CLI turns it into a tqdm bar on a terminal, tests record it, other callers pass None.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,5 @@ from collections.abc import Callable
 __all__ = ["Progress"]
 
 Progress = Callable[[str, int, int | None], None]
-"""`progress(label, done, total)`, called as work advances: `label` names the work (a channel, a
-file), `done` counts the items finished so far (it never goes down for one label), `total` is how
-many there are when that is known, else None. Called once with `done=0` before the first item."""
+"""`progress(label, done, total)`: `done` items of `label` so far (never less than before), out of
+`total` when it is known."""

@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
-RELATIONS = ("original", "forward", "copy")
-CHANNEL_STATUSES = ("ok", "private", "not_found", "banned", "error")
-
 
 def iso(value: datetime | None) -> str | None:
     """Render a datetime as ISO-8601 UTC text (naive values are taken to be UTC already)."""
@@ -117,6 +114,63 @@ class Channel:
     title: str | None = None
     access_hash: int | None = None
     watched: bool = False
+
+
+def channel_label(username: str | None, title: str | None, channel_id: int | None = None) -> str:
+    """How a channel is named for people and logs: `@username`, else the title, else the id."""
+    if username:
+        return f"@{username}"
+    return title or (str(channel_id) if channel_id else "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """A channel row as the poller, the resolver and the backfill need it (`storage.channels`)."""
+
+    id: int
+    username: str | None
+    title: str | None
+    access_hash: int | None
+    cursor: int = 0
+    status: str = "ok"
+    failures: int = 0
+    retry_at: datetime | None = None
+    watched: bool = True
+    backfill_before: int | None = None
+    backfill_done: bool = False
+
+    @property
+    def name(self) -> str:
+        """For logs: @username, else the id."""
+        return f"@{self.username}" if self.username else str(self.id)
+
+    def channel(self) -> Channel:
+        """The storage record for batches."""
+        return Channel(self.id, self.username, self.title, self.access_hash, watched=self.watched)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedChannel:
+    """A channel as `chanwatch channels list` and /channels show it: status, size, last post and poll."""
+
+    id: int
+    username: str | None
+    title: str | None
+    watched: bool
+    resolved: bool
+    status: str
+    status_detail: str | None
+    messages: int
+    last_post: str | None
+    last_poll: str | None
+    last_success: str | None
+    cursor: int
+    backfill_done: bool
+
+    @property
+    def name(self) -> str:
+        """@username, else the title, else the id."""
+        return channel_label(self.username, self.title, self.id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from storage.records import Rule, Subscriber, iso
 
 MODES = ("instant", "digest")
 USER_PAUSE = "paused with /pause"
+MAX_RULES = 200  # rules a chat may keep through /subscribe
 """The pause reason of a chat that paused itself; any other reason was set by the dispatcher."""
 
 
@@ -124,14 +125,21 @@ def set_allowed(conn: sqlite3.Connection, chat_id: int, allowed: bool, now: date
 
 
 def add_rule(conn: sqlite3.Connection, chat_id: int, query: str,
-             now: datetime | None = None) -> tuple[Rule, bool]:
+             now: datetime | None = None, *, limit: int | None = None) -> tuple[Rule, bool]:
     """Store `query` as a rule of `chat_id`; returns (rule, created). Raises QueryError if it does not parse.
 
     Adding a query the chat already has returns the existing rule (re-activated), so seeding rules
-    from the config at every start is idempotent.
+    from the config at every start is idempotent. With `limit`, a chat that already has that many
+    rules gets a RuleError for a new query (the bot's /subscribe keeps chats to `MAX_RULES`).
     """
     query = query.strip()
     parse(query)
+    if limit is not None:
+        have, same = conn.execute("SELECT count(*), coalesce(sum(query = ?), 0) FROM rules WHERE chat_id = ?",
+                                  (query, chat_id)).fetchone()
+        if have >= limit and not same:
+            raise RuleError(f"this chat has {have} rules, the most it can have; "
+                            "remove some with /unsubscribe")
     ensure_subscriber(conn, chat_id, now)
     cur = conn.execute(
         "INSERT INTO rules (chat_id, query, created_at) VALUES (?, ?, ?)"

@@ -472,16 +472,5 @@ def highlight_spans(text: str, query: Query) -> list[tuple[int, int]]:
 
 def snippet(text: str, spans: list[tuple[int, int]], width: int = SNIPPET_WIDTH) -> str:
     """About `width` characters of `text` around the first match, with "…" where text was cut."""
-    if len(text) <= width:
-        return text
-    start = spans[0][0] if spans else 0
-    lo = max(0, min(start - width // 4, len(text) - width))
-    if lo > 0:  # start at a word boundary
-        space = text.find(" ", lo, start)
-        lo = space + 1 if space >= 0 else lo
-    hi = min(len(text), lo + width)
-    if hi < len(text):
-        space = text.rfind(" ", lo + width // 2, hi)
-        hi = space if space >= 0 else hi
-    body = text[lo:hi].strip()
-    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
+    start, end = tx.excerpt_window(text, spans, width)
+    return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")

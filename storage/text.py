@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -78,6 +78,27 @@ def fold(text: str) -> str:
 def utf16_len(text: str) -> int:
     """Length of `text` in UTF-16 code units: the unit of Telegram's entity offsets and limits."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def excerpt_window(text: str, spans: Sequence[tuple[int, int]], size: int) -> tuple[int, int]:
+    """The [start, end) slice of `text`, about `size` characters, that shows the first span.
+
+    The slice starts a third of `size` before the first span (never after it) and both ends move
+    to a word boundary within 40 characters: the one window of search snippets, the bot's result
+    pages and alerts.
+    """
+    if len(text) <= size:
+        return 0, len(text)
+    first = spans[0][0] if spans else 0
+    start = max(0, min(first - size // 3, len(text) - size))
+    if start:
+        space = text.find(" ", start, min(first, start + 40))
+        start = space + 1 if space != -1 else start
+    end = min(len(text), start + size)
+    if end < len(text):
+        space = text.rfind(" ", max(start, end - 40), end)
+        end = space if space > start else end
+    return start, end
 
 
 def _tokens(folded: str) -> list[str]:

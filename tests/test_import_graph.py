@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -110,4 +111,5 @@ def test_storage_imports_nothing_from_bot_or_telethon():
 def test_storage_draws_no_progress_bars():
     """Presentation stays out of storage: it reports through `storage.progress.Progress`."""
     for path in sorted((ROOT / "storage").rglob("*.py")):
-        assert "tqdm" not in path.read_text(encoding="utf-8"), path
+        found = re.findall(r"^\s*(?:from|import)\s+tqdm\b.*$", path.read_text(encoding="utf-8"), re.M)
+        assert not found, (path, found)

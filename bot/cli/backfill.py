@@ -10,6 +10,7 @@ from typing import TextIO
 
 from bot.backfill import BackfillError, BackfillReport, backfill
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, Command, day, int_at_least, plural, settings_from_args
+from bot.cli.progress import progress_bars
 from bot.config import Settings
 from bot.connect import Prepare, connect_user
 from bot.telegram import FloodDeferred, FloodPolicy, redact
@@ -49,6 +50,7 @@ async def backfill_channels(
     """Backfill each channel through the user session; one line per channel, exit 2 if any failed.
 
     Backfilled history is archived without alerting (no percolator): old posts are not news.
+    `progress` draws a bar per channel on a terminal (see `bot.cli.progress`).
     """
     out = out or sys.stdout
     secrets = settings.secrets()
@@ -60,8 +62,9 @@ async def backfill_channels(
         flood = FloodPolicy(max_wait=BACKFILL_MAX_WAIT)
         for channel in channels:
             try:
-                report = await backfill(db, client, channel, since=since, limit=limit, progress=progress,
-                                        takeout=takeout, flood=flood)
+                with progress_bars(progress, unit="msg") as bars:  # gone before the channel's line
+                    report = await backfill(db, client, channel, since=since, limit=limit, progress=bars,
+                                            takeout=takeout, flood=flood)
             except (BackfillError, FloodDeferred) as exc:
                 print(f"{PROG}: backfill {channel}: {redact(str(exc), secrets)}", file=sys.stderr)
                 status = EXIT_USAGE

@@ -1,7 +1,7 @@
 """`chanwatch channels add|remove|list`: the watch list, on the archive alone (no Telegram).
 
 A channel added by name is stored as a watched placeholder that the daemon resolves at start
-(see `bot.service.add_watch_name`).
+(see `storage.channels.add_watch_name`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from bot.cli.common import (
     plural,
 )
 from bot.formatting import minute
-from bot.poller import parse_channel_name
-from bot.service import WatchedChannel, add_watch_name, channel_rows, unwatch_name
+from bot.names import parse_channel_name
+from storage.channels import add_watch_name, channel_listing, unwatch_name
 from storage.database import run_in_transaction
+from storage.records import WatchedChannel
 
 
 def _names(values: Sequence[str]) -> list[str]:
@@ -86,7 +87,7 @@ def _channels(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.action == "list":
         with open_archive(archive_path(args)) as conn:
-            found = channel_rows(conn, include_unwatched=args.all)
+            found = channel_listing(conn, include_unwatched=args.all)
         if args.json:
             for row in found:
                 print(json.dumps(_channel_json(row), ensure_ascii=False))

@@ -8,10 +8,11 @@ and updates back. See ARCHITECTURE.md, "The simulator".
 from . import media
 from .handlers import page
 from .sender import SIM_API_HASH, SIM_API_ID, SimSender, attach, connect_client
-from .tl import SimRpcError, SimulatorUnsupported
-from .world import ChatLogEntry, SimChannel, SimChat, SimUser, World
+from .tl import SimConnectionLost, SimRpcError, SimulatorUnsupported
+from .world import ChatLogEntry, InjectedError, SimChannel, SimChat, SimUser, World
 
 __all__ = [
-    "SIM_API_HASH", "SIM_API_ID", "ChatLogEntry", "SimChannel", "SimChat", "SimRpcError", "SimSender",
-    "SimUser", "SimulatorUnsupported", "World", "attach", "connect_client", "media", "page",
+    "SIM_API_HASH", "SIM_API_ID", "ChatLogEntry", "InjectedError", "SimChannel", "SimChat",
+    "SimConnectionLost", "SimRpcError", "SimSender", "SimUser", "SimulatorUnsupported", "World", "attach",
+    "connect_client", "media", "page",
 ]

@@ -117,6 +117,8 @@ class Handlers:
     # -- resolving input peers ---------------------------------------------------------------
 
     def _user(self, me: SimUser, peer: Any, error: str = "PEER_ID_INVALID") -> SimUser:
+        """The user behind an InputUser/InputPeerUser. The access hash must match, except a bot's
+        0 when ``World.accept_empty_access_hash_from_bots`` is on."""
         if isinstance(peer, (types.InputPeerSelf, types.InputUserSelf)):
             return me
         if isinstance(peer, (types.InputPeerUserFromMessage, types.InputUserFromMessage)):
@@ -126,7 +128,10 @@ class Handlers:
             return user
         user_id = getattr(peer, "user_id", None)
         user = self.world.users.get(user_id) if user_id is not None else None
-        if user is None or peer.access_hash != user.access_hash:
+        if user is None:
+            raise SimRpcError(400, error)
+        if peer.access_hash != user.access_hash and not (
+                peer.access_hash == 0 and me.bot and self.world.accept_empty_access_hash_from_bots):
             raise SimRpcError(400, error)
         return user
 
@@ -216,7 +221,7 @@ class Handlers:
         user = self._account_by_phone(digits)
         if user is None:
             raise SimRpcError(400, "PHONE_NUMBER_UNOCCUPIED")
-        code_hash = f"{self.world._random_long() & 0xFFFFFFFFFFFF:012x}"
+        code_hash = f"{self.world.random_long() & 0xFFFFFFFFFFFF:012x}"
         self._login_codes[code_hash] = (digits, user.id)
         return make(types.auth.SentCode, type=types.auth.SentCodeTypeApp(length=len(LOGIN_CODE)),
                     phone_code_hash=code_hash)
@@ -249,7 +254,7 @@ class Handlers:
                  "new_secure_algo": types.SecurePasswordKdfAlgoUnknown(), "secure_random": bytes(32)}
         if user is None or not secret:
             return make(types.account.Password, has_password=False, **extra)
-        rng = self.world._rng
+        rng = self.world.rng
         algo = types.PasswordKdfAlgoSHA256SHA256PBKDF2HMACSHA512iter100000SHA256ModPow(
             salt1=rng.randbytes(16), salt2=rng.randbytes(16), g=3, p=_SRP_PRIME)
         p, g = int.from_bytes(_SRP_PRIME, "big"), 3
@@ -600,7 +605,7 @@ class Handlers:
             msg = self.world.post(target, text, entities=entities, media=media,
                                   reply_to=self._reply_to_id(req),
                                   reply_markup=getattr(req, "reply_markup", None), author=me,
-                                  _exclude=session)
+                                  exclude=session)
             return self._channel_sent(target, me, [msg], [req.random_id])
         entry = self.world.deliver(me, target, text, entities=entities, media=media,
                                    reply_markup=getattr(req, "reply_markup", None),
@@ -635,7 +640,7 @@ class Handlers:
             if text == msg.message and _same_entities(req.entities, msg.entities) \
                     and _same_tl(req.reply_markup, msg.reply_markup):
                 raise SimRpcError(400, "MESSAGE_NOT_MODIFIED")
-            self.world.edit(target, req.id, text, entities=req.entities, _exclude=session)
+            self.world.edit(target, req.id, text, entities=req.entities, exclude=session)
             if req.reply_markup is not None:
                 msg.reply_markup = req.reply_markup
             rendered = self.world.render_channel_message(target, msg, me)
@@ -690,10 +695,10 @@ class Handlers:
                 raise SimRpcError(403, "CHAT_WRITE_FORBIDDEN")
             if isinstance(source, _SimChannel):
                 new = self.world.forward(source, list(req.id), target, drop_author=bool(req.drop_author),
-                                         author=me, _exclude=session)
+                                         author=me, exclude=session)
             else:
                 new = [self.world.post(target, m.message, entities=m.entities or (), media=m.media,
-                                       fwd_from=h, author=me, _exclude=session)
+                                       fwd_from=h, author=me, exclude=session)
                        for m, h in zip(originals, headers, strict=True)]
             return self._channel_sent(target, me, new, list(req.random_id))
         entries = [self.world.deliver(me, target, m.message, entities=m.entities or (), media=m.media,
@@ -717,7 +722,7 @@ class Handlers:
             me.box.pop(mid, None)
         if not deleted:
             return types.messages.AffectedMessages(pts=me.pts, pts_count=0)
-        pts, _ = self.world._account_update(
+        pts, _ = self.world.record_account_update(
             me, lambda pts, n: types.UpdateDeleteMessages(messages=list(deleted), pts=pts, pts_count=n),
             pts_count=len(deleted))
         return types.messages.AffectedMessages(pts=pts, pts_count=len(deleted))
@@ -726,7 +731,7 @@ class Handlers:
         ch = self._channel(me, req.channel)
         if not (me.id in ch.admins or me.id == ch.creator):
             raise SimRpcError(403, "MESSAGE_DELETE_FORBIDDEN")
-        gone = self.world.delete(ch, list(req.id), _exclude=session)
+        gone = self.world.delete(ch, list(req.id), exclude=session)
         return types.messages.AffectedMessages(pts=ch.pts, pts_count=len(gone))
 
     def messages_SetTyping(self, session: SimSender, me: SimUser, req: Any) -> Any:
@@ -754,13 +759,9 @@ class Handlers:
         return self.world.callback_query(me, entry, req.data)
 
     def messages_SetBotCallbackAnswer(self, session: SimSender, me: SimUser, req: Any) -> Any:
-        pending = self.world._pending_callbacks.pop(req.query_id, None)
-        if pending is None:
-            raise SimRpcError(400, "QUERY_ID_INVALID")
-        future, _, _ = pending
-        if not future.done():
-            future.set_result(make(types.messages.BotCallbackAnswer, cache_time=req.cache_time,
-                                   alert=req.alert, message=req.message, url=req.url))
+        self.world.answer_callback_query(req.query_id, make(
+            types.messages.BotCallbackAnswer, cache_time=req.cache_time, alert=req.alert, message=req.message,
+            url=req.url))
         return True
 
 

@@ -21,7 +21,7 @@ from telethon.sessions import StringSession
 from telethon.sessions.abstract import Session
 from telethon.tl import TLObject
 
-from .tl import SimRpcError, clone, decode, encode_result, read_result, to_error, unwrap
+from .tl import SimConnectionLost, SimRpcError, clone, decode, encode_result, read_result, to_error, unwrap
 
 if TYPE_CHECKING:
     from .world import SimUser, World
@@ -56,13 +56,17 @@ class SimSender(MTProtoSender):
         self._sim_connected = False
         self._sim_disconnected: asyncio.Future | None = None
         self._sim_pending: set[asyncio.Future] = set()
+        #: The error the connection was lost with (an injected OSError), until the client disconnects.
+        self.connection_lost: OSError | None = None
 
     # -- identity ----------------------------------------------------------------------------
 
     def login(self, account: SimUser) -> None:
-        """Bind this session (its auth key) to ``account`` — what auth.ImportBotAuthorization does."""
+        """Bind this session (its auth key) to ``account`` — what auth.ImportBotAuthorization does —
+        and count the login in ``World.logins``."""
         self.account = account
         self.world.authorizations[self.auth_key.key_id] = account.id
+        self.world.logins[account.id] += 1
 
     def logout(self) -> None:
         """Forget the session's authorization."""
@@ -76,6 +80,7 @@ class SimSender(MTProtoSender):
         if self._sim_connected:
             return False
         self._connection = connection
+        self.connection_lost = None
         self._sim_connected = True
         self._user_connected = True
         self._sim_disconnected = asyncio.get_running_loop().create_future()
@@ -92,9 +97,21 @@ class SimSender(MTProtoSender):
 
     async def disconnect(self) -> None:
         """Disconnect: pending requests fail with ConnectionError, the World stops pushing."""
+        self.connection_lost = None
         await self._disconnect()
 
     async def _disconnect(self, error: BaseException | None = None) -> None:
+        self._close(error)
+
+    def lose_connection(self, error: OSError) -> None:
+        """The connection drops and reconnecting fails (an injected OSError): what MTProtoSender does
+        when it gives up. Pending requests fail with ``error``, ``disconnected`` raises it, and the
+        client is no longer connected."""
+        if self._sim_connected:
+            self.connection_lost = error
+        self._close(error)
+
+    def _close(self, error: BaseException | None) -> None:
         if not self._sim_connected:
             return
         self._sim_connected = False
@@ -103,7 +120,8 @@ class SimSender(MTProtoSender):
             self.world.sessions.remove(self)
         for fut in list(self._sim_pending):
             if not fut.done():
-                fut.set_exception(ConnectionError("Connection to Telegram failed (simulator disconnected)"))
+                fut.set_exception(error or ConnectionError(
+                    "Connection to Telegram failed (simulator disconnected)"))
                 fut.exception()  # mark retrieved: nobody may be awaiting it any more
         self._sim_pending.clear()
         if self._sim_disconnected is not None and not self._sim_disconnected.done():
@@ -111,6 +129,7 @@ class SimSender(MTProtoSender):
                 self._sim_disconnected.set_result(None)
             else:
                 self._sim_disconnected.set_exception(error)
+                self._sim_disconnected.exception()  # retrieved: awaiting `disconnected` still raises it
 
     @property
     def disconnected(self) -> asyncio.Future:
@@ -136,11 +155,19 @@ class SimSender(MTProtoSender):
     def _send_one(self, request: TLObject) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
+        if not self._sim_connected:  # an earlier request of the same batch lost the connection
+            future.set_exception(self.connection_lost
+                                 or ConnectionError("Cannot send requests while disconnected"))
+            return future
         try:
             wire = unwrap(decode(request))
             answer = self.world.handle(self, wire)
         except SimRpcError as e:
             future.set_exception(to_error(e, request))
+            return future
+        except SimConnectionLost as lost:
+            future.set_exception(lost.error)
+            self.lose_connection(lost.error)
             return future
         except Exception as e:  # a simulator bug or an unsupported request: surface it to the caller
             future.set_exception(e)

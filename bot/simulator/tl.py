@@ -37,6 +37,16 @@ class SimRpcError(Exception):
         self.message = message
 
 
+class SimConnectionLost(Exception):
+    """The World drops the requesting session's connection for good; the sender fails the request
+    (and the session's other pending ones) with ``error`` and disconnects, as MTProtoSender does
+    when it cannot reconnect."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"connection lost: {error!r}")
+        self.error = error
+
+
 class SimulatorUnsupported(NotImplementedError):
     """The simulator has no answer for this request; raised to the caller instead of guessing."""
 

@@ -3,7 +3,8 @@
 Plain, deterministic Python. Tests and the demo mutate it directly (``post``, ``edit``, ``delete``,
 ``say``...) and real ``TelegramClient`` objects talk to it through :mod:`bot.simulator.sender`.
 Everything a client receives is a real Telethon TL object, built here and round-tripped through
-TL bytes by the sender.
+TL bytes by the sender. Tests make requests fail with ``inject_error``/``inject_flood`` and read
+what clients did from ``requests``, ``requests_by_account`` and ``logins``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import datetime as dt
 import hashlib
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
-from .tl import SimRpcError, clone, make, request_name, utc
+from .tl import SimConnectionLost, SimRpcError, clone, make, request_name, utc
 
 if TYPE_CHECKING:
     from telethon import TelegramClient
@@ -178,11 +179,36 @@ class ChatLogEntry:
         return [list(r.buttons) for r in rows]
 
 
+@dataclass(eq=False)
+class InjectedError:
+    """An error planted by :meth:`World.inject_error` (or :meth:`World.inject_flood`): it fails the
+    requests of one type that ``when`` accepts, skipping the first ``after`` of them, ``times`` times."""
+
+    #: Schema name of the request type (``messages.GetHistory``).
+    request: str
+    #: ``(code, message)`` of an RPC error, or the ``OSError`` of a lost connection.
+    error: tuple[int, str] | OSError
+    times: int
+    after: int
+    when: Callable[[Any], bool] | None
+    #: Requests of this type accepted by ``when`` since the injection (failed ones included).
+    matched: int = 0
+    #: Requests this injection failed so far.
+    fired: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Whether it failed its ``times`` requests (and no longer affects any)."""
+        return self.fired >= self.times
+
+
 class World:
     """The whole simulated Telegram. See the module docstring and ARCHITECTURE.md."""
 
     def __init__(self, *, seed: int = 1, now: dt.datetime = DEFAULT_NOW) -> None:
-        self._rng = random.Random(seed)
+        #: The World's seeded random generator. Every random value of the simulation (access hashes,
+        #: query ids, login codes, SRP secrets) comes from it, so one seed replays the same World.
+        self.rng = random.Random(seed)
         self.seed = seed
         self._now = utc(now)
         self.users: dict[int, SimUser] = {}
@@ -196,10 +222,20 @@ class World:
         self._log: list[ChatLogEntry] = []
         #: Requests received, by schema name (``messages.GetHistory``); benchmarks read this.
         self.requests: collections.Counter[str] = collections.Counter()
-        #: The same, per account id (``None`` for not-logged-in sessions).
+        #: The same, per account id of the session that sent them (``None`` for not-logged-in
+        #: sessions: a login request counts there, since its session is not logged in yet).
         self.requests_by_account: dict[int | None, collections.Counter[str]] = \
             collections.defaultdict(collections.Counter)
-        self._floods: dict[str, list[int]] = {}
+        #: Successful logins through the API, per account id: a bot's ``auth.ImportBotAuthorization``
+        #: (``client.start(bot_token=…)``), a user's ``auth.SignIn``/``auth.CheckPassword``. Sessions
+        #: attached already logged in (``connect_client(as_user=…)``, a saved session) are not logins.
+        self.logins: collections.Counter[int] = collections.Counter()
+        #: Telegram sometimes lets a bot name a user it has seen with access hash 0
+        #: (``InputUser(id, 0)``). False (the default): the hash must match, 0 is PEER_ID_INVALID.
+        #: True: a bot's 0 hash is accepted for any existing user (users' 0 hashes never are).
+        self.accept_empty_access_hash_from_bots = False
+        #: Injected errors still to fire, in injection order (the earliest due one fires first).
+        self._injected: list[InjectedError] = []
         self.sessions: list[SimSender] = []
         self.clients: list[TelegramClient] = []
         #: auth key id -> account id: a saved session logs in as the same account again.
@@ -229,10 +265,11 @@ class World:
     # -- ids and hashes ----------------------------------------------------------------------
 
     def _access_hash(self) -> int:
-        return self._rng.randrange(1, 2**63)
+        return self.rng.randrange(1, 2**63)
 
-    def _random_long(self) -> int:
-        return self._rng.randrange(-(2**63), 2**63)
+    def random_long(self) -> int:
+        """A random signed 64-bit integer (a TL ``long``: query ids, code hashes) from :attr:`rng`."""
+        return self.rng.randrange(-(2**63), 2**63)
 
     # -- building the world ------------------------------------------------------------------
 
@@ -342,15 +379,49 @@ class World:
         """The user or bot with this id."""
         return self.users[account_id]
 
-    # -- flood control and counters ----------------------------------------------------------
+    # -- injected errors, flood control and counters -----------------------------------------
 
-    def inject_flood(self, request_type: str | type, seconds: int, times: int = 1) -> None:
+    def inject_error(self, request_type: str | type, error: tuple[int, str] | OSError, *, times: int = 1,
+                     after: int = 0, when: Callable[[Any], bool] | None = None) -> InjectedError:
+        """Make requests of one type fail as a real server (or network) would fail them.
+
+        ``error`` is an RPC error ``(code, message)``, e.g. ``(400, "CHANNEL_PRIVATE")``: the client
+        gets it as a real ``RpcError`` and raises Telethon's typed error (``ChannelPrivateError``).
+        Or it is an ``OSError`` instance: the connection drops and reconnecting fails, so the
+        request (and that session's other pending ones) fails with it, ``client.disconnected``
+        raises it, and the client is disconnected; its later requests raise ``ConnectionError``
+        without reaching the World.
+
+        A request matches when it is of ``request_type`` (named as in :meth:`inject_flood`) and
+        ``when(request)`` holds for the decoded request, e.g. ``lambda r: r.offset_id != 0``. This
+        injection lets the first ``after`` matching requests from now through and fails the next
+        ``times``. Failed requests are counted in :attr:`requests` but never reach the handlers, so
+        they change nothing. When two injections are due for one request, the earlier-injected
+        fails it; the other stays due. Returns the injection, whose ``fired`` counts its failures.
+
+        Telethon handles some errors itself, as against Telegram: it retries 500-class errors after
+        a real 2 s sleep, logging a warning (which the tests' ``world`` fixture fails on), and
+        answers ``*_MIGRATE_n`` by switching DC, which the simulator does not model."""
+        if not isinstance(error, OSError):
+            if not (isinstance(error, tuple) and len(error) == 2 and isinstance(error[0], int)
+                    and isinstance(error[1], str) and error[1]):
+                raise TypeError(f"error must be (code, message) or an OSError instance, not {error!r}")
+        if times < 1 or after < 0:
+            raise ValueError(f"times must be >= 1 and after >= 0 (got times={times}, after={after})")
+        injected = InjectedError(request=self._canonical_request_name(request_type), error=error,
+                                 times=times, after=after, when=when)
+        self._injected.append(injected)
+        return injected
+
+    def inject_flood(self, request_type: str | type, seconds: int, times: int = 1, *, after: int = 0,
+                     when: Callable[[Any], bool] | None = None) -> InjectedError:
         """The next ``times`` requests of this type raise FLOOD_WAIT_``seconds``.
 
         ``request_type`` is a schema name (``messages.GetHistory``), a Telethon request class
-        (``GetHistoryRequest``) or its class name when that is unambiguous."""
-        name = self._canonical_request_name(request_type)
-        self._floods.setdefault(name, []).extend([seconds] * times)
+        (``GetHistoryRequest``) or its class name when that is unambiguous. ``after`` and ``when``
+        pick which requests, as in :meth:`inject_error`."""
+        return self.inject_error(request_type, (420, f"FLOOD_WAIT_{seconds}"), times=times, after=after,
+                                 when=when)
 
     @staticmethod
     def _canonical_request_name(request_type: str | type) -> str:
@@ -368,27 +439,43 @@ class World:
         return matches.pop()
 
     def reset_requests(self) -> None:
-        """Forget the request counters (e.g. after connecting the clients)."""
+        """Forget the request and login counters (e.g. after connecting the clients)."""
         self.requests.clear()
         self.requests_by_account.clear()
+        self.logins.clear()
 
-    def _take_flood(self, name: str) -> int | None:
-        queue = self._floods.get(name)
-        if queue:
-            return queue.pop(0)
-        return None
+    def _take_injected(self, name: str, request: TLObject) -> InjectedError | None:
+        """The injected error that fails this request, if any. Every injection the request matches
+        counts it towards its ``after``, whichever one fires."""
+        chosen = None
+        for injected in self._injected:
+            if injected.request != name or (injected.when is not None and not injected.when(request)):
+                continue
+            injected.matched += 1
+            if chosen is None and injected.matched > injected.after:
+                chosen = injected
+        if chosen is not None:
+            chosen.fired += 1
+            if chosen.done:
+                self._injected.remove(chosen)
+        return chosen
 
     # -- entrypoint for senders --------------------------------------------------------------
 
     def handle(self, session: SimSender, request: TLObject) -> Any:
-        """Answer one decoded, unwrapped request for ``session``. May return a Future (callbacks)."""
+        """Answer one decoded, unwrapped request for ``session``. May return a Future (callbacks).
+
+        The request is counted first; then an injected error due for it is raised (SimRpcError, or
+        SimConnectionLost for an OSError) instead of answering."""
         name = request_name(request)
         account = session.account
         self.requests[name] += 1
         self.requests_by_account[account.id if account else None][name] += 1
-        seconds = self._take_flood(name)
-        if seconds is not None:
-            raise SimRpcError(420, f"FLOOD_WAIT_{seconds}")
+        injected = self._take_injected(name, request)
+        if injected is not None:
+            if isinstance(injected.error, OSError):
+                raise SimConnectionLost(injected.error)
+            raise SimRpcError(*injected.error)
         return self._handlers.dispatch(session, request)
 
     # -- TL rendering ------------------------------------------------------------------------
@@ -478,8 +565,11 @@ class World:
         for session in self._sessions_of([account.id], exclude):
             session.push(updates)
 
-    def _account_update(self, account: SimUser, build: Any, pts_count: int = 1) -> tuple[int, TLObject]:
-        """Advance the account's pts and record the update ``build(pts, pts_count)`` for getDifference."""
+    def record_account_update(self, account: SimUser, build: Any, pts_count: int = 1
+                              ) -> tuple[int, TLObject]:
+        """Advance the account's pts and record the update ``build(pts, pts_count)`` for getDifference.
+
+        Nothing is pushed: the caller pushes (or answers with) the returned ``(pts, update)``."""
         account.pts += pts_count
         update = build(account.pts, pts_count)
         account.update_log.append((account.pts, pts_count, update))
@@ -508,9 +598,12 @@ class World:
              grouped_id: int | None = None, post_author: str | None = None, date: dt.datetime | None = None,
              views: int | None = 0, forwards: int | None = 0, replies: int | None = None,
              fwd_from: types.MessageFwdHeader | None = None, reply_to: int | None = None,
-             reply_markup: Any = None, author: SimUser | None = None, _exclude: SimSender | None = None
+             reply_markup: Any = None, author: SimUser | None = None, exclude: SimSender | None = None
              ) -> types.Message:
-        """Publish a message in ``channel`` (as its admins would) and push it to members."""
+        """Publish a message in ``channel`` (as its admins would) and push it to members.
+
+        ``exclude`` is a session not to push to: the one whose request made the change gets it in
+        its answer instead, as on Telegram."""
         msg_id = channel.next_id
         channel.next_id += 1
         msg = make(
@@ -532,14 +625,14 @@ class World:
             channel,
             lambda pts, n, viewer: types.UpdateNewChannelMessage(
                 self.render_channel_message(channel, msg, viewer), pts, n),
-            exclude=_exclude,
+            exclude=exclude,
         )
         return msg
 
     def album(self, channel: SimChannel, items: Sequence[tuple[str, Any]], **kwargs: Any
               ) -> list[types.Message]:
         """Post an album: ``items`` are ``(caption, media)`` pairs sharing one ``grouped_id``."""
-        grouped_id = self._rng.randrange(10**17, 10**18)
+        grouped_id = self.rng.randrange(10**17, 10**18)
         return [self.post(channel, caption, media=m, grouped_id=grouped_id, **kwargs) for caption, m in items]
 
     def message(self, channel: SimChannel, msg_id: int) -> types.Message | None:
@@ -562,9 +655,11 @@ class World:
         return make(types.MessageFwdHeader, date=utc(date), from_name=from_name)
 
     def forward(self, src: SimChannel, msg_id: int | Sequence[int], dst: SimChannel, *,
-                drop_author: bool = False, author: SimUser | None = None, _exclude: SimSender | None = None
+                drop_author: bool = False, author: SimUser | None = None, exclude: SimSender | None = None
                 ) -> Any:
-        """Forward message(s) from ``src`` into ``dst``; returns the new message (or list of them)."""
+        """Forward message(s) from ``src`` into ``dst``; returns the new message (or list of them).
+
+        ``exclude``: a session not to push to, as in :meth:`post`."""
         ids = [msg_id] if isinstance(msg_id, int) else list(msg_id)
         new_groups: dict[int, int] = {}
         out = []
@@ -574,13 +669,13 @@ class World:
                 raise SimRpcError(400, "MESSAGE_ID_INVALID")
             grouped = None
             if orig.grouped_id:
-                grouped = new_groups.setdefault(orig.grouped_id, self._rng.randrange(10**17, 10**18))
+                grouped = new_groups.setdefault(orig.grouped_id, self.rng.randrange(10**17, 10**18))
             orig.forwards = (orig.forwards or 0) + 1 if orig.forwards is not None else orig.forwards
             out.append(self.post(
                 dst, orig.message, entities=orig.entities or (),
                 media=clone(orig.media) if orig.media else None,
                 grouped_id=grouped, fwd_from=None if drop_author else self.forward_header(orig, src),
-                author=author, _exclude=_exclude,
+                author=author, exclude=exclude,
             ))
         return out[0] if isinstance(msg_id, int) else out
 
@@ -590,8 +685,10 @@ class World:
         return self.post(dst, text, fwd_from=self.hidden_forward_header(from_name, orig_date), **kwargs)
 
     def edit(self, channel: SimChannel, msg_id: int, new_text: str, *, entities: Sequence[Any] | None = None,
-             date: dt.datetime | None = None, _exclude: SimSender | None = None) -> types.Message:
-        """Edit a channel message (keeps its id, sets ``edit_date``) and push the edit."""
+             date: dt.datetime | None = None, exclude: SimSender | None = None) -> types.Message:
+        """Edit a channel message (keeps its id, sets ``edit_date``) and push the edit.
+
+        ``exclude``: a session not to push to, as in :meth:`post`."""
         msg = channel.messages.get(msg_id)
         if msg is None:
             raise SimRpcError(400, "MESSAGE_ID_INVALID")
@@ -603,7 +700,7 @@ class World:
             channel,
             lambda pts, n, viewer: types.UpdateEditChannelMessage(
                 self.render_channel_message(channel, msg, viewer), pts, n),
-            exclude=_exclude,
+            exclude=exclude,
         )
         return msg
 
@@ -615,8 +712,10 @@ class World:
             msg.forwards = forwards
 
     def delete(self, channel: SimChannel, msg_ids: int | Iterable[int], *,
-               _exclude: SimSender | None = None) -> list[int]:
-        """Delete channel messages; returns the ids that existed. Pushes UpdateDeleteChannelMessages."""
+               exclude: SimSender | None = None) -> list[int]:
+        """Delete channel messages; returns the ids that existed. Pushes UpdateDeleteChannelMessages.
+
+        ``exclude``: a session not to push to, as in :meth:`post`."""
         ids = [msg_ids] if isinstance(msg_ids, int) else list(msg_ids)
         gone = [i for i in ids if channel.messages.pop(i, None) is not None]
         if gone:
@@ -624,7 +723,7 @@ class World:
             self._channel_update(
                 channel,
                 lambda pts, n, viewer: types.UpdateDeleteChannelMessages(channel.id, list(gone), pts, n),
-                pts_count=len(gone), exclude=_exclude,
+                pts_count=len(gone), exclude=exclude,
             )
         return gone
 
@@ -669,7 +768,8 @@ class World:
         for acc in participants:
             copy = self.render_private(entry, acc)
             acc.box[copy.id] = copy
-            _, update = self._account_update(acc, lambda pts, n, m=copy: types.UpdateNewMessage(m, pts, n))
+            _, update = self.record_account_update(
+                acc, lambda pts, n, m=copy: types.UpdateNewMessage(m, pts, n))
             users, chats = self.entities_for([copy], acc)
             for session in self._sessions_of([acc.id], exclude):
                 session.push(types.Updates(updates=[update], users=users, chats=chats, date=self._now, seq=0))
@@ -718,7 +818,8 @@ class World:
             acc = self.users[acc_id]
             copy = self.render_private(entry, acc)
             acc.box[copy.id] = copy
-            pts, update = self._account_update(acc, lambda pts, n, m=copy: types.UpdateEditMessage(m, pts, n))
+            pts, update = self.record_account_update(
+                acc, lambda pts, n, m=copy: types.UpdateEditMessage(m, pts, n))
             done[acc_id] = (pts, update)
             users, chats = self.entities_for([copy], acc)
             for session in self._sessions_of([acc_id], exclude):
@@ -753,7 +854,7 @@ class World:
         future = asyncio.get_running_loop().create_future()
         if not self._sessions_of([bot.id]):
             raise SimRpcError(400, "BOT_RESPONSE_TIMEOUT")
-        query_id = self._random_long()
+        query_id = self.random_long()
         self._pending_callbacks[query_id] = (future, entry, user.id)
         peer: Any = types.PeerChat(entry.peer_id) if entry.is_group else types.PeerUser(user.id)
         update = types.UpdateBotCallbackQuery(
@@ -763,6 +864,17 @@ class World:
         chats = [self.chat_tl(self.chats[entry.peer_id], bot)] if entry.is_group else []
         self.push(bot, types.Updates(updates=[update], users=users, chats=chats, date=self._now, seq=0))
         return future
+
+    def answer_callback_query(self, query_id: int, answer: types.messages.BotCallbackAnswer) -> None:
+        """The bot answers callback query ``query_id`` (``messages.SetBotCallbackAnswer``): the future
+        :meth:`callback_query` returned gets ``answer``. An unknown or already answered id is
+        QUERY_ID_INVALID, as on Telegram."""
+        pending = self._pending_callbacks.pop(query_id, None)
+        if pending is None:
+            raise SimRpcError(400, "QUERY_ID_INVALID")
+        future, _, _ = pending
+        if not future.done():
+            future.set_result(answer)
 
     # -- settling and shutdown ---------------------------------------------------------------
 
@@ -801,8 +913,9 @@ class World:
                     return
 
     async def close(self) -> None:
-        """Disconnect every client created with :func:`connect_client` for this World."""
+        """Disconnect every client created with :func:`connect_client` for this World, including
+        those an injected OSError cut off (so their update loops end too)."""
         clients, self.clients = self.clients, []
         for client in clients:
-            if client.is_connected():
+            if client.is_connected() or getattr(client._sender, "connection_lost", None) is not None:
                 await client.disconnect()

@@ -12,7 +12,8 @@ from bot.alerts import Dispatcher
 from bot.commands import Commands
 from bot.config import Settings
 from bot.formatting import LIMIT
-from bot.poller import Poller, resolve_channels
+from bot.poller import Poller
+from bot.resolve import resolve_channels
 from bot.simulator import SimUser, World
 from storage.database import Database
 from storage.ingest import ingest_batch

@@ -7,9 +7,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from bot import backfill as backfill_module
 from bot.backfill import BackfillError, backfill
-from bot.poller import resolve_channels
+from bot.resolve import resolve_channels
 from bot.simulator import World
 from bot.telegram import FloodPolicy
 from tests.bot.conftest import FakeSleep
@@ -34,7 +33,6 @@ def big_channel(world: World, n: int = N, username: str = "historychan"):
 
 def run(db, reader, world, channel="historychan", **kwargs):
     kwargs.setdefault("flood", FloodPolicy(max_wait=60))
-    kwargs.setdefault("progress", False)
     return backfill(db, reader, channel, now=lambda: world.now, sleep=kwargs.pop("sleep", FakeSleep()),
                     **kwargs)
 
@@ -160,9 +158,16 @@ async def test_unknown_channel(world, reader, db):
         await run(db, reader, world, channel=123456)
 
 
-async def test_progress_bar_on_a_terminal(world, reader, db, monkeypatch, capsys):
+async def test_progress_hears_every_page_with_the_ids_left_as_total(world, reader, db):
     big_channel(world, 350)
-    monkeypatch.setattr(backfill_module, "_is_tty", lambda: True)
-    await run(db, reader, world, progress=True)
-    err = capsys.readouterr().err
-    assert "backfill @historychan" in err and "350/350" in err and "msg/s" in err
+    heard: list[tuple[str, int, int | None]] = []
+    await run(db, reader, world, progress=lambda *event: heard.append(event))
+    assert heard == [("backfill @historychan", 100, 350), ("backfill @historychan", 200, 350),
+                     ("backfill @historychan", 300, 350), ("backfill @historychan", 350, 350)]
+
+
+async def test_progress_counts_messages_taken_against_a_limit(world, reader, db):
+    big_channel(world, 350)
+    heard: list[tuple[str, int, int | None]] = []
+    await run(db, reader, world, limit=150, progress=lambda *event: heard.append(event))
+    assert [(done, total) for _, done, total in heard] == [(100, 150), (150, 150)]

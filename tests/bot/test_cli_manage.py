@@ -13,7 +13,8 @@ from bot.cli import main
 from bot.cli.backfill import BACKFILL_MAX_WAIT, backfill_channels
 from bot.config import Settings
 from bot.connect import ConnectError
-from bot.poller import Poller, resolve_channels
+from bot.poller import Poller
+from bot.resolve import resolve_channels
 from bot.simulator import attach, connect_client
 from bot.telegram import FloodPolicy
 from storage.database import Database

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.config import Settings
-from bot.poller import Poller, resolve_channels
+from bot.poller import Poller
+from bot.resolve import resolve_channels
 from bot.simulator import connect_client
 from storage.search import search
 from tests.bot.commands_support import Harness, fill, sanction_texts, until

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings, normalize_channel
+from bot.config import ConfigError, Settings, load_settings
 
 HASH = "0123456789abcdef0123456789abcdef"
 TOKEN = "123456789:AAH-secret_token_value_abcdefghijklmno"
@@ -95,13 +95,6 @@ def test_run_requires_each_credential_by_name(tmp_path, missing, variable):
 def test_missing_env_file_is_reported(tmp_path):
     with pytest.raises(ConfigError, match="--env-file"):
         load_settings(env_file=tmp_path / "nope.env", environ={})
-
-
-@pytest.mark.parametrize(
-    ("value", "name"), [("@rusembc", "rusembc"), ("t.me/s/MFARussia", "MFARussia"), ("rusembc", "rusembc")]
-)
-def test_channel_names_are_normalised(value, name):
-    assert normalize_channel(value) == name
 
 
 def test_example_config_loads_and_documents_every_setting():

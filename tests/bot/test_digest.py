@@ -11,7 +11,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.alerts import INSTANT_JOB, REFRESH_JOB, Dispatcher, cron_trigger, digest_job_id
+from bot.alerts import INSTANT_JOB, REFRESH_JOB, Dispatcher, digest_job_id
+from bot.clock import cron_trigger
 from bot.formatting import LIMIT
 from storage.outbox import get_alerts
 from storage.rules import add_rule, get_subscriber, set_mode

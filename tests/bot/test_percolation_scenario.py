@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.poller import resolve_channels
+from bot.resolve import resolve_channels
 from bot.simulator import World
 from storage.percolator import Percolator
 from storage.rules import add_rule

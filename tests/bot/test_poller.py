@@ -10,15 +10,11 @@ from datetime import timedelta
 import pytest
 from telethon import errors
 
-from bot.poller import (
-    Poller,
-    backoff,
-    classify_error,
-    parse_channel_name,
-    resolve_channels,
-)
-from bot.simulator import SimRpcError, World
-from bot.telegram import FloodPolicy
+from bot.poller import Poller
+from bot.resolve import resolve_channels
+from bot.simulator import World
+from bot.telegram import FloodPolicy, classify_error
+from storage.channels import backoff
 from storage.database import Database
 from tests.bot.conftest import FakeSleep
 
@@ -75,20 +71,6 @@ def fill(world: World, channel, n: int, prefix: str = "post") -> list:
 
 
 # --- names and helpers ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("given, expected", [
-    ("@MFARussia", "MFARussia"), ("MFARussia", "MFARussia"), ("https://t.me/rusembc", "rusembc"),
-    ("t.me/rusembc/123", "rusembc"), ("https://t.me/s/rusembc", "rusembc"), (" @abc_d ", "abc_d"),
-])
-def test_parse_channel_name(given, expected):
-    assert parse_channel_name(given) == expected
-
-
-@pytest.mark.parametrize("bad", ["https://t.me/+AbCdEf", "t.me/joinchat/AbCd", "", "@", "two words", "1abc"])
-def test_parse_channel_name_rejects(bad):
-    with pytest.raises(ValueError):
-        parse_channel_name(bad)
 
 
 def test_backoff_doubles_and_caps():
@@ -327,19 +309,11 @@ async def test_crash_inside_ingest_repeats_work_without_gaps(world, reader, db, 
     assert {c.id for c in chans} == {c.channel_id for c in again.channels}
 
 
-async def test_rpc_error_between_pages_repeats_work_without_gaps(world, reader, db, tmp_path, monkeypatch):
+async def test_rpc_error_between_pages_repeats_work_without_gaps(world, reader, db, tmp_path):
     chans = await paged_world(world, reader, db)
-    handlers = world._handlers
-    original = handlers.messages_GetHistory
-    seen = []
-
-    def flaky(session, me, req):
-        seen.append(req)
-        if len(seen) == 2:
-            raise SimRpcError(400, "PAGE_BROKEN_SIM")  # the 2nd page (400: Telethon does not retry it)
-        return original(session, me, req)
-
-    monkeypatch.setattr(handlers, "messages_GetHistory", flaky)
+    # The first page asked below the newest (the first channel's 2nd page) fails; a 400, so
+    # Telethon does not retry it.
+    world.inject_error("messages.GetHistory", (400, "PAGE_BROKEN_SIM"), when=lambda req: req.offset_id != 0)
     poller = make_poller(db, reader, world, concurrency=1)
     report = await poller.poll_once()
     assert [c.status for c in report.channels] == ["error", "ok"]
@@ -437,19 +411,13 @@ async def test_joined_private_channel_is_bisected_out_of_peer_dialogs(world, rea
     assert world.requests["messages.GetHistory"] == 1
 
 
-async def test_banned_and_invalid_access_hash(world, reader, db, monkeypatch):
+async def test_banned_and_invalid_access_hash(world, reader, db):
     chans = [world.add_channel(f"chanb{i}", f"B{i}") for i in range(2)]
     for ch in chans:
         fill(world, ch, 1)
     await resolve_channels(db, reader, [c.username for c in chans])
-    original = world._handlers.messages_GetHistory
-
-    def banned(session, me, req):
-        if req.peer.channel_id == chans[0].id:
-            raise SimRpcError(400, "CHANNEL_BANNED")
-        return original(session, me, req)
-
-    monkeypatch.setattr(world._handlers, "messages_GetHistory", banned)
+    world.inject_error("messages.GetHistory", (400, "CHANNEL_BANNED"),
+                       when=lambda req: req.peer.channel_id == chans[0].id)
     chans[1].access_hash += 1  # the stored hash no longer works: CHANNEL_INVALID
     report = await make_poller(db, reader, world).poll_once()
     assert [c.status for c in report.channels] == ["banned", "not_found"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.poller import resolve_channels
+from bot.resolve import resolve_channels
 from bot.simulator import media
 from tests.bot.test_poller import channel_row, fill, make_poller, rows
 

@@ -18,8 +18,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cli import main
 from bot.cli.daemon import run_daemon
 from bot.config import Settings
-from bot.service import Service, add_watch_name
+from bot.service import Service
 from bot.simulator import attach, connect_client
+from storage.channels import add_watch_name
 from storage.database import Database
 from storage.rules import get_subscriber, is_allowed, list_rules
 from tests.bot.conftest import API_HASH, rows, saved_session

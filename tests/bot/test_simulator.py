@@ -13,6 +13,7 @@ from telethon import Button, TelegramClient, errors, events, functions, types
 from telethon.sessions import StringSession
 
 from bot.simulator import SimSender, World, connect_client, media, page
+from bot.simulator.handlers import LOGIN_CODE
 
 
 def _reverse_iteration_stops_early() -> bool:
@@ -73,6 +74,39 @@ async def test_bot_client_and_start_with_token(world, bot_account):
     with pytest.raises(errors.AccessTokenInvalidError):
         other = await connect_client(world, login=False)
         await other.start(bot_token="123:nope")
+
+
+async def test_logins_count_bot_token_imports_per_bot(world, bot_account):
+    other = world.add_bot("other_bot")
+    await connect_client(world, as_user=bot_account, bot=True)  # attached logged in: no login request
+    assert not world.logins
+    clients = []
+    for token in (bot_account.bot_token, bot_account.bot_token, other.bot_token):
+        clients.append(await connect_client(world, login=False))
+        await clients[-1].start(bot_token=token)
+    with pytest.raises(errors.AccessTokenInvalidError):
+        await (await connect_client(world, login=False)).start(bot_token="123:nope")
+    assert world.logins == {bot_account.id: 2, other.id: 1}
+    # The imports came from sessions not logged in yet: requests_by_account files them under None.
+    assert world.requests_by_account[None]["auth.ImportBotAuthorization"] == 4
+    assert world.requests_by_account[bot_account.id]["auth.ImportBotAuthorization"] == 0
+    # A saved session is still logged in: start() with the token does not log in again.
+    saved = clients[0].session.save()
+    await clients[0].disconnect()
+    again = await connect_client(world, session=saved)
+    await again.start(bot_token=bot_account.bot_token)
+    assert (await again.get_me()).id == bot_account.id
+    assert world.logins == {bot_account.id: 2, other.id: 1}
+    world.reset_requests()
+    assert not world.logins
+
+
+async def test_logins_count_user_sign_ins(world):
+    user = world.add_user("Reader", phone="+15550001111")
+    client = await connect_client(world, login=False)
+    await client.send_code_request(user.phone)
+    await client.sign_in(user.phone, LOGIN_CODE)
+    assert world.logins == {user.id: 1}
 
 
 async def test_string_session_logs_in_again(world, reader_account):
@@ -294,11 +328,151 @@ async def test_flood_wait_is_raised_as_telethon_does(world, reader):
 
 def test_inject_flood_names():
     w = World()
-    w.inject_flood(functions.messages.GetHistoryRequest, 5)
-    w.inject_flood("GetFullChannelRequest", 5)
-    assert set(w._floods) == {"messages.GetHistory", "channels.GetFullChannel"}
+    assert w.inject_flood(functions.messages.GetHistoryRequest, 5).request == "messages.GetHistory"
+    assert w.inject_flood("GetFullChannelRequest", 5).request == "channels.GetFullChannel"
+    assert w.inject_error("messages.getHistory", (400, "X")).request == "messages.GetHistory"
     with pytest.raises(ValueError):
         w.inject_flood("GetMessagesRequest", 5)  # messages.GetMessages or channels.GetMessages?
+
+
+# -- injected errors ------------------------------------------------------------------------------
+
+async def test_injected_rpc_error_reaches_the_client_as_telethons_typed_error(world, reader):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 3)
+    world.reset_requests()
+    injected = world.inject_error("messages.GetHistory", (400, "CHANNEL_PRIVATE"))
+    with pytest.raises(errors.ChannelPrivateError) as err:
+        await reader.get_messages(ch.input_peer, limit=3)
+    assert err.value.code == 400 and isinstance(err.value.request, functions.messages.GetHistoryRequest)
+    assert world.requests["messages.GetHistory"] == 1  # the failed request was counted
+    assert (injected.fired, injected.done) == (1, True)
+    assert [m.id for m in await reader.get_messages(ch.input_peer, limit=3)] == [3, 2, 1]
+    world.inject_error(functions.messages.GetHistoryRequest, (400, "CHANNEL_BANNED"))
+    with pytest.raises(errors.ChannelBannedError):
+        await reader.get_messages(ch.input_peer, limit=3)
+    world.inject_error("GetHistoryRequest", (400, "SOMETHING_NEW_SIM"))  # unknown to Telethon: by code
+    with pytest.raises(errors.BadRequestError) as err:
+        await reader.get_messages(ch.input_peer, limit=3)
+    assert err.value.message == "SOMETHING_NEW_SIM"
+    assert world.requests["messages.GetHistory"] == 4
+    assert len(ch.messages) == 3
+
+
+async def test_injected_error_fails_the_next_times_calls(world, reader):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 2)
+    world.inject_error("channels.GetMessages", (400, "CHANNEL_INVALID"), times=3)
+    for _ in range(3):
+        with pytest.raises(errors.ChannelInvalidError):
+            await reader.get_messages(ch.input_peer, ids=[1])
+    assert (await reader.get_messages(ch.input_peer, ids=1)).id == 1
+
+
+async def test_injected_error_after_k_fails_the_call_after_the_first_k(world, reader):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 2)
+    injected = world.inject_error("channels.GetMessages", (400, "CHANNEL_PRIVATE"), after=2, times=2)
+    outcomes = []
+    for _ in range(5):
+        try:
+            await reader.get_messages(ch.input_peer, ids=[1])
+            outcomes.append("ok")
+        except errors.ChannelPrivateError:
+            outcomes.append("private")
+    assert outcomes == ["ok", "ok", "private", "private", "ok"]
+    assert (injected.matched, injected.fired) == (4, 2)
+    assert world.requests["channels.GetMessages"] == 5
+
+
+async def test_injected_error_when_picks_requests_by_their_content(world, reader):
+    a, b = world.add_channel("chan_aa", "A"), world.add_channel("chan_bb", "B")
+    fill(world, a, 2)
+    fill(world, b, 2)
+    injected = world.inject_error("messages.GetHistory", (400, "CHANNEL_PRIVATE"), times=2,
+                                  when=lambda req: req.peer.channel_id == a.id)
+    assert len(await reader.get_messages(b.input_peer, limit=5)) == 2
+    with pytest.raises(errors.ChannelPrivateError):
+        await reader.get_messages(a.input_peer, limit=5)
+    assert len(await reader.get_messages(b.input_peer, limit=5)) == 2
+    assert injected.matched == injected.fired == 1  # requests for b did not count
+
+
+async def test_injected_error_between_pages_of_iter_messages(world, reader):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 250)
+    world.reset_requests()
+    world.inject_error("messages.GetHistory", (400, "PAGE_BROKEN_SIM"), when=lambda req: req.offset_id != 0)
+    got = []
+    with pytest.raises(errors.BadRequestError):
+        async for m in reader.iter_messages(ch.input_peer, wait_time=0):
+            got.append(m.id)
+    assert got == list(range(250, 150, -1))  # the first page arrived, the second failed
+    assert world.requests["messages.GetHistory"] == 2
+
+
+async def test_injected_error_leaves_other_request_types_alone(world, reader, reader_account):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 2)
+    world.reset_requests()
+    injected = world.inject_error("messages.GetHistory", (400, "CHANNEL_PRIVATE"))
+    assert (await reader.get_messages(ch.input_peer, ids=1)).id == 1
+    assert (await reader.get_me()).id == reader_account.id
+    full = await reader(functions.channels.GetFullChannelRequest(ch.input_channel))
+    assert full.full_chat.id == ch.id
+    assert (injected.matched, injected.fired) == (0, 0)
+    assert world.requests == {"channels.GetMessages": 1, "users.GetUsers": 1, "channels.GetFullChannel": 1}
+    with pytest.raises(errors.ChannelPrivateError):
+        await reader.get_messages(ch.input_peer, limit=1)
+
+
+async def test_injected_errors_and_floods_fire_in_injection_order(world, reader):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 2)
+    # A wait of <= 3 s: Telethon does not refuse the next call locally, so it reaches the World.
+    flood = world.inject_flood("channels.GetMessages", 2)
+    banned = world.inject_error("channels.GetMessages", (400, "CHANNEL_BANNED"))
+    late = world.inject_error("channels.GetMessages", (400, "CHANNEL_PRIVATE"), after=1)
+    with pytest.raises(errors.FloodWaitError):
+        await reader.get_messages(ch.input_peer, ids=[1])
+    assert (flood.fired, banned.fired, late.fired, late.matched) == (1, 0, 0, 1)
+    with pytest.raises(errors.ChannelBannedError):
+        await reader.get_messages(ch.input_peer, ids=[1])
+    with pytest.raises(errors.ChannelPrivateError):  # due since the 2nd call, waited its turn
+        await reader.get_messages(ch.input_peer, ids=[1])
+    assert (await reader.get_messages(ch.input_peer, ids=1)).id == 1
+
+
+async def test_injected_os_error_drops_the_connection(world, reader, bot_client):
+    ch = world.add_channel("rusembc", "Embassy")
+    fill(world, ch, 2)
+    world.reset_requests()
+    drop = ConnectionResetError(104, "Connection reset by peer")
+    injected = world.inject_error("messages.GetHistory", drop)
+    with pytest.raises(ConnectionResetError) as err:
+        await reader.get_messages(ch.input_peer, limit=2)
+    assert err.value is drop and injected.fired == 1
+    assert not reader.is_connected()
+    with pytest.raises(ConnectionResetError):
+        await reader.disconnected
+    with pytest.raises(ConnectionError):  # later requests fail without reaching the World
+        await reader.get_me()
+    assert world.requests == {"messages.GetHistory": 1}
+    assert bot_client.is_connected() and (await bot_client.get_me()).bot  # other sessions go on
+
+
+def test_inject_error_checks_its_arguments():
+    w = World()
+    with pytest.raises(TypeError):
+        w.inject_error("messages.GetHistory", "CHANNEL_PRIVATE")
+    with pytest.raises(TypeError):
+        w.inject_error("messages.GetHistory", ConnectionResetError)  # the class, not an instance
+    with pytest.raises(ValueError):
+        w.inject_error("messages.GetHistory", (400, "CHANNEL_PRIVATE"), times=0)
+    with pytest.raises(ValueError):
+        w.inject_error("messages.GetHistory", (400, "CHANNEL_PRIVATE"), after=-1)
+    with pytest.raises(ValueError):
+        w.inject_error("GetMessagesRequest", (400, "CHANNEL_PRIVATE"))
 
 
 async def test_request_counters(world, reader):
@@ -405,6 +579,31 @@ async def test_admin_can_send_and_edit_in_channel(world, reader, reader_account)
         await reader.edit_message(ch.input_peer, 1, "hello again")
     await reader.delete_messages(ch.input_peer, [1])
     assert world.message(ch, 1) is None
+
+
+async def test_bots_empty_access_hash_for_a_user_is_refused_by_default(world, bot_client, bot_account,
+                                                                        alice):
+    world.say(alice, bot_account, "/start")  # the bot has seen her
+    await world.settle()
+    assert world.accept_empty_access_hash_from_bots is False
+    with pytest.raises(errors.PeerIdInvalidError):
+        await bot_client.send_message(types.InputPeerUser(alice.id, 0), "hi")
+    assert await bot_client(functions.users.GetUsersRequest([types.InputUser(alice.id, 0)])) == []
+    await bot_client.send_message(types.InputPeerUser(alice.id, alice.access_hash), "hi")
+    assert world.chat_log(alice)[-1].text == "hi"
+
+
+async def test_accept_empty_access_hash_from_bots_lets_a_bot_name_a_user_by_id(world, bot_client, reader,
+                                                                               alice):
+    world.accept_empty_access_hash_from_bots = True
+    await bot_client.send_message(types.InputPeerUser(alice.id, 0), "hi")
+    assert world.chat_log(alice)[-1].text == "hi"
+    [user] = await bot_client(functions.users.GetUsersRequest([types.InputUser(alice.id, 0)]))
+    assert user.id == alice.id
+    with pytest.raises(errors.PeerIdInvalidError):  # a wrong hash is still wrong
+        await bot_client.send_message(types.InputPeerUser(alice.id, alice.access_hash + 1), "hi")
+    with pytest.raises(errors.PeerIdInvalidError):  # and users still need the hash
+        await reader.send_message(types.InputPeerUser(alice.id, 0), "hi")
 
 
 async def test_bots_cannot_read_history(world, bot_client):

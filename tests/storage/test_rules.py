@@ -92,3 +92,14 @@ def test_version_1_archives_forget_the_default_utc_zone_and_keep_a_chosen_one(tm
     conn = connect_sync(path)
     assert [get_subscriber(conn, c).timezone for c in (1, 2)] == [None, "Europe/Moscow"]
     assert [r.query for r in list_rules(conn, 1)] == ["arctic"]
+
+
+def test_a_chat_at_its_rule_limit_may_re_add_a_rule_but_not_add_a_new_one(conn):
+    for word in ("canada", "arctic", "visa"):
+        add_rule(conn, 7, word, limit=3)
+    rule, created = add_rule(conn, 7, "arctic", limit=3)
+    assert (rule.query, created) == ("arctic", False)
+    with pytest.raises(RuleError, match="has 3 rules, the most it can have"):
+        add_rule(conn, 7, "sanctions", limit=3)
+    assert add_rule(conn, 8, "sanctions", limit=3)[1] is True  # another chat has its own limit
+    assert [r.query for r in list_rules(conn, 7)] == ["canada", "arctic", "visa"]

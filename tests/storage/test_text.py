@@ -10,7 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage import text
-from storage.text import _FOLD, _TOKEN, _UKRAINIAN, _char_class, _language, _tokens, analyse, fold
+from storage.text import (
+    _FOLD,
+    _TOKEN,
+    _UKRAINIAN,
+    _char_class,
+    _language,
+    _tokens,
+    analyse,
+    excerpt_window,
+    fold,
+)
 
 # Characters the fast paths treat specially, mixed into arbitrary text so every branch is reached.
 TRICKY = "ёЁеіїєґІЇaAzéÉñŉʼßẞµ²½ﬁ\u0301\u0308\u0483б1_#-. \t\n\u00a0\u2028«»"
@@ -97,3 +107,21 @@ def test_char_class_matches_exactly_its_codepoints(codepoints: set[int]) -> None
     pattern = re.compile(_char_class(codepoints))
     for cp in probe:
         assert (pattern.fullmatch(chr(cp)) is not None) == (cp in codepoints), cp
+
+
+@given(st.text(alphabet="ab ", max_size=400), st.integers(0, 400), st.integers(20, 200))
+def test_the_excerpt_window_is_at_most_size_long_and_shows_where_the_first_match_starts(text, at, size):
+    at = min(at, len(text))
+    start, end = excerpt_window(text, [(at, at + 1)] if text else [], size)
+    assert 0 <= start <= end <= len(text) and end - start <= size
+    if len(text) <= size:
+        assert (start, end) == (0, len(text))
+    elif at < len(text) - size // 2:
+        assert start <= at < end
+
+
+def test_the_excerpt_window_cuts_at_word_boundaries():
+    text = " ".join(f"word{i:03d}" for i in range(100))
+    at = text.index("word050")
+    start, end = excerpt_window(text, [(at, at + 7)], 60)
+    assert text[start - 1] == " " and text[end] == " " and start <= at < end

@@ -1,0 +1,47 @@
+"""Channel names, in one place: what a user may type for a channel, and a channel's username on a
+Telegram `Channel` object. The config, the CLI, /watch, the resolver and the normaliser all use these.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_channel_name", "username_of"]
+
+# Telegram usernames: a letter, then letters, digits or _, 5 to 32 long (collectible ones from 4).
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
+_LINK = re.compile(
+    r"(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/(?:s/)?(?P<name>[^/?#]+)(?:/\d+)?/?"
+    r"(?:[?#].*)?",
+    re.IGNORECASE,
+)
+
+
+def parse_channel_name(name: str) -> str:
+    """'@name', 'name', 't.me/name', 'https://t.me/s/name/123' -> 'name'.
+
+    Raises ValueError for invite links (t.me/+…, t.me/joinchat/…) and for text that cannot be a
+    username, so a typo is reported before any request is sent.
+    """
+    text = name.strip()
+    link = _LINK.fullmatch(text)
+    if link:
+        text = link.group("name")
+        if text.startswith("+") or text.lower() == "joinchat":
+            raise ValueError(f"{name!r} is an invite link; only public @usernames can be watched")
+    text = text.removeprefix("@")
+    if not _NAME.fullmatch(text):
+        raise ValueError(f"{name!r} is not a channel username (4-32 letters, digits and _, starting "
+                         "with a letter), @username or t.me link")
+    return text
+
+
+def username_of(chat: object) -> str | None:
+    """A chat's public username: `username`, else the first active one of its collectible `usernames`."""
+    username = getattr(chat, "username", None)
+    if username:
+        return username
+    for entry in getattr(chat, "usernames", None) or ():
+        if getattr(entry, "active", False) and getattr(entry, "username", None):
+            return entry.username
+    return None

@@ -1,0 +1,197 @@
+"""Resolving channel names to stored channels (one ResolveUsername per name never seen), and joining them.
+
+A name already stored with an id and access hash costs no request: later polls go by id, so a
+renamed channel keeps working. A name Telegram does not know, a private channel, a user instead
+of a channel: each is one `ResolveOutcome` with a status, and `record_outcomes` writes them to the
+watch list (a resolved name's placeholder goes; a failed one backs off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from telethon import TelegramClient, errors
+from telethon.tl import functions, types
+
+from bot.clock import Clock, Sleep, utcnow
+from bot.history import PAGE_SIZE
+from bot.names import parse_channel_name, username_of
+from bot.telegram import FloodDeferred, FloodPolicy, Requests, classify_error, input_channel
+from storage import channels
+from storage.database import Database
+from storage.records import Channel, ChannelState, iso
+
+__all__ = ["ResolveOutcome", "record_outcomes", "resolve_channels"]
+
+log = logging.getLogger("chanwatch.resolve")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveOutcome:
+    """What became of one name given to `resolve_channels`.
+
+    `status`: ok, private, not_found (no such username: no row is stored, a row needs an id),
+    banned, not_channel (a user or bot), invalid (not a username), deferred (flood wait), error.
+    `requested` tells whether a ResolveUsername request was sent (False: the stored row was reused).
+    """
+
+    name: str
+    status: str
+    username: str | None = None
+    channel_id: int | None = None
+    title: str | None = None
+    detail: str | None = None
+    requested: bool = False
+    joined: bool = False
+    retry_at: datetime | None = None
+
+
+async def resolve_channels(
+    db: Database,
+    client: TelegramClient,
+    names: Sequence[str],
+    *,
+    join: bool = False,
+    flood: FloodPolicy | None = None,
+    now: Clock = utcnow,
+    sleep: Sleep = asyncio.sleep,
+    logger: logging.Logger = log,
+) -> list[ResolveOutcome]:
+    """Resolve @usernames / t.me links to stored, watched channels; one outcome per name, in order.
+
+    A channel already stored with id + access_hash is reused without any request (and marked
+    watched); otherwise one raw contacts.ResolveUsername is sent (Telethon's get_entity would turn
+    USERNAME_NOT_OCCUPIED into a ValueError) and the channel stored. With `join`, channels the
+    account has not joined are joined (channels.GetChannels tells which stored ones are joined).
+    """
+    requests = Requests(client, flood or FloodPolicy(), sleep=sleep, now=now, logger=logger)
+    outcomes: list[ResolveOutcome] = []
+    joinable: dict[int, tuple[int, ChannelState, bool | None]] = {}  # id -> (outcome index, state, left)
+    for name in names:
+        try:
+            username = parse_channel_name(name)
+        except ValueError as exc:
+            logger.warning("resolve %s: %s", name, exc)
+            outcomes.append(ResolveOutcome(name, "invalid", detail=str(exc)))
+            continue
+        stored = await db.run(channels.load_channel, username=username)
+        if stored is not None and stored.access_hash is not None:
+            if not stored.watched:
+                await db.transaction(channels.set_watched, stored.id)
+            outcomes.append(ResolveOutcome(name, stored.status, stored.username, stored.id, stored.title))
+            joinable.setdefault(stored.id, (len(outcomes) - 1, stored, None))
+            continue
+        outcome, state, left = await _resolve_one(db, requests, name, username, now, logger)
+        outcomes.append(outcome)
+        if state is not None and outcome.status == "ok":
+            joinable.setdefault(state.id, (len(outcomes) - 1, state, left))
+    if join and joinable:
+        await _join_all(db, requests, joinable, outcomes, logger)
+    return outcomes
+
+
+async def _resolve_one(
+    db: Database, requests: Requests, name: str, username: str, now: Clock, logger: logging.Logger,
+) -> tuple[ResolveOutcome, ChannelState | None, bool | None]:
+    """One ResolveUsername; stores the channel; returns (outcome, state, left flag)."""
+    try:
+        answer = await requests("resolve_username", functions.contacts.ResolveUsernameRequest(username))
+    except (errors.UsernameNotOccupiedError, errors.UsernameInvalidError) as exc:
+        logger.warning("resolve @%s: not found (%s)", username, type(exc).__name__)
+        return ResolveOutcome(name, "not_found", username, detail=str(exc), requested=True), None, None
+    except FloodDeferred as exc:
+        logger.warning("resolve @%s: %s", username, exc)
+        return ResolveOutcome(name, "deferred", username, detail=str(exc), requested=True,
+                              retry_at=exc.retry_at), None, None
+    except (errors.RPCError, OSError) as exc:
+        status, detail = classify_error(exc)
+        logger.warning("resolve @%s: %s", username, detail)
+        return ResolveOutcome(name, status, username, detail=detail, requested=True), None, None
+    peer = answer.peer
+    chat = next((c for c in answer.chats if isinstance(peer, types.PeerChannel) and c.id == peer.channel_id),
+                None)
+    if chat is None:
+        logger.warning("resolve @%s: not a channel (%s)", username, type(peer).__name__)
+        return ResolveOutcome(name, "not_channel", username, detail=f"@{username} is not a channel",
+                              requested=True), None, None
+    private = isinstance(chat, types.ChannelForbidden)
+    status, detail = ("private", "the channel is private") if private else ("ok", None)
+    channel = Channel(chat.id, username_of(chat) or username, chat.title, chat.access_hash, watched=True)
+    await db.transaction(channels.store_resolved, channel, status, detail, iso(now()) or "")
+    logger.info("resolved @%s -> channel %d (%s)%s", username, chat.id, chat.title,
+                " [private]" if private else "")
+    state = ChannelState(chat.id, channel.username, chat.title, chat.access_hash, status=status)
+    left = None if private else bool(getattr(chat, "left", False))
+    return (ResolveOutcome(name, status, channel.username, chat.id, chat.title, detail, requested=True),
+            state, left)
+
+
+async def _join_all(
+    db: Database, requests: Requests, joinable: dict[int, tuple[int, ChannelState, bool | None]],
+    outcomes: list[ResolveOutcome], logger: logging.Logger,
+) -> None:
+    """Join the channels whose `left` flag says the account is not a member."""
+    unknown = [state for _, state, left in joinable.values() if left is None]
+    left_flags = {cid: left for cid, (_, _, left) in joinable.items() if left is not None}
+    for start in range(0, len(unknown), PAGE_SIZE):
+        chunk = unknown[start:start + PAGE_SIZE]
+        try:
+            answer = await requests("get_channels",
+                                    functions.channels.GetChannelsRequest([input_channel(s) for s in chunk]))
+        except (FloodDeferred, errors.RPCError, OSError) as exc:
+            logger.warning("could not check membership of %d channels: %s", len(chunk), exc)
+            continue
+        for chat in answer.chats:
+            if isinstance(chat, types.Channel):
+                left_flags[chat.id] = bool(chat.left)
+    for cid, left in left_flags.items():
+        if not left:
+            continue
+        index, state, _ = joinable[cid]
+        try:
+            await requests("join_channel", functions.channels.JoinChannelRequest(input_channel(state)))
+        except errors.UserAlreadyParticipantError:
+            continue
+        except FloodDeferred as exc:
+            logger.warning("join %s deferred: %s", state.name, exc)
+            outcomes[index] = replace(outcomes[index], detail=f"not joined: {exc}", retry_at=exc.retry_at)
+            continue
+        except (errors.RPCError, OSError) as exc:
+            status, detail = classify_error(exc)
+            logger.warning("join %s failed: %s", state.name, detail)
+            if status != "error":  # private / banned / gone: the row says so; otherwise poll by history
+                await db.transaction(channels.set_status, cid, status, detail)
+                outcomes[index] = replace(outcomes[index], status=status, detail=detail)
+            else:
+                outcomes[index] = replace(outcomes[index], detail=f"not joined: {detail}")
+            continue
+        logger.info("joined %s", state.name)
+        outcomes[index] = replace(outcomes[index], joined=True)
+
+
+_FAILED_STATUS = {"private": "private", "not_found": "not_found", "banned": "banned",
+                  "not_channel": "not_found", "invalid": "error", "error": "error"}
+
+
+def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome], now: datetime) -> None:
+    """Write outcomes to the watch list: a resolved name's placeholder goes (the real row took
+    over), a deferred one waits for its flood wait, a failed one is marked and backs off."""
+    for outcome in outcomes:
+        name = outcome.username
+        if name is None:
+            try:
+                name = parse_channel_name(outcome.name)
+            except ValueError:
+                continue
+        if outcome.channel_id is not None:
+            channels.forget_placeholder(conn, name)
+        elif outcome.status == "deferred":
+            channels.defer_unresolved(conn, name, outcome.detail, outcome.retry_at)
+        else:
+            channels.fail_unresolved(conn, name, _FAILED_STATUS.get(outcome.status, "error"),
+                                     outcome.detail or outcome.status, now)

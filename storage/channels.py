@@ -1,0 +1,334 @@
+"""The `channels` table, owned here: every statement on it lives in this module.
+
+A row is a channel we know of: watched (polled) or only seen as a forward origin. The poller reads
+the watched rows and marks each poll's outcome (ok, idle, failed with backoff, deferred by a flood
+wait); the resolver stores what Telegram answered for a name; `chanwatch channels` and /watch add
+names offline as placeholders (a negative id, no access hash) that the daemon resolves later; the
+backfill records how far back it has read. Ingest creates rows for the channels its batches name.
+
+Every function takes a plain `sqlite3.Connection` and runs inside the caller's transaction (see
+`storage.database`), so a page of messages and the channel's new cursor or status commit together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from storage.records import Channel, ChannelState, WatchedChannel, iso, parse_iso
+from storage.retry import doubling
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_CAP",
+    "PLACEHOLDER_DETAIL",
+    "add_watch_name",
+    "backfill_done",
+    "backoff",
+    "channel_listing",
+    "channel_names",
+    "defer_unresolved",
+    "fail_unresolved",
+    "forget_placeholder",
+    "load_channel",
+    "load_watched",
+    "mark_backfill_done",
+    "mark_deferred",
+    "mark_failed",
+    "mark_idle",
+    "mark_polled",
+    "pending_names",
+    "raise_cursor",
+    "recent_window",
+    "record_backfill_page",
+    "set_status",
+    "set_watched",
+    "store_resolved",
+    "unwatch_name",
+    "upsert_channel",
+]
+
+BACKOFF_BASE = 60.0  # seconds after the first consecutive failure; doubles each time
+BACKOFF_CAP = 3600.0  # never wait more than an hour between attempts
+PLACEHOLDER_DETAIL = "added by name; resolved when the daemon starts"
+
+
+def backoff(failures: int) -> timedelta:
+    """How long to leave a channel alone after its `failures`-th consecutive failure.
+
+    1, 2, 4, 8, 16, 32 minutes, then capped at one hour: a channel that went private is retried
+    hourly (it may come back), without costing a request every cycle.
+    """
+    return doubling(failures, BACKOFF_BASE, BACKOFF_CAP)
+
+
+# --- rows the batches name ------------------------------------------------------------------------
+
+
+def upsert_channel(conn: sqlite3.Connection, channel: Channel, now: str) -> None:
+    """Create or refresh a channel row; known fields are never overwritten with unknowns."""
+    conn.execute(
+        """INSERT INTO channels (id, username, title, access_hash, watched, added_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET
+             username = coalesce(excluded.username, username),
+             title = coalesce(excluded.title, title),
+             access_hash = coalesce(excluded.access_hash, access_hash),
+             watched = max(watched, excluded.watched)""",
+        (channel.id, channel.username, channel.title, channel.access_hash, int(channel.watched), now),
+    )
+
+
+def raise_cursor(conn: sqlite3.Connection, channel_id: int, cursor: int) -> None:
+    """The highest message id stored for the channel is at least `cursor` (it never goes down)."""
+    conn.execute("UPDATE channels SET cursor = max(cursor, ?) WHERE id = ?", (cursor, channel_id))
+
+
+def channel_names(conn: sqlite3.Connection, channel_id: int) -> tuple[str | None, str | None] | None:
+    """(username, title) of a stored channel, or None when the archive does not know it."""
+    row = conn.execute("SELECT username, title FROM channels WHERE id = ?", (channel_id,)).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+# --- reading rows for the poller ------------------------------------------------------------------
+
+_STATE_COLUMNS = (
+    "id, username, title, access_hash, cursor, status, failures, retry_at, watched, "
+    "backfill_before, backfill_done"
+)
+
+
+def _state(row: sqlite3.Row | tuple[Any, ...]) -> ChannelState:
+    return ChannelState(
+        id=row[0], username=row[1], title=row[2], access_hash=row[3], cursor=row[4] or 0,
+        status=row[5], failures=row[6] or 0, retry_at=parse_iso(row[7]), watched=bool(row[8]),
+        backfill_before=row[9], backfill_done=bool(row[10]),
+    )
+
+
+def load_watched(conn: sqlite3.Connection) -> list[ChannelState]:
+    """Every watched channel, placeholders included (they have no access hash yet), by id."""
+    rows = conn.execute(f"SELECT {_STATE_COLUMNS} FROM channels WHERE watched = 1 ORDER BY id").fetchall()
+    return [_state(r) for r in rows]
+
+
+def load_channel(conn: sqlite3.Connection, *, channel_id: int | None = None,
+                 username: str | None = None) -> ChannelState | None:
+    """One stored channel by id or by (case-insensitive) username, or None.
+
+    Of several rows with one username (a placeholder and the resolved channel, or a renamed
+    channel's old row), the resolved, watched one wins.
+    """
+    if channel_id is not None:
+        row = conn.execute(f"SELECT {_STATE_COLUMNS} FROM channels WHERE id = ?", (channel_id,)).fetchone()
+    else:
+        row = conn.execute(
+            f"""SELECT {_STATE_COLUMNS} FROM channels WHERE lower(username) = lower(?)
+                ORDER BY access_hash IS NULL, watched DESC LIMIT 1""",
+            (username,),
+        ).fetchone()
+    return _state(row) if row else None
+
+
+def recent_window(conn: sqlite3.Connection, channel_id: int, window_ids: int, since: str
+                  ) -> dict[int, str | None]:
+    """{message_id: stored edit_date} of a channel's last `window_ids` live messages and those dated
+    since `since`: what a re-check reads again for edits and deletions."""
+    rows = conn.execute(
+        """SELECT message_id, edit_date FROM (
+               SELECT message_id, edit_date FROM messages WHERE channel_id = :c AND deleted_at IS NULL
+               ORDER BY message_id DESC LIMIT :n)
+           UNION
+           SELECT message_id, edit_date FROM messages
+           WHERE channel_id = :c AND deleted_at IS NULL AND date >= :since""",
+        {"c": channel_id, "n": window_ids, "since": since},
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+# --- poll outcomes --------------------------------------------------------------------------------
+
+
+def mark_polled(conn: sqlite3.Connection, channel_id: int, now: datetime) -> None:
+    """A poll read the channel to its cursor: ok, polled now, failures and backoff cleared."""
+    stamp = iso(now)
+    conn.execute(
+        """UPDATE channels SET last_poll = ?, last_success = ?, status = 'ok', status_detail = NULL,
+           failures = 0, retry_at = NULL WHERE id = ?""",
+        (stamp, stamp, channel_id),
+    )
+
+
+def mark_idle(conn: sqlite3.Connection, channels: Sequence[Channel], now: str) -> None:
+    """Channels checked and found without news: ok, polled now; names refreshed from the answer."""
+    conn.executemany(
+        """UPDATE channels SET username = coalesce(?, username), title = coalesce(?, title),
+           last_poll = ?, last_success = ?, status = 'ok', status_detail = NULL, failures = 0,
+           retry_at = NULL WHERE id = ?""",
+        [(ch.username, ch.title, now, now, ch.id) for ch in channels],
+    )
+
+
+def mark_failed(conn: sqlite3.Connection, channel_id: int, status: str, detail: str, now: str,
+                retry_at: str) -> int:
+    """Record a failure: status, detail, one more consecutive failure, and the backoff; returns the
+    number of consecutive failures now."""
+    conn.execute(
+        """UPDATE channels SET status = ?, status_detail = ?, failures = failures + 1, last_poll = ?,
+           retry_at = ? WHERE id = ?""",
+        (status, detail, now, retry_at, channel_id),
+    )
+    return conn.execute("SELECT failures FROM channels WHERE id = ?", (channel_id,)).fetchone()[0]
+
+
+def mark_deferred(conn: sqlite3.Connection, channel_id: int, detail: str, now: str, retry_at: str) -> None:
+    """A long flood wait: keep the status, come back when Telegram allows."""
+    conn.execute(
+        "UPDATE channels SET status_detail = ?, last_poll = ?, retry_at = ? WHERE id = ?",
+        (detail, now, retry_at, channel_id),
+    )
+
+
+# --- resolving names ------------------------------------------------------------------------------
+
+
+def store_resolved(conn: sqlite3.Connection, channel: Channel, status: str, detail: str | None,
+                   now: str) -> None:
+    """What ResolveUsername answered: the channel (id, access hash), watched, with its status."""
+    upsert_channel(conn, channel, now)
+    conn.execute("UPDATE channels SET watched = 1, status = ?, status_detail = ? WHERE id = ?",
+                 (status, detail, channel.id))
+
+
+def set_watched(conn: sqlite3.Connection, channel_id: int) -> None:
+    """Poll this (stored) channel from now on."""
+    conn.execute("UPDATE channels SET watched = 1 WHERE id = ?", (channel_id,))
+
+
+def set_status(conn: sqlite3.Connection, channel_id: int, status: str, detail: str | None) -> None:
+    """A status learnt outside a poll (e.g. joining found the channel private)."""
+    conn.execute("UPDATE channels SET status = ?, status_detail = ? WHERE id = ?",
+                 (status, detail, channel_id))
+
+
+def forget_placeholder(conn: sqlite3.Connection, username: str) -> None:
+    """A name was resolved: its placeholder row goes (the real channel's row took over)."""
+    conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)", (username,))
+
+
+def defer_unresolved(conn: sqlite3.Connection, username: str, detail: str | None,
+                     retry_at: datetime | None) -> None:
+    """Resolving a name met a long flood wait: try again at `retry_at`, status unchanged."""
+    conn.execute(
+        "UPDATE channels SET retry_at = ?, status_detail = ? WHERE watched = 1"
+        " AND access_hash IS NULL AND lower(username) = lower(?)",
+        (iso(retry_at), detail, username))
+
+
+def fail_unresolved(conn: sqlite3.Connection, username: str, status: str, detail: str,
+                    now: datetime) -> None:
+    """A name could not be resolved (no such channel, private, …): say so and back off."""
+    rows = conn.execute(
+        "SELECT id, failures FROM channels WHERE watched = 1 AND access_hash IS NULL"
+        " AND lower(username) = lower(?)", (username,)).fetchall()
+    for channel_id, failures in rows:
+        conn.execute(
+            "UPDATE channels SET status = ?, status_detail = ?, failures = ?, last_poll = ?, retry_at = ?"
+            " WHERE id = ?",
+            (status, detail, failures + 1, iso(now), iso(now + backoff(failures + 1)), channel_id))
+
+
+# --- the watch list -------------------------------------------------------------------------------
+
+
+def add_watch_name(conn: sqlite3.Connection, username: str, now: datetime) -> str:
+    """Watch a channel by name without touching Telegram; returns what happened.
+
+    A channel already stored is marked watched ("watched", or "already watched"). An unknown name
+    becomes a placeholder row (a negative id, no access hash) that the daemon resolves at start or
+    before its next poll, then replaces with the real channel ("added").
+    """
+    rows = conn.execute("SELECT id, watched FROM channels WHERE lower(username) = lower(?)"
+                        " ORDER BY access_hash IS NULL, id DESC", (username,)).fetchall()
+    if rows:
+        if any(r[1] for r in rows):
+            return "already watched"
+        set_watched(conn, rows[0][0])
+        return "watched"
+    placeholder = conn.execute("SELECT min(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
+    conn.execute(
+        "INSERT INTO channels (id, username, watched, status, status_detail, added_at)"
+        " VALUES (?, ?, 1, 'ok', ?, ?)", (placeholder, username, PLACEHOLDER_DETAIL, iso(now)))
+    return "added"
+
+
+def unwatch_name(conn: sqlite3.Connection, username: str) -> int:
+    """Stop watching a channel (its archived posts stay); placeholders are deleted. Rows changed."""
+    deleted = conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)",
+                           (username,)).rowcount
+    updated = conn.execute("UPDATE channels SET watched = 0 WHERE watched = 1 AND lower(username) = lower(?)",
+                           (username,)).rowcount
+    return deleted + updated
+
+
+def pending_names(conn: sqlite3.Connection, due_at: str | None) -> list[str]:
+    """Watched names with no access hash yet (to resolve); with `due_at`, only those not backing off."""
+    sql = "SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL"
+    args: tuple[Any, ...] = ()
+    if due_at is not None:
+        sql += " AND (retry_at IS NULL OR retry_at <= ?)"
+        args = (due_at,)
+    return [r[0] for r in conn.execute(sql + " ORDER BY id", args).fetchall()]
+
+
+def channel_listing(conn: sqlite3.Connection, *, include_unwatched: bool = False) -> list[WatchedChannel]:
+    """Channels with their status, message count, last post and last poll (watched ones by default),
+    watched first, then by name: what `chanwatch channels list` and /channels show."""
+    where = "" if include_unwatched else "WHERE c.watched = 1"
+    rows = conn.execute(
+        # per-channel subqueries use the (channel_id, message_id) primary key; a join + GROUP BY
+        # over all messages took seconds on a million-message archive
+        f"""SELECT c.id, c.username, c.title, c.watched, c.access_hash IS NOT NULL, c.status,
+                   c.status_detail,
+                   (SELECT count(*) FROM messages m WHERE m.channel_id = c.id),
+                   (SELECT m.date FROM messages m WHERE m.channel_id = c.id
+                    ORDER BY m.message_id DESC LIMIT 1),
+                   c.last_poll, c.last_success, c.cursor, c.backfill_done
+            FROM channels c
+            {where}
+            ORDER BY c.watched DESC, lower(coalesce(c.username, c.title, '')), c.id"""
+    ).fetchall()
+    return [WatchedChannel(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
+                           r[11], bool(r[12])) for r in rows]
+
+
+# --- backfill progress ----------------------------------------------------------------------------
+
+
+def record_backfill_page(conn: sqlite3.Connection, channel_id: int, low: int, top: int, done: bool) -> None:
+    """A backfill page from `top` down to `low` is stored: remember how far back it reached.
+
+    The poll cursor is raised to `top` only when the backfill has come down to the cursor (or the
+    channel was never polled), so a backfill stopped early never hides messages from the poller.
+    """
+    conn.execute(
+        """UPDATE channels SET
+             backfill_before = min(coalesce(backfill_before, :low), :low),
+             backfill_done = max(backfill_done, :done),
+             cursor = CASE WHEN cursor = 0 OR :low <= cursor + 1 THEN max(cursor, :top) ELSE cursor END
+           WHERE id = :id""",
+        {"low": low, "top": top, "done": int(done), "id": channel_id},
+    )
+
+
+def mark_backfill_done(conn: sqlite3.Connection, channel_id: int) -> None:
+    """The backfill reached the channel's start (or its --since)."""
+    conn.execute("UPDATE channels SET backfill_done = 1 WHERE id = ?", (channel_id,))
+
+
+def backfill_done(conn: sqlite3.Connection, channel_id: int) -> bool:
+    """Whether a backfill has reached the channel's start."""
+    row = conn.execute("SELECT backfill_done FROM channels WHERE id = ?", (channel_id,)).fetchone()
+    return bool(row and row[0])
