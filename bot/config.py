@@ -45,6 +45,7 @@ class Settings:
     session: str | None = field(default=None, repr=False)
     session_file: Path | None = None
     bot_token: str | None = field(default=None, repr=False)
+    bot_session_file: Path | None = None
     channels: tuple[str, ...] = ()
     admins: frozenset[int] = frozenset()
     alert_chat: int | None = None
@@ -87,11 +88,30 @@ class Settings:
             raise ConfigError("TG_SESSION", "no user session; run `chanwatch login` and set TG_SESSION "
                               "(string session) or TG_SESSION_FILE")
 
+    @property
+    def bot_session_path(self) -> Path | None:
+        """Where the bot's session lives (its login and the access hashes of the chats it talked to):
+        TG_BOT_SESSION_FILE, else beside the user's session file (`<name>-bot.session`), else beside
+        the archive; None (in memory) only for an in-memory archive."""
+        if self.bot_session_file is not None:
+            return session_file_path(self.bot_session_file)
+        if self.session_file is not None:
+            user = session_file_path(self.session_file)
+            return user.with_name(user.name.removesuffix(".session") + "-bot.session")
+        if str(self.db_path) == ":memory:":
+            return None
+        return self.db_path.with_name(self.db_path.stem + "-bot.session")
+
     def require_bot_token(self) -> str:
         """The bot token (`login --bot`, `run`)."""
         if self.bot_token is None:
             raise ConfigError("TG_BOT_TOKEN", "not set; create a bot with @BotFather and paste its token")
         return self.bot_token
+
+
+def session_file_path(path: Path) -> Path:
+    """The file Telethon's SQLiteSession writes for `path` (it appends '.session' when missing)."""
+    return path if path.name.endswith(".session") else path.with_name(path.name + ".session")
 
 
 def _get(env: Mapping[str, str | None], name: str) -> str | None:
@@ -216,6 +236,8 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         session_file=p(env, "TG_SESSION_FILE", lambda r: Path(r).expanduser(), None, "must be a path"),
         bot_token=p(env, "TG_BOT_TOKEN", _token(_BOT_TOKEN), None,
                     "does not look like a bot token (123456:ABC...); copy it again from @BotFather"),
+        bot_session_file=p(env, "TG_BOT_SESSION_FILE", lambda r: Path(r).expanduser(), None,
+                           "must be a path"),
         channels=p(env, "CHANWATCH_CHANNELS", _channels, (),
                    "must be channel usernames or t.me links separated by commas, e.g. MFARussia,rusembc"),
         admins=p(env, "CHANWATCH_ADMINS", _ids, frozenset(),

@@ -11,16 +11,27 @@ reach, or something else answering). A missing credential is the `ConfigError` o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from telethon import TelegramClient
 from telethon.errors import InvalidBufferError, SecurityError, TypeNotFoundError
 
 from bot.config import Settings
-from bot.telegram import BotLoginError, describe_client, make_bot_client, make_user_client, redact, start_bot
+from bot.telegram import (
+    BotLoginError,
+    describe_client,
+    make_bot_client,
+    make_user_client,
+    private_file,
+    redact,
+    start_bot,
+)
 
 __all__ = ["UNREACHABLE", "ConnectError", "Prepare", "bot_client", "connect_bot", "connect_user",
            "user_client"]
+
+log = logging.getLogger("chanwatch.connect")
 
 Prepare = Callable[[TelegramClient, str], None]
 """Called as `prepare(client, "user" | "bot")` on each client before it connects (tests attach the
@@ -38,6 +49,15 @@ class ConnectError(Exception):
     def __init__(self, message: str, status: int = 2) -> None:
         super().__init__(message)
         self.status = status
+
+
+async def _connect_bot_client(client: TelegramClient, settings: Settings) -> None:
+    """Connect the bot's client; Telegram out of reach is a ConnectError with exit status 1."""
+    try:  # connected first: start_bot reports any failure as the token's
+        await client.connect()
+    except UNREACHABLE as exc:
+        raise ConnectError(redact(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}",
+                                  settings.secrets()), status=1) from None
 
 
 def _options(settings: Settings) -> dict[str, object]:
@@ -63,11 +83,21 @@ def user_client(settings: Settings, *, prepare: Prepare | None = None,
 
 
 def bot_client(settings: Settings, *, prepare: Prepare | None = None) -> TelegramClient:
-    """The bot's client (not connected). Its session lives in memory: a fresh authorisation per
-    start also proves the token is still valid (a stored session would hide a revoked token until
-    it is used)."""
+    """The bot's client (not connected), on its own session file (`Settings.bot_session_path`,
+    created with mode 0600): the bot's login and the access hashes of the chats that wrote to it
+    outlive a restart, so a restart costs no new bot login (which Telegram rate-limits) and alerts
+    reach known chats without their writing again."""
     api_id, api_hash = settings.require_api()
-    client = make_bot_client(api_id=api_id, api_hash=api_hash, flood_sleep_threshold=0, **_options(settings))
+    path = settings.bot_session_path
+    if path is not None:
+        try:
+            private_file(path)
+        except OSError as exc:
+            raise ConnectError(f"TG_BOT_SESSION_FILE: cannot write the bot's session at {path}: "
+                               f"{exc.strerror or exc}; point TG_BOT_SESSION_FILE at a writable file"
+                               ) from None
+    client = make_bot_client(api_id=api_id, api_hash=api_hash, session_file=path, flood_sleep_threshold=0,
+                             **_options(settings))
     if prepare is not None:
         prepare(client, "bot")
     return client
@@ -98,16 +128,25 @@ async def connect_user(settings: Settings, *, prepare: Prepare | None = None) ->
 
 
 async def connect_bot(settings: Settings, *, prepare: Prepare | None = None) -> TelegramClient:
-    """The bot's client, connected and logged in with TG_BOT_TOKEN; disconnected again if not."""
+    """The bot's client, connected and logged in with TG_BOT_TOKEN; disconnected again if not.
+
+    A saved session of this bot is used as it is (no new login); a saved session of another
+    account (the token changed) is logged out, and the bot logs in afresh.
+    """
     settings.require_api()
     token = settings.require_bot_token()
     client = bot_client(settings, prepare=prepare)
     try:
-        try:  # connected first: start_bot reports any failure as the token's
-            await client.connect()
-        except UNREACHABLE as exc:
-            raise ConnectError(redact(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}",
-                                      settings.secrets()), status=1) from None
+        await _connect_bot_client(client, settings)
+        me = await client.get_me()  # None when the session is not logged in
+        if me is not None and str(me.id) == token.split(":", 1)[0].strip():
+            return client
+        if me is not None:
+            log.warning("the bot's session %s belongs to another account (id %s); logging the bot in afresh",
+                        settings.bot_session_path, me.id)
+            await client.log_out()  # forgets that login and deletes the session file
+            client = bot_client(settings, prepare=prepare)
+            await _connect_bot_client(client, settings)
         try:
             await start_bot(client, token)
         except (BotLoginError, ValueError) as exc:

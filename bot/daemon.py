@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telethon import TelegramClient
 
 from bot.config import ConfigError, Settings
@@ -35,10 +36,12 @@ log = logging.getLogger("chanwatch.service")
 
 
 @asynccontextmanager
-async def connected(settings: Settings, *, prepare: Prepare | None = None) -> AsyncIterator[Service]:
+async def connected(settings: Settings, *, prepare: Prepare | None = None,
+                    scheduler: AsyncIOScheduler | None = None) -> AsyncIterator[Service]:
     """The daemon ready to serve: configuration checked, archive open, both clients connected and
     authorised. Raises `ConfigError` or `ConnectError` if it cannot start; on exit the clients
-    disconnect and the archive closes."""
+    disconnect (saving the bot's session) and the archive closes. `scheduler` replaces the
+    service's own (tests pass a paused one and run the jobs themselves)."""
     user: TelegramClient | None = None
     bot: TelegramClient | None = None
     db: Database | None = None
@@ -57,7 +60,7 @@ async def connected(settings: Settings, *, prepare: Prepare | None = None) -> As
         log.info("chanwatch running: archive %s, user %s, bot %s", settings.db_path, describe_client(user),
                  describe_client(bot))
         served = True
-        yield Service(settings, db, user, bot)
+        yield Service(settings, db, user, bot, scheduler=scheduler)
     finally:
         for client in (bot, user):
             if client is not None:

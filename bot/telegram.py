@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ __all__ = [
     "input_peer",
     "make_bot_client",
     "make_user_client",
+    "private_file",
     "redact",
     "register_server_key",
     "start_bot",
@@ -127,6 +129,14 @@ def register_server_key(public_key_pem: str) -> int:
         raise ValueError("server public key must be a PEM ('BEGIN RSA PUBLIC KEY' or 'BEGIN PUBLIC KEY')")
     telethon_rsa.add_key(pem, old=False)
     return telethon_rsa._compute_fingerprint(key)
+
+
+def private_file(path: Path) -> None:
+    """Create `path` (and its folder) readable by the owner only, before any secret goes in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
 
 
 def _session_for(session: str | None, session_file: str | Path | None) -> StringSession | str:

@@ -27,13 +27,13 @@ from typing import TextIO
 from telethon import errors
 
 from bot.cli.common import PROG, CliError, Command, settings_from_args
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, session_file_path
 from bot.connect import ConnectError, Prepare, connect_bot, user_client
 from bot.daemon import connected, serve
 from bot.logs import FORMATS, setup_logging, teardown_logging
-from bot.telegram import redact
+from bot.telegram import private_file, redact
 
-__all__ = ["COMMANDS", "login_bot", "login_user", "run_daemon", "session_path"]
+__all__ = ["COMMANDS", "login_bot", "login_user", "run_daemon"]
 
 log = logging.getLogger("chanwatch.service")
 
@@ -110,20 +110,6 @@ def _on_signal(stop: asyncio.Event, sig: int) -> None:
 # --- login ---------------------------------------------------------------------------------------
 
 
-def session_path(session_file: Path) -> Path:
-    """The file Telethon's SQLiteSession writes for `session_file` (it appends '.session')."""
-    text = str(session_file)
-    return Path(text if text.endswith(".session") else text + ".session")
-
-
-def _private_file(path: Path) -> None:
-    """Create `path` (and its folder) readable by the owner only, before any secret goes in."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-
-
 _LOGIN_ERRORS = (errors.RPCError, RuntimeError, ValueError, OSError, ConnectionError)
 
 
@@ -144,9 +130,9 @@ async def login_user(
     """
     out = out or sys.stdout
     settings.require_api()
-    target: Path | None = session_path(settings.session_file) if settings.session_file else None
+    target: Path | None = session_file_path(settings.session_file) if settings.session_file else None
     if target is not None:
-        _private_file(target)
+        private_file(target)
     # A new session: TG_SESSION, if set, is the one being replaced.
     client = user_client(replace(settings, session=None), prepare=prepare, flood_sleep_threshold=5)
     secrets = settings.secrets()

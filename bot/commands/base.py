@@ -173,6 +173,7 @@ class CommandsBase:
     # -- messages ---------------------------------------------------------------------------------
 
     async def _handle_message(self, event: Any) -> None:
+        self._save_session()
         match = event.pattern_match
         name, target, args = match.group(1).lower(), match.group(2), match.group(3) or ""
         caller = Caller(event.sender_id, event.chat_id, bool(event.is_private))
@@ -203,6 +204,17 @@ class CommandsBase:
         except Exception:
             self.log.exception("/%s from user %s in chat %s failed", name, caller.user_id, caller.chat_id)
             await self._try_reply(event, FAILED)
+
+    def _save_session(self) -> None:
+        """Write the chats Telethon has just met (their access hashes) to the bot's session now.
+
+        Telethon saves them a minute later, or when it disconnects; a chat that wrote to the bot
+        just before a crash would otherwise be unreachable (by alerts too) until it wrote again.
+        """
+        try:
+            self.bot.session.save()
+        except Exception:
+            self.log.warning("could not save the bot's session", exc_info=True)
 
     async def _resume_if_unreachable(self, chat_id: int) -> None:
         """A chat the dispatcher paused as unreachable just wrote to us: it can be reached now."""

@@ -107,3 +107,14 @@ def test_example_config_loads_and_documents_every_setting():
     source = (Path(__file__).resolve().parents[2] / "bot" / "config.py").read_text()
     used = set(re.findall(r'"((?:TG|CHANWATCH)_[A-Z0-9_]+)"', source))
     assert used <= documented, f"undocumented: {used - documented}"
+
+
+def test_the_bot_session_lives_beside_the_users_session_file_else_beside_the_archive(tmp_path):
+    assert Settings(db_path=tmp_path / "a.db").bot_session_path == tmp_path / "a-bot.session"
+    assert Settings(session_file=tmp_path / "me").bot_session_path == tmp_path / "me-bot.session"
+    assert Settings(session_file=tmp_path / "me.session").bot_session_path == tmp_path / "me-bot.session"
+    assert Settings(bot_session_file=tmp_path / "b", session_file=tmp_path / "me").bot_session_path == (
+        tmp_path / "b.session")
+    assert Settings(db_path=Path(":memory:")).bot_session_path is None
+    settings = load_settings(environ={"TG_BOT_SESSION_FILE": str(tmp_path / "bot.session")})
+    assert settings.bot_session_path == tmp_path / "bot.session"

@@ -13,8 +13,8 @@ import pytest
 
 from bot.cli import main
 from bot.cli.common import CliError
-from bot.cli.daemon import login_bot, login_user, session_path
-from bot.config import Settings
+from bot.cli.daemon import login_bot, login_user
+from bot.config import Settings, session_file_path
 from bot.connect import ConnectError
 from bot.simulator import World, attach, connect_client
 from bot.simulator.handlers import LOGIN_CODE
@@ -108,7 +108,7 @@ async def test_login_writes_the_session_file_readable_by_the_owner_only(world, o
     out = StringIO()
     assert await login_user(settings, phone=PHONE, ask=answers(LOGIN_CODE), ask_secret=no_secret,
                             prepare=sim(world), out=out) == 0
-    written = session_path(target)
+    written = session_file_path(target)
     assert written == tmp_path / "secrets" / "reader.session"
     assert stat.S_IMODE(os.stat(written).st_mode) == 0o600
     assert "TG_SESSION=" not in out.getvalue() and str(written) in out.getvalue()

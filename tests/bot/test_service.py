@@ -18,6 +18,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.cli import main
 from bot.cli.daemon import run_daemon
 from bot.config import Settings
+from bot.connect import connect_bot
+from bot.daemon import connected
 from bot.service import Service
 from bot.simulator import attach, connect_client
 from storage.channels import add_watch_name
@@ -410,3 +412,56 @@ async def test_start_publishes_the_subscriber_commands_as_the_bots_menu(
     names = [c.command for c in bot_account.bot_commands]
     assert names[:3] == ["search", "subscribe", "rules"] and "help" in names
     assert "allow" not in names and "watch" not in names  # admin commands stay out of everyone's menu
+
+
+async def test_a_restarted_daemon_alerts_a_known_chat_without_it_writing_again_or_a_new_bot_login(
+        world, reader_account, bot_account, alice, tmp_path, fake_sleep):
+    world.accept_empty_access_hash_from_bots = False  # a server that wants the chat's real access hash
+    ch = world.add_channel("wirechan", "Wire")
+    session = await saved_session(world, reader_account)
+    settings = daemon_settings(tmp_path, session, bot_account.bot_token, channels=("wirechan",),
+                               alert_chat=alice.id, keywords=("sanctions",),
+                               alert_max_age_hours=0)  # the world's clock is not the daemon's
+    world.reset_requests()
+
+    def prepare(client, kind):
+        attach(world, client)
+
+    async with connected(settings, prepare=prepare, scheduler=paused_scheduler()) as service:
+        await service.start()
+        world.say(alice, bot_account, "/start")  # the only time alice ever writes to the bot
+        await world.settle()
+        # on disk at once (not a minute later, as Telethon would): a crash now still remembers her
+        assert rows(settings.bot_session_path, "SELECT hash FROM entities WHERE id = ?", alice.id) == [
+            (alice.access_hash,)]
+        await service.stop()
+    assert world.logins[bot_account.id] == 1
+    world.advance(60)
+    world.post(ch, "New sanctions announced today")
+
+    async with connected(settings, prepare=prepare, scheduler=paused_scheduler()) as service:
+        await service.start()
+        await service.poll_cycle()
+        assert await service.dispatcher.dispatch_instant() == 1
+        await service.stop()
+    assert world.logins[bot_account.id] == 1  # the second start used the saved session
+    sent = [e.text for e in world.chat_log(alice, with_=bot_account) if e.sender_id == bot_account.id]
+    assert any("New sanctions announced today" in text for text in sent)
+    assert oct(settings.bot_session_path.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_saved_session_of_another_bot_is_logged_out_and_the_new_token_logs_in(
+        world, reader_account, bot_account, tmp_path):
+    other = world.add_bot("older_bot")
+    session = await saved_session(world, reader_account)
+    settings = daemon_settings(tmp_path, session, other.bot_token)
+    prepare = lambda client, kind: attach(world, client)  # noqa: E731
+    client = await connect_bot(settings, prepare=prepare)
+    await client.disconnect()
+    client = await connect_bot(replace(settings, bot_token=bot_account.bot_token), prepare=prepare)
+    try:
+        assert (await client.get_me()).id == bot_account.id
+    finally:
+        await client.disconnect()
+    assert world.logins[other.id] == 1 and world.logins[bot_account.id] == 1
+    assert world.requests["auth.LogOut"] == 1
