@@ -33,6 +33,8 @@ from telethon import TelegramClient
 from bot.config import Settings
 from bot.simulator import connect_client
 from storage.database import Database
+from storage.outbox import counts
+from storage.stats import archive_stats
 
 from .driver import JobDriver
 from .render import DIM, render_message, style
@@ -272,16 +274,15 @@ def _missing_parts(screen: _Screen, service: Any) -> None:
 
 def _count(conn: sqlite3.Connection, bot_messages: int, search_replies: int, archive: Path | None
            ) -> DemoSummary:
-    def one(sql: str) -> int:
-        return int(conn.execute(sql).fetchone()[0])
-
+    stats = archive_stats(conn, datetime.now(UTC))
+    alerts = counts(conn)
     return DemoSummary(
-        posts=one("SELECT COUNT(*) FROM posts"),
-        sightings=one("SELECT COUNT(*) FROM messages"),
-        edited=one("SELECT COUNT(DISTINCT channel_id || ':' || message_id) FROM message_versions"),
-        deleted=one("SELECT COUNT(*) FROM messages WHERE deleted_at IS NOT NULL"),
-        alerts_sent=one("SELECT COUNT(*) FROM alerts WHERE sent_at IS NOT NULL"),
-        alerts_pending=one("SELECT COUNT(*) FROM alerts WHERE sent_at IS NULL"),
+        posts=stats.posts,
+        sightings=stats.sightings,
+        edited=stats.edited_messages,
+        deleted=stats.deletions,
+        alerts_sent=alerts["sent"],
+        alerts_pending=alerts["pending"] + alerts["failed"],
         bot_messages=bot_messages,
         search_replies=search_replies,
         archive=archive,
