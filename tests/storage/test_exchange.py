@@ -18,10 +18,10 @@ from storage.exchange import (
     detect_format,
     export_posts,
     import_file,
-    utf16_len,
 )
 from storage.ingest import ingest_batch
 from storage.records import Batch, ForwardHeader
+from storage.text import utf16_len
 from tests.real_fixtures import real
 from tests.storage.factories import (
     EMBASSY,
@@ -348,9 +348,9 @@ def test_csv_has_a_header_and_one_row_per_post_with_flattened_sightings(conn):
 
 
 def test_export_pages_through_many_posts(conn, monkeypatch):
-    from storage import exchange
+    from storage.exchange import export as export_module
 
-    monkeypatch.setattr(exchange, "EXPORT_PAGE", 3)
+    monkeypatch.setattr(export_module, "EXPORT_PAGE", 3)
     ingest_batch(conn, batch(MFA, *[msg(MFA, i, f"post number {i}") for i in range(1, 11)]))
     ids = [json.loads(line)["post_id"] for line in export(conn).splitlines()]
     assert ids == list(range(1, 11))
