@@ -13,9 +13,10 @@ import pytest
 
 from storage.database import connect_sync, run_in_transaction
 from storage.ingest import ingest_batch
-from storage.percolator import Percolator, requirement
+from storage.percolator import Percolator
 from storage.query import parse
 from storage.records import Batch
+from storage.rule_index import requirement
 from storage.rules import add_rule, remove_rule, set_allowed
 from storage.search import load_docs
 from tests.storage.factories import (
