@@ -74,7 +74,7 @@ def requirement(node: Node) -> Requirement | None:
 
 
 def _filter_requirement(node: Filter) -> Requirement | None:
-    """Filters compared with a set of facts (see `storage.query._match_filter`) become keys."""
+    """Filters compared with a set of facts (see `storage.query_ast.match_filter`) become keys."""
     if node.name == "channel":
         keys = {("channel", k) for k in node.keys}
     elif node.name == "from":

@@ -12,7 +12,6 @@ from storage.query import (
     QueryError,
     Text,
     parse,
-    required_tokens,
 )
 from storage.records import PostDoc
 
@@ -316,13 +315,3 @@ def doc(text_words: str, **kw) -> PostDoc:
 def test_matcher(query, expected):
     post = doc("New sanctions against Canada, covid-19 #MFA")
     assert parse(query).matches(post) is expected
-
-
-def test_required_tokens():
-    assert required_tokens(parse("canada sanctions")) in ({("stems", "canada")}, {("stems", "sanction")})
-    assert required_tokens(parse("canada OR #mfa")) == {("stems", "canada"), ("tags", "mfa")}
-    assert required_tokens(parse('"foreign minister" channel:x')) == {("words", "minister")}
-    assert required_tokens(parse("canada OR channel:x")) is None
-    assert required_tokens(parse("lavr*")) is None
-    assert required_tokens(parse("channel:x -canada")) is None
-    assert required_tokens(parse("lavr* canada")) == {("stems", "canada")}
