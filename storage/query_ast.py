@@ -202,7 +202,7 @@ def _contains_run(seq: tuple[str, ...], run: tuple[str, ...]) -> bool:
 
 
 def match(node: Node, doc: PostDoc) -> bool:
-    """The matcher: the same semantics as `_sql`, over a `PostDoc`."""
+    """The matcher: the same semantics as `storage.query_sql.where`, over a `PostDoc`."""
     if isinstance(node, Text):
         if node.column == "tags":
             return node.tokens[0] in doc.tags
