@@ -47,8 +47,10 @@ class Requirement:
 def requirement(node: Node) -> Requirement | None:
     """What a post must hold to match `node` (None: nothing in particular, try it on every post).
 
-    Extends `storage.query.required_tokens` with prefixes (`lavr*` -> ("prefix", "lavr")) and with
-    the facts filters test, so that only `since:`/`until:`/negation-only rules need trying everywhere.
+    Tokens of which a matching post holds at least one (for an AND the cheapest child's, for an OR
+    the union of its children's, for a phrase its longest token), word prefixes (`lavr*` ->
+    ("prefix", "lavr")) and the facts filters test, so that only `since:`/`until:`/negation-only
+    rules need trying everywhere.
     """
     if isinstance(node, Text):
         if node.prefix:

@@ -2,7 +2,7 @@
 
 The real ``telethon.TelegramClient`` runs unmodified; only ``client._sender`` is replaced by
 :class:`SimSender`, which hands TL-encoded requests to a :class:`World` and TL-encoded answers
-and updates back. See ARCHITECTURE.md, "The simulator".
+and updates back. See docs/architecture.md, "The simulator".
 """
 
 from . import media

@@ -203,7 +203,7 @@ class InjectedError:
 
 
 class World:
-    """The whole simulated Telegram. See the module docstring and ARCHITECTURE.md."""
+    """The whole simulated Telegram. See the module docstring and docs/architecture.md."""
 
     def __init__(self, *, seed: int = 1, now: dt.datetime = DEFAULT_NOW) -> None:
         #: The World's seeded random generator. Every random value of the simulation (access hashes,
