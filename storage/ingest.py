@@ -33,6 +33,22 @@ def _entities_json(record: MessageRecord) -> str:
     return _json(list(record.entities)) if record.entities else "[]"
 
 
+def shown_edited(record: MessageRecord) -> bool:
+    """Whether Telegram shows the message as edited: it has an edit_date, and its raw message does not
+    say `"edit_hide": true` (set for edits nobody sees, e.g. a link preview refreshed; most real
+    messages carry one). Migration 0005 and `_EDITED` say the same in SQL."""
+    if record.edit_date is None:
+        return False
+    return not (isinstance(record.raw, dict) and record.raw.get("edit_hide") is True)
+
+
+_EDITED = """UPDATE posts SET edited = (edited_at IS NOT NULL OR EXISTS (
+    SELECT 1 FROM messages m WHERE m.post_id = posts.id AND m.relation = 'original'
+    AND m.edit_date IS NOT NULL AND json_type(m.raw, '$.edit_hide') IS NOT 'true')) WHERE id = ?"""
+"""Recompute a post's `edited` flag: its text changed after it was archived, or an original sighting
+is shown edited (`shown_edited`)."""
+
+
 def _media_json(record: MessageRecord) -> str | None:
     if record.media is None:
         return None
@@ -129,7 +145,7 @@ def _text_columns(body: str, a: text.Analysed | None = None) -> dict[str, Any]:
 _POST_COLUMNS = (
     "key", "origin_channel_id", "origin_username", "origin_title", "origin_message_id", "origin_author",
     "date", "text", "words", "stems", "tags", "fingerprint", "word_count", "language", "entities",
-    "media_kind", "first_seen", "text_date",
+    "media_kind", "first_seen", "text_date", "edited",
 )
 _INSERT_POST = (
     f"INSERT INTO posts ({', '.join(_POST_COLUMNS)}) VALUES ({', '.join('?' * len(_POST_COLUMNS))})"
@@ -312,9 +328,12 @@ class _Ingest:
         if post_id is None:
             post_id = self._create_post(record, ident.key, new)
             self.counts.new_posts.append(post_id)
+            self._insert_message(record, post_id, relation, new.date)
         else:
             self._join(post_id, record, relation)
-        self._insert_message(record, post_id, relation, new.date)
+            self._insert_message(record, post_id, relation, new.date)
+            if relation != "forward":  # it may be (or have displaced) an original shown edited
+                self.conn.execute(_EDITED, (post_id,))
         text_key = new.text_key if relation == "original" else None
         self.keys.register(post_id, ident.key, ident.own_key, text_key)
         self.counts.new += 1
@@ -392,7 +411,7 @@ class _Ingest:
             key, *self._origin_fields(record, new.date),
             record.text, a.words, a.stems, a.tags, a.fingerprint, a.word_count, a.language,
             _entities_json(record), record.media.kind if record.media else None, self.now,
-            iso(record.edit_date),
+            iso(record.edit_date), int(record.forward is None and shown_edited(record)),
         )).lastrowid
 
     def _join(self, post_id: int, record: MessageRecord, relation: str) -> None:
@@ -476,6 +495,8 @@ class _Ingest:
             f"UPDATE messages SET {sets} WHERE channel_id = :c AND message_id = :m",
             {**changes, "c": record.channel_id, "m": record.message_id},
         )
+        if "edit_date" in changes:  # shown edited now, or an edit Telegram hides
+            self.conn.execute(_EDITED, (old["post_id"],))
         self.counts.updated += 1
 
     def _edit_post(self, post_id: int, old_text: str, record: MessageRecord, entities: str) -> None:

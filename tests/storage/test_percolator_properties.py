@@ -79,9 +79,11 @@ def batches(plan: Plan, early_deletions: bool) -> list[Batch]:
 class Oracle:
     """Expected alert rows from `search` alone.
 
-    It remembers every text each post has shown (and whether it was edited by then); an edit is
-    new to a rule when searching finds the post now but would find it with none of those earlier
-    texts, each tried on a copy of the archive as it is now with only the post's text put back.
+    It remembers every text each post has shown (and whether that text had changed since the post
+    was archived: as the percolator documents, a first version counts as unedited even when Telegram
+    showed it edited); an edit is new to a rule when searching finds the post now but would find it
+    with none of those earlier texts, each tried on a copy of the archive as it is now with only the
+    post's text put back.
     """
 
     def __init__(self, conn: sqlite3.Connection, rules: list[tuple[int, str]]) -> None:
@@ -107,8 +109,9 @@ class Oracle:
         self.conn.backup(scratch)
         a = analyse(body)
         scratch.execute(
-            "UPDATE posts SET text = ?, words = ?, stems = ?, tags = ?, language = ?, edited_at = ? "
-            "WHERE id = ?", (body, a.words, a.stems, a.tags, a.language, "x" if edited else None, post))
+            "UPDATE posts SET text = ?, words = ?, stems = ?, tags = ?, language = ?, edited_at = ?, "
+            "edited = ? WHERE id = ?",
+            (body, a.words, a.stems, a.tags, a.language, "x" if edited else None, int(edited), post))
         return self.found(scratch)
 
     def expected(self, result: IngestResult, active: dict[int, str], rule_chats: dict[int, int],
