@@ -36,17 +36,20 @@ def _entities_json(record: MessageRecord) -> str:
 def shown_edited(record: MessageRecord) -> bool:
     """Whether Telegram shows the message as edited: it has an edit_date, and its raw message does not
     say `"edit_hide": true` (set for edits nobody sees, e.g. a link preview refreshed; most real
-    messages carry one). Migration 0005 and `_EDITED` say the same in SQL."""
+    messages carry one). `_EDITED` says the same in SQL."""
     if record.edit_date is None:
         return False
     return not (isinstance(record.raw, dict) and record.raw.get("edit_hide") is True)
 
 
-_EDITED = """UPDATE posts SET edited = (edited_at IS NOT NULL OR EXISTS (
-    SELECT 1 FROM messages m WHERE m.post_id = posts.id AND m.relation = 'original'
-    AND m.edit_date IS NOT NULL AND json_type(m.raw, '$.edit_hide') IS NOT 'true')) WHERE id = ?"""
-"""Recompute a post's `edited` flag: its text changed after it was archived, or an original sighting
-is shown edited (`shown_edited`)."""
+_EDITED = """UPDATE posts SET edited = EXISTS (
+    SELECT 1 FROM messages m WHERE m.post_id = posts.id AND m.relation = 'original' AND (
+        (m.edit_date IS NOT NULL AND json_type(m.raw, '$.edit_hide') IS NOT 'true')
+        OR EXISTS (SELECT 1 FROM message_versions v
+                   WHERE v.channel_id = m.channel_id AND v.message_id = m.message_id))) WHERE id = ?"""
+"""Recompute a post's `edited` flag (`is:edited`): an original sighting of it was edited, as Telegram
+shows it (`shown_edited`) or as we saw its text change (a kept version). Facts of the sightings alone,
+so the same in any arrival order; migration 0005 wrote it so for older archives."""
 
 
 def _media_json(record: MessageRecord) -> str | None:

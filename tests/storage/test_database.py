@@ -39,7 +39,7 @@ def test_version_5_flags_posts_archived_already_edited_and_those_edited_since(tm
     later = "2025-12-17T11:00:00+00:00"
     posts = [  # (id, edited_at, the original's edit_date and raw, a copy's edit_date)
         (1, None, None, '{"id": 1}', None),
-        (2, later, later, '{"id": 2}', None),  # edited after it was archived
+        (2, later, later, '{"id": 2, "edit_hide": true}', None),  # edited after it was archived
         (3, None, later, '{"id": 3}', None),  # archived already edited
         (4, None, later, '{"id": 4, "edit_hide": true}', None),  # an edit Telegram hides
         (5, None, None, None, later),  # only a copy elsewhere was edited
@@ -52,8 +52,11 @@ def test_version_5_flags_posts_archived_already_edited_and_those_edited_since(tm
                     (post, post, day, edit_date, day, raw))
         old.execute("INSERT INTO messages (channel_id, message_id, post_id, relation, date, edit_date, "
                     "first_seen) VALUES (2, ?, ?, 'copy', ?, ?, ?)", (post, post, day, copy_edit, day))
+    old.execute("INSERT INTO message_versions (channel_id, message_id, text, replaced_at) "
+                "VALUES (1, 2, 'before the edit', ?)", (later,))
     old.close()
     conn = connect_sync(path)
     assert [tuple(r) for r in conn.execute("SELECT id, edited FROM posts ORDER BY id")] == [
         (1, 0), (2, 1), (3, 1), (4, 0), (5, 0),
     ]
+
