@@ -8,6 +8,10 @@ import threading
 import pytest
 
 from storage.database import SCHEMA_VERSION, Database, StorageError, _migrations, connect_sync
+from storage.ingest import ingest_batch
+from storage.records import iso
+from storage.text import analyse
+from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, msg
 
 
 async def test_a_newer_archive_is_refused_and_its_worker_thread_ends(tmp_path):
@@ -60,3 +64,41 @@ def test_version_5_flags_posts_archived_already_edited_and_those_edited_since(tm
         (1, 0), (2, 1), (3, 1), (4, 0), (5, 0),
     ]
 
+
+def test_version_6_lets_new_messages_find_what_an_older_archive_holds(tmp_path):
+    """Copies, header-less forwards and album parts archived by v5 are found through the keys v6
+    links by: a copy arriving later, the original of a Desktop-exported forward, the next part."""
+    path = tmp_path / "v5.db"
+    old = _archive_at_version(path, 5)
+    old.executemany("INSERT INTO channels (id, username) VALUES (?, ?)",
+                    [(c.id, c.username) for c in (MFA, EMBASSY, EMBASSY_UK)])
+    day = iso(T0)
+    statement, statement_ru = analyse(STATEMENT), analyse(STATEMENT_RU)
+    for post, key, text, a in [(1, "tg:1001:10", STATEMENT, statement),
+                               (2, f"tgtext:1001:{statement_ru.fingerprint}", STATEMENT_RU, statement_ru),
+                               (3, "tg:1001:20", "", analyse(""))]:
+        old.execute("INSERT INTO posts (id, key, date, first_seen, text, fingerprint, word_count) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (post, key, day, day, text, a.fingerprint, a.word_count))
+    rows = [  # (channel, message, post, relation, text, fwd_from_type, fwd_from_id, grouped_id)
+        (MFA.id, 10, 1, "original", STATEMENT, None, None, None),
+        (EMBASSY.id, 500, 2, "forward", STATEMENT_RU, "channel", MFA.id, None),
+        (MFA.id, 20, 3, "original", "", None, None, 77),
+    ]
+    for channel, message, post, relation, text, from_type, from_id, grouped in rows:
+        old.execute("INSERT INTO messages (channel_id, message_id, post_id, relation, date, text, "
+                    "fwd_from_type, fwd_from_id, grouped_id, first_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (channel, message, post, relation, day, text, from_type, from_id, grouped, day))
+    old.executemany("INSERT INTO post_keys (key, post_id) VALUES (?, ?)", [
+        ("tg:1001:10", 1), (f"tgtext:1001:{statement.fingerprint}", 1),
+        (f"tgtext:1001:{statement_ru.fingerprint}", 2), ("tg:2002:500", 2), ("tg:1001:20", 3),
+    ])
+    old.close()
+    conn = connect_sync(path)
+    ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, 70, STATEMENT, minutes=2 * 24 * 60)))
+    ingest_batch(conn, batch(MFA, msg(MFA, 11, STATEMENT_RU), msg(MFA, 21, "", grouped_id=77)))
+    posts_of = dict(conn.execute("SELECT channel_id || ':' || message_id, post_id FROM messages"))
+    assert posts_of == {"3003:70": 1, "1001:10": 1, "1001:11": 2, "2002:500": 2, "1001:20": 3, "1001:21": 3}
+    assert conn.execute("SELECT origin_message_id FROM posts WHERE id = 2").fetchone()[0] == 11
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "posts_fingerprint" not in indexes and "posts_edited" in indexes
