@@ -15,7 +15,8 @@ message registers for its post ("claims") and the other looks up ("finds"):
    the text, shared by every forward of that message.
 4. Album parts (same `grouped_id` in one channel) -> `album:<channel>:<grouped_id>`.
 5. A copy: two messages with the same words (at least COPY_MIN_WORDS), stated within COPY_WINDOW of
-   each other (a forward states its text at its header's original date). Each message's mark is its
+   each other, or LONG_COPY_WINDOW for texts of LONG_COPY_WORDS words or more (a forward states its
+   text at its header's original date). Each message's mark is its
    fingerprint and that date: the post's own `fingerprint` and `date` for the message that made the
    post, else `copy:<fingerprint>:<date>` in `post_keys`; it looks up the marks of its fingerprint
    within the window around its date, a range of each index.
@@ -39,6 +40,10 @@ from storage.text import fold
 
 COPY_MIN_WORDS = 8
 COPY_WINDOW = timedelta(days=3)
+LONG_COPY_WORDS = 100
+LONG_COPY_WINDOW = timedelta(days=30)
+"""A long statement re-posted a week later is still the same statement; a short text repeated a week
+later is more likely news of its own. Words are counted as `storage.text` tokenises them."""
 
 
 def message_key(channel_id: int, message_id: int) -> str:
@@ -67,8 +72,9 @@ def mark_key(fingerprint: str, date: str) -> str:
 
 
 def copy_window(word_count: int) -> timedelta:
-    """How far apart in time two statements of a text of `word_count` words are still one post."""
-    return COPY_WINDOW
+    """How far apart in time two statements of a text of `word_count` words are still one post
+    (copies have the same words, so both sides of a link count the same)."""
+    return LONG_COPY_WINDOW if word_count >= LONG_COPY_WORDS else COPY_WINDOW
 
 
 def stated(record: MessageRecord) -> datetime:

@@ -18,6 +18,7 @@ from storage.outbox import mark_sent
 from storage.percolator import Percolator
 from storage.records import Batch, ForwardHeader, MessageRecord, iso
 from storage.rules import add_rule
+from storage.text import analyse as text_analyse
 from tests.storage.factories import (
     EMBASSY,
     EMBASSY_UK,
@@ -504,3 +505,53 @@ def test_album_parts_are_one_post_whichever_part_a_forward_named_first(conn, for
         (MFA.id, 20, "original"), (MFA.id, 21, "original"), (MFA.id, 22, "original"),
         (EMBASSY.id, 800, "forward"),
     ]
+
+
+# -- copies of long texts ------------------------------------------------------------------------
+
+
+def words_of(count: int) -> str:
+    """A statement of exactly `count` words, as storage.text counts them."""
+    vocabulary = "The minister said that new sanctions against Canada will be answered in kind".split()
+    return " ".join(itertools.islice(itertools.cycle(vocabulary), count))
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["copy after", "copy before"])
+@pytest.mark.parametrize(("words", "apart", "one_post"), [
+    (99, timedelta(days=3), True),
+    (99, timedelta(days=3, seconds=1), False),
+    (99, timedelta(days=7), False),
+    (100, timedelta(days=7), True),
+    (100, timedelta(days=30), True),
+    (100, timedelta(days=30, seconds=1), False),
+])
+def test_a_re_post_is_a_copy_within_3_days_or_within_30_from_100_words(conn, sign, words, apart, one_post):
+    text = words_of(words)
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, text)))
+    ingest_batch(conn, batch(EMBASSY, replace(msg(EMBASSY, 600, text), date=T0 + sign * apart)))
+    assert len(posts(conn)) == (1 if one_post else 2)
+
+
+def test_words_are_counted_as_the_index_tokenises_them(conn):
+    text = words_of(98) + " covid-19"  # 99 words apart by spaces, 100 tokens
+    assert len(text.split()) == 99 and text_analyse(text).word_count == 100
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, text)))
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 600, text.upper(), minutes=10 * 24 * 60)))
+    [post] = posts(conn)
+    assert sightings(conn, post["id"]) == [(MFA.id, 10, "original"), (EMBASSY.id, 600, "copy")]
+
+
+def test_the_copy_lookup_reads_index_ranges_even_for_the_30_day_window(conn):
+    text = words_of(120)
+    for day in range(0, 60, 5):  # marks of the text all along, and other posts' dates around them
+        ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, day + 1, text, minutes=day * 24 * 60),
+                                 msg(EMBASSY_UK, day + 2, f"Arctic news {day}", minutes=day * 24 * 60)))
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, text, minutes=40 * 24 * 60)))
+    conn.set_trace_callback(None)
+    lookups = [sql for sql in statements if "fingerprint = " in sql or "key BETWEEN" in sql]
+    assert lookups
+    for sql in lookups:
+        steps = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert not [s for s in steps if s.startswith("SCAN") and ("posts" in s or "post_keys" in s)], steps
