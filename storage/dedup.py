@@ -8,18 +8,18 @@ message registers for its post ("claims") and the other looks up ("finds"):
 
 1. A forward whose header names a channel and its post id -> `tg:<origin>:<channel_post>`, which
    is also the key of that message in its own channel (`tg:C:<id>`): an original and its forwards.
-2. A forward with an origin channel but no post id (Telegram Desktop exports drop the id, hidden
-   authors) -> `tgfwd:<origin>:<fingerprint>`. It finds the origin channel's messages with that text,
-   which claim `tgtext:<channel>:<fingerprint>` for every version of their text, and they find it.
+2. A forward with an origin channel but no post id (Telegram Desktop exports drop the id) ->
+   `tgfwd:<origin>:<fingerprint>`. It finds the origin channel's messages with that text, which
+   claim `tgtext:<channel>:<fingerprint>` for every version of their text, and they find it.
 3. A forward from a user, a chat or a hidden sender -> a key of the sender, the original date and
    the text, shared by every forward of that message.
 4. Album parts (same `grouped_id` in one channel) -> `album:<channel>:<grouped_id>`.
 5. A copy: two messages with the same words (at least COPY_MIN_WORDS), stated within COPY_WINDOW of
    each other, or LONG_COPY_WINDOW for texts of LONG_COPY_WORDS words or more (a forward states its
-   text at its header's original date). Each message's mark is its
-   fingerprint and that date: the post's own `fingerprint` and `date` for the message that made the
-   post, else `copy:<fingerprint>:<date>` in `post_keys`; it looks up the marks of its fingerprint
-   within the window around its date, a range of each index.
+   text at its header's original date). A message's mark is its fingerprint and that date: the
+   post's own `fingerprint` and `date` for the message that made the post, else a key
+   `copy:<fingerprint>:<date>`; it looks up the marks of its fingerprint within the window around
+   its date, a range of each index.
 
 Which message of a post is its `original` (the earliest non-forward, with its album) and which are
 `copy` sightings is settled from all of them together, in `storage/ingest.py`.

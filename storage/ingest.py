@@ -185,17 +185,16 @@ class _Mark(NamedTuple):
 
 
 class _New:
-    """What a message not yet stored needs, worked out once: its keys, its dates, its text analysed.
+    """What a message not yet stored needs, worked out once: its keys, its date, its text analysed.
 
     A forward naming its origin's post id is identified without its text, which is analysed only
     if it is needed after all (most such forwards join a post that shows it already).
     """
 
-    __slots__ = ("record", "channel_id", "ident", "date", "_analysed")
+    __slots__ = ("record", "ident", "date", "_analysed")
 
-    def __init__(self, record: MessageRecord, channel_id: int) -> None:
+    def __init__(self, record: MessageRecord) -> None:
         self.record = record
-        self.channel_id = channel_id
         self._analysed: text.Analysed | None = None
         if _id_forward(record):
             self.ident = dedup.identify(record, None)  # rule 1: the fingerprint plays no part
@@ -257,7 +256,7 @@ class _Ingest:
             self._origin_channel(record)
             existing = self._stored(record.message_id)
             if existing is None:
-                self._insert(record, prepared or _New(record, self.channel.id))
+                self._insert(record, prepared or _New(record))
             else:
                 self._update(record, existing)
             self.written.add(record.message_id)
@@ -286,7 +285,7 @@ class _Ingest:
         first: set[int] = set()
         for r in records:
             fresh = r.channel_id == self.channel.id and r.message_id not in self.stored
-            new.append(_New(r, self.channel.id) if fresh and r.message_id not in first else None)
+            new.append(_New(r) if fresh and r.message_id not in first else None)
             first.add(r.message_id)
         prepared = [n for n in new if n is not None]
         self.keys.prefetch({k for n in prepared for k in n.ident.finds})
