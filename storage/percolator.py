@@ -313,21 +313,24 @@ def _dead(conn: sqlite3.Connection, post_ids: list[int]) -> set[int]:
 
 def _earlier_docs(conn: sqlite3.Connection, doc: PostDoc) -> list[PostDoc]:
     """The post as it read before: every kept version of its messages, and the text its forwards
-    carry, each with the post's other facts as they are now. The first version counts as not edited.
+    carry, each with the post's other facts as they are now. A message's first version counts as not
+    edited (a post merged from two can hold two messages with versions).
     """
     current = conn.execute("SELECT text FROM posts WHERE id = ?", (doc.post_id,)).fetchone()[0]
-    versions = [r[0] for r in conn.execute(
-        """SELECT v.text FROM message_versions v
+    versions = conn.execute(
+        """SELECT v.text, v.channel_id, v.message_id FROM message_versions v
            JOIN messages m ON m.channel_id = v.channel_id AND m.message_id = v.message_id
            WHERE m.post_id = ? ORDER BY v.id""",
         (doc.post_id,),
-    )]
+    ).fetchall()
     forwarded = {r[0] for r in conn.execute(
         "SELECT text FROM messages WHERE post_id = ? AND relation = 'forward'", (doc.post_id,)
     )} - {current}
     texts: dict[tuple[str, bool], None] = {}
-    for n, body in enumerate(versions):
-        texts[(body, n > 0)] = None
+    seen: set[tuple[int, int]] = set()  # messages whose first version came already
+    for body, channel_id, message_id in versions:
+        texts[(body, (channel_id, message_id) in seen)] = None
+        seen.add((channel_id, message_id))
     for body in forwarded:
         texts[(body, False)] = None
     return [_with_text(doc, body, edited) for body, edited in texts]

@@ -156,8 +156,8 @@ def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | No
     if name == "lang":
         params.append(node.value)
         return "p.language IS ?"
-    if node.value == "edited":
-        return "p.edited_at IS NOT NULL"
+    if node.value == "edited":  # the partial index posts_edited holds exactly these (schema v5)
+        return "p.edited = 1"
     if node.value == "deleted":  # few: listed from the partial index messages_deleted
         return "p.id IN (SELECT m.post_id FROM messages m WHERE m.deleted_at IS NOT NULL)"
     if node.value == "copy":  # few: listed from the partial index messages_copies (needs the literal)

@@ -190,7 +190,8 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """Counts of what one ingest changed; `new_post_ids` are canonical posts created by it."""
+    """Counts of what one ingest changed; `new_post_ids` are canonical posts created by it (one that a
+    later message of the batch merged into another is listed still, and no longer exists)."""
 
     messages_new: int = 0
     messages_updated: int = 0

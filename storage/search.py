@@ -76,7 +76,7 @@ def load_docs(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[PostDoc
         marks = _marks(chunk)
         for row in conn.execute(
             f"""SELECT id, words, stems, tags, date, language, lower(origin_username) AS username,
-                       origin_channel_id, origin_title, edited_at
+                       origin_channel_id, origin_title, edited
                 FROM posts WHERE id IN ({marks})""",
             chunk,
         ):
@@ -117,7 +117,7 @@ def load_docs(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[PostDoc
             origin=frozenset(origin),
             channels=frozenset(channels.get(post_id, ())),
             relations=frozenset(relations.get(post_id, ())),
-            edited=row[9] is not None,
+            edited=bool(row[9]),
             deleted=post_id in deleted,
         ))
     return docs

@@ -1,4 +1,4 @@
-"""Opening the archive from asyncio code: failures are clear and leave nothing running."""
+"""Opening the archive: failures are clear and leave nothing running; migrations bring old archives up."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import threading
 
 import pytest
 
-from storage.database import AIOSQLITE_KNOWN, SCHEMA_VERSION, Database, StorageError
+from storage.database import (
+    AIOSQLITE_KNOWN,
+    SCHEMA_VERSION,
+    Database,
+    StorageError,
+    _migrations,
+    connect_sync,
+)
+from storage.ingest import ingest_batch
+from storage.records import iso
+from storage.text import analyse
+from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, msg
 
 
 async def test_a_newer_archive_is_refused_and_its_worker_thread_ends(tmp_path):
@@ -45,3 +56,80 @@ async def test_functions_run_on_aiosqlites_worker_thread_with_the_raw_connection
     assert results == [42] * 5 and keyword == 42
     assert [label for label, _ in seen] == ["0", "1", "2", "3", "4"]  # queued in call order
     assert len({ident for _, ident in seen}) == 1 and seen[0][1] != threading.get_ident()
+
+
+def _archive_at_version(path, version: int) -> sqlite3.Connection:
+    """An archive migrated only up to `version`, as an older chanwatch left it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(_migrations()[:version]):
+        conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
+    return conn
+
+
+def test_version_5_flags_posts_archived_already_edited_and_those_edited_since(tmp_path):
+    path = tmp_path / "v4.db"
+    old = _archive_at_version(path, 4)
+    old.execute("INSERT INTO channels (id, username) VALUES (1, 'mfa'), (2, 'embassy')")
+    day = "2025-12-17T10:00:00+00:00"
+    later = "2025-12-17T11:00:00+00:00"
+    posts = [  # (id, edited_at, the original's edit_date and raw, a copy's edit_date)
+        (1, None, None, '{"id": 1}', None),
+        (2, later, later, '{"id": 2, "edit_hide": true}', None),  # edited after it was archived
+        (3, None, later, '{"id": 3}', None),  # archived already edited
+        (4, None, later, '{"id": 4, "edit_hide": true}', None),  # an edit Telegram hides
+        (5, None, None, None, later),  # only a copy elsewhere was edited
+    ]
+    for post, edited_at, edit_date, raw, copy_edit in posts:
+        old.execute("INSERT INTO posts (id, key, date, first_seen, edited_at) VALUES (?, ?, ?, ?, ?)",
+                    (post, f"tg:1:{post}", day, day, edited_at))
+        old.execute("INSERT INTO messages (channel_id, message_id, post_id, relation, date, edit_date, "
+                    "first_seen, raw) VALUES (1, ?, ?, 'original', ?, ?, ?, ?)",
+                    (post, post, day, edit_date, day, raw))
+        old.execute("INSERT INTO messages (channel_id, message_id, post_id, relation, date, edit_date, "
+                    "first_seen) VALUES (2, ?, ?, 'copy', ?, ?, ?)", (post, post, day, copy_edit, day))
+    old.execute("INSERT INTO message_versions (channel_id, message_id, text, replaced_at) "
+                "VALUES (1, 2, 'before the edit', ?)", (later,))
+    old.close()
+    conn = connect_sync(path)
+    assert [tuple(r) for r in conn.execute("SELECT id, edited FROM posts ORDER BY id")] == [
+        (1, 0), (2, 1), (3, 1), (4, 0), (5, 0),
+    ]
+
+
+def test_version_6_lets_new_messages_find_what_an_older_archive_holds(tmp_path):
+    """Copies, header-less forwards and album parts archived by v5 are found through the keys v6
+    links by: a copy arriving later, the original of a Desktop-exported forward, the next part."""
+    path = tmp_path / "v5.db"
+    old = _archive_at_version(path, 5)
+    old.executemany("INSERT INTO channels (id, username) VALUES (?, ?)",
+                    [(c.id, c.username) for c in (MFA, EMBASSY, EMBASSY_UK)])
+    day = iso(T0)
+    statement, statement_ru = analyse(STATEMENT), analyse(STATEMENT_RU)
+    for post, key, text, a in [(1, "tg:1001:10", STATEMENT, statement),
+                               (2, f"tgtext:1001:{statement_ru.fingerprint}", STATEMENT_RU, statement_ru),
+                               (3, "tg:1001:20", "", analyse(""))]:
+        old.execute("INSERT INTO posts (id, key, date, first_seen, text, fingerprint, word_count) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (post, key, day, day, text, a.fingerprint, a.word_count))
+    rows = [  # (channel, message, post, relation, text, fwd_from_type, fwd_from_id, grouped_id)
+        (MFA.id, 10, 1, "original", STATEMENT, None, None, None),
+        (EMBASSY.id, 500, 2, "forward", STATEMENT_RU, "channel", MFA.id, None),
+        (MFA.id, 20, 3, "original", "", None, None, 77),
+    ]
+    for channel, message, post, relation, text, from_type, from_id, grouped in rows:
+        old.execute("INSERT INTO messages (channel_id, message_id, post_id, relation, date, text, "
+                    "fwd_from_type, fwd_from_id, grouped_id, first_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (channel, message, post, relation, day, text, from_type, from_id, grouped, day))
+    old.executemany("INSERT INTO post_keys (key, post_id) VALUES (?, ?)", [
+        ("tg:1001:10", 1), (f"tgtext:1001:{statement.fingerprint}", 1),
+        (f"tgtext:1001:{statement_ru.fingerprint}", 2), ("tg:2002:500", 2), ("tg:1001:20", 3),
+    ])
+    old.close()
+    conn = connect_sync(path)
+    ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, 70, STATEMENT, minutes=2 * 24 * 60)))
+    ingest_batch(conn, batch(MFA, msg(MFA, 11, STATEMENT_RU), msg(MFA, 21, "", grouped_id=77)))
+    posts_of = dict(conn.execute("SELECT channel_id || ':' || message_id, post_id FROM messages"))
+    assert posts_of == {"3003:70": 1, "1001:10": 1, "1001:11": 2, "2002:500": 2, "1001:20": 3, "1001:21": 3}
+    assert conn.execute("SELECT origin_message_id FROM posts WHERE id = 2").fetchone()[0] == 11
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "posts_fingerprint" not in indexes and "posts_edited" in indexes

@@ -1,4 +1,4 @@
-"""Ingest: provenance, the five dedup rules in every arrival order, idempotency, edits, deletions."""
+"""Ingest: provenance, the dedup rules in every arrival order, merges, idempotency, edits, deletions."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 
 from storage.database import SCHEMA_VERSION, connect_sync
 from storage.ingest import _json, ingest_batch
+from storage.outbox import mark_sent
+from storage.percolator import Percolator
 from storage.records import Batch, ForwardHeader, MessageRecord, iso
+from storage.rules import add_rule
+from storage.text import analyse as text_analyse
 from tests.storage.factories import (
     EMBASSY,
     EMBASSY_UK,
@@ -137,6 +141,14 @@ def test_edit_keeps_the_old_text_and_reindexes_the_post(conn):
     second = msg(MFA, 10, "Canada announced restrictions", edit_date=T0 + timedelta(hours=2))
     ingest_batch(conn, batch(MFA, second))
     assert conn.execute("SELECT count(*) FROM message_versions").fetchone()[0] == 2
+
+
+def test_an_edit_that_removes_the_text_leaves_the_post_without_it(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT, media=PHOTO)))
+    result = ingest_batch(conn, batch(MFA, msg(MFA, 10, "", media=PHOTO, edit_date=T0 + timedelta(hours=1))))
+    [post] = posts(conn)
+    assert (post["text"], post["edited"], result.edited_post_ids) == ("", 1, (post["id"],))
+    assert fts_ids(conn, 'stems : "lavrov"') == []
 
 
 def test_deleted_message_keeps_its_content_and_is_marked(conn):
@@ -371,3 +383,175 @@ def test_iso_renders_every_datetime_as_its_utc_second(value):
 ))
 def test_json_columns_are_what_json_dumps_writes(value):
     assert _json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# -- any arrival order: links, merges and the settled original ----------------------------------
+
+DESKTOP_HEADER = ForwardHeader(from_peer_type="channel", from_peer_id=MFA.id, origin_title=MFA.title)
+"""A forward as a Telegram Desktop export gives it: the origin channel, no post id, no date."""
+
+
+def batches_in(order: tuple[str, ...], named: dict[str, Batch]) -> list[Batch]:
+    return [named[name] for name in order]
+
+
+ADOPTION = {
+    "copy": batch(EMBASSY_UK, msg(EMBASSY_UK, 70, STATEMENT, minutes=20)),
+    "desktop forward": batch(EMBASSY, msg(EMBASSY, 500, STATEMENT, minutes=30, forward=DESKTOP_HEADER)),
+    "original": batch(MFA, msg(MFA, 10, STATEMENT)),
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(ADOPTION)))
+def test_a_copy_joins_the_original_whatever_came_first_even_a_header_less_forward(conn, order):
+    """The issue's case: copy, then a Desktop forward, then the original, which took the forward's
+    post and skipped the copy check; the copy stayed a post of its own."""
+    for b in batches_in(order, ADOPTION):
+        ingest_batch(conn, b)
+    [post] = posts(conn)
+    assert (post["key"], post["origin_message_id"], post["text"]) == ("tg:1001:10", 10, STATEMENT)
+    assert sightings(conn, post["id"]) == [
+        (MFA.id, 10, "original"), (EMBASSY.id, 500, "forward"), (EMBASSY_UK.id, 70, "copy"),
+    ]
+    before = snapshot(conn)
+    for b in ADOPTION.values():
+        ingest_batch(conn, b)
+    assert snapshot(conn) == before
+
+
+BRIDGE = {  # the copy and the forward are four days apart: only the original links both
+    "copy": batch(EMBASSY_UK, msg(EMBASSY_UK, 70, STATEMENT, minutes=3 * 24 * 60)),
+    "desktop forward": batch(EMBASSY, msg(EMBASSY, 500, STATEMENT, minutes=7 * 24 * 60,
+                                          forward=DESKTOP_HEADER)),
+    "original": batch(MFA, msg(MFA, 10, STATEMENT)),
+}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(BRIDGE)))
+def test_a_message_linking_two_posts_merges_them(conn, order):
+    for b in batches_in(order, BRIDGE):
+        ingest_batch(conn, b)
+    [post] = posts(conn)
+    assert sightings(conn, post["id"]) == [
+        (MFA.id, 10, "original"), (EMBASSY.id, 500, "forward"), (EMBASSY_UK.id, 70, "copy"),
+    ]
+    assert fts_ids(conn, 'stems : "lavrov"') == [post["id"]]
+    assert conn.execute("SELECT count(*) FROM post_keys WHERE post_id != ?", (post["id"],)).fetchone()[0] == 0
+
+
+def test_a_merge_keeps_one_alert_per_chat_and_the_one_already_sent(conn):
+    percolator = Percolator()
+    add_rule(conn, 1, "lavrov")
+    add_rule(conn, 2, "canada")
+    ingest_batch(conn, BRIDGE["copy"], after=percolator)
+    ingest_batch(conn, BRIDGE["desktop forward"], after=percolator)
+    copied, forwarded = (r[0] for r in conn.execute("SELECT id FROM posts ORDER BY id"))
+    sent = conn.execute("SELECT id FROM alerts WHERE chat_id = 1 AND post_id = ?", (copied,)).fetchone()[0]
+    mark_sent(conn, [sent], T0)
+    ingest_batch(conn, BRIDGE["original"], after=percolator)
+    [post] = posts(conn)
+    rows = conn.execute("SELECT id, chat_id, post_id, sent_at IS NOT NULL FROM alerts ORDER BY chat_id")
+    assert [tuple(r)[1:] for r in rows] == [(1, post["id"], 1), (2, post["id"], 0)]
+    assert conn.execute("SELECT id FROM alerts WHERE chat_id = 1").fetchone()[0] == sent
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations([0, 2, 4])))
+def test_copies_each_within_the_window_of_another_are_one_post_in_any_order(conn, order):
+    """A chain: day 0 and day 4 are too far apart, day 2 links them (the posts are whatever links)."""
+    channels = {0: MFA, 2: EMBASSY, 4: EMBASSY_UK}
+    for day in order:
+        ingest_batch(conn, batch(channels[day], msg(channels[day], 1, STATEMENT, minutes=day * 24 * 60)))
+    [post] = posts(conn)
+    assert post["origin_channel_id"] == MFA.id
+    assert sightings(conn, post["id"]) == [(MFA.id, 1, "original"), (EMBASSY.id, 1, "copy"),
+                                           (EMBASSY_UK.id, 1, "copy")]
+
+
+def test_copies_too_far_apart_with_nothing_between_are_two_posts(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, STATEMENT)))
+    ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, 1, STATEMENT, minutes=4 * 24 * 60)))
+    assert len(posts(conn)) == 2
+
+
+EDITED_INTO_A_COPY = {
+    "original": batch(MFA, msg(MFA, 10, "Statement on Canada")),
+    "edit": batch(MFA, msg(MFA, 10, STATEMENT, edit_date=T0 + timedelta(hours=1))),
+    "copy of the edited text": batch(EMBASSY_UK, msg(EMBASSY_UK, 70, STATEMENT, minutes=90)),
+}
+
+
+@pytest.mark.parametrize("order", [("original", "edit", "copy of the edited text"),
+                                   ("original", "copy of the edited text", "edit"),
+                                   ("copy of the edited text", "original", "edit")])
+def test_an_edit_links_what_its_new_text_links(conn, order):
+    for b in batches_in(order, EDITED_INTO_A_COPY):
+        ingest_batch(conn, b)
+    [post] = posts(conn)
+    assert (post["text"], post["origin_message_id"], post["edited"]) == (STATEMENT, 10, 1)
+    assert sightings(conn, post["id"]) == [(MFA.id, 10, "original"), (EMBASSY_UK.id, 70, "copy")]
+
+
+@pytest.mark.parametrize("forward_first", [False, True])
+def test_album_parts_are_one_post_whichever_part_a_forward_named_first(conn, forward_first):
+    """A forward of the album's captioned part alone, then the album: its parts meet on the album."""
+    album = batch(MFA, msg(MFA, 20, "", grouped_id=77, media=PHOTO),
+                  msg(MFA, 21, STATEMENT_RU, grouped_id=77, media=PHOTO), msg(MFA, 22, "", grouped_id=77))
+    forwarded = batch(EMBASSY, fwd(EMBASSY, 800, MFA, 21, STATEMENT_RU, media=PHOTO))
+    for b in [forwarded, album] if forward_first else [album, forwarded]:
+        ingest_batch(conn, b)
+    [post] = posts(conn)
+    assert (post["text"], post["origin_message_id"], post["media_kind"]) == (STATEMENT_RU, 20, "photo")
+    assert sightings(conn, post["id"]) == [
+        (MFA.id, 20, "original"), (MFA.id, 21, "original"), (MFA.id, 22, "original"),
+        (EMBASSY.id, 800, "forward"),
+    ]
+
+
+# -- copies of long texts ------------------------------------------------------------------------
+
+
+def words_of(count: int) -> str:
+    """A statement of exactly `count` words, as storage.text counts them."""
+    vocabulary = "The minister said that new sanctions against Canada will be answered in kind".split()
+    return " ".join(itertools.islice(itertools.cycle(vocabulary), count))
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["copy after", "copy before"])
+@pytest.mark.parametrize(("words", "apart", "one_post"), [
+    (99, timedelta(days=3), True),
+    (99, timedelta(days=3, seconds=1), False),
+    (99, timedelta(days=7), False),
+    (100, timedelta(days=7), True),
+    (100, timedelta(days=30), True),
+    (100, timedelta(days=30, seconds=1), False),
+])
+def test_a_re_post_is_a_copy_within_3_days_or_within_30_from_100_words(conn, sign, words, apart, one_post):
+    text = words_of(words)
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, text)))
+    ingest_batch(conn, batch(EMBASSY, replace(msg(EMBASSY, 600, text), date=T0 + sign * apart)))
+    assert len(posts(conn)) == (1 if one_post else 2)
+
+
+def test_words_are_counted_as_the_index_tokenises_them(conn):
+    text = words_of(98) + " covid-19"  # 99 words apart by spaces, 100 tokens
+    assert len(text.split()) == 99 and text_analyse(text).word_count == 100
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, text)))
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 600, text.upper(), minutes=10 * 24 * 60)))
+    [post] = posts(conn)
+    assert sightings(conn, post["id"]) == [(MFA.id, 10, "original"), (EMBASSY.id, 600, "copy")]
+
+
+def test_the_copy_lookup_reads_index_ranges_even_for_the_30_day_window(conn):
+    text = words_of(120)
+    for day in range(0, 60, 5):  # marks of the text all along, and other posts' dates around them
+        ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, day + 1, text, minutes=day * 24 * 60),
+                                 msg(EMBASSY_UK, day + 2, f"Arctic news {day}", minutes=day * 24 * 60)))
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, text, minutes=40 * 24 * 60)))
+    conn.set_trace_callback(None)
+    lookups = [sql for sql in statements if "fingerprint = " in sql or "key BETWEEN" in sql]
+    assert lookups
+    for sql in lookups:
+        steps = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert not [s for s in steps if s.startswith("SCAN") and ("posts" in s or "post_keys" in s)], steps

@@ -216,6 +216,20 @@ def test_is_edited_rule_alerts_at_the_first_edit(conn):
     assert alerts(conn) == [(1, post_id(conn, MFA.id, 10), [watched])]
 
 
+def test_is_edited_rule_alerts_at_the_first_edit_of_a_post_holding_an_edited_copy(conn):
+    """Each message's first kept version counts as unedited, not only the first one of the post: an
+    edit of a copy does not make the post edited, so the original's first edit alerts."""
+    percolator = Percolator()
+    watched = rule(conn, 1, "is:edited")
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT)), after=percolator)
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 60, STATEMENT.upper(), minutes=30)), after=percolator)
+    copy = msg(EMBASSY, 60, "Our comment: " + STATEMENT, minutes=30, edit_date=T0 + timedelta(hours=1))
+    ingest_batch(conn, batch(EMBASSY, copy), after=percolator)
+    assert alerts(conn) == [] and post_id(conn, EMBASSY.id, 60) == post_id(conn, MFA.id, 10)
+    ingest_batch(conn, batch(MFA, edited(10, "Statement on Canada", 2)), after=percolator)
+    assert alerts(conn) == [(1, post_id(conn, MFA.id, 10), [watched])]
+
+
 # -- deletions, inactive rules, denied chats ------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -31,7 +31,7 @@ from storage.search import load_docs, register_functions, search, walk
 PIECES = [
     '"', "(", ")", "-", "*", "#", ":", "@", " ", "  ", "\n", " OR ", " NOT ", " AND ", "OR", "NOT",
     "channel:", "from:", "since:", "until:", "lang:", "is:", "sort:", "foo:", "-100", "1234",
-    "2025-12-01", "2025-02-30", "forward", "deleted", "rank", "ru", "canada", "Канада", "санкций",
+    "2025-12-01", "2025-02-30", "forward", "deleted", "edited", "rank", "ru", "canada", "Канада", "санкций",
     "covid-19", "lavr", "ёлка", "Café", "🇷🇺", "😀", "!!!", "_", "'", ";", "\\", "%", "\x00", "ß", "İ",
 ]
 
@@ -44,7 +44,7 @@ ALLOWED_SQL_WORDS = {
     "p", "id", "IN", "SELECT", "rowid", "FROM", "posts_fts", "WHERE", "MATCH", "NOT", "AND", "OR",
     "EXISTS", "messages", "m", "JOIN", "channels", "c", "ON", "channel_id", "post_id", "lower",
     "username", "origin_username", "IS", "NULL", "origin_channel_id", "origin_title", "chanwatch_name",
-    "date", "language", "edited_at", "deleted_at", "relation",
+    "date", "language", "edited", "deleted_at", "relation",
 }
 
 
@@ -139,6 +139,9 @@ class Plan:
     forwards: list[tuple[int, int, int, bool]]  # (channel index, origin message id, hours, with names)
     edits: list[tuple[int, str]]  # (index into originals, new text)
     deletions: list[int]  # indexes into originals
+    archived_edited: dict[int, bool] = field(default_factory=dict)
+    """Originals (by index) that already carry an edit_date when first archived: True when Telegram
+    hides that edit (`edit_hide`), False when it shows it."""
 
 
 @st.composite
@@ -155,7 +158,8 @@ def plans(draw: st.DrawFn) -> Plan:
     ))
     edits = draw(st.lists(st.tuples(st.integers(0, count - 1), texts), max_size=2))
     deletions = draw(st.lists(st.integers(0, count - 1), max_size=2))
-    return Plan(originals, forwards, edits, deletions)
+    archived_edited = draw(st.dictionaries(st.integers(0, count - 1), st.booleans(), max_size=3))
+    return Plan(originals, forwards, edits, deletions, archived_edited)
 
 
 def plan_records(plan: Plan) -> dict[int, list[MessageRecord]]:
@@ -163,9 +167,14 @@ def plan_records(plan: Plan) -> dict[int, list[MessageRecord]]:
     channels = (*WATCHED, ORIGIN)
     records: dict[int, list[MessageRecord]] = {i: [] for i in range(4)}
     origin_texts = {m: t for c, m, t, _ in plan.originals if c == 3}
-    for channel, message_id, body, hours in plan.originals:
+    for index, (channel, message_id, body, hours) in enumerate(plan.originals):
         ident = channels[channel].id
-        records[channel].append(MessageRecord(ident, message_id, DAY0 + timedelta(hours=hours), body))
+        date = DAY0 + timedelta(hours=hours)
+        edit = {}
+        if index in plan.archived_edited:  # edited before we first saw it, shown or hidden
+            hidden = plan.archived_edited[index]
+            edit = dict(edit_date=date + timedelta(minutes=30), raw={"edit_hide": hidden})
+        records[channel].append(MessageRecord(ident, message_id, date, body, **edit))
     for n, (channel, origin_id, hours, names) in enumerate(plan.forwards):
         header = ForwardHeader(
             from_peer_type="channel", from_peer_id=ORIGIN.id, channel_post=origin_id,
@@ -269,12 +278,14 @@ def test_the_generated_archives_exercise_the_filters():
         forwards=[(1, 1, 2, True), (0, 90, 5, False)],
         edits=[(1, "arctic visas new")],
         deletions=[2],
+        archived_edited={0: True, 2: False},
     )
     conn = build(plan)
     for text in ["is:forward", "is:edited", "is:deleted", "channel:beta", "from:mfarussia", "new",
                  "lang:ru until:2025-12-01", "channel:103 OR channel:alpha"]:
         check(conn, text)
         assert search(conn, text).total > 0, text
+    assert {p.text for p in search(conn, "is:edited").posts} == {"arctic visas new", "ёлка"}
     forwarded = search(conn, "channel:beta").posts[0]
     assert {s.relation for s in forwarded.sightings} == {"original", "forward"}
     assert replace(forwarded, sightings=()).text == "Канада санкции"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from storage.database import Database, connect_sync
 from storage.ingest import ingest, ingest_batch
 from storage.query import QueryError, parse
-from storage.records import Batch
+from storage.records import Batch, MessageRecord
 from storage.search import (
     _runs,
     count,
@@ -150,6 +151,34 @@ def test_edited_and_deleted(conn):
     assert found(conn, "sanction is:edited") == {15}
     assert found(conn, "санкция is:deleted") == {13}
     assert found(conn, "санкция -is:deleted") == {10, 12, 18}
+
+
+def hide_edit(record: MessageRecord) -> MessageRecord:
+    """The message as Telethon hands over an edit Telegram does not show (`edit_hide`)."""
+    return replace(record, raw={**(record.raw or {}), "edit_hide": True})
+
+
+def test_is_edited_finds_posts_edited_before_and_after_they_were_archived(conn):
+    shown = msg(MFA, 19, "Arctic council: corrected agenda", minutes=19, edit_date=T0 + timedelta(hours=1))
+    hidden = hide_edit(msg(MFA, 20, "Arctic council: the agenda", minutes=20,
+                           edit_date=T0 + timedelta(hours=1)))  # a link preview refreshed, say
+    ingest_batch(conn, batch(MFA, shown, hidden))
+    ingest_batch(conn, batch(MFA, msg(MFA, 15, "The sanction was extended", minutes=15,
+                                      edit_date=T0 + timedelta(hours=2))))
+    assert found(conn, "is:edited") == {15, 19}
+    assert found(conn, "arctic -is:edited") == {20, 71}
+    ids = [r[0] for r in conn.execute("SELECT id FROM posts ORDER BY id")]
+    assert {d.post_id for d in load_docs(conn, ids) if parse("is:edited").matches(d)} == {
+        post_id(conn, MFA.id, 15), post_id(conn, MFA.id, 19),
+    }
+
+
+def test_a_later_edit_telegram_hides_does_not_make_a_post_edited(conn):
+    hidden = hide_edit(msg(MFA, 14, TEXTS[14], minutes=14, edit_date=T0 + timedelta(hours=3)))
+    assert ingest_batch(conn, batch(MFA, hidden)).messages_updated == 1
+    assert found(conn, "is:edited") == set()
+    ingest_batch(conn, batch(MFA, msg(MFA, 14, TEXTS[14], minutes=14, edit_date=T0 + timedelta(hours=4))))
+    assert found(conn, "is:edited") == {14}  # the same text, now shown edited (e.g. a new photo)
 
 
 def test_newest_first_paging_and_total(conn):
