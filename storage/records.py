@@ -261,6 +261,7 @@ class Post:
     edited_at: str | None
     sightings: tuple[Sighting, ...] = ()
     snippet: str | None = None
+    edited: bool = False  # what is:edited finds: the original was edited, seen by us or shown by Telegram
 
     @property
     def origin_url(self) -> str | None:

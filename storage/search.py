@@ -133,7 +133,7 @@ def load_posts(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[Post]:
         for r in conn.execute(
             f"""SELECT id, key, text, entities, date, language, media_kind, origin_channel_id,
                        origin_username, origin_title, origin_message_id, origin_author, first_seen,
-                       edited_at
+                       edited_at, edited
                 FROM posts WHERE id IN ({marks})""",
             chunk,
         ):
@@ -141,7 +141,7 @@ def load_posts(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[Post]:
                 id=r[0], key=r[1], text=r[2], entities=tuple(json.loads(r[3] or "[]")), date=r[4],
                 lang=r[5], media_kind=r[6], origin_channel_id=r[7], origin_username=r[8],
                 origin_title=r[9], origin_message_id=r[10], origin_author=r[11], first_seen=r[12],
-                edited_at=r[13],
+                edited_at=r[13], edited=bool(r[14]),
             )
         for r in conn.execute(
             f"""SELECT m.post_id, m.channel_id, c.username, c.title, m.message_id, m.date, m.relation,

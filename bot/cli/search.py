@@ -29,6 +29,7 @@ def post_json(post: Post) -> dict[str, Any]:
         "lang": post.lang,
         "media_kind": post.media_kind,
         "edited_at": post.edited_at,
+        "edited": post.edited,
         "snippet": post.snippet,
         "origin": {
             "channel_id": post.origin_channel_id, "username": post.origin_username,
@@ -58,7 +59,7 @@ def format_post(post: Post) -> str:
         more = f", +{len(names) - 1} more" if len(names) > 1 else ""
         head += f"  · {verb} {names[0]}{more}"
     flags = [flag for flag, on in (
-        ("edited", post.edited_at is not None),
+        ("edited", post.edited),
         ("deleted", any(s.deleted_at for s in post.sightings)),
     ) if on]
     if flags:

@@ -349,3 +349,22 @@ def test_export_with_a_query(capsys, sample_db):
     assert posts and all("#RussiaCanada" in p["text"] for p in posts)
     code, _, err = run(capsys, "--db", sample_db, "export", '"unclosed')
     assert code == 2 and "Traceback" not in err
+
+
+def test_a_post_archived_already_edited_reads_edited_and_is_found_by_is_edited(db, capsys):
+    from datetime import timedelta
+
+    from storage.database import connect_sync
+    from storage.ingest import ingest_batch
+    from tests.storage.factories import MFA, STATEMENT, T0, batch, msg
+
+    conn = connect_sync(db)
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT, edit_date=T0 + timedelta(hours=1)),
+                             msg(MFA, 11, "Briefing on the Arctic council")))
+    conn.close()
+    code, out, _ = run(capsys, "--db", db, "search", "is:edited")
+    assert code == 0 and out.startswith("1 post for 'is:edited'") and "[edited]" in out
+    code, out, _ = run(capsys, "--db", db, "search", "arctic", "--json")
+    assert code == 0 and json.loads(out)["edited"] is False
+    code, out, _ = run(capsys, "--db", db, "search", "is:edited", "--json")
+    assert json.loads(out)["edited"] is True and json.loads(out)["edited_at"] is None
