@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage.database import SCHEMA_VERSION, connect_sync
-from storage.ingest import _json, ingest_batch
+from storage.ingest import ingest_batch
+from storage.ingest_rows import json_text as _json
 from storage.outbox import mark_sent
 from storage.percolator import Percolator
 from storage.records import Batch, ForwardHeader, MessageRecord, iso
