@@ -24,9 +24,9 @@ from bot.names import parse_channel_name, username_of
 from bot.telegram import FloodDeferred, FloodPolicy, Requests, classify_error, input_channel
 from storage import channels
 from storage.database import Database
-from storage.records import Channel, ChannelState, iso
+from storage.records import Channel, ChannelState, channel_label, iso
 
-__all__ = ["ResolveOutcome", "record_outcomes", "resolve_channels"]
+__all__ = ["ResolveOutcome", "WatchList", "record_outcomes", "resolve_channels"]
 
 log = logging.getLogger("chanwatch.resolve")
 
@@ -195,3 +195,71 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome]
         else:
             channels.fail_unresolved(conn, name, _FAILED_STATUS.get(outcome.status, "error"),
                                      outcome.detail or outcome.status, now)
+
+
+class WatchList:
+    """The daemon's watch list through the reading account: the configured names and those added
+    offline are resolved at start, names added since before each poll, and /watch and /unwatch
+    answer with one line. Every outcome is recorded on the archive (`record_outcomes`)."""
+
+    def __init__(self, db: Database, client: TelegramClient, configured: Sequence[str] = (), *,
+                 join: bool = False, flood: FloodPolicy | None = None, now: Clock = utcnow,
+                 sleep: Sleep = asyncio.sleep, logger: logging.Logger = log) -> None:
+        self.db = db
+        self.client = client
+        self.configured = tuple(configured)
+        self.join = join
+        self.flood = flood or FloodPolicy()
+        self.now = now
+        self.sleep = sleep
+        self.log = logger
+
+    async def _resolve(self, names: Sequence[str]) -> list[ResolveOutcome]:
+        outcomes = await resolve_channels(self.db, self.client, names, join=self.join, flood=self.flood,
+                                          now=self.now, sleep=self.sleep, logger=self.log)
+        await self.db.transaction(record_outcomes, outcomes, self.now())
+        return outcomes
+
+    async def resolve_configured(self) -> list[ResolveOutcome]:
+        """Resolve CHANWATCH_CHANNELS and the names added with `chanwatch channels add` (joining
+        when CHANWATCH_JOIN is set); each failure is logged and recorded, the others go on."""
+        names = list(dict.fromkeys([*self.configured, *await self.db.run(channels.pending_names, None)]))
+        if not names:
+            return []
+        try:
+            outcomes = await self._resolve(names)
+        except Exception:
+            self.log.exception("could not resolve the watched channels; polling those already resolved")
+            return []
+        ok = sum(1 for o in outcomes if o.channel_id is not None and o.status == "ok")
+        self.log.info("channels: %d of %d resolved", ok, len(outcomes))
+        return outcomes
+
+    async def resolve_due(self) -> None:
+        """Names added while the daemon runs (or due for another try) are resolved before a poll."""
+        names = await self.db.run(channels.pending_names, iso(self.now()))
+        if names:
+            await self._resolve(names)
+
+    async def watch(self, name: str) -> str:
+        """The admin /watch hook: resolve (and join) a channel; the reply line."""
+        try:
+            parse_channel_name(name)
+        except ValueError as exc:
+            return str(exc)
+        [outcome] = await self._resolve([name])
+        if outcome.channel_id is not None and outcome.status == "ok":
+            shown = channel_label(outcome.username, None, outcome.channel_id)
+            title = f" ({outcome.title})" if outcome.title else ""
+            joined = ", joined" if outcome.joined else ""
+            return f"watching {shown}{title}{joined}; new posts arrive with the next poll"
+        return f"cannot watch {name}: {outcome.status} ({outcome.detail or outcome.status})"
+
+    async def unwatch(self, name: str) -> str:
+        """The admin /unwatch hook: stop polling a channel (its archive stays); the reply line."""
+        try:
+            username = parse_channel_name(name)
+        except ValueError as exc:
+            return str(exc)
+        changed = await self.db.transaction(channels.unwatch_name, username)
+        return f"stopped watching @{username}" if changed else f"@{username} is not watched"

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,15 +29,12 @@ from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
-from bot.names import parse_channel_name
 from bot.poller import Poller
-from bot.resolve import ResolveOutcome, record_outcomes, resolve_channels
+from bot.resolve import WatchList
 from bot.telegram import FloodPolicy
-from storage.channels import pending_names, unwatch_name
 from storage.database import Database
 from storage.percolator import Percolator
-from storage.records import channel_label, iso
-from storage.rules import ensure_subscriber, seed_rules, set_allowed
+from storage.rules import seed_alert_chat
 
 __all__ = [
     "EXECUTOR",
@@ -103,6 +98,8 @@ class Service:
         self.percolator = Percolator(max_age=timedelta(hours=hours) if hours else None)
         self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep,
                              after_ingest=self.percolator)
+        self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
+                                   now=now, sleep=sleep)
         self.dispatcher: Dispatcher | None = None
         self.commands: Commands | None = None
         self.executor: GracefulExecutor | None = None
@@ -120,7 +117,7 @@ class Service:
             return
         self._started = True
         await self._seed_alert_chat()
-        await self.resolve_watched()
+        await self.watchlist.resolve_configured()
         self._build_alerting()
         self._install_executor()
         self._add_jobs()
@@ -174,7 +171,7 @@ class Service:
         if self._stopping:
             return
         try:
-            await self._resolve_due_names()
+            await self.watchlist.resolve_due()
             await self.poller.poll_once()
         except Exception:
             self.log.exception("poll cycle failed; the next cycle will try again")
@@ -192,64 +189,6 @@ class Service:
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 
-    # -- channels ---------------------------------------------------------------------------------
-
-    async def resolve_watched(self) -> list[ResolveOutcome]:
-        """Resolve CHANWATCH_CHANNELS and names added with `chanwatch channels add` (joining when
-        CHANWATCH_JOIN is set); each failure is logged and recorded, the others go on."""
-        names = list(dict.fromkeys([*self.settings.channels, *await self.db.run(pending_names, None)]))
-        if not names:
-            return []
-        try:
-            outcomes = await resolve_channels(self.db, self.user, names, join=self.settings.join,
-                                              flood=self.flood, now=self.now, sleep=self.sleep)
-        except Exception:
-            self.log.exception("could not resolve the watched channels; polling those already resolved")
-            return []
-        await self._record_outcomes(outcomes)
-        ok = sum(1 for o in outcomes if o.channel_id is not None and o.status == "ok")
-        self.log.info("channels: %d of %d resolved", ok, len(outcomes))
-        return outcomes
-
-    async def _resolve_due_names(self) -> None:
-        """Names added while the daemon runs (or due for another try) are resolved before a poll."""
-        names = await self.db.run(pending_names, iso(self.now()))
-        if not names:
-            return
-        outcomes = await resolve_channels(self.db, self.user, names, join=self.settings.join,
-                                          flood=self.flood, now=self.now, sleep=self.sleep)
-        await self._record_outcomes(outcomes)
-
-    async def _record_outcomes(self, outcomes: Sequence[ResolveOutcome]) -> None:
-        await self.db.transaction(record_outcomes, list(outcomes), self.now())
-
-    async def watch(self, name: str) -> str:
-        """The admin /watch hook: resolve (and join) a channel through the user client; a reply line."""
-        try:
-            parse_channel_name(name)
-        except ValueError as exc:
-            return str(exc)
-        outcomes = await resolve_channels(self.db, self.user, [name], join=self.settings.join,
-                                          flood=self.flood, now=self.now, sleep=self.sleep)
-        await self._record_outcomes(outcomes)
-        [outcome] = outcomes
-        if outcome.channel_id is not None and outcome.status == "ok":
-            shown = channel_label(outcome.username, None, outcome.channel_id)
-            title = f" ({outcome.title})" if outcome.title else ""
-            joined = ", joined" if outcome.joined else ""
-            return f"watching {shown}{title}{joined}; new posts arrive with the next poll"
-        reason = outcome.detail or outcome.status
-        return f"cannot watch {name}: {outcome.status} ({reason})"
-
-    async def unwatch(self, name: str) -> str:
-        """The admin /unwatch hook: stop polling a channel (its archive stays); a reply line."""
-        try:
-            username = parse_channel_name(name)
-        except ValueError as exc:
-            return str(exc)
-        changed = await self.db.transaction(unwatch_name, username)
-        return f"stopped watching @{username}" if changed else f"@{username} is not watched"
-
     # -- wiring -----------------------------------------------------------------------------------
 
     async def _seed_alert_chat(self) -> None:
@@ -259,7 +198,7 @@ class Service:
                 self.log.warning("CHANWATCH_KEYWORDS is set but CHANWATCH_ALERT_CHAT is not: "
                                  "the keywords are not seeded as rules")
             return
-        rules = await self.db.transaction(_seed_alert_chat, chat, list(self.settings.keywords), self.now())
+        rules = await self.db.transaction(seed_alert_chat, chat, list(self.settings.keywords), self.now())
         self.log.info("alert chat %d: %d keyword rule(s) seeded", chat, len(rules))
 
     def _build_alerting(self) -> None:
@@ -271,7 +210,7 @@ class Service:
             flood_max_wait=float(self.settings.flood_max_wait),
         )
         self.commands = Commands(
-            self.db, self.bot, self.settings, watch=self.watch, unwatch=self.unwatch,
+            self.db, self.bot, self.settings, watch=self.watchlist.watch, unwatch=self.watchlist.unwatch,
             on_subscription_change=self._subscription_changed, now=self.now,
         )
 
@@ -313,13 +252,3 @@ class Service:
         if self.dispatcher is not None:
             self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale,
                                      executor=self._executor_alias)
-
-
-# --- transactions -------------------------------------------------------------------------------
-
-
-def _seed_alert_chat(conn: sqlite3.Connection, chat_id: int, keywords: list[str], now: datetime) -> list[Any]:
-    """The configured alert chat is a trusted, allowed subscriber with a rule per keyword entry."""
-    ensure_subscriber(conn, chat_id, now, allowed=True)
-    set_allowed(conn, chat_id, True, now)
-    return seed_rules(conn, chat_id, keywords, now)

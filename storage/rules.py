@@ -154,6 +154,14 @@ def add_rule(conn: sqlite3.Connection, chat_id: int, query: str,
     return _rule(row), created
 
 
+def seed_alert_chat(conn: sqlite3.Connection, chat_id: int, queries: Iterable[str],
+                    now: datetime | None = None) -> list[Rule]:
+    """CHANWATCH_ALERT_CHAT is a trusted, allowed subscriber with a rule per CHANWATCH_KEYWORDS entry."""
+    ensure_subscriber(conn, chat_id, now, allowed=True)
+    set_allowed(conn, chat_id, True, now)
+    return seed_rules(conn, chat_id, queries, now)
+
+
 def seed_rules(conn: sqlite3.Connection, chat_id: int, queries: Iterable[str],
                now: datetime | None = None) -> list[Rule]:
     """Make sure `chat_id` has a rule for each query (CHANWATCH_KEYWORDS at start); idempotent."""

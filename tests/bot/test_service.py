@@ -206,12 +206,12 @@ async def test_watch_and_unwatch_hooks_resolve_through_the_user_client(world, re
     service = Service(settings_for(tmp_path), db, reader, bot_client, scheduler=paused_scheduler(),
                       now=lambda: world.now)
     await service.start()
-    assert (await service.watch("@hooked")).startswith("watching @hooked (Hooked)")
+    assert (await service.watchlist.watch("@hooked")).startswith("watching @hooked (Hooked)")
     assert rows(db.path, "SELECT watched FROM channels WHERE id = ?", ch.id) == [(1,)]
-    assert "not_found" in await service.watch("@nobodyhere")
-    assert "invite link" in await service.watch("https://t.me/+abcdef")
-    assert await service.unwatch("hooked") == "stopped watching @hooked"
-    assert await service.unwatch("hooked") == "@hooked is not watched"
+    assert "not_found" in await service.watchlist.watch("@nobodyhere")
+    assert "invite link" in await service.watchlist.watch("https://t.me/+abcdef")
+    assert await service.watchlist.unwatch("hooked") == "stopped watching @hooked"
+    assert await service.watchlist.unwatch("hooked") == "@hooked is not watched"
     assert rows(db.path, "SELECT watched FROM channels WHERE id = ?", ch.id) == [(0,)]
     await service.stop()
 
