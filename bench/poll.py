@@ -87,7 +87,7 @@ async def backfill_run(n: int, folder: Path) -> dict[str, object]:
         build = time.perf_counter() - build
         world.reset_requests()
         start = time.perf_counter()
-        report = await backfill(db, reader, "benchhistory", since=None, limit=None, progress=True,
+        report = await backfill(db, reader, "benchhistory", since=None, limit=None,
                                 flood=FloodPolicy(), now=lambda: world.now, sleep=_no_sleep)
         seconds = time.perf_counter() - start
         return {
