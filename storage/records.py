@@ -142,7 +142,7 @@ class ChannelState:
     @property
     def name(self) -> str:
         """For logs: @username, else the id."""
-        return f"@{self.username}" if self.username else str(self.id)
+        return channel_label(self.username, None, self.id)
 
     def channel(self) -> Channel:
         """The storage record for batches."""
