@@ -23,7 +23,69 @@ CACHE_KIB = 64 * 1024
 
 
 class StorageError(Exception):
-    """The archive cannot be opened or used; the message says why and what to do."""
+    """The archive cannot be opened or used; the message says why and what to do. `kind` is the
+    problem's class (`corrupt`, `notadb`, `readonly`, `full`, `locked`, `io`, `cantopen`, `other`)."""
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# SQLite's primary result codes (the low byte of `sqlite_errorcode`) that a user can meet.
+_KINDS = {5: "locked", 6: "locked", 8: "readonly", 10: "io", 11: "corrupt", 13: "full", 14: "cantopen",
+          26: "notadb"}
+
+
+def problem_kind(exc: sqlite3.Error) -> str:
+    """What class of problem an SQLite error is, by its result code, else by its message."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _KINDS:
+        return _KINDS[code & 0xFF]
+    text = str(exc).lower()
+    if "not a database" in text:
+        return "notadb"
+    if "malformed" in text or "could not decode" in text:
+        return "corrupt"
+    if "readonly" in text or "read-only" in text:
+        return "readonly"
+    if "disk is full" in text:
+        return "full"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    return "other"
+
+
+def explain(exc: sqlite3.Error, path: str | Path) -> StorageError:
+    """One line for an SQLite failure on the archive at `path`: what is wrong and what to do.
+
+    Never echoes the error's own text for corruption (a decode error carries the bad bytes).
+    """
+    kind = problem_kind(exc)
+    where = f"the archive at {path}"
+    if kind == "corrupt":
+        what = "text that is not UTF-8" if "decode" in str(exc).lower() else "the database file is malformed"
+        text = (f"{where} is damaged ({what}); check it with `chanwatch --db {path} check`, then restore a "
+                f"backup or recover it with `sqlite3 {path} .recover | sqlite3 recovered.db`")
+    elif kind == "notadb":
+        text = (f"cannot open {where}: the file is not an SQLite database (another file, or damaged from "
+                "its first page); point --db or CHANWATCH_DB at the archive, or restore a backup")
+    elif kind == "readonly":
+        text = (f"{where} is read-only (the file, its folder or the mount); this command writes to it: "
+                "make it writable, or copy it somewhere writable and use --db")
+    elif kind == "full":
+        text = (f"the disk holding {where} is full; the unfinished batch was rolled back and the archive is "
+                "consistent: free some space and run the command again")
+    elif kind == "locked":
+        text = (f"{where} is locked by another process writing to it (another import or `chanwatch run`?); "
+                "run the command again when it has finished")
+    elif kind == "io":
+        text = (f"cannot read or write {where}: disk I/O error; check the disk, then "
+                f"`chanwatch --db {path} check`")
+    elif kind == "cantopen":
+        text = f"cannot open {where}: {exc}; check the path and its folder's permissions"
+    else:
+        text = f"{where}: {exc}"
+    return StorageError(text, kind)
 
 
 def _migrations() -> list[str]:
@@ -77,8 +139,10 @@ def connect_sync(path: str | Path) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         configure(conn)
         migrate(conn)
-    except (sqlite3.Error, OSError) as exc:
-        raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise explain(exc, path) from exc
+    except OSError as exc:
+        raise StorageError(f"cannot open the archive at {path}: {exc.strerror or exc}", "cantopen") from exc
     return conn
 
 

@@ -234,7 +234,7 @@ def test_unusable_archive_paths_exit_2_with_one_line(capsys, tmp_path):
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not an SQLite database, just some text" * 100)
     code, _, err = run(capsys, "--db", str(garbage), "stats")
-    assert_one_line_error(code, err, "cannot open the archive", "garbage.db")
+    assert_one_line_error(code, err, "cannot open the archive", "garbage.db", "not an SQLite database")
     code, _, err = run(capsys, "--db", str(tmp_path / "none.db"), "stats")
     assert_one_line_error(code, err, "no archive at")
     assert not (tmp_path / "none.db").exists()
