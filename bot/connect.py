@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 
 from telethon import TelegramClient
-from telethon.errors import InvalidBufferError, SecurityError, TypeNotFoundError
 
 from bot.config import Settings
 from bot.telegram import (
@@ -27,20 +26,16 @@ from bot.telegram import (
     redact,
     start_bot,
 )
+from bot.transport import UNREACHABLE, started, within_start
 
 __all__ = ["UNREACHABLE", "ConnectError", "Prepare", "bot_client", "connect_bot", "connect_user",
-           "user_client"]
+           "unreachable", "user_client"]
 
 log = logging.getLogger("chanwatch.connect")
 
 Prepare = Callable[[TelegramClient, str], None]
 """Called as `prepare(client, "user" | "bot")` on each client before it connects (tests attach the
 simulator there)."""
-
-UNREACHABLE = (OSError, EOFError, InvalidBufferError, SecurityError, TypeNotFoundError)
-"""What connecting raises when Telegram cannot be reached or something else answers (a proxy, a
-captive portal): EOFError covers asyncio.IncompleteReadError; OSError covers timeouts."""
-
 
 class ConnectError(Exception):
     """A client cannot be used: the message says why and what to do; `status` is the exit status
@@ -51,13 +46,12 @@ class ConnectError(Exception):
         self.status = status
 
 
-async def _connect_bot_client(client: TelegramClient, settings: Settings) -> None:
-    """Connect the bot's client; Telegram out of reach is a ConnectError with exit status 1."""
-    try:  # connected first: start_bot reports any failure as the token's
-        await client.connect()
-    except UNREACHABLE as exc:
-        raise ConnectError(redact(f"cannot reach Telegram for the bot: {type(exc).__name__}: {exc}",
-                                  settings.secrets()), status=1) from None
+def unreachable(exc: BaseException, client: TelegramClient, settings: Settings,
+                whose: str = "") -> ConnectError:
+    """Telegram out of reach, or something else answering: one line naming the server, exit 1."""
+    return ConnectError(redact(f"cannot reach Telegram{whose} ({describe_client(client)}): "
+                               f"{type(exc).__name__}: {exc}; check the network, a proxy or TG_SERVER",
+                               settings.secrets()), status=1)
 
 
 def _options(settings: Settings) -> dict[str, object]:
@@ -108,15 +102,12 @@ async def connect_user(settings: Settings, *, prepare: Prepare | None = None) ->
     settings.require_api()
     settings.require_session()
     client = user_client(settings, prepare=prepare)
-    secrets = settings.secrets()
     try:
         try:
-            await client.connect()
-            authorised = await client.is_user_authorized()
+            await within_start(client, client.connect())
+            authorised = await within_start(client, client.is_user_authorized())
         except UNREACHABLE as exc:
-            raise ConnectError(redact(f"cannot reach Telegram ({describe_client(client)}): "
-                                      f"{type(exc).__name__}: {exc}; check the network, a proxy or "
-                                      "TG_SERVER", secrets), status=1) from None
+            raise unreachable(exc, client, settings) from None
         if not authorised:
             variable = "TG_SESSION_FILE" if settings.session_file else "TG_SESSION"
             raise ConnectError(f"{variable}: the user session is not logged in (expired or revoked); "
@@ -124,6 +115,7 @@ async def connect_user(settings: Settings, *, prepare: Prepare | None = None) ->
     except BaseException:
         await client.disconnect()
         raise
+    started(client)
     return client
 
 
@@ -137,22 +129,44 @@ async def connect_bot(settings: Settings, *, prepare: Prepare | None = None) -> 
     token = settings.require_bot_token()
     client = bot_client(settings, prepare=prepare)
     try:
-        await _connect_bot_client(client, settings)
-        me = await client.get_me()  # None when the session is not logged in
-        if me is not None and str(me.id) == token.split(":", 1)[0].strip():
-            return client
-        if me is not None:
-            log.warning("the bot's session %s belongs to another account (id %s); logging the bot in afresh",
-                        settings.bot_session_path, me.id)
-            await client.log_out()  # forgets that login and deletes the session file
-            client = bot_client(settings, prepare=prepare)
-            await _connect_bot_client(client, settings)
         try:
-            await start_bot(client, token)
-        except (BotLoginError, ValueError) as exc:
-            raise ConnectError(f"TG_BOT_TOKEN: {redact(str(exc), settings.secrets())}; check the token "
-                               "with @BotFather (/token)") from None
+            client = await _log_bot_in(client, settings, token, prepare)
+        except UNREACHABLE as exc:
+            raise unreachable(exc, client, settings, " for the bot") from None
     except BaseException:
         await client.disconnect()
         raise
+    started(client)
+    return client
+
+
+async def _log_bot_in(client: TelegramClient, settings: Settings, token: str,
+                      prepare: Prepare | None) -> TelegramClient:
+    """Connect the bot's client and make sure it is this token's bot: the saved session as it is,
+    else a new login (after logging another bot's session out). Network failures propagate."""
+    await within_start(client, client.connect())
+    me = await within_start(client, client.get_me())  # None when the session is not logged in
+    if me is not None and str(me.id) == token.split(":", 1)[0].strip():
+        return client
+    if me is not None:
+        log.warning("the bot's session %s belongs to another account (id %s); logging the bot in afresh",
+                    settings.bot_session_path, me.id)
+        await within_start(client, client.log_out())  # forgets that login, deletes the session file
+        fresh = bot_client(settings, prepare=prepare)
+        try:
+            await within_start(fresh, fresh.connect())
+            return await _token_login(fresh, settings, token)
+        except BaseException:
+            await fresh.disconnect()
+            raise
+    return await _token_login(client, settings, token)
+
+
+async def _token_login(client: TelegramClient, settings: Settings, token: str) -> TelegramClient:
+    """Log the connected bot client in with its token; a refused token is a ConnectError (exit 2)."""
+    try:
+        await within_start(client, start_bot(client, token))
+    except (BotLoginError, ValueError) as exc:
+        raise ConnectError(f"TG_BOT_TOKEN: {redact(str(exc), settings.secrets())}; check the token "
+                           "with @BotFather (/token)") from None
     return client

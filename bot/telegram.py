@@ -26,6 +26,7 @@ from telethon.tl import types
 from telethon.tl.tlobject import TLRequest
 
 from bot.clock import Clock, Sleep, utcnow
+from bot.transport import UNREACHABLE, Watch, client_options, register
 from storage.records import ChannelState
 
 __all__ = [
@@ -178,13 +179,15 @@ def _build_client(
     if server_public_key_pem:
         fingerprint = register_server_key(server_public_key_pem)
         log.info("registered custom server RSA key, fingerprint %016x", fingerprint & 0xFFFFFFFFFFFFFFFF)
+    watch = Watch()
     client = TelegramClient(
         _session_for(session, session_file),
         api_id,
         api_hash,
         flood_sleep_threshold=flood_sleep_threshold,
-        **client_kwargs,
+        **{**client_options(watch), **client_kwargs},
     )
+    register(client, watch)
     if server is not None:
         host, port = server
         # Session.set_dc(dc_id, server_address, port) is the documented way to point Telethon at
@@ -258,6 +261,8 @@ async def start_bot(client: TelegramClient, bot_token: str) -> TelegramClient:
         raise ValueError("the bot token does not look like '<digits>:<secret>' from @BotFather")
     try:
         await client.start(bot_token=bot_token.strip())
+    except UNREACHABLE:  # the network's fault, not the token's: the caller says so
+        raise
     except Exception as exc:
         message = redact(str(exc), [bot_token, bot_token.strip()])
         name = type(exc).__name__

@@ -28,10 +28,11 @@ from telethon import errors
 
 from bot.cli.common import PROG, CliError, Command, settings_from_args
 from bot.config import ConfigError, Settings, session_file_path
-from bot.connect import ConnectError, Prepare, connect_bot, user_client
+from bot.connect import ConnectError, Prepare, connect_bot, unreachable, user_client
 from bot.daemon import connected, serve
 from bot.logs import FORMATS, setup_logging, teardown_logging
 from bot.telegram import private_file, redact
+from bot.transport import UNREACHABLE, within_start
 
 __all__ = ["COMMANDS", "login_bot", "login_user", "run_daemon"]
 
@@ -110,7 +111,7 @@ def _on_signal(stop: asyncio.Event, sig: int) -> None:
 # --- login ---------------------------------------------------------------------------------------
 
 
-_LOGIN_ERRORS = (errors.RPCError, RuntimeError, ValueError, OSError, ConnectionError)
+_LOGIN_ERRORS = (errors.RPCError, RuntimeError, ValueError, *UNREACHABLE)
 
 
 async def login_user(
@@ -137,6 +138,10 @@ async def login_user(
     client = user_client(replace(settings, session=None), prepare=prepare, flood_sleep_threshold=5)
     secrets = settings.secrets()
     try:
+        try:
+            await within_start(client, client.connect())
+        except UNREACHABLE as exc:
+            raise unreachable(exc, client, settings) from None
         await client.start(
             phone=phone or (lambda: ask("Phone number (international format, e.g. +15551234567): ")),
             code_callback=lambda: ask("Login code (sent to your Telegram app): "),
