@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 
 from bot.clock import cron_trigger
 from bot.names import parse_channel_name
+from storage.query import QueryError, parse
 
 T = TypeVar("T")
 
@@ -68,10 +69,12 @@ class Settings:
         return [s for s in (self.api_hash, self.session, self.bot_token) if s]
 
     def require_telegram(self) -> None:
-        """Check the credentials that `chanwatch run` needs (the offline commands need none)."""
+        """Check what `chanwatch run` needs before it connects: the credentials (the offline commands
+        need none) and the keyword queries, so a typo is found before anything starts."""
         self.require_api()
         self.require_session()
         self.require_bot_token()
+        check_keywords(self.keywords)
 
     def require_api(self) -> tuple[int, str]:
         """api_id and api_hash, which every Telegram client needs (`login`, `backfill`, `run`)."""
@@ -221,6 +224,27 @@ def alert_chat_from(env: Mapping[str, str | None]) -> int | None:
                   "must be a numeric chat id (a user id, or -100... for a group or channel)")
 
 
+KEYWORDS_EXAMPLE = "e.g. CHANWATCH_KEYWORDS=canada sanctions; arctic OR ice; visa -tourism"
+
+
+def check_keywords(queries: tuple[str, ...]) -> tuple[str, ...]:
+    """Each CHANWATCH_KEYWORDS query parsed as `/search` would; ConfigError naming the query, the
+    position in it and the fix for the first one that does not parse."""
+    for number, query in enumerate(queries, 1):
+        try:
+            parse(query)
+        except QueryError as exc:
+            which = f"query {number} of {len(queries)}" if len(queries) > 1 else "the query"
+            raise ConfigError("CHANWATCH_KEYWORDS",
+                              f"{which}, {query!r}: {exc.message} at position {exc.position}: {exc.hint}; "
+                              f"queries are separated by ';', {KEYWORDS_EXAMPLE}") from None
+    return queries
+
+
+def _keywords(raw: str) -> tuple[str, ...]:
+    return check_keywords(tuple(q.strip() for q in raw.split(";") if q.strip()))
+
+
 def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read and check every setting from `.env` (or `env_file`) overlaid by the environment; raise
     ConfigError for the first bad one."""
@@ -243,8 +267,7 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         admins=p(env, "CHANWATCH_ADMINS", _ids, frozenset(),
                  "must be numeric Telegram user ids separated by commas (ask @userinfobot for yours)"),
         alert_chat=alert_chat_from(env),
-        keywords=p(env, "CHANWATCH_KEYWORDS", lambda r: tuple(q.strip() for q in r.split(";") if q.strip()),
-                   (), "must be search queries separated by ';'"),
+        keywords=p(env, "CHANWATCH_KEYWORDS", _keywords, (), "must be search queries separated by ';'"),
         poll_interval=p(env, "CHANWATCH_POLL_INTERVAL", _positive(5), 60,
                         "must be a whole number of seconds, at least 5"),
         recheck_interval=p(env, "CHANWATCH_RECHECK_INTERVAL", _positive(30), 900,

@@ -26,6 +26,7 @@ from storage.channels import add_watch_name
 from storage.database import Database
 from storage.rules import get_subscriber, is_allowed, list_rules
 from tests.bot.conftest import API_HASH, rows, saved_session
+from tests.bot.not_telegram import not_telegram_thread
 
 
 def paused_scheduler() -> AsyncIOScheduler:
@@ -226,6 +227,30 @@ def test_run_with_a_missing_variable_exits_2_naming_it_and_creates_no_archive(cl
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TG_API_ID" in err[0] and "my.telegram.org" in err[0]
     assert not (tmp_path / "archive.db").exists()
+
+
+def test_run_with_a_bad_keyword_query_exits_2_naming_it_before_connecting(clean_env, tmp_path, capsys):
+    with not_telegram_thread() as server:
+        (tmp_path / ".env").write_text(
+            f"TG_API_ID=12345\nTG_API_HASH={API_HASH}\nTG_SESSION_FILE=user.session\n"
+            f"TG_BOT_TOKEN=123456:{'B' * 35}\nTG_SERVER={server.host}:{server.port}\n"
+            "CHANWATCH_DB=archive.db\nCHANWATCH_KEYWORDS=canada sanctions; visa AND\n")
+        assert main(["run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("chanwatch: CHANWATCH_KEYWORDS: query 2 of 2, 'visa AND'")
+    assert "position 5" in err[0] and "e.g." in err[0]
+    assert server.connections == 0 and not (tmp_path / "archive.db").exists()
+
+
+async def test_keywords_given_in_code_are_checked_before_connecting(world, reader_account, bot_account,
+                                                                   tmp_path, capsys):
+    session = await saved_session(world, reader_account)
+    attached: list[str] = []
+    settings = daemon_settings(tmp_path, session, bot_account.bot_token, keywords=("(unclosed",))
+    status = await run_daemon(settings, prepare=lambda client, kind: attached.append(kind))
+    assert status == 2 and attached == []
+    assert "CHANWATCH_KEYWORDS" in capsys.readouterr().err
 
 
 def test_an_explicit_db_option_wins_over_the_env_file(clean_env, tmp_path):
