@@ -14,7 +14,6 @@ from storage.query_ast import (
     FILTERS,
     IS_VALUES,
     KNOWN,
-    LANG,
     MAX_DEPTH,
     MAX_LEAVES,
     SORT_VALUES,
@@ -291,8 +290,12 @@ def _filter(tok: _Tok) -> Filter:
             raise QueryError("no such day", at, hint) from None
     elif name == "lang":
         value = ascii_lower(value)
-        if not LANG.match(value):
-            raise QueryError("bad language", at, "use a two-letter code — e.g. lang:ru or lang:en")
+        if value not in tx.LANGUAGES:
+            known = ", ".join(f"lang:{v}" for v in tx.LANGUAGES)
+            raise QueryError(
+                f"unknown lang:{value}", at,
+                f"use one of {known} (chanwatch tells languages apart by script) — e.g. canada lang:en",
+            )
     elif name == "is":
         value = ascii_lower(value)
         if value not in IS_VALUES:

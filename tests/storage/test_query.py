@@ -133,6 +133,18 @@ def test_sort_option():
     assert parse("sort:DATE canada").sort == "date"
 
 
+@pytest.mark.parametrize("code", ["ru", "uk", "en", "RU", "En"])
+def test_lang_takes_every_language_the_archive_assigns(code):
+    assert parse(f"x lang:{code}").root.children[1] == Filter("lang", code.lower())
+
+
+def test_lang_codes_are_exactly_what_language_detection_gives():
+    from storage import text
+
+    assert {text.language("Заявление МИД"), text.language("Заява МЗС України"),
+            text.language("Statement by the Ministry")} == set(text.LANGUAGES)
+
+
 def test_query_keeps_its_text():
     assert parse("canada  sanctions").text == "canada  sanctions"
 
@@ -166,7 +178,9 @@ def test_query_keeps_its_text():
         ("x since:2025-1-1", "bad date", 8, "YYYY-MM-DD"),
         ("x until:2025-02-30", "no such day", 8, "until:2025-12-31"),
         ("x is:pinned", "unknown is:pinned", 5, "is:forward, is:original, is:copy, is:edited, is:deleted"),
-        ("x lang:russian", "bad language", 7, "lang:ru"),
+        ("x lang:russian", "unknown lang:russian", 7, "use one of lang:ru, lang:uk, lang:en"),
+        ("x lang:xx", "unknown lang:xx", 7, "e.g. canada lang:en"),
+        ("x LANG:FR", "unknown lang:fr", 7, "tells languages apart by script"),
         ("x channel:", "channel: needs a value", 2, "channel:rusembc"),
         ('x from:""', "from: needs a value", 2, "from:MFARussia"),
         ("x channel:@", "channel: needs a value", 2, "channel:rusembc"),
