@@ -342,6 +342,16 @@ def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db):
     assert "position 11" in err and "\n  canada AND (\n             ^\n" in err
 
 
+def test_emoji_beside_words_are_ignored_and_emoji_alone_is_a_query_error(capsys, sample_db):
+    _, plain, _ = run(capsys, "--db", sample_db, "search", "sanctions", "--json")
+    code, out, err = run(capsys, "--db", sample_db, "search", "🎙 sanctions 🇨🇦", "--json")
+    assert code == 0 and err == "" and out == plain and plain
+    code, out, err = run(capsys, "--db", sample_db, "search", "🎙 🇨🇦")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "bad query: nothing to search for in '🎙'" in err and "symbols and emoji" in err
+    assert "\n  🎙 🇨🇦\n  ^\n" in err and "example: chanwatch search" in err
+
+
 def test_export_with_a_query(capsys, sample_db):
     code, out, _ = run(capsys, "--db", sample_db, "export", "#RussiaCanada")
     assert code == 0

@@ -133,6 +133,19 @@ def test_sort_option():
     assert parse("sort:DATE canada").sort == "date"
 
 
+@pytest.mark.parametrize("query", [
+    "🎙 canada", "canada 🎙", "🎙canada", "canada !!!", "— canada —", "🎙 AND canada", "canada AND 🎙",
+])
+def test_symbols_beside_words_are_passed_over(query):
+    """Emoji and punctuation are no term of their own: posts are indexed without them."""
+    assert parse(query).root == stems("canada")
+
+
+def test_symbols_between_terms_leave_the_terms_as_they_were():
+    assert parse("🇨🇦 canada — sanctions -visa 🎙").root == parse("canada sanctions -visa").root
+    assert parse("(🎙 canada OR arctic) !").root == parse("canada OR arctic").root
+
+
 @pytest.mark.parametrize("code", ["ru", "uk", "en", "RU", "En"])
 def test_lang_takes_every_language_the_archive_assigns(code):
     assert parse(f"x lang:{code}").root.children[1] == Filter("lang", code.lower())
@@ -192,8 +205,15 @@ def test_query_keeps_its_text():
         ("NOT visa -canada", "the query only excludes", 0, "add something to look for"),
         ("-channel:x", "the query only excludes", 0, "add something to look for"),
         ("a OR -b", "the query only excludes", 0, "add something to look for"),
-        ("canada !!!", "nothing to search for in '!!!'", 7, "letters or digits"),
         ("🇷🇺", "nothing to search for in '🇷🇺'", 0, "letters or digits"),
+        ("🎙 !!!", "nothing to search for in '🎙'", 0, "symbols and emoji are not searched"),
+        ("🎙 sort:rank", "nothing to search for in '🎙'", 0, "e.g. canada"),
+        ("🎙 OR canada", "nothing to search for in '🎙'", 0, "e.g. canada"),
+        ("canada OR 🎙", "nothing to search for in '🎙'", 10, "e.g. canada"),
+        ("canada (🎙)", "nothing to search for in '🎙'", 8, "e.g. canada"),
+        ("canada -🎙", "nothing to leave out in '🎙'", 8, "canada -visa"),
+        ("canada NOT —", "nothing to leave out in '—'", 11, "canada NOT visa"),
+        ("🎙 -visa", "the query only excludes", 0, "add something to look for"),
         ('x ""', "phrase without words", 2, '"foreign minister"'),
         ('x "?!"', "phrase without words", 2, '"foreign minister"'),
         ("x *", "a prefix must be one word", 2, "lavr*"),
