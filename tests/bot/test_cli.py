@@ -317,6 +317,28 @@ def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db)
     assert code == 0 and exact.split(" posts for ")[0] == total and total.isdigit() and int(total) > 1
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--limit", "0"], "3 posts match 'canada'"),
+    (["--limit", "0", "--offset", "5"], "3 posts match 'canada'"),
+    (["--offset", "3"], "3 posts match 'canada'; --offset 3 skips them all: lower --offset"),
+    (["--offset", "9", "--limit", "1"], "3 posts match 'canada'; --offset 9 skips them all: lower --offset"),
+    (["--offset", "1", "--limit", "1"], "3 posts for 'canada'; showing 2-2"),
+])
+def test_the_first_line_says_how_many_match_and_which_follow_for_any_limit_and_offset(
+        capsys, sample_db, argv, expected):
+    code, out, err = run(capsys, "--db", sample_db, "search", "canada", *argv)
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == expected
+    assert ("more: --offset 2" in out) is (argv == ["--offset", "1", "--limit", "1"])
+
+
+def test_limit_zero_prints_the_count_alone(capsys, sample_db):
+    code, out, _ = run(capsys, "--db", sample_db, "search", "canada", "--limit", "0")
+    assert code == 0 and out == "3 posts match 'canada'\n"
+    code, out, _ = run(capsys, "--db", sample_db, "search", "zzzz", "--limit", "0")
+    assert code == 0 and out == "no posts found for 'zzzz'\n"
+
+
 def test_one_of_anything_is_counted_in_the_singular(capsys, sample_db, tmp_path):
     query = "sanctions since:2025-12-17"
     code, out, _ = run(capsys, "--db", sample_db, "search", query)
@@ -324,7 +346,7 @@ def test_one_of_anything_is_counted_in_the_singular(capsys, sample_db, tmp_path)
     code, _, err = run(capsys, "--db", sample_db, "export", query, "--out", str(tmp_path / "one.jsonl"))
     assert code == 0 and err.strip() == f"exported 1 post to {tmp_path / 'one.jsonl'}"
     code, out, _ = run(capsys, "--db", sample_db, "search", query, "--offset", "1")
-    assert out.strip() == f"no posts found for {query!r} (there is 1; lower --offset)"
+    assert out.strip() == f"1 post matches {query!r}; --offset 1 skips it: lower --offset"
     one = tmp_path / "one_result.json"
     one.write_text(json.dumps({"name": "Lone", "type": "public_channel", "id": 777, "messages": [
         {"id": 1, "type": "message", "date": "2025-12-17T10:00:00", "date_unixtime": "1765965600",
