@@ -9,7 +9,7 @@ import sys
 import textwrap
 from typing import Any
 
-from bot.cli.common import EXIT_OK, Command, archive_path, int_at_least, open_archive, plural
+from bot.cli.common import EXIT_OK, CliError, Command, archive_path, int_at_least, open_archive, plural
 from bot.formatting import channel_label, minute
 from storage import search
 from storage.records import Post
@@ -75,7 +75,7 @@ def format_post(post: Post) -> str:
 
 
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("query", metavar="QUERY",
+    parser.add_argument("query", metavar="QUERY", nargs="?",  # "?": a QUERY starting with - (bot.cli.app)
                         help="e.g. 'canada sanctions', 'санкции OR sanctions', '#RussiaCanada'")
     parser.add_argument("--limit", type=int_at_least(0), default=20,
                         help="posts per page (default 20); 0 prints only how many match")
@@ -104,6 +104,8 @@ def _summary(page: search.SearchPage, query: str, limit: int, offset: int) -> st
 
 
 def _search(args: argparse.Namespace) -> int:
+    if args.query is None:
+        raise CliError("search: give a query, e.g. chanwatch search 'canada sanctions'")
     with open_archive(archive_path(args)) as conn:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:

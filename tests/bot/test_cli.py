@@ -374,6 +374,34 @@ def test_emoji_beside_words_are_ignored_and_emoji_alone_is_a_query_error(capsys,
     assert "\n  🎙 🇨🇦\n  ^\n" in err and "example: chanwatch search" in err
 
 
+@pytest.mark.parametrize("argv", [
+    ["search", "-canada"], ["export", "-canada"], ["search", "--limit", "3", "-canada"]])
+def test_a_query_starting_with_a_dash_gets_the_query_languages_error_not_a_usage_error(
+        capsys, sample_db, argv):
+    code, out, err = run(capsys, "--db", sample_db, *argv)
+    assert code == 2 and out == "" and "usage:" not in err and "Traceback" not in err
+    assert err.startswith("chanwatch: bad query: the query only excludes at position 0: add something")
+    assert "\n  -canada\n  ^\n" in err and "example: chanwatch search" in err
+
+
+def test_a_query_starting_with_a_dash_is_searched(capsys, sample_db):
+    _, expected, _ = run(capsys, "--db", sample_db, "search", "sanctions -canada", "--json")
+    code, out, err = run(capsys, "--db", sample_db, "search", "-canada\tsanctions", "--json")
+    assert code == 0 and err == "" and out == expected and expected
+
+
+def test_leftover_arguments_stay_a_usage_error_and_unquoted_queries_are_told_to_quote(capsys, sample_db):
+    code, _, err = run(capsys, "--db", sample_db, "search", "canada", "-visa")
+    assert code == 2 and "unrecognized arguments: -visa; put a query of several words in quotes" in err
+    code, _, err = run(capsys, "--db", sample_db, "search", "--limt")  # a mistyped option is no query
+    assert code == 2 and "unrecognized arguments: --limt" in err and "quotes" not in err
+    code, _, err = run(capsys, "--db", sample_db, "stats", "-x")
+    assert code == 2 and "unrecognized arguments: -x" in err and "quotes" not in err
+    code, out, err = run(capsys, "--db", sample_db, "search")
+    assert code == 2 and out == ""
+    assert err == "chanwatch: search: give a query, e.g. chanwatch search 'canada sanctions'\n"
+
+
 def test_export_with_a_query(capsys, sample_db):
     code, out, _ = run(capsys, "--db", sample_db, "export", "#RussiaCanada")
     assert code == 0
