@@ -193,6 +193,18 @@ def test_import_sample_dedups_forwards_and_is_idempotent(capsys, db):
     assert stats(capsys, db) == counts | {"database bytes": stats(capsys, db)["database bytes"]}
 
 
+def test_stats_tell_posts_marked_edited_from_earlier_versions_kept(capsys, sample_db):
+    """The sample is a Desktop export: one message is marked edited, and no earlier text came with it."""
+    counts = stats(capsys, sample_db)
+    assert (counts["edited posts"], counts["edits (versions kept)"], counts["edited messages"]) == (1, 0, 0)
+    code, out, _ = run(capsys, "--db", sample_db, "search", "is:edited", "--limit", "0")
+    assert code == 0 and out == "1 post matches 'is:edited'\n"
+    code, out, _ = run(capsys, "--db", sample_db, "stats")
+    lines = {line.rsplit("  ", 1)[0].strip(): line.rsplit(" ", 1)[1] for line in out.splitlines()[1:]}
+    assert lines["posts marked edited (is:edited)"] == "1"
+    assert lines["earlier versions kept"] == lines["messages with earlier versions kept"] == "0"
+
+
 def test_sample_content_is_marked_fictional():
     folder = Path(bot.__file__).parent / "sample"
     assert "fictional" in (folder / "README.md").read_text(encoding="utf-8").lower()
