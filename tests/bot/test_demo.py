@@ -323,6 +323,13 @@ class _Out:
 # --- command line ---------------------------------------------------------------------------------
 
 
+def test_demo_help_lists_db(capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["demo", "--help"])
+    assert done.value.code == 0
+    assert re.search(r"^  --db PATH\s+keep the demo's archive in PATH", capsys.readouterr().out, re.M)
+
+
 def test_demo_refuses_an_existing_archive_and_loses_nothing(tmp_path, capsys):
     existing = tmp_path / "mine.db"
     existing.write_bytes(b"precious")
