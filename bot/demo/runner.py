@@ -43,7 +43,7 @@ from .render import DIM, render_message, style
 from .scenario import SCENARIO, Scenario, validate
 from .timeline import DemoWorld, Happened, Timeline, build_world
 
-__all__ = ["DEFAULT_SPEED", "POLL_INTERVAL", "RECHECK_INTERVAL", "DemoSummary",
+__all__ = ["ALERT_MAX_AGE_HOURS", "DEFAULT_SPEED", "POLL_INTERVAL", "RECHECK_INTERVAL", "DemoSummary",
            "Screen", "run_demo", "summary_text"]
 
 log = logging.getLogger("chanwatch.demo")
@@ -53,6 +53,9 @@ DEFAULT_SPEED = 960.0
 #: The daemon's settings for the demo, in simulated seconds.
 POLL_INTERVAL = 300
 RECHECK_INTERVAL = 1800
+#: CHANWATCH_ALERT_MAX_AGE for the demo: the day before's posts are over 12 h old when the first poll
+#: finds them, so they are history (archived, never alerted) whichever rules they match.
+ALERT_MAX_AGE_HOURS = 6
 #: Real seconds between two steps of the paced clock.
 TICK = 0.05
 
@@ -90,6 +93,7 @@ def demo_settings(demo: DemoWorld, scenario: Scenario, db_path: Path) -> Setting
         keywords=scenario.subscriber.rules,
         poll_interval=POLL_INTERVAL,
         recheck_interval=RECHECK_INTERVAL,
+        alert_max_age_hours=ALERT_MAX_AGE_HOURS,
         join=True,
         flood_max_wait=60,
     )
@@ -179,7 +183,8 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
     _intro(screen, scenario, demo, speed)
     history = timeline.apply_until(scenario.begins - timedelta(seconds=1))  # the daemon starts at `begins`
     world.now = scenario.begins
-    screen.line(f"(from the days before: {len(history)} posts already in the channels)", dim=True)
+    for line in _history_lines(len(history)):
+        screen.line(line, dim=True)
 
     db = await Database.open(path)
     clients: list[TelegramClient] = []
@@ -265,6 +270,17 @@ def _intro(screen: Screen, scenario: Scenario, demo: DemoWorld, speed: float | N
     screen.line(f"{demo.subscriber.first_name} (@{demo.subscriber.username}) gets alerts from "
                 f"@{demo.bot.username} for: {rules}", dim=True)
     screen.line()
+
+
+def _history_lines(count: int) -> list[str]:
+    """What the terminal says of the posts from before the day: the first poll archives them, and why
+    they alert no one (the demo's CHANWATCH_ALERT_MAX_AGE)."""
+    if not count:
+        return []
+    posts, they, them = ("1 post", "It does", "it") if count == 1 else (f"{count} posts", "They do", "them")
+    return [f"(from the days before: {posts} already in the channels. {they} not alert: the first poll",
+            f" finds {them} over {ALERT_MAX_AGE_HOURS} h old, and older posts are history, not news — "
+            "CHANWATCH_ALERT_MAX_AGE)"]
 
 
 def _duration(scenario: Scenario, speed: float) -> str:

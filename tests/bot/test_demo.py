@@ -21,7 +21,7 @@ from bot.cli.app import build_parser
 from bot.cli.demo import demo_archive, parse_speed
 from bot.demo.driver import JobDriver
 from bot.demo.render import render_message, to_terminal
-from bot.demo.runner import DemoSummary, Screen, run_demo, summary_text
+from bot.demo.runner import ALERT_MAX_AGE_HOURS, DemoSummary, Screen, run_demo, summary_text
 from bot.demo.scenario import SCENARIO, Event, validate
 from bot.demo.timeline import Timeline, build_world, parse_text, utf16_len
 from bot.simulator import ChatLogEntry
@@ -350,6 +350,19 @@ class _Out:
 
 
 # --- command line ---------------------------------------------------------------------------------
+
+
+async def test_the_day_befores_posts_are_archived_and_never_alerted_even_when_a_rule_matches(no_network):
+    history = Event("-1 18:00", "post", "mfa", text="Sanctions, announced yesterday", label="old")
+    hello = Event("07:00", "say", text="/start")  # a bot can write only to a chat that wrote to it
+    today = Event("08:00", "post", "mfa", text="Sanctions, announced today", label="new")
+    out = _Out()
+    summary = await run_demo(speed=None, out=out, scenario=replace(SCENARIO, events=(history, hello, today)))
+    assert (summary.posts, summary.alerts_sent) == (2, 1)
+    assert "(from the days before: 1 post already in the channels. It does not alert" in out.text
+    assert f"finds it over {ALERT_MAX_AGE_HOURS} h old" in out.text and "CHANWATCH_ALERT_MAX_AGE" in out.text
+    alerts = [b for b in _blocks(out.text) if "Matched rule" in b]
+    assert len(alerts) == 1 and "announced today" in alerts[0]
 
 
 def test_demo_help_lists_db(capsys):
