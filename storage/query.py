@@ -13,6 +13,9 @@ channel:rusembc from:MFARussia since:2025-12-01 until:2025-12-31 lang:ru
 is:forward|original|copy|edited|deleted      sort:date|rank (an option, not a filter)
 ```
 
+`lang:` takes the languages `storage.text.language` assigns (ru, uk, en); emoji and punctuation
+beside words are passed over, as the index never holds them.
+
 Query text never reaches SQLite except as bound parameters: the SQL is built from fixed fragments,
 and FTS5 expressions are built from our own tokens, each quoted as an FTS5 string.
 

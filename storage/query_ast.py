@@ -24,7 +24,6 @@ MAX_LEAVES = 200
 
 FILTER = re.compile(r"([A-Za-z]+):(.*)\Z", re.S)
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-LANG = re.compile(r"[a-z]{2,3}\Z")
 _ID = re.compile(r"(?:-100)?(\d{1,18})\Z")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 

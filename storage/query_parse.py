@@ -14,7 +14,6 @@ from storage.query_ast import (
     FILTERS,
     IS_VALUES,
     KNOWN,
-    LANG,
     MAX_DEPTH,
     MAX_LEAVES,
     SORT_VALUES,
@@ -33,7 +32,11 @@ from storage.query_ast import (
 
 @dataclass(frozen=True, slots=True)
 class _Tok:
-    """A lexical token: kind is ( ) OR AND NOT - word phrase filter."""
+    """A lexical token: kind is ( ) OR AND NOT - word phrase filter symbols.
+
+    `symbols` is a run with no letter or digit (emoji, punctuation: 🎙, —, !!!): nothing to search
+    for, so the parser passes over it; a hashtag or prefix attempt (#!!, *) stays a `word` and gets
+    its own error."""
 
     kind: str
     pos: int
@@ -90,8 +93,10 @@ def lex(s: str) -> list[_Tok]:
                 out.append(_Tok("filter", i, value, m.group(1).lower(), value_pos))
             elif run in ("OR", "AND", "NOT"):
                 out.append(_Tok(run, i))
-            else:
+            elif run.startswith("#") or run.endswith("*") or tx.words(run):
                 out.append(_Tok("word", i, run))
+            else:
+                out.append(_Tok("symbols", i, run))
             i = j
     return out
 
@@ -163,17 +168,26 @@ class Parser:
         return _join(Or, parts)
 
     def and_expr(self) -> Node:
+        """Terms in a row; symbols among them are passed over (`🎙 canada` is `canada`)."""
         items: list[Node] = []
+        symbols: _Tok | None = None
         while (tok := self.peek()) is not None and tok.kind not in ("OR", ")"):
+            if tok.kind == "symbols":
+                self.take()
+                symbols = symbols or tok
+                continue
             if tok.kind == "AND":
                 self.take()
                 following = self.peek()
-                if not items or following is None or following.kind in (")", "OR", "AND"):
+                nothing_before = not items and symbols is None  # `🎙 AND x` is `x`, as `🎙 x` is
+                if nothing_before or following is None or following.kind in (")", "OR", "AND"):
                     raise QueryError(
                         "dangling AND", tok.pos, "put a term on both sides — e.g. canada AND sanctions"
                     )
                 continue
             items.append(self.unary())
+        if not items and symbols is not None:
+            raise _nothing_to_search(symbols)
         if not items:
             if tok is not None and tok.kind == "OR":
                 raise QueryError("dangling OR", tok.pos, "put a term on both sides — e.g. canada OR arctic")
@@ -189,10 +203,15 @@ class Parser:
             return self.primary()
         self.take()
         following = self.peek()
+        example = "canada NOT visa" if tok.kind == "NOT" else "canada -visa"
         if following is None or following.kind in (")", "OR", "AND"):
             word = "NOT" if tok.kind == "NOT" else "-"
-            example = "canada NOT visa" if tok.kind == "NOT" else "canada -visa"
             raise QueryError(f"dangling {word}", tok.pos, f"put what to leave out after it — e.g. {example}")
+        if following.kind == "symbols":
+            raise QueryError(
+                f"nothing to leave out in {following.text!r}", following.pos,
+                f"symbols and emoji are not searched: put a word after it — e.g. {example}",
+            )
         self.nest(tok.pos)
         child = self.unary()
         self.depth -= 1
@@ -260,13 +279,17 @@ def _term(tok: _Tok) -> Text:
                 "a prefix must be one word", tok.pos, "put * after the start of one word — e.g. lavr*"
             )
         return Text("words", (tokens[0],), prefix=True, pos=tok.pos)
-    tokens = tx.words(raw)
-    if not tokens:
-        raise QueryError(
-            f"nothing to search for in {raw!r}", tok.pos,
-            "a term needs letters or digits — e.g. canada; for a hashtag write #tag",
-        )
+    tokens = tx.words(raw)  # never empty: a run without letters or digits is a `symbols` token
     return Text("stems", tuple(tx.stems(tokens)), pos=tok.pos)
+
+
+def _nothing_to_search(tok: _Tok) -> QueryError:
+    """The error for symbols standing where a term must be: alone, or as a whole OR operand."""
+    return QueryError(
+        f"nothing to search for in {tok.text!r}", tok.pos,
+        "symbols and emoji are not searched; a term needs letters or digits — e.g. canada;"
+        " for a hashtag write #tag",
+    )
 
 
 def _filter(tok: _Tok) -> Filter:
@@ -291,8 +314,12 @@ def _filter(tok: _Tok) -> Filter:
             raise QueryError("no such day", at, hint) from None
     elif name == "lang":
         value = ascii_lower(value)
-        if not LANG.match(value):
-            raise QueryError("bad language", at, "use a two-letter code — e.g. lang:ru or lang:en")
+        if value not in tx.LANGUAGES:
+            known = ", ".join(f"lang:{v}" for v in tx.LANGUAGES)
+            raise QueryError(
+                f"unknown lang:{value}", at,
+                f"use one of {known} (chanwatch tells languages apart by script) — e.g. canada lang:en",
+            )
     elif name == "is":
         value = ascii_lower(value)
         if value not in IS_VALUES:

@@ -2,9 +2,10 @@
 
 Every count is an index-only or small read, so /status stays cheap on a million-message archive
 (it runs on the thread the poller writes through): totals scan the smallest covering index;
-forwards, copies and deletions read partial indexes that hold only those rows (migrations 0004
-and 0007); edited messages are counted from the index of kept versions; posts today seek the
-`first_seen` index; the channel figures read the small `channels` table.
+forwards, copies, deletions and edited posts read partial indexes that hold only those rows
+(migrations 0004, 0005 and 0007); messages with kept versions are counted from the index of kept
+versions; posts today seek the `first_seen` index; the channel figures read the small `channels`
+table.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ class ArchiveStats:
     """Counts of one archive at one moment.
 
     `channels` are all known channels (watched or only seen as a forward origin); `sightings` are
-    messages, `posts` the canonical posts they deduplicate to. `versions` are the earlier texts
-    kept, `edited_messages` the messages they belong to: edits the archive saw happen (an
-    `edit_date` alone is no edit here: Telegram sets it for invisible changes, such as a link
-    preview refreshed, on most messages of real channels). `channel_errors` are the watched
-    channels whose status is not ok, as (username, title, id), by name.
+    messages, `posts` the canonical posts they deduplicate to. Edits are counted two ways, as they
+    are known two ways: `edited_posts` are the posts `is:edited` finds (`posts.edited`: Telegram
+    shows the original edited, or the archive saw its text change — a Desktop export marks edited
+    messages but carries no earlier text); `versions` are the earlier texts kept, and
+    `edited_messages` the messages they belong to: edits the archive saw happen. `channel_errors`
+    are the watched channels whose status is not ok, as (username, title, id), by name.
     """
 
     channels: int
@@ -37,6 +39,7 @@ class ArchiveStats:
     sightings: int
     forwards: int
     copies: int
+    edited_posts: int
     versions: int
     edited_messages: int
     deletions: int
@@ -70,6 +73,7 @@ def archive_stats(conn: sqlite3.Connection, now: datetime) -> ArchiveStats:
         sightings=one("SELECT count(*) FROM messages"),
         forwards=one("SELECT count(*) FROM messages WHERE relation = 'forward'"),
         copies=one("SELECT count(*) FROM messages WHERE relation = 'copy'"),
+        edited_posts=one("SELECT count(*) FROM posts WHERE edited = 1"),  # the partial index posts_edited
         versions=one("SELECT count(*) FROM message_versions"),
         edited_messages=one("SELECT count(*) FROM (SELECT 1 FROM message_versions"
                             " GROUP BY channel_id, message_id)"),

@@ -160,6 +160,10 @@ def hashtags(text: str) -> list[str]:
     return list(seen)
 
 
+LANGUAGES = ("ru", "uk", "en")
+"""Every language `language` assigns (what `lang:` can find); a post in neither script has none."""
+
+
 def language(text: str) -> str | None:
     """Language by script: `ru` for Cyrillic (`uk` when Ukrainian letters appear), `en` for Latin.
 

@@ -53,7 +53,9 @@ def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMAN
     """Run one command; returns the exit status (the console script passes it to `sys.exit`)."""
     parser = build_parser(commands)
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            _take_dashed_query(parser, args, extras)
     except SystemExit as exc:  # --help, or argparse's own usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "handler", None) is None:
@@ -73,6 +75,19 @@ def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMAN
     except BrokenPipeError:  # `chanwatch export | head`: the reader left; not an error
         _silence_stdout()
         return EXIT_OK
+
+
+def _take_dashed_query(parser: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> None:
+    """A query starting with - (`search -visa`) reaches argparse as an unknown option: a command whose
+    QUERY was not given takes one such argument as its query, so the query language's own error (with
+    its example) answers it. Anything else left over is the usage error `parse_args` would give."""
+    dashed = len(extras) == 1 and extras[0].startswith("-") and not extras[0].startswith("--")
+    if dashed and getattr(args, "query", "") is None:
+        args.query = extras[0]
+        return
+    quote = hasattr(args, "query") and not any(e.startswith("--") for e in extras)
+    hint = "; put a query of several words in quotes, e.g. 'canada -visa'" if quote else ""
+    parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
 async def _await(awaitable: Awaitable[int | None]) -> int | None:

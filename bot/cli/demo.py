@@ -39,6 +39,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                         help="bold text as in Telegram (default: when stdout is a terminal)")
     parser.add_argument("--verbose", action="store_true", help="also show the daemon's log lines")
+    # The global --db is hidden on every command's parser; the demo's description sends the user to
+    # it, so the demo shows its own (it replaces the hidden one; `chanwatch --db PATH demo` still works).
+    archive = parser.add_argument_group("archive", conflict_handler="resolve")
+    archive.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
+                         help="keep the demo's archive in PATH, a file that does not exist yet (default: a "
+                              "temporary archive, removed at the end; your own archive is never used)")
 
 
 def demo_archive(args: argparse.Namespace) -> Path | None:

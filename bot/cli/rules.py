@@ -32,7 +32,9 @@ def _rules_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     chat_help = "the subscriber chat id (default: CHANWATCH_ALERT_CHAT)"
     add = add_command_parser(sub, "add", help="add an alert rule (a saved search)")
-    add.add_argument("query", metavar="QUERY", help="a search query, e.g. 'canada sanctions -visa'")
+    query_help = "a search query, e.g. 'canada sanctions -visa'"
+    # nargs="?" lets a QUERY start with - (bot.cli.app takes it); _rules says when it is missing
+    add.add_argument("query", metavar="QUERY", nargs="?", help=query_help)
     add.add_argument("--chat", type=chat_id, help=chat_help)
     listing = add_command_parser(sub, "list", help="rules of one chat (or of every chat)")
     listing.add_argument("--chat", type=chat_id, help="only this chat's rules")
@@ -41,12 +43,15 @@ def _rules_arguments(parser: argparse.ArgumentParser) -> None:
     remove.add_argument("rule_id", type=int, metavar="ID")
     remove.add_argument("--chat", type=chat_id, help="refuse unless the rule belongs to this chat")
     test = add_command_parser(sub, "test", help="which archived posts a rule would match")
-    test.add_argument("query", metavar="QUERY")
+    test.add_argument("query", metavar="QUERY", nargs="?", help=query_help)
     test.add_argument("--since", type=day, metavar="DATE", help="only posts from this day on (YYYY-MM-DD)")
     test.add_argument("--limit", type=int_at_least(1), default=10, help="posts to show (default 10)")
 
 
 def _rules(args: argparse.Namespace) -> int:
+    if args.action in ("add", "test") and args.query is None:
+        raise CliError(f"rules {args.action}: give a query, e.g. "
+                       f"chanwatch rules {args.action} 'canada sanctions'")
     if args.action == "test":
         return _rules_test(args)
     chat = args.chat

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from typing import Any
 
-from bot.cli.common import EXIT_OK, Command, archive_path, int_at_least, open_archive, plural
+from bot.cli.common import EXIT_OK, CliError, Command, archive_path, int_at_least, open_archive, plural
 from bot.formatting import channel_label, minute
 from storage import search
 from storage.records import Post
@@ -75,9 +75,10 @@ def format_post(post: Post) -> str:
 
 
 def _search_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("query", metavar="QUERY",
+    parser.add_argument("query", metavar="QUERY", nargs="?",  # "?": a QUERY starting with - (bot.cli.app)
                         help="e.g. 'canada sanctions', 'санкции OR sanctions', '#RussiaCanada'")
-    parser.add_argument("--limit", type=int_at_least(0), default=20, help="posts per page (default 20)")
+    parser.add_argument("--limit", type=int_at_least(0), default=20,
+                        help="posts per page (default 20); 0 prints only how many match")
     parser.add_argument("--offset", type=int_at_least(0), default=0, help="skip this many posts")
     parser.add_argument("--json", action="store_true", help="one JSON object per post per line")
     limit = search.COUNT_LIMIT
@@ -86,25 +87,39 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{limit:,} matches, where the total otherwise shows as {limit:,}+)")
 
 
+def _summary(page: search.SearchPage, query: str, limit: int, offset: int) -> str:
+    """The first line: how many posts match and which of them follow, true for every --limit and
+    --offset (`--limit 0` asks for the count alone)."""
+    noun = plural(page.total, "post", exact=page.total_exact)
+    if page.total == 0:
+        return f"no posts found for {query!r}"
+    if page.posts:
+        first, last = offset + 1, offset + len(page.posts)
+        return f"{page.total_text} {noun} for {query!r}; showing {first}-{last}"
+    one = noun == "post"
+    count = f"{page.total_text} {noun} {'matches' if one else 'match'} {query!r}"
+    if limit == 0:
+        return count
+    return f"{count}; --offset {offset} skips {'it' if one else 'them all'}: lower --offset"
+
+
 def _search(args: argparse.Namespace) -> int:
+    if args.query is None:
+        raise CliError("search: give a query, e.g. chanwatch search 'canada sanctions'")
     with open_archive(archive_path(args)) as conn:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
             for post in page.posts:
                 print(json.dumps(post_json(post), ensure_ascii=False))
             return EXIT_OK
-        one = page.total == 1 and page.total_exact
+        print(_summary(page, args.query, args.limit, args.offset))
+        for name in page.unknown_channels:
+            print(f"note: the archive knows no channel {name!r} (see chanwatch channels list)",
+                  file=sys.stderr)
         if not page.posts:
-            verb = "is" if one else "are"
-            more = f" (there {verb} {page.total_text}; lower --offset)" if page.total else ""
-            print(f"no posts found for {args.query!r}{more}")
-            for name in page.unknown_channels:
-                print(f"note: the archive knows no channel {name!r} (see chanwatch channels list)",
-                      file=sys.stderr)
             return EXIT_OK
-        first, last = args.offset + 1, args.offset + len(page.posts)
-        noun = plural(page.total, "post", exact=page.total_exact)
-        print(f"{page.total_text} {noun} for {args.query!r}; showing {first}-{last}\n")
+        last = args.offset + len(page.posts)
+        print()
         print("\n\n".join(format_post(p) for p in page.posts))
         if last < page.total:
             print(f"\nmore: --offset {last}")

@@ -11,7 +11,8 @@ from storage.stats import ArchiveStats, archive_stats
 
 
 def stats_json(stats: ArchiveStats) -> dict[str, int]:
-    """The counts under the names `stats --json` has always used."""
+    """The counts under the names `stats --json` has always used, and "edited posts" (what
+    `is:edited` finds; new beside the two counts of kept versions)."""
     return {
         "channels": stats.channels,
         "watched channels": stats.watched,
@@ -20,12 +21,24 @@ def stats_json(stats: ArchiveStats) -> dict[str, int]:
         "forwards": stats.forwards,
         "copies": stats.copies,
         "duplicates avoided": stats.duplicates_avoided,
+        "edited posts": stats.edited_posts,
         "edits (versions kept)": stats.versions,
         "edited messages": stats.edited_messages,
         "deletions": stats.deletions,
         "FTS rows": stats.fts_rows,
         "database bytes": stats.database_bytes,
     }
+
+
+LABELS = {
+    "edited posts": "posts marked edited (is:edited)",
+    "edits (versions kept)": "earlier versions kept",
+    "edited messages": "messages with earlier versions kept",
+    "database bytes": "database size",
+}
+"""How the text output names a JSON key where the key alone would not say what is counted: a post is
+marked edited when Telegram shows it edited (as Desktop exports do, with no earlier text) or when the
+archive saw its text change; only the changes the archive saw keep an earlier version."""
 
 
 def _human_bytes(size: int) -> str:
@@ -48,12 +61,11 @@ def _stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
         return EXIT_OK
-    width = max(len(k) for k in stats)
+    width = max(len(LABELS.get(k, k)) for k in stats)
     print(f"archive: {path}")
     for name, value in stats.items():
         shown = _human_bytes(value) if name == "database bytes" else f"{value:,}"
-        label = "database size" if name == "database bytes" else name
-        print(f"  {label:<{width}}  {shown}")
+        print(f"  {LABELS.get(name, name):<{width}}  {shown}")
     return EXIT_OK
 
 

@@ -10,7 +10,9 @@ makes sure every interval job runs at least once per simulated period, so the ar
 and summary are the same at any speed.
 
 What the terminal shows: each event in the channels (dim), each message the bot sent to the
-subscriber, framed as it would read in Telegram, and a summary read back from the archive.
+subscriber, framed as it would read in Telegram, and a summary read back from the archive. Lines
+come in simulated-time order: at a paced speed the scheduler also runs jobs on its own while the
+demo waits for the next tick, and what the bot sent then is shown before the tick's events.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from .render import DIM, render_message, style
 from .scenario import SCENARIO, Scenario, validate
 from .timeline import DemoWorld, Happened, Timeline, build_world
 
-__all__ = ["DEFAULT_SPEED", "POLL_INTERVAL", "RECHECK_INTERVAL", "DemoSummary", "run_demo", "summary_text"]
+__all__ = ["ALERT_MAX_AGE_HOURS", "DEFAULT_SPEED", "POLL_INTERVAL", "RECHECK_INTERVAL", "DemoSummary",
+           "Screen", "run_demo", "summary_text"]
 
 log = logging.getLogger("chanwatch.demo")
 
@@ -50,6 +53,9 @@ DEFAULT_SPEED = 960.0
 #: The daemon's settings for the demo, in simulated seconds.
 POLL_INTERVAL = 300
 RECHECK_INTERVAL = 1800
+#: CHANWATCH_ALERT_MAX_AGE for the demo: the day before's posts are over 12 h old when the first poll
+#: finds them, so they are history (archived, never alerted) whichever rules they match.
+ALERT_MAX_AGE_HOURS = 6
 #: Real seconds between two steps of the paced clock.
 TICK = 0.05
 
@@ -87,13 +93,15 @@ def demo_settings(demo: DemoWorld, scenario: Scenario, db_path: Path) -> Setting
         keywords=scenario.subscriber.rules,
         poll_interval=POLL_INTERVAL,
         recheck_interval=RECHECK_INTERVAL,
+        alert_max_age_hours=ALERT_MAX_AGE_HOURS,
         join=True,
         flood_max_wait=60,
     )
 
 
-class _Screen:
-    """Prints the day as it happens: channel events, and the bot's messages to the subscriber."""
+class Screen:
+    """Prints the day as it happens: channel events, and the bot's messages to the subscriber, in
+    simulated-time order."""
 
     def __init__(self, demo: DemoWorld, out: TextIO, color: bool) -> None:
         self.demo = demo
@@ -108,6 +116,11 @@ class _Screen:
         self.out.flush()
 
     def happened(self, events: list[Happened]) -> None:
+        """Print events the timeline just performed. What the bot sent before them comes first: it
+        was sent while the clock stood before these events (the timeline moves the clock with no
+        await between its events and this call), e.g. by a job the scheduler ran on its own."""
+        if events:
+            self.bot_output()
         for event in events:
             self.line(f"{event.when:%H:%M}  {event.description}", dim=event.event.kind != "say")
 
@@ -166,11 +179,12 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
     demo = build_world(scenario)
     world = demo.world
     timeline = Timeline(demo, scenario)
-    screen = _Screen(demo, out, color)
+    screen = Screen(demo, out, color)
     _intro(screen, scenario, demo, speed)
     history = timeline.apply_until(scenario.begins - timedelta(seconds=1))  # the daemon starts at `begins`
     world.now = scenario.begins
-    screen.line(f"(from the days before: {len(history)} posts already in the channels)", dim=True)
+    for line in _history_lines(len(history)):
+        screen.line(line, dim=True)
 
     db = await Database.open(path)
     clients: list[TelegramClient] = []
@@ -209,7 +223,7 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
     return summary
 
 
-async def _play(timeline: Timeline, driver: JobDriver, screen: _Screen, world: Any, scenario: Scenario,
+async def _play(timeline: Timeline, driver: JobDriver, screen: Screen, world: Any, scenario: Scenario,
                 speed: float | None, clock: Callable[[], float], sleep: Sleep) -> None:
     """Move the World's clock through the day, performing events and running due jobs."""
     started_real = clock()
@@ -246,7 +260,7 @@ async def _settle(world: Any, timeout: float = 6.0) -> None:
         log.debug("the simulated clients are still busy; going on")
 
 
-def _intro(screen: _Screen, scenario: Scenario, demo: DemoWorld, speed: float | None) -> None:
+def _intro(screen: Screen, scenario: Scenario, demo: DemoWorld, speed: float | None) -> None:
     pace = "as fast as possible" if speed is None else f"at {speed:g}× ({_duration(scenario, speed)})"
     channels = ", ".join(f"@{spec.username}" for spec in scenario.channels)
     screen.line(f"chanwatch demo — a simulated day, {scenario.begins:%Y-%m-%d %H:%M}–{scenario.ends:%H:%M} "
@@ -258,12 +272,23 @@ def _intro(screen: _Screen, scenario: Scenario, demo: DemoWorld, speed: float | 
     screen.line()
 
 
+def _history_lines(count: int) -> list[str]:
+    """What the terminal says of the posts from before the day: the first poll archives them, and why
+    they alert no one (the demo's CHANWATCH_ALERT_MAX_AGE)."""
+    if not count:
+        return []
+    posts, they, them = ("1 post", "It does", "it") if count == 1 else (f"{count} posts", "They do", "them")
+    return [f"(from the days before: {posts} already in the channels. {they} not alert: the first poll",
+            f" finds {them} over {ALERT_MAX_AGE_HOURS} h old, and older posts are history, not news — "
+            "CHANWATCH_ALERT_MAX_AGE)"]
+
+
 def _duration(scenario: Scenario, speed: float) -> str:
     seconds = (scenario.ends - scenario.begins).total_seconds() / speed
     return f"about {seconds:.0f} s" if seconds < 120 else f"about {seconds / 60:.0f} min"
 
 
-def _missing_parts(screen: _Screen, service: Any) -> None:
+def _missing_parts(screen: Screen, service: Any) -> None:
     """Say so when this checkout lacks a part of the daemon (the demo then shows what exists)."""
     for attribute, what in (("percolator", "rule matching (storage.percolator)"),
                             ("dispatcher", "alert sending (bot.alerts)"),

@@ -193,6 +193,18 @@ def test_import_sample_dedups_forwards_and_is_idempotent(capsys, db):
     assert stats(capsys, db) == counts | {"database bytes": stats(capsys, db)["database bytes"]}
 
 
+def test_stats_tell_posts_marked_edited_from_earlier_versions_kept(capsys, sample_db):
+    """The sample is a Desktop export: one message is marked edited, and no earlier text came with it."""
+    counts = stats(capsys, sample_db)
+    assert (counts["edited posts"], counts["edits (versions kept)"], counts["edited messages"]) == (1, 0, 0)
+    code, out, _ = run(capsys, "--db", sample_db, "search", "is:edited", "--limit", "0")
+    assert code == 0 and out == "1 post matches 'is:edited'\n"
+    code, out, _ = run(capsys, "--db", sample_db, "stats")
+    lines = {line.rsplit("  ", 1)[0].strip(): line.rsplit(" ", 1)[1] for line in out.splitlines()[1:]}
+    assert lines["posts marked edited (is:edited)"] == "1"
+    assert lines["earlier versions kept"] == lines["messages with earlier versions kept"] == "0"
+
+
 def test_sample_content_is_marked_fictional():
     folder = Path(bot.__file__).parent / "sample"
     assert "fictional" in (folder / "README.md").read_text(encoding="utf-8").lower()
@@ -317,6 +329,28 @@ def test_search_prints_the_total_and_exact_counts_every_match(capsys, sample_db)
     assert code == 0 and exact.split(" posts for ")[0] == total and total.isdigit() and int(total) > 1
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--limit", "0"], "3 posts match 'canada'"),
+    (["--limit", "0", "--offset", "5"], "3 posts match 'canada'"),
+    (["--offset", "3"], "3 posts match 'canada'; --offset 3 skips them all: lower --offset"),
+    (["--offset", "9", "--limit", "1"], "3 posts match 'canada'; --offset 9 skips them all: lower --offset"),
+    (["--offset", "1", "--limit", "1"], "3 posts for 'canada'; showing 2-2"),
+])
+def test_the_first_line_says_how_many_match_and_which_follow_for_any_limit_and_offset(
+        capsys, sample_db, argv, expected):
+    code, out, err = run(capsys, "--db", sample_db, "search", "canada", *argv)
+    assert code == 0 and err == ""
+    assert out.splitlines()[0] == expected
+    assert ("more: --offset 2" in out) is (argv == ["--offset", "1", "--limit", "1"])
+
+
+def test_limit_zero_prints_the_count_alone(capsys, sample_db):
+    code, out, _ = run(capsys, "--db", sample_db, "search", "canada", "--limit", "0")
+    assert code == 0 and out == "3 posts match 'canada'\n"
+    code, out, _ = run(capsys, "--db", sample_db, "search", "zzzz", "--limit", "0")
+    assert code == 0 and out == "no posts found for 'zzzz'\n"
+
+
 def test_one_of_anything_is_counted_in_the_singular(capsys, sample_db, tmp_path):
     query = "sanctions since:2025-12-17"
     code, out, _ = run(capsys, "--db", sample_db, "search", query)
@@ -324,7 +358,7 @@ def test_one_of_anything_is_counted_in_the_singular(capsys, sample_db, tmp_path)
     code, _, err = run(capsys, "--db", sample_db, "export", query, "--out", str(tmp_path / "one.jsonl"))
     assert code == 0 and err.strip() == f"exported 1 post to {tmp_path / 'one.jsonl'}"
     code, out, _ = run(capsys, "--db", sample_db, "search", query, "--offset", "1")
-    assert out.strip() == f"no posts found for {query!r} (there is 1; lower --offset)"
+    assert out.strip() == f"1 post matches {query!r}; --offset 1 skips it: lower --offset"
     one = tmp_path / "one_result.json"
     one.write_text(json.dumps({"name": "Lone", "type": "public_channel", "id": 777, "messages": [
         {"id": 1, "type": "message", "date": "2025-12-17T10:00:00", "date_unixtime": "1765965600",
@@ -340,6 +374,44 @@ def test_bad_query_exits_2_with_position_hint_and_example(capsys, sample_db):
     assert code == 2 and out == ""
     assert "Traceback" not in err and "bad query" in err and "example: chanwatch search" in err
     assert "position 11" in err and "\n  canada AND (\n             ^\n" in err
+
+
+def test_emoji_beside_words_are_ignored_and_emoji_alone_is_a_query_error(capsys, sample_db):
+    _, plain, _ = run(capsys, "--db", sample_db, "search", "sanctions", "--json")
+    code, out, err = run(capsys, "--db", sample_db, "search", "🎙 sanctions 🇨🇦", "--json")
+    assert code == 0 and err == "" and out == plain and plain
+    code, out, err = run(capsys, "--db", sample_db, "search", "🎙 🇨🇦")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "bad query: nothing to search for in '🎙'" in err and "symbols and emoji" in err
+    assert "\n  🎙 🇨🇦\n  ^\n" in err and "example: chanwatch search" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["search", "-canada"], ["export", "-canada"], ["search", "--limit", "3", "-canada"]])
+def test_a_query_starting_with_a_dash_gets_the_query_languages_error_not_a_usage_error(
+        capsys, sample_db, argv):
+    code, out, err = run(capsys, "--db", sample_db, *argv)
+    assert code == 2 and out == "" and "usage:" not in err and "Traceback" not in err
+    assert err.startswith("chanwatch: bad query: the query only excludes at position 0: add something")
+    assert "\n  -canada\n  ^\n" in err and "example: chanwatch search" in err
+
+
+def test_a_query_starting_with_a_dash_is_searched(capsys, sample_db):
+    _, expected, _ = run(capsys, "--db", sample_db, "search", "sanctions -canada", "--json")
+    code, out, err = run(capsys, "--db", sample_db, "search", "-canada\tsanctions", "--json")
+    assert code == 0 and err == "" and out == expected and expected
+
+
+def test_leftover_arguments_stay_a_usage_error_and_unquoted_queries_are_told_to_quote(capsys, sample_db):
+    code, _, err = run(capsys, "--db", sample_db, "search", "canada", "-visa")
+    assert code == 2 and "unrecognized arguments: -visa; put a query of several words in quotes" in err
+    code, _, err = run(capsys, "--db", sample_db, "search", "--limt")  # a mistyped option is no query
+    assert code == 2 and "unrecognized arguments: --limt" in err and "quotes" not in err
+    code, _, err = run(capsys, "--db", sample_db, "stats", "-x")
+    assert code == 2 and "unrecognized arguments: -x" in err and "quotes" not in err
+    code, out, err = run(capsys, "--db", sample_db, "search")
+    assert code == 2 and out == ""
+    assert err == "chanwatch: search: give a query, e.g. chanwatch search 'canada sanctions'\n"
 
 
 def test_export_with_a_query(capsys, sample_db):

@@ -140,6 +140,31 @@ def test_rules_add_with_a_bad_query_points_at_it_and_stores_nothing(tmp_path, ca
     assert not db.exists() or rows(db, "SELECT count(*) FROM rules") == [(0,)]
 
 
+def test_a_rule_with_emoji_beside_its_words_is_stored_as_typed_and_matches_as_the_words(tmp_path, capsys):
+    db = tmp_path / "sample.db"
+    assert cli(db, "import", "--sample", "--no-progress") == 0
+    assert cli(db, "rules", "add", "🎙 sanctions", "--chat", "1") == 0
+    assert rows(db, "SELECT query FROM rules") == [("🎙 sanctions",)]
+    capsys.readouterr()
+    assert cli(db, "rules", "test", "🎙 sanctions") == 0
+    assert capsys.readouterr().out.startswith("4 archived posts match '🎙 sanctions'")
+
+
+@pytest.mark.parametrize("action", ["add", "test"])
+def test_a_rule_starting_with_a_dash_gets_the_query_languages_error(tmp_path, capsys, action):
+    db = tmp_path / "r.db"
+    assert cli(db, "import", "--sample", "--no-progress") == 0
+    capsys.readouterr()
+    assert cli(db, "rules", action, "-visa", "--chat" if action == "add" else "--limit", "1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("chanwatch: bad query: the query only excludes") and "usage:" not in err
+    assert "\n  -visa\n  ^\n" in err
+    assert rows(db, "SELECT count(*) FROM rules") == [(0,)]
+    assert cli(db, "rules", action) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"chanwatch: rules {action}: give a query, e.g. chanwatch rules {action} 'canada")
+
+
 def test_rules_test_counts_and_shows_the_archived_posts_a_rule_matches(tmp_path, capsys):
     db = tmp_path / "sample.db"
     assert cli(db, "import", "--sample", "--no-progress") == 0

@@ -21,7 +21,7 @@ from bot.cli.app import build_parser
 from bot.cli.demo import demo_archive, parse_speed
 from bot.demo.driver import JobDriver
 from bot.demo.render import render_message, to_terminal
-from bot.demo.runner import DemoSummary, run_demo, summary_text
+from bot.demo.runner import ALERT_MAX_AGE_HOURS, DemoSummary, Screen, run_demo, summary_text
 from bot.demo.scenario import SCENARIO, Event, validate
 from bot.demo.timeline import Timeline, build_world, parse_text, utf16_len
 from bot.simulator import ChatLogEntry
@@ -171,6 +171,31 @@ def test_render_message_frames_the_text_and_lists_buttons():
     assert block[1:] == ["│ Results for sanctions", "│ line two", "│ [ Next ▶ ]  [ Open ] <https://t.me/x>"]
 
 
+def printed_times(output: str) -> list[str]:
+    """The simulated times of the demo's lines, in print order: channel events and bot messages."""
+    return re.findall(r"^(?:── )?(\d\d:\d\d)  ", output, re.M)
+
+
+async def test_what_the_bot_sent_before_new_events_prints_before_them(no_network):
+    """At a paced speed the scheduler also runs the daemon's jobs on its own, while the demo waits
+    for its next tick: an alert sent then (07:44) must print before the events the tick then
+    performs (07:45), not after them."""
+    demo = build_world(SCENARIO)
+    timeline, out = Timeline(demo, SCENARIO), _Out()
+    screen = Screen(demo, out, color=False)
+    try:
+        timeline.apply_until(SCENARIO.begins - timedelta(seconds=1))  # the history the runner does not print
+        screen.happened(timeline.apply_until(datetime(2025, 12, 16, 7, 44, tzinfo=UTC)))
+        demo.world.deliver(demo.bot, demo.subscriber, "🔔 Matched rule: sanctions OR санкции")
+        screen.happened(timeline.apply_until(datetime(2025, 12, 16, 7, 45, tzinfo=UTC)))
+        screen.bot_output()
+        times = printed_times(out.text)
+        assert times[-2:] == ["07:44", "07:45"] and times == sorted(times)
+        assert out.text.index("Matched rule") < out.text.index("@mfa_freedonia/4 posted")
+    finally:
+        await demo.world.close()
+
+
 # --- the job driver -------------------------------------------------------------------------------
 
 
@@ -251,6 +276,8 @@ def test_demo_runs_the_day_offline_and_reports_exact_counts(tmp_path, capsys, no
     out = capsys.readouterr().out
     assert not no_network
 
+    times = printed_times(out)
+    assert len(times) > 40 and times == sorted(times)
     summary = dict(re.findall(r"^  (posts|sightings|duplicates avoided|alerts sent)\s+(\d+)", out, re.M))
     assert summary == {"posts": str(POSTS), "sightings": str(SIGHTINGS),
                        "duplicates avoided": str(SIGHTINGS - POSTS), "alerts sent": str(ALERTS)}
@@ -302,6 +329,8 @@ async def test_paced_demo_gives_the_same_day_as_max_speed(tmp_path, no_network, 
     assert (summary.posts, summary.sightings, summary.alerts_sent) == (POSTS, SIGHTINGS, ALERTS)
     assert summary.archive is None and "The archive was temporary" in out.text
     assert slept and all(s <= 0.05 + 1e-9 for s in slept)
+    times = printed_times(out.text)
+    assert len(times) > 40 and times == sorted(times)  # the printed times never go backwards
     noisy = [f"{r.name}: {r.getMessage()}" for r in caplog.records
              if r.levelno >= logging.WARNING
              and r.name.startswith(("telethon", "chanwatch.alerts"))]
@@ -321,6 +350,26 @@ class _Out:
 
 
 # --- command line ---------------------------------------------------------------------------------
+
+
+async def test_the_day_befores_posts_are_archived_and_never_alerted_even_when_a_rule_matches(no_network):
+    history = Event("-1 18:00", "post", "mfa", text="Sanctions, announced yesterday", label="old")
+    hello = Event("07:00", "say", text="/start")  # a bot can write only to a chat that wrote to it
+    today = Event("08:00", "post", "mfa", text="Sanctions, announced today", label="new")
+    out = _Out()
+    summary = await run_demo(speed=None, out=out, scenario=replace(SCENARIO, events=(history, hello, today)))
+    assert (summary.posts, summary.alerts_sent) == (2, 1)
+    assert "(from the days before: 1 post already in the channels. It does not alert" in out.text
+    assert f"finds it over {ALERT_MAX_AGE_HOURS} h old" in out.text and "CHANWATCH_ALERT_MAX_AGE" in out.text
+    alerts = [b for b in _blocks(out.text) if "Matched rule" in b]
+    assert len(alerts) == 1 and "announced today" in alerts[0]
+
+
+def test_demo_help_lists_db(capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(["demo", "--help"])
+    assert done.value.code == 0
+    assert re.search(r"^  --db PATH\s+keep the demo's archive in PATH", capsys.readouterr().out, re.M)
 
 
 def test_demo_refuses_an_existing_archive_and_loses_nothing(tmp_path, capsys):

@@ -133,6 +133,31 @@ def test_sort_option():
     assert parse("sort:DATE canada").sort == "date"
 
 
+@pytest.mark.parametrize("query", [
+    "🎙 canada", "canada 🎙", "🎙canada", "canada !!!", "— canada —", "🎙 AND canada", "canada AND 🎙",
+])
+def test_symbols_beside_words_are_passed_over(query):
+    """Emoji and punctuation are no term of their own: posts are indexed without them."""
+    assert parse(query).root == stems("canada")
+
+
+def test_symbols_between_terms_leave_the_terms_as_they_were():
+    assert parse("🇨🇦 canada — sanctions -visa 🎙").root == parse("canada sanctions -visa").root
+    assert parse("(🎙 canada OR arctic) !").root == parse("canada OR arctic").root
+
+
+@pytest.mark.parametrize("code", ["ru", "uk", "en", "RU", "En"])
+def test_lang_takes_every_language_the_archive_assigns(code):
+    assert parse(f"x lang:{code}").root.children[1] == Filter("lang", code.lower())
+
+
+def test_lang_codes_are_exactly_what_language_detection_gives():
+    from storage import text
+
+    assert {text.language("Заявление МИД"), text.language("Заява МЗС України"),
+            text.language("Statement by the Ministry")} == set(text.LANGUAGES)
+
+
 def test_query_keeps_its_text():
     assert parse("canada  sanctions").text == "canada  sanctions"
 
@@ -166,7 +191,9 @@ def test_query_keeps_its_text():
         ("x since:2025-1-1", "bad date", 8, "YYYY-MM-DD"),
         ("x until:2025-02-30", "no such day", 8, "until:2025-12-31"),
         ("x is:pinned", "unknown is:pinned", 5, "is:forward, is:original, is:copy, is:edited, is:deleted"),
-        ("x lang:russian", "bad language", 7, "lang:ru"),
+        ("x lang:russian", "unknown lang:russian", 7, "use one of lang:ru, lang:uk, lang:en"),
+        ("x lang:xx", "unknown lang:xx", 7, "e.g. canada lang:en"),
+        ("x LANG:FR", "unknown lang:fr", 7, "tells languages apart by script"),
         ("x channel:", "channel: needs a value", 2, "channel:rusembc"),
         ('x from:""', "from: needs a value", 2, "from:MFARussia"),
         ("x channel:@", "channel: needs a value", 2, "channel:rusembc"),
@@ -178,8 +205,15 @@ def test_query_keeps_its_text():
         ("NOT visa -canada", "the query only excludes", 0, "add something to look for"),
         ("-channel:x", "the query only excludes", 0, "add something to look for"),
         ("a OR -b", "the query only excludes", 0, "add something to look for"),
-        ("canada !!!", "nothing to search for in '!!!'", 7, "letters or digits"),
         ("🇷🇺", "nothing to search for in '🇷🇺'", 0, "letters or digits"),
+        ("🎙 !!!", "nothing to search for in '🎙'", 0, "symbols and emoji are not searched"),
+        ("🎙 sort:rank", "nothing to search for in '🎙'", 0, "e.g. canada"),
+        ("🎙 OR canada", "nothing to search for in '🎙'", 0, "e.g. canada"),
+        ("canada OR 🎙", "nothing to search for in '🎙'", 10, "e.g. canada"),
+        ("canada (🎙)", "nothing to search for in '🎙'", 8, "e.g. canada"),
+        ("canada -🎙", "nothing to leave out in '🎙'", 8, "canada -visa"),
+        ("canada NOT —", "nothing to leave out in '—'", 11, "canada NOT visa"),
+        ("🎙 -visa", "the query only excludes", 0, "add something to look for"),
         ('x ""', "phrase without words", 2, '"foreign minister"'),
         ('x "?!"', "phrase without words", 2, '"foreign minister"'),
         ("x *", "a prefix must be one word", 2, "lavr*"),

@@ -10,6 +10,7 @@ import pytest
 from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.records import Batch, iso
+from storage.search import search
 from storage.stats import archive_stats
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
 from tests.storage.outbox_helpers import queue_alert
@@ -44,11 +45,24 @@ def test_archive_stats_counts_what_the_archive_holds(conn):
     assert (stats.forwards, stats.copies) == (2, 1)
     assert (stats.versions, stats.edited_messages, stats.deletions) == (1, 1, 1)  # the copy's edit
     # date came with it: no edit the archive saw
+    assert stats.edited_posts == 1  # the edited statement; a copy's edit does not mark the post
     assert stats.fts_rows == 3 and stats.database_bytes > 0
     assert stats.posts_today == 2  # the Arctic post was first seen the day before
     assert stats.alerts_pending == 1
     assert stats.last_poll == iso(T0 + timedelta(hours=3))
     assert stats.channel_errors == (("RussianEmbassyUK", "Russian Embassy UK", EMBASSY_UK.id),)
+
+
+def test_edited_posts_are_what_is_edited_finds_even_with_no_earlier_version_kept():
+    """A Desktop export marks messages edited but carries no earlier text: the posts are edited
+    (is:edited finds them) while no version is kept, and the counts say both."""
+    conn = connect_sync(":memory:")
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT, edit_date=T0 + timedelta(hours=1)),
+                             msg(MFA, 11, STATEMENT_RU, minutes=1, edit_date=T0 + timedelta(hours=2)),
+                             msg(MFA, 12, "Arctic council meets", minutes=2)), T0 + timedelta(hours=3))
+    stats = archive_stats(conn, T0)
+    assert (stats.edited_posts, stats.versions, stats.edited_messages) == (2, 0, 0)
+    assert search(conn, "is:edited", limit=0).total == stats.edited_posts
 
 
 def test_an_empty_archive_counts_zero(conn):
