@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from bot.cli import backfill, channels, daemon, demo, exchange, rules, search, stats
 from bot.cli.common import (
@@ -33,9 +34,25 @@ COMMAND_MODULES = (exchange, search, stats, daemon, channels, rules, backfill, d
 COMMANDS: tuple[Command, ...] = tuple(cmd for module in COMMAND_MODULES for cmd in module.COMMANDS)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with no clustered short options: a single-dash word longer than two characters
+    (`-visa`, `'-hamas canada'`) is an argument — a query — never `-h` followed by text.
+
+    chanwatch has no short option but `-h`, so nothing is lost; without this, `search '-hamas canada'`
+    printed the help. Overrides argparse's private `_parse_optional` (None means "a positional"; the
+    same in Python 3.11 through 3.13); tests/bot/test_cli.py checks the behaviour.
+    """
+
+    def _parse_optional(self, arg_string: str) -> Any:
+        if (len(arg_string) > 2 and arg_string[0] == "-" and arg_string[1] != "-"
+                and arg_string not in self._option_string_actions):
+            return None
+        return super()._parse_optional(arg_string)
+
+
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     """The full parser: global options and one sub-parser per command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Archive public Telegram channels with forward provenance; search and export them.",
     )
