@@ -87,7 +87,7 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with open_archive(archive_path(args)) as conn:
+    with open_archive(archive_path(args), readonly=True) as conn:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
             for post in page.posts:
