@@ -533,7 +533,7 @@ def test_a_command_goes_on_when_the_other_writer_finishes_while_it_waits(sample,
 
     stderr = ReleaseOnNotice()
     monkeypatch.setattr(sys, "stderr", stderr)
-    code = main(["--db", str(sample), "--lock-wait", "30", "channels", "add", "newchannel"])
+    code = main(["--db", str(sample), "--lock-wait", "0.4", "channels", "add", "newchannel"])
     out = capsys.readouterr().out
     assert code == 0 and "@newchannel: added" in out
     assert stderr.getvalue().startswith("chanwatch: waiting for another process writing to")
