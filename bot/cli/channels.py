@@ -86,7 +86,7 @@ def _channel_json(row: WatchedChannel) -> dict[str, Any]:
 def _channels(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     if args.action == "list":
-        with open_archive(archive_path(args)) as conn:
+        with open_archive(archive_path(args), readonly=True) as conn:
             found = channel_listing(conn, include_unwatched=args.all)
         if args.json:
             for row in found:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -25,12 +27,14 @@ from typing import Any
 from bot.config import ConfigError, Settings, db_path_from, load_settings, read_env
 from bot.connect import ConnectError
 from storage import search
-from storage.database import StorageError, connect_sync
+from storage.database import BUSY_TIMEOUT_MS, LockWait, StorageError, connect_readonly, connect_sync
 from storage.exchange import ExchangeError
 from storage.query import QueryError
 
 PROG = "chanwatch"
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+LOCK_WAIT_S = 120.0
+"""How long a command that writes waits for another process writing to the archive (`--lock-wait`)."""
 QUERY_EXAMPLE = "example: chanwatch search 'canada sanctions -visa since:2025-12-01'"
 
 Handler = Callable[[argparse.Namespace], "int | None | Awaitable[int | None]"]
@@ -66,8 +70,9 @@ def plural(count: int, word: str, *, exact: bool = True) -> str:
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
-    """`--db` and `--env-file`: on the main parser (default None), and on each sub-command's parser
-    with `suppress` (no default, hidden), so either may come before or after the command."""
+    """`--db`, `--env-file` and `--lock-wait`: on the main parser (default None), and on each
+    sub-command's parser with `suppress` (no default, hidden), so each may come before or after the
+    command."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--db", metavar="PATH", default=default,
                         help=argparse.SUPPRESS if suppress else
@@ -76,6 +81,10 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
     parser.add_argument("--env-file", metavar="PATH", default=default,
                         help=argparse.SUPPRESS if suppress else
                         "read settings from this file instead of ./.env (the environment still wins)")
+    parser.add_argument("--lock-wait", metavar="SECONDS", type=seconds, default=default,
+                        help=argparse.SUPPRESS if suppress else
+                        f"how long a command that writes to the archive waits while another process "
+                        f"writes to it (default {LOCK_WAIT_S:.0f})")
 
 
 def add_command_parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -119,17 +128,79 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return replace(load_settings(getattr(args, "env_file", None)), db_path=archive_path(args))
 
 
+lock_wait_s: ContextVar[float] = ContextVar("lock_wait_s", default=LOCK_WAIT_S)
+"""This run's `--lock-wait` (set by `bot.cli.app.main`), read by `open_archive`."""
+
+
+def _lock_notice(path: Path) -> Callable[[], None]:
+    def notice() -> None:
+        print(f"{PROG}: waiting for another process writing to {path} (an import or `chanwatch run`?) "
+              "— Ctrl-C to give up", file=sys.stderr, flush=True)
+    return notice
+
+
+def _for_reading(path: Path, busy_timeout_ms: int, any_version: bool) -> sqlite3.Connection:
+    """A read-only connection. An archive of an older schema is upgraded first when it can be
+    written (as every command always did); when it cannot, the refusal says what to do."""
+    try:
+        return connect_readonly(path, busy_timeout_ms=busy_timeout_ms, any_version=any_version)
+    except StorageError as exc:
+        if exc.kind != "outdated":
+            raise
+        outdated = exc
+    try:
+        connect_sync(path, busy_timeout_ms=busy_timeout_ms).close()
+    except StorageError as exc:
+        if exc.kind in ("readonly", "cantopen"):
+            raise outdated from exc
+        raise
+    return connect_readonly(path, busy_timeout_ms=busy_timeout_ms)
+
+
+def _for_writing(path: Path, busy_timeout_ms: int, wait_s: float) -> sqlite3.Connection:
+    """A migrated connection whose transactions wait up to `wait_s` for another writer, saying so
+    on stderr after the first wait. Where the archive cannot be written (a read-only file, folder
+    or mount) it is opened read-only instead: what only reads still works, and the first write
+    fails with SQLite's read-only error (one line through `explain`), changing nothing."""
+    try:
+        return connect_sync(path, busy_timeout_ms=busy_timeout_ms,
+                            lock_wait=LockWait(wait_s, _lock_notice(path)))
+    except StorageError as exc:
+        if exc.kind not in ("readonly", "cantopen") or not path.is_file():
+            raise
+        writing = exc
+    try:
+        return connect_readonly(path, busy_timeout_ms=busy_timeout_ms)
+    except StorageError as exc:
+        if exc.kind in ("outdated", "readonly", "corrupt", "notadb"):
+            raise exc from writing  # says more than the writing open's failure
+        raise writing from None
+
+
 @contextmanager
-def open_archive(path: Path, *, must_exist: bool = True) -> Iterator[sqlite3.Connection]:
-    """The archive at `path` (see `archive_path`), migrated; a read-only command refuses a path
-    with no archive."""
+def open_archive(path: Path, *, must_exist: bool = True, readonly: bool = False, any_version: bool = False,
+                 lock_wait: float | None = None,
+                 busy_timeout_ms: int | None = None) -> Iterator[sqlite3.Connection]:
+    """The archive at `path` (see `archive_path`); a command that only reads refuses a path with no
+    archive and passes `readonly` (SQLite's read-only open: it works on a read-only file, folder or
+    mount, and never writes; `any_version` also takes an older schema as it is, for `check`).
+    A writing open is migrated, and its transactions wait up to `lock_wait` seconds (default
+    `--lock-wait`) for another process's write lock, telling stderr after the first wait, which is
+    `busy_timeout_ms` (default: 10 s, or half of `lock_wait` when that is shorter)."""
     memory = str(path) == ":memory:"
-    if must_exist and not memory and not path.exists():
+    if (must_exist or readonly) and not memory and not path.exists():
         raise CliError(f"no archive at {path}; create one with "
                        f"`chanwatch --db {path} import result.json` (or `import --sample`)")
     if path.is_dir():
         raise CliError(f"cannot open the archive at {path}: it is a directory")
-    conn = connect_sync(":memory:" if memory else path)
+    wait_s = lock_wait_s.get() if lock_wait is None else lock_wait
+    busy = busy_timeout_ms if busy_timeout_ms is not None else min(BUSY_TIMEOUT_MS, int(wait_s * 500))
+    if memory:
+        conn: sqlite3.Connection = connect_sync(":memory:")
+    elif readonly:
+        conn = _for_reading(path, busy, any_version)
+    else:
+        conn = _for_writing(path, busy, wait_s)
     try:
         search.register_functions(conn)
         yield conn
@@ -153,6 +224,17 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return convert
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text}")
+    return value
 
 
 def day(text: str) -> date:

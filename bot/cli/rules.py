@@ -59,7 +59,8 @@ def _rules(args: argparse.Namespace) -> int:
         chat = alert_chat_from(environment(args))
         if chat is None:
             raise CliError("rules add: give --chat CHAT_ID (or set CHANWATCH_ALERT_CHAT)")
-    with open_archive(archive_path(args), must_exist=args.action != "add") as conn:
+    with open_archive(archive_path(args), must_exist=args.action != "add",
+                      readonly=args.action == "list") as conn:
         try:
             if args.action == "add":
                 rule, created = run_in_transaction(conn, add_rule, chat, args.query)
@@ -89,7 +90,7 @@ def _rules_test(args: argparse.Namespace) -> int:
     text = args.query.strip()
     if args.since is not None:
         text = f"({text}) since:{args.since.isoformat()}" if text else f"since:{args.since.isoformat()}"
-    with open_archive(archive_path(args)) as conn:
+    with open_archive(archive_path(args), readonly=True) as conn:
         page = search(conn, text, limit=args.limit)
     one = page.total == 1 and page.total_exact
     print(f"{page.total_text} archived {'post matches' if one else 'posts match'} {args.query!r}"

@@ -106,7 +106,7 @@ def _summary(page: search.SearchPage, query: str, limit: int, offset: int) -> st
 def _search(args: argparse.Namespace) -> int:
     if args.query is None:
         raise CliError("search: give a query, e.g. chanwatch search 'canada sanctions'")
-    with open_archive(archive_path(args)) as conn:
+    with open_archive(archive_path(args), readonly=True) as conn:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
             for post in page.posts:

@@ -56,7 +56,7 @@ def _stats_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _stats(args: argparse.Namespace) -> int:
     path = archive_path(args)
-    with open_archive(path) as conn:
+    with open_archive(path, readonly=True) as conn:
         stats = stats_json(archive_stats(conn, datetime.now(UTC)))
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))

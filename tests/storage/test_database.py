@@ -1,10 +1,12 @@
-"""Opening the archive: failures are clear and leave nothing running; migrations bring old archives up."""
+"""Opening the archive: failures are clear and leave nothing running; migrations bring old archives up;
+a read-only open never migrates; writers wait for another's lock; SQLite's failures read as one line."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import threading
+import time
 
 import pytest
 
@@ -12,9 +14,13 @@ from storage.database import (
     AIOSQLITE_KNOWN,
     SCHEMA_VERSION,
     Database,
+    LockWait,
     StorageError,
     _migrations,
+    connect_readonly,
     connect_sync,
+    explain,
+    run_in_transaction,
 )
 from storage.ingest import ingest_batch
 from storage.records import iso
@@ -133,3 +139,85 @@ def test_version_6_lets_new_messages_find_what_an_older_archive_holds(tmp_path):
     assert conn.execute("SELECT origin_message_id FROM posts WHERE id = 2").fetchone()[0] == 11
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "posts_fingerprint" not in indexes and "posts_edited" in indexes
+
+
+# --- failures: full, read-only, locked, a failed commit ---------------------------------------------
+
+
+def test_explain_reads_sqlites_full_error_as_a_full_disk_and_names_the_archive(tmp_path):
+    path = tmp_path / "a.db"
+    conn = connect_sync(path)
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own limit: the same SQLITE_FULL
+    with pytest.raises(sqlite3.OperationalError) as raised:
+        conn.execute("INSERT INTO subscribers (chat_id, created_at) VALUES (1, ?)", ("x" * 100_000,))
+    error = explain(raised.value, path)
+    assert error.kind == "full"
+    assert str(error).startswith(f"the disk holding the archive at {path} is full; nothing was half-written")
+
+
+def test_a_read_only_open_never_migrates_and_refuses_an_older_archive_unless_asked(tmp_path):
+    path = tmp_path / "v5.db"
+    _archive_at_version(path, 5).close()
+    with pytest.raises(StorageError, match="has schema version 5, older than this chanwatch's") as raised:
+        connect_readonly(path)
+    assert raised.value.kind == "outdated"
+    conn = connect_readonly(path, any_version=True)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("INSERT INTO channels (id, username) VALUES (1, 'x')")
+    conn.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 5
+    raw.close()
+
+
+def _locked_by_another_connection(path) -> sqlite3.Connection:
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_writer_waits_past_its_busy_timeout_and_goes_on_when_the_other_writer_commits(tmp_path):
+    path = tmp_path / "a.db"
+    connect_sync(path).close()
+    holder = _locked_by_another_connection(path)
+    calls: list[str] = []
+
+    def other_writer_finishes() -> None:  # called once the first wait (0.1 s) has passed
+        calls.append("waiting")
+        holder.execute("COMMIT")
+
+    conn = connect_sync(path, busy_timeout_ms=100, lock_wait=LockWait(30, other_writer_finishes))
+    run_in_transaction(conn, lambda c: c.execute("INSERT INTO channels (id, username) VALUES (1, 'x')"))
+    assert calls == ["waiting"]
+    assert conn.execute("SELECT username FROM channels").fetchone()[0] == "x"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 100  # restored after the retries
+
+
+def test_a_writer_gives_up_with_sqlites_locked_error_after_its_total_wait(tmp_path):
+    path = tmp_path / "a.db"
+    connect_sync(path).close()
+    holder = _locked_by_another_connection(path)
+    calls: list[float] = []
+    conn = connect_sync(path, busy_timeout_ms=100, lock_wait=LockWait(0.5, lambda: calls.append(1.0)))
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        run_in_transaction(conn, lambda c: c.execute("INSERT INTO channels (id, username) VALUES (1, 'x')"))
+    assert 0.5 <= time.monotonic() - started < 3
+    assert calls == [1.0] and not conn.in_transaction
+    holder.execute("ROLLBACK")
+
+
+def test_a_commit_that_fails_is_rolled_back_so_the_connection_can_go_on(tmp_path):
+    conn = connect_sync(tmp_path / "a.db")
+
+    def orphan_rule(c: sqlite3.Connection) -> None:  # checked only at COMMIT
+        c.execute("PRAGMA defer_foreign_keys = ON")
+        c.execute("INSERT INTO rules (chat_id, query, created_at) VALUES (404, 'x', 'now')")
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        run_in_transaction(conn, orphan_rule)
+    assert not conn.in_transaction
+    assert conn.execute("SELECT count(*) FROM rules").fetchone()[0] == 0
+    run_in_transaction(conn, lambda c: c.execute("INSERT INTO channels (id, username) VALUES (1, 'x')"))
