@@ -204,7 +204,7 @@ def test_a_writer_gives_up_with_sqlites_locked_error_after_its_total_wait(tmp_pa
     started = time.monotonic()
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         run_in_transaction(conn, lambda c: c.execute("INSERT INTO channels (id, username) VALUES (1, 'x')"))
-    assert 0.5 <= time.monotonic() - started < 3
+    assert time.monotonic() - started >= 0.5  # the whole wait (no upper bound: a noisy machine)
     assert calls == [1.0] and not conn.in_transaction
     holder.execute("ROLLBACK")
 
