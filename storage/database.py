@@ -489,8 +489,11 @@ class Database:
             if str(path) != ":memory:":
                 Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             conn = await aiosqlite.connect(str(path), isolation_level=None)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise explain(exc, path) from exc
+        except OSError as exc:
+            raise StorageError(f"cannot open the archive at {path}: {exc.strerror or exc}",
+                               "cantopen") from exc
         db = cls(conn, str(path))
         try:
             await db.run(configure)
@@ -498,7 +501,7 @@ class Database:
         except BaseException as exc:  # StorageError too (a newer schema): never leave the thread running
             await conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise StorageError(f"cannot open the archive at {path}: {exc}") from exc
+                raise explain(exc, path) from exc
             raise
         return db
 

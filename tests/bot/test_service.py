@@ -398,6 +398,21 @@ async def test_run_with_an_unopenable_archive_exits_2_before_connecting(world, r
     assert sum(world.requests.values()) == 0
 
 
+async def test_run_with_a_file_that_is_not_an_archive_exits_2_with_one_line_and_leaves_it_alone(
+        world, reader_account, bot_account, tmp_path, capsys):
+    session = await saved_session(world, reader_account)
+    world.reset_requests()
+    garbage = tmp_path / "notes.txt"
+    garbage.write_bytes(b"not an archive, some notes\n" * 500)
+    settings = replace(daemon_settings(tmp_path, session, bot_account.bot_token), db_path=garbage)
+    status = await run_daemon(settings, prepare=lambda client, kind: attach(world, client))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith("chanwatch: CHANWATCH_DB: cannot open the archive") and "not an SQLite" in err[0]
+    assert garbage.read_bytes() == b"not an archive, some notes\n" * 500
+    assert sum(world.requests.values()) == 0
+
+
 # --- logs ---------------------------------------------------------------------------------------
 
 
