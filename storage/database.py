@@ -1,5 +1,5 @@
 """Open the archive (WAL, foreign keys, busy timeout), migrate it forward, run transactions; open it
-read-only; say in one line what an SQLite failure means (`explain`); check the file (`find_problems`).
+read-only. What a failure means is `storage.faults`; checking the file is `storage.integrity`.
 
 Storage logic is written as plain synchronous functions over `sqlite3.Connection` (easy to test and
 to benchmark); `Database` runs them on aiosqlite's worker thread so a whole batch is one thread hop
@@ -14,8 +14,6 @@ can be writing to it then, since a writer needs that file too.
 from __future__ import annotations
 
 import functools
-import os
-import shlex
 import sqlite3
 import time
 from collections.abc import Callable
@@ -26,100 +24,16 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from storage.faults import StorageError, explain, problem_kind
+
+__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "ArchiveConnection", "Database", "LockWait", "StorageError",
+           "begin_immediate", "configure", "connect_readonly", "connect_sync", "explain", "migrate",
+           "run_in_transaction", "schema_version"]
+
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 64 * 1024
-FULL_BELOW_BYTES = 1 << 20
-"""An I/O error on a disk with less free space than this is reported as a full disk: SQLite says
-"disk I/O error" when it cannot even make room for its `-shm` file."""
-PROBLEMS_SHOWN = 20
-"""`find_problems` lists at most this many problems of each check (and says how many more)."""
-
-
-class StorageError(Exception):
-    """The archive cannot be opened or used; the message says why and what to do. `kind` is the
-    problem's class (`corrupt`, `notadb`, `readonly`, `full`, `locked`, `io`, `cantopen`, `outdated`,
-    `other`)."""
-
-    def __init__(self, message: str, kind: str = "other") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-# SQLite's primary result codes (the low byte of `sqlite_errorcode`) that a user can meet.
-_KINDS = {5: "locked", 6: "locked", 8: "readonly", 10: "io", 11: "corrupt", 13: "full", 14: "cantopen",
-          26: "notadb"}
-
-
-def problem_kind(exc: sqlite3.Error) -> str:
-    """What class of problem an SQLite error is, by its result code, else by its message."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int) and (code & 0xFF) in _KINDS:
-        return _KINDS[code & 0xFF]
-    text = str(exc).lower()
-    if "not a database" in text:
-        return "notadb"
-    if "malformed" in text or "could not decode" in text:
-        return "corrupt"
-    if "readonly" in text or "read-only" in text:
-        return "readonly"
-    if "disk is full" in text:
-        return "full"
-    if "locked" in text or "busy" in text:
-        return "locked"
-    return "other"
-
-
-def _shell(path: str | Path) -> str:
-    """`path` as it must be typed in a shell command we suggest."""
-    return shlex.quote(str(path))
-
-
-def _free_bytes(path: str | Path) -> int | None:
-    """Free space for ordinary users on the file system holding `path`, if it can be told."""
-    try:
-        stat = os.statvfs(Path(path).expanduser().absolute().parent)
-    except (OSError, ValueError):
-        return None
-    return stat.f_bavail * stat.f_frsize
-
-
-def explain(exc: sqlite3.Error, path: str | Path) -> StorageError:
-    """One line for an SQLite failure on the archive at `path`: what is wrong and what to do.
-
-    Never echoes the error's own text for corruption (a decode error carries the bad bytes).
-    """
-    kind = problem_kind(exc)
-    if kind == "io" and str(path) != ":memory:" and (_free_bytes(path) or 0) < FULL_BELOW_BYTES:
-        kind = "full"
-    where = f"the archive at {path}"
-    if kind == "corrupt":
-        what = "text that is not UTF-8" if "decode" in str(exc).lower() else "the database file is malformed"
-        text = (f"{where} is damaged ({what}); `chanwatch --db {_shell(path)} check` shows what is wrong "
-                "and how to recover what is still readable, or restore a backup")
-    elif kind == "notadb":
-        text = (f"cannot open {where}: the file is not an SQLite database (another file, or damaged from "
-                "its first page); point --db or CHANWATCH_DB at the archive, or restore a backup")
-    elif kind == "readonly":
-        text = (f"{where} is read-only (the file, its folder or the mount); this command writes to it: "
-                "make it writable, or copy it somewhere writable and use --db")
-    elif kind == "full":
-        text = (f"the disk holding {where} is full; nothing was half-written (the archive is consistent): "
-                "free some space and run the command again")
-    elif kind == "locked":
-        text = (f"{where} is locked by another process writing to it (another import or `chanwatch run`?); "
-                "run the command again when it has finished")
-    elif kind == "io":
-        text = (f"cannot read or write {where}: disk I/O error; check the disk, then "
-                f"`chanwatch --db {_shell(path)} check`")
-    elif kind == "cantopen":
-        text = f"cannot open {where}: {exc}; check the path and its folder's permissions"
-    else:
-        text = f"{where}: {exc}"
-    return StorageError(text, kind)
-
-
 def _migrations() -> list[str]:
     """Forward-only migrations; index i brings the schema from version i to i + 1."""
     base = resources.files("storage")
@@ -312,152 +226,6 @@ def run_in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: An
                 pass  # SQLite rolled back already, or cannot: the original error says more
         raise
     return result
-
-
-# --- checking the file ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the archive file: which check found it, and what (never stored data)."""
-
-    check: str  # "integrity", "foreign key", "text", "search index"
-    detail: str
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _is_utf8(value: bytes | None) -> int:
-    try:
-        (value or b"").decode("utf-8")
-    except UnicodeDecodeError:
-        return 0
-    return 1
-
-
-def _capped(problems: list[Problem], check: str, count: int, limit: int) -> list[Problem]:
-    if count > limit:
-        problems = [*problems, Problem(check, f"… and {count - limit:,} more")]
-    return problems
-
-
-def _stopped(check: str, exc: sqlite3.Error) -> Problem:
-    """A check that could not finish: the file is damaged where it reads (or it says why)."""
-    return Problem("integrity", f"the {check} check stopped: {_error_text(exc)}")
-
-
-def _integrity(conn: sqlite3.Connection, quick: bool, limit: int) -> list[Problem]:
-    pragma = "quick_check" if quick else "integrity_check"
-    try:
-        found = [line for row in conn.execute(f"PRAGMA {pragma}({limit + 1})")
-                 for line in str(row[0]).splitlines() if line and not line.startswith("*** in database")]
-    except sqlite3.Error as exc:
-        return [_stopped("integrity", exc)]
-    if found == ["ok"]:
-        return []
-    more = [Problem("integrity", "… and more")] if len(found) > limit else []
-    return [Problem("integrity", line) for line in found[:limit]] + more
-
-
-def _foreign_keys(conn: sqlite3.Connection, limit: int) -> list[Problem]:
-    try:
-        rows = conn.execute("PRAGMA foreign_key_check").fetchall()
-    except sqlite3.Error as exc:
-        return [_stopped("foreign key", exc)]
-    found = [Problem("foreign key", f"{table} row {rowid} refers to a {parent} row that is not there")
-             for table, rowid, parent, _ in rows[:limit]]
-    return _capped(found, "foreign key", len(rows), limit)
-
-
-def _text_encoding(conn: sqlite3.Connection, limit: int) -> list[Problem]:
-    """Text values that are not UTF-8 (SQLite stores what it is given; Python cannot read them)."""
-    conn.create_function("chanwatch_is_utf8", 1, _is_utf8, deterministic=True)
-    found: list[Problem] = []
-    try:
-        tables = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
-                              "AND name NOT LIKE 'sqlite%' AND sql NOT LIKE 'CREATE VIRTUAL%'").fetchall()
-        for table, sql in tables:
-            key = "NULL" if "WITHOUT ROWID" in str(sql).upper() else "rowid"
-            for column in [r[1] for r in conn.execute(f"PRAGMA table_info({_quoted(table)})")]:
-                bad = [r[0] for r in conn.execute(
-                    f"SELECT {key} FROM {_quoted(table)} WHERE typeof({_quoted(column)}) = 'text' "
-                    f"AND NOT chanwatch_is_utf8(CAST({_quoted(column)} AS BLOB))")]
-                if bad:
-                    rows = "" if key == "NULL" else " (rowid " + ", ".join(map(str, bad[:limit])) + (
-                        ", …)" if len(bad) > limit else ")")
-                    found.append(Problem("text", f"{table}.{column}: {len(bad):,} "
-                                                 f"{'value is' if len(bad) == 1 else 'values are'} "
-                                                 f"not UTF-8{rows}"))
-    except sqlite3.Error as exc:
-        found.append(_stopped("text encoding", exc))
-    return found
-
-
-def _search_index(conn: sqlite3.Connection) -> list[Problem]:
-    try:
-        posts, indexed = conn.execute(
-            "SELECT (SELECT count(*) FROM posts), (SELECT count(*) FROM posts_fts_docsize)").fetchone()
-    except sqlite3.Error as exc:
-        return [_stopped("search index", exc)]
-    if posts == indexed:
-        return []
-    return [Problem("search index", f"it indexes {indexed:,} posts of {posts:,}")]
-
-
-def _error_text(exc: sqlite3.Error) -> str:
-    """An SQLite error as a check reports it: never with the stored bytes a decode error quotes."""
-    return "text that is not UTF-8" if "decode" in str(exc).lower() else str(exc)
-
-
-def find_problems(conn: sqlite3.Connection, *, quick: bool = False,
-                  limit: int = PROBLEMS_SHOWN) -> list[Problem]:
-    """What is wrong with the archive file; none when it is sound. SQLite's integrity_check (or the
-    faster quick_check, which skips comparing indexes with their tables), foreign keys, text that is
-    not UTF-8, and whether the search index covers every post. Reads only."""
-    return [*_integrity(conn, quick, limit), *_foreign_keys(conn, limit), *_text_encoding(conn, limit),
-            *_search_index(conn)]
-
-
-def header_schema_version(path: str | Path) -> int | None:
-    """The schema version as the file's header holds it (bytes 60-63), for an archive whose schema
-    SQLite cannot read; None when there is no SQLite header to read."""
-    try:
-        with Path(path).expanduser().open("rb") as f:
-            header = f.read(100)
-    except OSError:
-        return None
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
-        return None
-    return int.from_bytes(header[60:64], "big")
-
-
-def how_to_recover(path: str | Path, problems: list[Problem], version: int | None) -> list[str]:
-    """What to do about `problems`, as lines of advice with the commands to type (SQLite's own tools:
-    SQL text stays in storage/)."""
-    shown = _shell(path)
-    checks = {p.check for p in problems}
-    lines: list[str] = []
-    if checks & {"integrity", "foreign key"}:
-        if version is None:
-            version = header_schema_version(path)
-        user_version = f"echo 'PRAGMA user_version = {version if version is not None else SCHEMA_VERSION};'"
-        lines += [
-            "to recover: restore a backup, or copy what is still readable into a new archive and use that:",
-            f"  sqlite3 {shown} .recover | sqlite3 recovered.db",
-            "  (a sqlite3 that says \"SQL logic error\" there lacks .recover; use instead",
-            f"   (sqlite3 {shown} .dump; {user_version}) | sqlite3 recovered.db)",
-            "  sqlite3 recovered.db \"INSERT INTO posts_fts(posts_fts) VALUES('rebuild')\"",
-            "  chanwatch --db recovered.db check",
-        ]
-    elif "search index" in checks:
-        lines.append(f"to rebuild the search index: sqlite3 {shown} "
-                     "\"INSERT INTO posts_fts(posts_fts) VALUES('rebuild')\"")
-    if "text" in checks:
-        lines.append("text that is not UTF-8 cannot be read: restore a backup, or overwrite those values "
-                     f"with sqlite3 {shown} (UPDATE table SET column = '' WHERE rowid = N)")
-    return lines
 
 
 AIOSQLITE_KNOWN = ("0.19", "0.20", "0.21", "0.22")

@@ -1,6 +1,6 @@
 """`chanwatch check`: is the archive file sound? SQLite's integrity check, foreign keys, text that
-is not UTF-8 and the search index (`storage.database.find_problems`); exit 0 when sound, else the
-problems, how to recover (`storage.database.how_to_recover`) and exit 2.
+is not UTF-8 and the search index (`storage.integrity.find_problems`); exit 0 when sound, else the
+problems, how to recover (`storage.integrity.how_to_recover`) and exit 2.
 
 It opens the archive read-only and as it is (an older schema is reported, not upgraded), so it works
 on a read-only or damaged archive and never changes it.
@@ -12,14 +12,8 @@ import argparse
 import sys
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, Command, archive_path, open_archive
-from storage.database import (
-    SCHEMA_VERSION,
-    Problem,
-    StorageError,
-    find_problems,
-    how_to_recover,
-    schema_version,
-)
+from storage.database import SCHEMA_VERSION, StorageError, schema_version
+from storage.integrity import Problem, find_problems, how_to_recover
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
