@@ -62,6 +62,24 @@ def _free_bytes(path: str | Path) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
+_SAYS = {
+    "corrupt": "{where} is damaged ({what}); `chanwatch --db {shell} check` shows what is wrong and how to "
+               "recover what is still readable, or restore a backup",
+    "notadb": "cannot open {where}: the file is not an SQLite database (another file, or damaged from its "
+              "first page); point --db or CHANWATCH_DB at the archive, or restore a backup",
+    "readonly": "{where} is read-only (the file, its folder or the mount); this command writes to it: make "
+                "it writable, or copy it somewhere writable and use --db",
+    "full": "the disk holding {where} is full; nothing was half-written (the archive is consistent): free "
+            "some space and run the command again",
+    "locked": "{where} is locked by another process writing to it (another import or `chanwatch run`?); "
+              "run the command again when it has finished",
+    "io": "cannot read or write {where}: disk I/O error; check the disk, then `chanwatch --db {shell} check`",
+    "cantopen": "cannot open {where}: {error}; check the path and its folder's permissions",
+    "other": "{where}: {error}",
+}
+"""What each kind of failure says; `explain` fills in the archive and the error."""
+
+
 def explain(exc: sqlite3.Error, path: str | Path) -> StorageError:
     """One line for an SQLite failure on the archive at `path`: what is wrong and what to do.
 
@@ -70,28 +88,7 @@ def explain(exc: sqlite3.Error, path: str | Path) -> StorageError:
     kind = problem_kind(exc)
     if kind == "io" and str(path) != ":memory:" and (_free_bytes(path) or 0) < FULL_BELOW_BYTES:
         kind = "full"
-    where = f"the archive at {path}"
-    if kind == "corrupt":
-        what = "text that is not UTF-8" if "decode" in str(exc).lower() else "the database file is malformed"
-        text = (f"{where} is damaged ({what}); `chanwatch --db {shell_quoted(path)} check` shows what is "
-                "wrong and how to recover what is still readable, or restore a backup")
-    elif kind == "notadb":
-        text = (f"cannot open {where}: the file is not an SQLite database (another file, or damaged from "
-                "its first page); point --db or CHANWATCH_DB at the archive, or restore a backup")
-    elif kind == "readonly":
-        text = (f"{where} is read-only (the file, its folder or the mount); this command writes to it: "
-                "make it writable, or copy it somewhere writable and use --db")
-    elif kind == "full":
-        text = (f"the disk holding {where} is full; nothing was half-written (the archive is consistent): "
-                "free some space and run the command again")
-    elif kind == "locked":
-        text = (f"{where} is locked by another process writing to it (another import or `chanwatch run`?); "
-                "run the command again when it has finished")
-    elif kind == "io":
-        text = (f"cannot read or write {where}: disk I/O error; check the disk, then "
-                f"`chanwatch --db {shell_quoted(path)} check`")
-    elif kind == "cantopen":
-        text = f"cannot open {where}: {exc}; check the path and its folder's permissions"
-    else:
-        text = f"{where}: {exc}"
+    what = "text that is not UTF-8" if "decode" in str(exc).lower() else "the database file is malformed"
+    text = _SAYS[kind].format(where=f"the archive at {path}", shell=shell_quoted(path), what=what,
+                              error=exc)
     return StorageError(text, kind)
