@@ -34,3 +34,9 @@ def test_the_ingest_and_search_benchmarks_run_on_a_tiny_archive(tmp_path):
 def test_the_simulator_benchmarks_run_at_a_tiny_size(tmp_path, argv, says):
     extra = ("--dir", str(tmp_path)) if argv[0] == "percolate.py" else ()
     assert says in bench(*argv, *extra, cwd=tmp_path)
+
+
+def test_the_import_benchmark_runs_on_a_tiny_export(tmp_path):
+    out = bench("import_export.py", "--messages", "300", "--runs", "1", "--dir", str(tmp_path), cwd=tmp_path)
+    assert "desktop export of" in out and "messages/s" in out and "peak" in out
+    assert not list(tmp_path.glob("chanwatch-bench-*"))  # the export and the archive are removed

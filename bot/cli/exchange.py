@@ -11,7 +11,7 @@ from typing import TextIO
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive, plural
 from bot.cli.progress import progress_bars
-from storage.exchange import ExchangeError, ImportReport, export_posts, import_file
+from storage.exchange import ExchangeError, ImportReport, ImportStopped, export_posts, import_file, one_line
 
 
 def sample_files() -> list[str]:
@@ -24,13 +24,21 @@ def sample_files() -> list[str]:
 
 
 def import_line(report: ImportReport, shown: str) -> str:
-    """One line per imported file: `shown: desktop export of X: 924 messages (908 new, ...)`."""
+    """One line per imported file: `shown: desktop export of X: 924 messages (908 new, ...)`, and the
+    malformed messages it skipped, the first few named: `; 2 malformed messages skipped: message 17
+    (text_entities[1]: a number 5, expected an object), ...`. A line break in a name is escaped."""
     skipped = f", {report.service_skipped} service skipped" if report.service_skipped else ""
-    return (
+    line = (
         f"{shown}: {report.format} export of {report.channel}: {report.messages} "
         f"{plural(report.messages, 'message')} ({report.new} new, {report.updated} updated, "
         f"{report.unchanged} unchanged{skipped}), {report.posts_new} new {plural(report.posts_new, 'post')}"
     )
+    if report.malformed:
+        unit = "message" if report.format == "desktop" else "post"
+        more = report.malformed - len(report.malformed_shown)
+        named = "; ".join(report.malformed_shown) + (f"; and {more} more" if more > 0 else "")
+        line += f"; {report.malformed} malformed {plural(report.malformed, unit)} skipped: {named}"
+    return one_line(line)
 
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +53,8 @@ def _import(args: argparse.Namespace) -> int:
     if not args.paths and not args.sample:
         raise CliError("import: give one or more files to import, or --sample")
     status = EXIT_OK
-    with open_archive(archive_path(args), must_exist=False) as conn, ExitStack() as stack:
+    archive = archive_path(args)
+    with open_archive(archive, must_exist=False) as conn, ExitStack() as stack:
         sources: list[tuple[str, Path]] = []
         if args.sample:
             folder = resources.files("bot").joinpath("sample")
@@ -55,10 +64,12 @@ def _import(args: argparse.Namespace) -> int:
         for shown, path in sources:
             try:
                 with progress_bars(not args.no_progress, unit="items") as progress:
-                    report = import_file(conn, path, progress=progress)
+                    report = import_file(conn, path, progress=progress, archive=archive)
             except ExchangeError as exc:
-                print(f"{PROG}: {exc}", file=sys.stderr)
+                print(f"{PROG}: {one_line(str(exc))}", file=sys.stderr)
                 status = EXIT_USAGE
+                if isinstance(exc, ImportStopped) and exc.archive_kind is not None:
+                    break  # the archive, not this file, stopped it: the next files would stop too
                 continue
             print(import_line(report, shown))
     return status
@@ -74,7 +85,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with open_archive(archive_path(args)) as conn:
+    with open_archive(archive_path(args), readonly=True) as conn:
         if args.out is None:
             export_posts(conn, args.query, args.format, sys.stdout)
             sys.stdout.flush()

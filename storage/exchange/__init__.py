@@ -1,7 +1,15 @@
 """Import and export of the archive: Telegram Desktop JSON exports in, our JSONL and CSV out (and in).
 
 One module a format: `desktop` (Telegram Desktop exports in), `export` (JSONL and CSV out),
-`jsonl` (our JSONL back in); `common` holds the report and the error they share.
+`jsonl` (our JSONL back in); `common` holds the report and the errors they share, `check` the field
+checks that name a malformed message instead of failing on it.
+
+Imports stream: memory stays bounded whatever the file's size (Desktop exports are read with ijson,
+JSONL a line at a time). They never fail halfway on one bad message: a message (post) with a field
+of the wrong type or out of range is skipped, counted and named in the report. A file that is not an
+export at all is refused before anything is written (`ExchangeError`). An import that stops partway
+(a bad JSONL line, a full disk) raises `ImportStopped`, which says how many messages the committed
+batches hold; importing the file again adds the rest and nothing twice.
 
 Imports go through `storage.ingest`, so they deduplicate exactly like polling does and are
 idempotent: importing the same file twice changes nothing. Imports never run the alert hook
@@ -38,12 +46,21 @@ CSV: one row per post, sightings flattened as `rusembc/500 forward; MFARussia/10
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from storage.exchange.common import BATCH_SIZE, ExchangeError, ImportReport
+import ijson
+
+from storage.exchange.check import Malformed, one_line
+from storage.exchange.common import (
+    BATCH_SIZE,
+    ExchangeError,
+    ImportReport,
+    ImportStopped,
+    any_int_digits,
+    archive_name,
+)
 from storage.exchange.desktop import desktop_entities, desktop_media, desktop_record, import_desktop
 from storage.exchange.export import export_posts
 from storage.exchange.jsonl import import_jsonl
@@ -53,12 +70,15 @@ __all__ = [
     "BATCH_SIZE",
     "ExchangeError",
     "ImportReport",
+    "ImportStopped",
+    "Malformed",
     "desktop_entities",
     "desktop_media",
     "desktop_record",
     "detect_format",
     "export_posts",
     "import_file",
+    "one_line",
 ]
 
 
@@ -88,31 +108,65 @@ def detect_format(path: Path) -> str:
         kind = "a JSON list" if stripped.startswith("[") else "not JSON"
         raise ExchangeError(f"{path}: {kind}; {expected}")
     if stripped.startswith("{\n") or stripped.startswith("{\r\n"):
-        return "desktop"  # pretty-printed, as Telegram Desktop writes it; _load_desktop checks it
+        return "desktop"  # pretty-printed, as Telegram Desktop writes it; its reader checks it
+    return "jsonl" if _first_object_has_post_id(path) else "desktop"
+
+
+def _first_object_has_post_id(path: Path) -> bool:
+    """Whether the file's first JSON value has a top-level `post_id` (our JSONL's first key), read
+    key by key: a one-line Desktop export is never read whole here (it names `messages` first)."""
     try:
-        with path.open(encoding="utf-8-sig") as fh:
-            first_line = next((line for line in fh if line.strip()), "")
-        first = json.loads(first_line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return "desktop"  # _load_desktop says what is wrong with it
-    if isinstance(first, dict) and "post_id" in first:
-        return "jsonl"
-    return "desktop"
+        with any_int_digits(), path.open("rb") as fh:
+            if fh.read(3) != b"\xef\xbb\xbf":
+                fh.seek(0)
+            for prefix, event, value in ijson.parse(fh, multiple_values=True):
+                if prefix == "" and event == "map_key":
+                    if value == "post_id":
+                        return True
+                    if value == "messages":
+                        return False
+                elif prefix == "" and event in ("end_map", "end_array"):
+                    return False
+    except (ijson.JSONError, UnicodeDecodeError, OSError):
+        pass  # the Desktop reader says what is wrong with it
+    return False
+
+
+def _check_path(path: Path) -> None:
+    """ExchangeError unless `path` is a file: a directory is told apart, and its result.json named."""
+    if path.is_dir():
+        inside = path / "result.json"
+        if inside.is_file():
+            raise ExchangeError(f"{path}: is a directory; give the result.json inside it: {inside}")
+        raise ExchangeError(f"{path}: is a directory; give the result.json of a Telegram Desktop export "
+                            "(or a chanwatch JSONL export), not its folder")
+    if not path.exists():
+        raise ExchangeError(f"{path}: no such file")
+    if not path.is_file():
+        raise ExchangeError(f"{path}: not a regular file; expected a Telegram Desktop result.json or a "
+                            "chanwatch JSONL export")
 
 
 def import_file(
     conn: sqlite3.Connection, path: str | Path, *, progress: Progress | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, archive: str | Path | None = None,
 ) -> ImportReport:
     """Import one file (format detected by content) into the archive; idempotent.
 
+    Streams: memory stays bounded whatever the file's size. A message (post) that cannot be read is
+    skipped and counted in the report (`malformed`, the first few named); a file that is not an
+    export raises ExchangeError before anything is written; an import that stops partway (a bad
+    JSONL line, a full disk) raises ImportStopped saying how much was committed. `archive` names
+    the archive in those messages (default: the file `conn` has open).
+
     `progress` hears how far it got: a Desktop export counts its messages under the channel's
-    title, out of a known total; our JSONL counts posts under the file's name, total unknown.
+    title, out of a total counted first; our JSONL counts posts under the file's name, total unknown.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ExchangeError(f"{path}: no such file")
-    fmt = detect_format(path)
-    if fmt == "jsonl":
-        return import_jsonl(conn, path, progress=progress)
-    return import_desktop(conn, path, progress=progress, now=now)
+    _check_path(path)
+    where = archive if archive is not None else archive_name(conn)
+    with any_int_digits():
+        fmt = detect_format(path)
+        if fmt == "jsonl":
+            return import_jsonl(conn, path, progress=progress, archive=where)
+        return import_desktop(conn, path, progress=progress, now=now, archive=where)

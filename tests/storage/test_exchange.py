@@ -369,7 +369,7 @@ def test_export_pages_through_many_posts(conn, monkeypatch):
     (b'{"name": "x", "id": 1, "messages": [', "not valid JSON"),
     (b'{"name": "x", "type": "personal_chat", "id": 1, "messages": []}', "personal_chat"),
     (b'{"about": "", "chats": {"list": []}}', "whole-account export"),
-    (b'{"post_id": 1, "sightings": []}\nnot json\n', "line 2 is not JSON"),
+    (b'{"post_id": 1, "sightings": []}\nnot json\n', "stopped at line 2: not JSON"),
     (b"\xff\xfe\xfa", "not UTF-8"),
 ])
 def test_a_file_that_is_not_an_export_is_refused_in_one_line(conn, tmp_path, content, fragment):
