@@ -33,7 +33,13 @@ from telethon.tl.functions.users import GetUsersRequest
 
 from bot.clock import cron_trigger, utcnow
 from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
-from bot.telegram import FloodDeferred, call_with_flood_policy, forget_local_flood
+from bot.telegram import (
+    REQUEST_TIMEOUT,
+    FloodDeferred,
+    answered_within,
+    call_with_flood_policy,
+    forget_local_flood,
+)
 from storage.database import Database
 from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
@@ -188,7 +194,8 @@ class Dispatcher:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, flood_max_wait: float = 60,
                  logger: logging.Logger = log, per_chat_interval: float = 1.0,
                  messages_per_second: float = 25.0, batch_size: int = 100,
-                 before_send: Hook | None = None, before_mark: Hook | None = None) -> None:
+                 before_send: Hook | None = None, before_mark: Hook | None = None,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
         cron_trigger(default_schedule, default_timezone)  # a bad default fails here, at start-up
         self.db = db
         self.client = client
@@ -197,6 +204,7 @@ class Dispatcher:
         self.now = now
         self.sleep = sleep
         self.flood_max_wait = flood_max_wait
+        self.request_timeout = request_timeout
         self.log = logger
         self.batch_size = batch_size
         self.before_send = before_send
@@ -215,14 +223,17 @@ class Dispatcher:
         await self.sleep(seconds)
 
     async def _send(self, chat_id: int, text: str) -> None:
-        async def attempt() -> None:
-            forget_local_flood(self.client, *_SEND_REQUESTS)
+        async def send() -> None:
             try:
                 peer = await self.client.get_input_entity(chat_id)
             except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
                 raise ChatUnreachable("the bot does not know this chat (it must message the bot first)") \
                     from exc
             await self.client.send_message(peer, text, parse_mode="html", link_preview=False)
+
+        async def attempt() -> None:
+            forget_local_flood(self.client, *_SEND_REQUESTS)
+            await answered_within(send(), "SendMessageRequest", self.request_timeout)
 
         await call_with_flood_policy(attempt, kind="send_alert", max_wait=self.flood_max_wait,
                                      sleep=self._flood_sleep, log=self.log, now=self.now)

@@ -31,7 +31,7 @@ from bot.commands import Commands
 from bot.config import Settings
 from bot.poller import Poller
 from bot.resolve import WatchList
-from bot.telegram import FloodPolicy
+from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from storage.database import Database
 from storage.percolator import Percolator
 from storage.rules import seed_alert_chat
@@ -123,7 +123,10 @@ class Service:
         self._add_jobs()
         if self.commands is not None:
             self.commands.register()
-            await self.commands.publish_menu()
+            try:  # publish_menu logs Telegram's refusals; an answer that never comes must not stop the start
+                await answered_within(self.commands.publish_menu(), "SetBotCommandsRequest")
+            except RequestTimeout as exc:
+                self.log.warning("could not publish the bot's command menu: %s", exc)
         if not self.scheduler.running:
             self.scheduler.start()
         self.log.info("service started: %d jobs, poll every %gs, recheck every %gs",

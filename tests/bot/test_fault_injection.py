@@ -7,18 +7,38 @@ thing they found in the daemon. Time moves only through the World's clock and th
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import sqlite3
+from pathlib import Path
 
 import pytest
-from telethon import functions, types
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from telethon import TelegramClient, functions, types
 
+from bot.alerts import Dispatcher
+from bot.config import Settings
+from bot.connect import connect_bot, connect_user
+from bot.poller import Poller
+from bot.service import Service
 from bot.simulator import (
     CHAOS_KINDS,
     Chaos,
     LoopClock,
     RequestHung,
+    SimChannel,
+    SimUser,
+    World,
+    attach,
     drive,
 )
 from bot.simulator.chaos import TELETHON_ATTEMPTS, TELETHON_RETRY_DELAY
+from bot.telegram import REQUEST_TIMEOUT
+from storage.channels import store_resolved
+from storage.outbox import get_alerts
+from storage.percolator import Percolator
+from storage.records import Channel
+from storage.rules import seed_alert_chat
+from tests.bot.conftest import API_HASH, saved_session
 
 # --- the simulator's faults -----------------------------------------------------------------------
 
@@ -86,3 +106,97 @@ async def test_telethon_retries_a_server_error_on_the_loop_clock_without_waiting
         [message] = await drive(world, clock, reader.get_messages(ch.input_peer, limit=1))
     assert message.message == "eventually" and world.requests["messages.GetHistory"] == 3
     assert clock.offset >= 2 * TELETHON_RETRY_DELAY
+
+
+# --- what the faults found ------------------------------------------------------------------------
+
+
+def paused_scheduler() -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    scheduler.start(paused=True)
+    return scheduler
+
+
+async def watched(db, world: World, *chans: SimChannel) -> None:
+    """Channels stored as resolved and watched, as the daemon's start leaves them."""
+    for ch in chans:
+        channel = Channel(ch.id, ch.username, ch.title, ch.access_hash, watched=True)
+        await db.transaction(store_resolved, channel, "ok", None, world.now.isoformat())
+
+
+def bot_texts(world: World, user: SimUser, bot: SimUser) -> list[str]:
+    return [e.text for e in world.chat_log(user, with_=bot) if e.sender_id == bot.id]
+
+
+async def daemon_clients(world: World, settings: Settings) -> tuple[TelegramClient, TelegramClient]:
+    """The daemon's two clients as `chanwatch run` makes them (bot.connect), on the simulator."""
+    prepare = lambda client, kind: attach(world, client)  # noqa: E731
+    return await connect_user(settings, prepare=prepare), await connect_bot(settings, prepare=prepare)
+
+
+async def sim_settings(world: World, reader_account: SimUser, bot_account: SimUser, path: str,
+                       **kwargs: object) -> Settings:
+    session = await saved_session(world, reader_account)
+    return Settings(db_path=Path(path), api_id=12345, api_hash=API_HASH, session=session,  # type: ignore[arg-type]
+                    bot_token=bot_account.bot_token, **kwargs)
+
+
+async def set_disk_full(service: Service, full: bool) -> None:
+    """SQLite's own SQLITE_FULL: the daemon's connection may not grow the file past its size now. The
+    file is compacted first (as a full disk leaves no slack), so the next page a write needs fails."""
+    def pragma(conn: sqlite3.Connection) -> None:
+        if full:
+            conn.execute("VACUUM")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages if full else 1_000_000_000}")
+    await service.db.run(pragma)
+
+
+async def test_a_history_request_never_answered_fails_that_poll_after_the_timeout_and_the_next_reads_it(
+        world, reader, db):
+    ch, other = world.add_channel("quietchan", "Quiet"), world.add_channel("busychan", "Busy")
+    await watched(db, world, ch, other)
+    world.post(ch, "first")
+    world.post(other, "second")
+    world.inject_error("messages.GetHistory", "timeout", when=lambda r: r.peer.channel_id == ch.id)
+    poller = Poller(db, reader, now=lambda: world.now)
+    with LoopClock() as clock:
+        report = await drive(world, clock, poller.poll_once())
+        assert "no answer from Telegram to GetHistoryRequest within 60s" in report.by_id(ch.id).error
+        assert report.by_id(other.id).new_messages == 1  # the other channel did not wait for it
+        assert clock.offset == pytest.approx(REQUEST_TIMEOUT, abs=2)
+        world.advance(3600)
+        assert (await drive(world, clock, poller.poll_once())).by_id(ch.id).new_messages == 1
+
+
+async def test_an_alert_send_never_answered_is_tried_again_and_reaches_the_chat_once(
+        world, reader, bot_client, bot_account, alice, db, fake_sleep):
+    ch = world.add_channel("wirechan", "Wire")
+    await watched(db, world, ch)
+    await db.transaction(seed_alert_chat, alice.id, ["sanctions"], world.now)
+    world.say(alice, bot_account, "/start")  # the bot learns how to reach her
+    await world.settle()
+    world.post(ch, "New sanctions announced")
+    await Poller(db, reader, now=lambda: world.now, after_ingest=Percolator()).poll_once()
+    dispatcher = Dispatcher(db, bot_client, now=lambda: world.now, sleep=fake_sleep)
+    world.inject_error("messages.SendMessage", "timeout")
+    with LoopClock() as clock:
+        assert await drive(world, clock, dispatcher.dispatch_instant()) == 0
+        [alert] = await db.run(get_alerts, alice.id)
+        assert alert.sent_at is None and "no answer from Telegram" in alert.last_error
+        world.advance(60)
+        assert await drive(world, clock, dispatcher.dispatch_instant()) == 1
+    assert len([t for t in bot_texts(world, alice, bot_account) if "New sanctions" in t]) == 1
+
+
+async def test_the_service_starts_though_telegram_never_answers_the_bot_menu(
+        world, reader, bot_client, db, tmp_path, caplog):
+    world.inject_error("bots.SetBotCommands", "timeout")
+    service = Service(Settings(db_path=tmp_path / "archive.db"), db, reader, bot_client,
+                      scheduler=paused_scheduler())
+    with LoopClock() as clock:
+        await drive(world, clock, service.start(), give_up_after=2 * REQUEST_TIMEOUT)
+    assert service.scheduler.get_job("poll") is not None
+    assert any("could not publish the bot's command menu: no answer" in r.getMessage()
+               for r in caplog.records)
+    await service.stop()
