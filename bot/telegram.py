@@ -178,6 +178,10 @@ def _build_client(
         # Telethon's connect() resets the address to its default DC when the address family does
         # not match `use_ipv6`, so an IPv6 server needs use_ipv6=True from construction on.
         client_kwargs.setdefault("use_ipv6", ":" in host)
+    # Telethon retries a 500-class error (INTERNAL, RPC_CALL_FAIL, -503 Timeout) itself; when its
+    # retries run out it raises a bare ValueError unless asked for the last RPC error, which every
+    # caller here handles as Telegram's failure (a channel backs off, an alert retries).
+    client_kwargs.setdefault("raise_last_call_error", True)
     if server_public_key_pem:
         fingerprint = register_server_key(server_public_key_pem)
         log.info("registered custom server RSA key, fingerprint %016x", fingerprint & 0xFFFFFFFFFFFFFFFF)

@@ -38,7 +38,7 @@ from storage.outbox import get_alerts
 from storage.percolator import Percolator
 from storage.records import Channel
 from storage.rules import seed_alert_chat
-from tests.bot.conftest import API_HASH, saved_session
+from tests.bot.conftest import API_HASH, rows, saved_session
 
 # --- the simulator's faults -----------------------------------------------------------------------
 
@@ -200,3 +200,22 @@ async def test_the_service_starts_though_telegram_never_answers_the_bot_menu(
     assert any("could not publish the bot's command menu: no answer" in r.getMessage()
                for r in caplog.records)
     await service.stop()
+
+
+async def test_a_name_telegram_keeps_failing_to_resolve_gets_telegrams_error_and_the_others_resolve(
+        world, reader_account, bot_account, db, caplog):
+    world.tolerate_telethon_warnings = True  # Telethon warns at each of its retries
+    world.add_channel("firstchan", "First")
+    second = world.add_channel("secondchan", "Second")
+    settings = await sim_settings(world, reader_account, bot_account, db.path,
+                                  channels=("firstchan", "secondchan"))
+    reader, bot = await daemon_clients(world, settings)  # as `chanwatch run` makes them
+    world.inject_error("contacts.ResolveUsername", (500, "RPC_CALL_FAIL"), times=TELETHON_ATTEMPTS,
+                       when=lambda r: r.username == "firstchan")
+    service = Service(settings, db, reader, bot, scheduler=paused_scheduler(), now=lambda: world.now)
+    with LoopClock() as clock:
+        outcomes = await drive(world, clock, service.watchlist.resolve_configured())
+    assert [o.status for o in outcomes] == ["error", "ok"]
+    assert "RpcCallFailError" in outcomes[0].detail  # Telegram's error, not Telethon's bare ValueError
+    assert rows(db.path, "SELECT id FROM channels WHERE username = 'secondchan'") == [(second.id,)]
+    assert not [r for r in caplog.records if r.exc_info]
