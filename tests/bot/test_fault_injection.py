@@ -219,3 +219,21 @@ async def test_a_name_telegram_keeps_failing_to_resolve_gets_telegrams_error_and
     assert "RpcCallFailError" in outcomes[0].detail  # Telegram's error, not Telethon's bare ValueError
     assert rows(db.path, "SELECT id FROM channels WHERE username = 'secondchan'") == [(second.id,)]
     assert not [r for r in caplog.records if r.exc_info]
+
+
+async def test_a_configured_channel_that_got_no_answer_at_start_is_resolved_before_a_later_poll(
+        world, reader, bot_client, db, tmp_path):
+    ch = world.add_channel("latechan", "Late")
+    world.post(ch, "worth the wait")
+    world.inject_error("contacts.ResolveUsername", "timeout")
+    service = Service(Settings(db_path=tmp_path / "archive.db", channels=("latechan",)), db, reader,
+                      bot_client, scheduler=paused_scheduler(), now=lambda: world.now)
+    with LoopClock() as clock:
+        await drive(world, clock, service.start())
+        [(status, retry_at)] = rows(db.path, "SELECT status, retry_at FROM channels"
+                                             " WHERE username = 'latechan'")
+        assert status == "error" and retry_at is not None  # on the watch list, backing off
+        world.advance(3600)
+        await drive(world, clock, service.poll_cycle())
+    assert rows(db.path, "SELECT text FROM messages WHERE channel_id = ?", ch.id) == [("worth the wait",)]
+    await service.stop()
