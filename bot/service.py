@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +30,7 @@ from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
-from bot.poller import Poller
+from bot.poller import Poller, archive_failure
 from bot.resolve import WatchList
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from storage.database import Database
@@ -176,6 +177,9 @@ class Service:
         try:
             await self.watchlist.resolve_due()
             await self.poller.poll_once()
+        except sqlite3.Error as exc:  # the archive (full, locked, I/O): one line, it is not a bug
+            self.log.warning("poll cycle failed: %s; the next cycle will try again",
+                             archive_failure(exc, self.db.path))
         except Exception:
             self.log.exception("poll cycle failed; the next cycle will try again")
 
@@ -189,6 +193,9 @@ class Service:
             self.log.info("recheck cycle: %d channels, %d edited, %d deleted, %d requests",
                           len(report.channels), sum(c.edited for c in report.channels),
                           sum(c.deleted for c in report.channels), report.requests)
+        except sqlite3.Error as exc:
+            self.log.warning("recheck cycle failed: %s; the next cycle will try again",
+                             archive_failure(exc, self.db.path))
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -237,3 +238,32 @@ async def test_a_configured_channel_that_got_no_answer_at_start_is_resolved_befo
         await drive(world, clock, service.poll_cycle())
     assert rows(db.path, "SELECT text FROM messages WHERE channel_id = ?", ch.id) == [("worth the wait",)]
     await service.stop()
+
+
+async def test_a_full_disk_is_one_line_per_poll_cycle_and_the_first_poll_after_space_is_freed_reads_all(
+        world, reader, bot_client, db, tmp_path, caplog):
+    chans = [world.add_channel(f"fullchan{n}", f"Full {n}") for n in range(3)]
+    await watched(db, world, *chans)
+    service = Service(Settings(db_path=tmp_path / "archive.db"), db, reader, bot_client,
+                      scheduler=paused_scheduler(), now=lambda: world.now)
+    await service.poll_cycle()
+    for ch in chans:
+        for n in range(20):
+            world.post(ch, f"{ch.title}: report number {n} with enough words to need new pages " * 3)
+    world.advance(60)
+    await set_disk_full(service, True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        await service.poll_cycle()
+        await service.poll_cycle()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 2 and not any(r.exc_info for r in problems)  # one line per cycle
+    assert all("the disk holding the archive" in r.getMessage() and "is full" in r.getMessage()
+               and "3 channel(s) read but not stored" in r.getMessage() for r in problems)
+    assert rows(db.path, "SELECT cursor, status, failures, retry_at FROM channels") == [
+        (0, "ok", 0, None)] * 3
+    assert rows(db.path, "SELECT count(*) FROM messages") == [(0,)]
+    await set_disk_full(service, False)  # space freed
+    await service.poll_cycle()
+    assert rows(db.path, "SELECT count(*) FROM messages") == [(60,)]
+    assert rows(db.path, "SELECT DISTINCT cursor FROM channels") == [(20,)]
