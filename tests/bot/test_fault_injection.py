@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,30 @@ async def test_a_full_disk_is_one_line_per_poll_cycle_and_the_first_poll_after_s
     await service.poll_cycle()
     assert rows(db.path, "SELECT count(*) FROM messages") == [(60,)]
     assert rows(db.path, "SELECT DISTINCT cursor FROM channels") == [(20,)]
+
+
+async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_again(
+        world, reader, bot_client, bot_account, alice, db, fake_sleep, caplog):
+    ch = world.add_channel("wirechan", "Wire")
+    await watched(db, world, ch)
+    await db.transaction(seed_alert_chat, alice.id, ["sanctions"], world.now)
+    world.say(alice, bot_account, "/start")
+    await world.settle()
+    world.post(ch, "New sanctions announced")
+    await Poller(db, reader, now=lambda: world.now, after_ingest=Percolator()).poll_once()
+    dispatcher = Dispatcher(db, bot_client, now=lambda: world.now, sleep=fake_sleep)
+
+    def read_only(on: bool) -> Callable[[sqlite3.Connection], None]:  # the disk remounted read-only
+        return lambda conn: conn.execute(f"PRAGMA query_only = {int(on)}")
+
+    await db.run(read_only(True))
+    assert await dispatcher.dispatch_instant() == 0  # sent, but the mark could not be written
+    assert await dispatcher.dispatch_instant() == 0  # nothing sent while it still cannot be
+    [line, again] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "read-only" in line.getMessage() and "1 sent alert(s) are marked when it can be written" \
+        in line.getMessage() and not line.exc_info and not again.exc_info
+    await db.run(read_only(False))
+    assert await dispatcher.dispatch_instant() == 0
+    [alert] = await db.run(get_alerts, alice.id)
+    assert alert.sent_at is not None
+    assert len([t for t in bot_texts(world, alice, bot_account) if "New sanctions" in t]) == 1
