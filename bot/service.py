@@ -170,9 +170,32 @@ class Service:
 
     # -- job bodies -------------------------------------------------------------------------------
 
+    async def _connected(self, client: TelegramClient, who: str) -> bool:
+        """Whether `client` is connected, connecting it again first if Telethon gave up on it (its own
+        reconnects after a dropped connection all failed: it then stays disconnected for good)."""
+        if client.is_connected():
+            return True
+
+        async def reconnect() -> None:
+            await client.disconnect()  # ends what Telethon left running (its update loop) first
+            await client.connect()
+
+        try:
+            await answered_within(reconnect(), "a new connection")
+        except Exception as exc:  # Telegram out of reach for now: one line, the next cycle tries again
+            self.log.warning("%s is not connected to Telegram and could not reconnect (%s: %s); "
+                             "the next cycle tries again", who, type(exc).__name__, exc)
+            return False
+        self.log.warning("%s had lost its connection to Telegram; reconnected", who)
+        return True
+
     async def poll_cycle(self) -> None:
-        """One poll over the watched channels (the poller logs a line per channel and per cycle)."""
+        """One poll over the watched channels (the poller logs a line per channel and per cycle).
+        A client whose connection was lost for good is connected again first (the bot's too)."""
         if self._stopping:
+            return
+        await self._connected(self.bot, "the bot")
+        if not await self._connected(self.user, "the reading account"):
             return
         try:
             await self.watchlist.resolve_due()
@@ -185,7 +208,7 @@ class Service:
 
     async def recheck_cycle(self) -> None:
         """Re-read the recent window of every watched channel for edits and deletions."""
-        if self._stopping:
+        if self._stopping or not await self._connected(self.user, "the reading account"):
             return
         try:
             report = await self.poller.recheck_once(self.settings.recheck_window_ids,

@@ -295,3 +295,22 @@ async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_ag
     [alert] = await db.run(get_alerts, alice.id)
     assert alert.sent_at is not None
     assert len([t for t in bot_texts(world, alice, bot_account) if "New sanctions" in t]) == 1
+
+
+async def test_a_connection_telethon_could_not_restore_is_made_again_by_the_next_poll_cycle(
+        world, reader, bot_client, db, tmp_path, caplog):
+    ch = world.add_channel("flakychan", "Flaky")
+    await watched(db, world, ch)
+    world.post(ch, "before the outage")
+    world.inject_error("messages.GetHistory", OSError(101, "Network is unreachable"))
+    service = Service(Settings(db_path=tmp_path / "archive.db"), db, reader, bot_client,
+                      scheduler=paused_scheduler(), now=lambda: world.now)
+    await service.poll_cycle()
+    assert not reader.is_connected()  # Telethon's own reconnects failed: it gave up
+    world.advance(3600)
+    world.post(ch, "after the outage")
+    await service.poll_cycle()
+    assert reader.is_connected()
+    assert [t for (t,) in rows(db.path, "SELECT text FROM messages ORDER BY message_id")] == [
+        "before the outage", "after the outage"]
+    assert any("reading account had lost its connection" in r.getMessage() for r in caplog.records)
