@@ -33,7 +33,14 @@ from telethon.tl.functions.users import GetUsersRequest
 
 from bot.clock import cron_trigger, utcnow
 from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
-from bot.telegram import FloodDeferred, call_with_flood_policy, forget_local_flood
+from bot.poller import archive_failure
+from bot.telegram import (
+    REQUEST_TIMEOUT,
+    FloodDeferred,
+    answered_within,
+    call_with_flood_policy,
+    forget_local_flood,
+)
 from storage.database import Database
 from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
@@ -152,6 +159,11 @@ def _context(conn: sqlite3.Connection, alerts: Sequence[Alert]
     return posts, rules
 
 
+def _mark_sent_at(conn: sqlite3.Connection, sent: dict[int, datetime]) -> None:
+    for alert_id, sent_at in sent.items():
+        mark_sent(conn, [alert_id], sent_at)
+
+
 def _fail_all(conn: sqlite3.Connection, alert_ids: Sequence[int], error: str, now: datetime) -> None:
     for alert_id in alert_ids:
         mark_failed(conn, alert_id, error, now)
@@ -188,7 +200,8 @@ class Dispatcher:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, flood_max_wait: float = 60,
                  logger: logging.Logger = log, per_chat_interval: float = 1.0,
                  messages_per_second: float = 25.0, batch_size: int = 100,
-                 before_send: Hook | None = None, before_mark: Hook | None = None) -> None:
+                 before_send: Hook | None = None, before_mark: Hook | None = None,
+                 request_timeout: float = REQUEST_TIMEOUT) -> None:
         cron_trigger(default_schedule, default_timezone)  # a bad default fails here, at start-up
         self.db = db
         self.client = client
@@ -197,6 +210,7 @@ class Dispatcher:
         self.now = now
         self.sleep = sleep
         self.flood_max_wait = flood_max_wait
+        self.request_timeout = request_timeout
         self.log = logger
         self.batch_size = batch_size
         self.before_send = before_send
@@ -205,6 +219,9 @@ class Dispatcher:
                            per_second=messages_per_second)
         self._lock = asyncio.Lock()  # instant and digest sends never interleave (no double send)
         self._hold_until: datetime | None = None  # a long flood wait: no sends before this
+        #: Alerts Telegram accepted that the archive could not mark sent (id -> when): marked first
+        #: thing in the next dispatch, and nothing is sent before they are, so none goes out twice.
+        self._unrecorded: dict[int, datetime] = {}
         self._scheduler: BaseScheduler | None = None
         self._executor = "default"
 
@@ -215,14 +232,17 @@ class Dispatcher:
         await self.sleep(seconds)
 
     async def _send(self, chat_id: int, text: str) -> None:
-        async def attempt() -> None:
-            forget_local_flood(self.client, *_SEND_REQUESTS)
+        async def send() -> None:
             try:
                 peer = await self.client.get_input_entity(chat_id)
             except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
                 raise ChatUnreachable("the bot does not know this chat (it must message the bot first)") \
                     from exc
             await self.client.send_message(peer, text, parse_mode="html", link_preview=False)
+
+        async def attempt() -> None:
+            forget_local_flood(self.client, *_SEND_REQUESTS)
+            await answered_within(send(), "SendMessageRequest", self.request_timeout)
 
         await call_with_flood_policy(attempt, kind="send_alert", max_wait=self.flood_max_wait,
                                      sleep=self._flood_sleep, log=self.log, now=self.now)
@@ -252,8 +272,28 @@ class Dispatcher:
             return _FAILED
         if self.before_mark is not None:
             self.before_mark(alert_ids)
-        await self.db.transaction(mark_sent, alert_ids, self.now())
+        sent_at = self.now()
+        try:
+            await self.db.transaction(mark_sent, alert_ids, sent_at)
+        except sqlite3.Error:  # sent, but not on record: remember it, so it is never sent again
+            self._unrecorded.update(dict.fromkeys(alert_ids, sent_at))
+            raise
         return _SENT
+
+    async def _record_unrecorded(self) -> None:
+        """Mark sent the alerts the archive could not mark before; raises (sqlite3.Error) while it
+        still cannot, so the caller sends nothing meanwhile."""
+        if self._unrecorded:
+            await self.db.transaction(_mark_sent_at, dict(self._unrecorded))
+            self.log.info("alerts: %d alert(s) sent earlier are now on record", len(self._unrecorded))
+            self._unrecorded.clear()
+
+    def _archive_failed(self, exc: sqlite3.Error, what: str) -> None:
+        """One line for a dispatch the archive stopped (full, read-only, locked): no traceback."""
+        kept = (f"; {len(self._unrecorded)} sent alert(s) are marked when it can be written, never sent twice"
+                if self._unrecorded else "")
+        self.log.warning("%s stopped: %s%s; unsent alerts stay queued", what,
+                         archive_failure(exc, self.db.path), kept)
 
     def _held(self) -> bool:
         return self._hold_until is not None and self.now() < self._hold_until
@@ -265,11 +305,15 @@ class Dispatcher:
         async with self._lock:
             try:
                 return await self._dispatch_instant()
+            except sqlite3.Error as exc:
+                self._archive_failed(exc, "alert dispatch")
+                return 0
             except Exception:
                 self.log.exception("alert dispatch stopped early; unsent alerts stay queued")
                 return 0
 
     async def _dispatch_instant(self) -> int:
+        await self._record_unrecorded()
         if self._held():
             return 0
         alerts = await self.db.run(pending_instant, self.now(), self.batch_size)
@@ -326,11 +370,15 @@ class Dispatcher:
         async with self._lock:
             try:
                 return await self._send_digest(chat_id)
+            except sqlite3.Error as exc:
+                self._archive_failed(exc, f"digest for chat {chat_id}")
+                return 0
             except Exception:
                 self.log.exception("digest for chat %s stopped early; unsent alerts stay queued", chat_id)
                 return 0
 
     async def _send_digest(self, chat_id: int) -> int:
+        await self._record_unrecorded()
         if self._held():
             return 0
         alerts = await self.db.run(pending_digest, chat_id, self.now())

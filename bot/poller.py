@@ -44,13 +44,25 @@ from bot.telegram import (
 )
 from storage import channels
 from storage.channels import backoff
-from storage.database import Database
+from storage.database import Database, StorageError, explain, problem_kind
 from storage.ingest import AfterIngest, ingest
 from storage.records import Batch, Channel, ChannelState, IngestResult, MessageRecord, iso
 
-__all__ = ["ChannelPoll", "ChannelRecheck", "PollReport", "Poller", "RecheckReport"]
+__all__ = ["ChannelPoll", "ChannelRecheck", "PollReport", "Poller", "RecheckReport", "archive_failure"]
 
 log = logging.getLogger("chanwatch.poller")
+
+
+def archive_failure(exc: sqlite3.Error, path: str) -> StorageError:
+    """One line (`storage.database.explain`) for a failed write to the archive, about its cause.
+
+    On SQLITE_FULL (and some I/O errors) SQLite rolls the transaction back by itself, so the ROLLBACK
+    that follows fails with "cannot rollback - no transaction is active" and carries the real error
+    only as its `__context__`: that one is explained."""
+    cause: sqlite3.Error = exc
+    while problem_kind(cause) == "other" and isinstance(cause.__context__, sqlite3.Error):
+        cause = cause.__context__
+    return explain(cause, path)
 
 
 def _commit_page(conn: sqlite3.Connection, batch: Batch, now: datetime, after: AfterIngest | None,
@@ -70,7 +82,9 @@ class ChannelPoll:
     """One channel's part of a poll cycle.
 
     `status` is the channel's status afterwards; `skipped` means its retry_at was in the future;
-    `deferred_until` is set when a long flood wait rescheduled it; `error` holds the failure.
+    `deferred_until` is set when a long flood wait rescheduled it; `error` holds the failure;
+    `unstored` means the archive could not be written (the channel itself is fine, nothing of it was
+    marked, and the next cycle reads the same messages again).
     """
 
     channel_id: int
@@ -87,6 +101,7 @@ class ChannelPoll:
     retry_at: datetime | None = None
     error: str | None = None
     new_post_ids: tuple[int, ...] = ()
+    unstored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +137,7 @@ class ChannelRecheck:
     skipped: bool = False
     error: str | None = None
     edited_post_ids: tuple[int, ...] = ()
+    unstored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +242,10 @@ class Poller:
         results.sort(key=lambda r: order.get(r.channel_id, 0))
         report = PollReport(started, tuple(results), self.requests.count - count0,
                             self.requests.flood_slept - slept0)
+        unstored = [r for r in results if r.unstored]
+        if unstored:  # one line for the cycle: every channel meets the same archive
+            self.log.warning("poll cycle: %s; %d channel(s) read but not stored, read again next cycle",
+                             unstored[0].error, len(unstored))
         failed = sum(1 for r in results if r.error and r.deferred_until is None)
         self.log.info("poll cycle: %d channels, %d new messages, %d requests, %d skipped, %d deferred, "
                       "%d failed", len(results), report.new_messages, report.requests,
@@ -281,13 +301,25 @@ class Poller:
         stats = RequestStats()
         async with self._semaphore:
             try:
-                if join_first:
-                    await self._join(state, stats)
-                return await self._fetch_new(state, stats)
-            except FloodDeferred as exc:
-                return await self._defer(state, exc, stats)
-            except Exception as exc:  # one channel never stops the others
-                return await self._fail(state, exc, stats)
+                try:
+                    if join_first:
+                        await self._join(state, stats)
+                    return await self._fetch_new(state, stats)
+                except FloodDeferred as exc:
+                    return await self._defer(state, exc, stats)
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:  # one channel never stops the others
+                    return await self._fail(state, exc, stats)
+            except sqlite3.Error as exc:  # the archive failed, not the channel: nothing marked, nothing lost
+                return self._unstored(state, exc, stats)
+
+    def _unstored(self, state: ChannelState, exc: sqlite3.Error, stats: RequestStats) -> ChannelPoll:
+        """The archive could not be written: the channel keeps its row as it was (cursor, status, no
+        backoff), so the next cycle reads the same messages again; the cycle logs it once."""
+        return ChannelPoll(state.id, state.username, state.status, pages=stats.pages, requests=stats.requests,
+                           cursor=state.cursor, flood_slept=stats.flood_slept,
+                           error=str(archive_failure(exc, self.db.path)), unstored=True)
 
     async def _join(self, state: ChannelState, stats: RequestStats) -> None:
         """Join a channel the dialogs did not list (so later cycles see it in GetPeerDialogs)."""
@@ -331,32 +363,38 @@ class Poller:
                            highest, stats.flood_slept, new_post_ids=tuple(post_ids))
 
     async def _defer(self, state: ChannelState, exc: FloodDeferred, stats: RequestStats) -> ChannelPoll:
-        """A long flood wait: keep the status, retry when Telegram allows."""
+        """A long flood wait: keep the status, retry when Telegram allows. An archive that cannot
+        record it raises (sqlite3.Error) for the caller, after the line is logged."""
         now = iso(self.now()) or ""
-        try:
-            await self.db.transaction(channels.mark_deferred, state.id, str(exc), now, iso(exc.retry_at))
-        except Exception:
-            self.log.exception("poll %s: could not record the flood wait", state.name)
         self.log.warning("poll %s: deferred until %s (%s), %d pages, %d requests", state.name,
                          iso(exc.retry_at), exc, stats.pages, stats.requests)
+        try:
+            await self.db.transaction(channels.mark_deferred, state.id, str(exc), now, iso(exc.retry_at))
+        except sqlite3.Error:
+            raise
+        except Exception:
+            self.log.exception("poll %s: could not record the flood wait", state.name)
         return ChannelPoll(state.id, state.username, state.status, pages=stats.pages, requests=stats.requests,
                            cursor=state.cursor, flood_slept=stats.flood_slept, deferred_until=exc.retry_at,
                            retry_at=exc.retry_at, error=str(exc))
 
     async def _fail(self, state: ChannelState, exc: BaseException, stats: RequestStats) -> ChannelPoll:
-        """Mark the channel failed (status from the error) and back off exponentially."""
+        """Mark the channel failed (status from the error) and back off exponentially. An archive that
+        cannot record it raises (sqlite3.Error) for the caller, after the line is logged."""
         status, detail = classify_error(exc)
         now = self.now()
         retry_at = now + backoff(state.failures + 1)
-        try:
-            await self.db.transaction(channels.mark_failed, state.id, status, detail, iso(now), iso(retry_at))
-        except Exception:
-            self.log.exception("poll %s: could not record the failure", state.name)
         if isinstance(exc, errors.RPCError | OSError | ValueError):
             self.log.warning("poll %s: %s (%s); retry after %s", state.name, status, detail, iso(retry_at))
         else:  # not Telegram's doing: keep the traceback
             self.log.error("poll %s: %s (%s); retry after %s", state.name, status, detail, iso(retry_at),
                            exc_info=exc)
+        try:
+            await self.db.transaction(channels.mark_failed, state.id, status, detail, iso(now), iso(retry_at))
+        except sqlite3.Error:
+            raise
+        except Exception:
+            self.log.exception("poll %s: could not record the failure", state.name)
         return ChannelPoll(state.id, state.username, status, pages=stats.pages, requests=stats.requests,
                            cursor=state.cursor, flood_slept=stats.flood_slept, retry_at=retry_at,
                            error=detail)
@@ -384,19 +422,28 @@ class Poller:
         results += await asyncio.gather(*(self._recheck_channel(s, window_ids, since) for s in due))
         order = {s.id: i for i, s in enumerate(states)}
         results.sort(key=lambda r: order.get(r.channel_id, 0))
+        unstored = [r for r in results if r.unstored]
+        if unstored:
+            self.log.warning("recheck cycle: %s; %d channel(s) read but not stored, read again next cycle",
+                             unstored[0].error, len(unstored))
         return RecheckReport(started, tuple(results), self.requests.count - count0)
 
     async def _recheck_channel(self, state: ChannelState, window_ids: int, since: str) -> ChannelRecheck:
         stats = RequestStats()
         async with self._semaphore:
             try:
-                return await self._recheck(state, window_ids, since, stats)
-            except FloodDeferred as exc:
-                poll = await self._defer(state, exc, stats)
-            except Exception as exc:
-                poll = await self._fail(state, exc, stats)
+                try:
+                    return await self._recheck(state, window_ids, since, stats)
+                except FloodDeferred as exc:
+                    poll = await self._defer(state, exc, stats)
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:
+                    poll = await self._fail(state, exc, stats)
+            except sqlite3.Error as exc:  # as in a poll: the archive failed, the next recheck reads again
+                poll = self._unstored(state, exc, stats)
             return ChannelRecheck(state.id, state.username, poll.status, requests=stats.requests,
-                                  error=poll.error)
+                                  error=poll.error, unstored=poll.unstored)
 
     async def _recheck(self, state: ChannelState, window_ids: int, since: str, stats: RequestStats
                        ) -> ChannelRecheck:

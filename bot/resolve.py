@@ -178,9 +178,14 @@ _FAILED_STATUS = {"private": "private", "not_found": "not_found", "banned": "ban
                   "not_channel": "not_found", "invalid": "error", "error": "error"}
 
 
-def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome], now: datetime) -> None:
+def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome], now: datetime, *,
+                    watch_failed: bool = False) -> None:
     """Write outcomes to the watch list: a resolved name's placeholder goes (the real row took
-    over), a deferred one waits for its flood wait, a failed one is marked and backs off."""
+    over), a deferred one waits for its flood wait, a failed one is marked and backs off.
+
+    `watch_failed`: a failed name with no row yet (a configured one) gets a placeholder first, as
+    `chanwatch channels add` would make, so it is tried again when due instead of being forgotten
+    until the next start."""
     for outcome in outcomes:
         name = outcome.username
         if name is None:
@@ -190,7 +195,10 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome]
                 continue
         if outcome.channel_id is not None:
             channels.forget_placeholder(conn, name)
-        elif outcome.status == "deferred":
+            continue
+        if watch_failed:
+            channels.add_watch_name(conn, name, now)
+        if outcome.status == "deferred":
             channels.defer_unresolved(conn, name, outcome.detail, outcome.retry_at)
         else:
             channels.fail_unresolved(conn, name, _FAILED_STATUS.get(outcome.status, "error"),
@@ -214,20 +222,22 @@ class WatchList:
         self.sleep = sleep
         self.log = logger
 
-    async def _resolve(self, names: Sequence[str]) -> list[ResolveOutcome]:
+    async def _resolve(self, names: Sequence[str], *, watch_failed: bool = False) -> list[ResolveOutcome]:
         outcomes = await resolve_channels(self.db, self.client, names, join=self.join, flood=self.flood,
                                           now=self.now, sleep=self.sleep, logger=self.log)
-        await self.db.transaction(record_outcomes, outcomes, self.now())
+        await self.db.transaction(record_outcomes, outcomes, self.now(), watch_failed=watch_failed)
         return outcomes
 
     async def resolve_configured(self) -> list[ResolveOutcome]:
         """Resolve CHANWATCH_CHANNELS and the names added with `chanwatch channels add` (joining
-        when CHANWATCH_JOIN is set); each failure is logged and recorded, the others go on."""
+        when CHANWATCH_JOIN is set); each failure is logged and recorded (a configured name that
+        failed stays on the watch list as a placeholder, tried again before a later poll), the
+        others go on."""
         names = list(dict.fromkeys([*self.configured, *await self.db.run(channels.pending_names, None)]))
         if not names:
             return []
         try:
-            outcomes = await self._resolve(names)
+            outcomes = await self._resolve(names, watch_failed=True)
         except Exception:
             self.log.exception("could not resolve the watched channels; polling those already resolved")
             return []

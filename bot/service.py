@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -29,9 +30,9 @@ from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
-from bot.poller import Poller
+from bot.poller import Poller, archive_failure
 from bot.resolve import WatchList
-from bot.telegram import FloodPolicy
+from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from storage.database import Database
 from storage.percolator import Percolator
 from storage.rules import seed_alert_chat
@@ -123,7 +124,10 @@ class Service:
         self._add_jobs()
         if self.commands is not None:
             self.commands.register()
-            await self.commands.publish_menu()
+            try:  # publish_menu logs Telegram's refusals; an answer that never comes must not stop the start
+                await answered_within(self.commands.publish_menu(), "SetBotCommandsRequest")
+            except RequestTimeout as exc:
+                self.log.warning("could not publish the bot's command menu: %s", exc)
         if not self.scheduler.running:
             self.scheduler.start()
         self.log.info("service started: %d jobs, poll every %gs, recheck every %gs",
@@ -166,19 +170,45 @@ class Service:
 
     # -- job bodies -------------------------------------------------------------------------------
 
+    async def _connected(self, client: TelegramClient, who: str) -> bool:
+        """Whether `client` is connected, connecting it again first if Telethon gave up on it (its own
+        reconnects after a dropped connection all failed: it then stays disconnected for good)."""
+        if client.is_connected():
+            return True
+
+        async def reconnect() -> None:
+            await client.disconnect()  # ends what Telethon left running (its update loop) first
+            await client.connect()
+
+        try:
+            await answered_within(reconnect(), "a new connection")
+        except Exception as exc:  # Telegram out of reach for now: one line, the next cycle tries again
+            self.log.warning("%s is not connected to Telegram and could not reconnect (%s: %s); "
+                             "the next cycle tries again", who, type(exc).__name__, exc)
+            return False
+        self.log.warning("%s had lost its connection to Telegram; reconnected", who)
+        return True
+
     async def poll_cycle(self) -> None:
-        """One poll over the watched channels (the poller logs a line per channel and per cycle)."""
+        """One poll over the watched channels (the poller logs a line per channel and per cycle).
+        A client whose connection was lost for good is connected again first (the bot's too)."""
         if self._stopping:
+            return
+        await self._connected(self.bot, "the bot")
+        if not await self._connected(self.user, "the reading account"):
             return
         try:
             await self.watchlist.resolve_due()
             await self.poller.poll_once()
+        except sqlite3.Error as exc:  # the archive (full, locked, I/O): one line, it is not a bug
+            self.log.warning("poll cycle failed: %s; the next cycle will try again",
+                             archive_failure(exc, self.db.path))
         except Exception:
             self.log.exception("poll cycle failed; the next cycle will try again")
 
     async def recheck_cycle(self) -> None:
         """Re-read the recent window of every watched channel for edits and deletions."""
-        if self._stopping:
+        if self._stopping or not await self._connected(self.user, "the reading account"):
             return
         try:
             report = await self.poller.recheck_once(self.settings.recheck_window_ids,
@@ -186,6 +216,9 @@ class Service:
             self.log.info("recheck cycle: %d channels, %d edited, %d deleted, %d requests",
                           len(report.channels), sum(c.edited for c in report.channels),
                           sum(c.deleted for c in report.channels), report.requests)
+        except sqlite3.Error as exc:
+            self.log.warning("recheck cycle failed: %s; the next cycle will try again",
+                             archive_failure(exc, self.db.path))
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 

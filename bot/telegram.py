@@ -33,12 +33,15 @@ __all__ = [
     "DEFAULT_DC_ID",
     "FLOOD_ERRORS",
     "PEER_ERRORS",
+    "REQUEST_TIMEOUT",
     "BotLoginError",
     "FloodDeferred",
     "FloodPolicy",
     "RedactingFilter",
     "RequestStats",
+    "RequestTimeout",
     "Requests",
+    "answered_within",
     "call_with_flood_policy",
     "classify_error",
     "describe_client",
@@ -176,6 +179,10 @@ def _build_client(
         # Telethon's connect() resets the address to its default DC when the address family does
         # not match `use_ipv6`, so an IPv6 server needs use_ipv6=True from construction on.
         client_kwargs.setdefault("use_ipv6", ":" in host)
+    # Telethon retries a 500-class error (INTERNAL, RPC_CALL_FAIL, -503 Timeout) itself; when its
+    # retries run out it raises a bare ValueError unless asked for the last RPC error, which every
+    # caller here handles as Telegram's failure (a channel backs off, an alert retries).
+    client_kwargs.setdefault("raise_last_call_error", True)
     if server_public_key_pem:
         fingerprint = register_server_key(server_public_key_pem)
         log.info("registered custom server RSA key, fingerprint %016x", fingerprint & 0xFFFFFFFFFFFFFFFF)
@@ -370,6 +377,27 @@ class FloodPolicy:
 
 # --- requests under the policy --------------------------------------------------------------------
 
+REQUEST_TIMEOUT = 60.0
+"""Seconds one request may go unanswered. Telethon waits for an answer as long as it takes: a request
+lost on a half-open connection, or one a server never answers, would hold a poll (and every later
+poll, one instance at a time) for ever. Telethon's own retries of a 500 (2 s apart) fit well inside."""
+
+
+class RequestTimeout(TimeoutError):
+    """Telegram did not answer a request in time; it may have been lost, so it is safe to send again."""
+
+
+async def answered_within(awaitable: Awaitable[T], what: str, timeout: float = REQUEST_TIMEOUT) -> T:
+    """Await a request's answer for at most `timeout` seconds, else raise `RequestTimeout` naming `what`
+    (a TimeoutError raised by the request itself passes unchanged)."""
+    try:
+        async with asyncio.timeout(timeout) as limit:
+            return await awaitable
+    except TimeoutError:
+        if limit.expired():
+            raise RequestTimeout(f"no answer from Telegram to {what} within {timeout:g}s") from None
+        raise
+
 
 @dataclass(slots=True)
 class RequestStats:
@@ -385,16 +413,18 @@ class Requests:
 
     `kind` names the request for the policy's per-kind bounds ("get_history", "get_messages",
     "get_peer_dialogs", "resolve_username", "join_channel", "get_channels"). Short flood waits are
-    slept through `sleep`; long ones raise `FloodDeferred`. Never returns None on error.
+    slept through `sleep`; long ones raise `FloodDeferred`. An attempt unanswered after `timeout`
+    seconds raises `RequestTimeout`. Never returns None on error.
     """
 
     def __init__(self, client: TelegramClient, flood: FloodPolicy, *, sleep: Sleep = asyncio.sleep,
-                 now: Clock = utcnow, logger: logging.Logger = log) -> None:
+                 now: Clock = utcnow, logger: logging.Logger = log, timeout: float = REQUEST_TIMEOUT) -> None:
         self.client = client
         self.flood = flood
         self.sleep = sleep
         self.now = now
         self.log = logger
+        self.timeout = timeout
         self.count = 0
         self.flood_slept = 0.0
 
@@ -409,7 +439,7 @@ class Requests:
             self.count += 1
             if stats is not None:
                 stats.requests += 1
-            return await send(request)
+            return await answered_within(send(request), type(request).__name__, self.timeout)
 
         async def sleep(seconds: float) -> None:
             await self.sleep(seconds)

@@ -21,7 +21,17 @@ from telethon.sessions import StringSession
 from telethon.sessions.abstract import Session
 from telethon.tl import TLObject
 
-from .tl import SimConnectionLost, SimRpcError, clone, decode, encode_result, read_result, to_error, unwrap
+from .tl import (
+    SimConnectionDropped,
+    SimConnectionLost,
+    SimRpcError,
+    clone,
+    decode,
+    encode_result,
+    read_result,
+    to_error,
+    unwrap,
+)
 
 if TYPE_CHECKING:
     from .world import SimUser, World
@@ -56,6 +66,10 @@ class SimSender(MTProtoSender):
         self._sim_connected = False
         self._sim_disconnected: asyncio.Future | None = None
         self._sim_pending: set[asyncio.Future] = set()
+        #: Pending requests the World holds unanswered (a chaos ``timeout``): never "busy".
+        self._sim_held: set[asyncio.Future] = set()
+        #: Times this session reconnected after a dropped connection.
+        self.reconnects = 0
         #: The error the connection was lost with (an injected OSError), until the client disconnects.
         self.connection_lost: OSError | None = None
 
@@ -153,30 +167,44 @@ class SimSender(MTProtoSender):
         return self._send_one(request)
 
     def _send_one(self, request: TLObject) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._answer(future, request)
+        return future
+
+    def _answer(self, future: asyncio.Future, request: TLObject) -> None:
+        """Let the World answer ``request`` into ``future`` (again, after a reconnect)."""
+        if future.done():  # the caller gave up while the connection was re-established
+            return
         if not self._sim_connected:  # an earlier request of the same batch lost the connection
             future.set_exception(self.connection_lost
                                  or ConnectionError("Cannot send requests while disconnected"))
-            return future
+            return
         try:
             wire = unwrap(decode(request))
             answer = self.world.handle(self, wire)
         except SimRpcError as e:
             future.set_exception(to_error(e, request))
-            return future
+            return
         except SimConnectionLost as lost:
             future.set_exception(lost.error)
             self.lose_connection(lost.error)
-            return future
+            return
+        except SimConnectionDropped:
+            self._reconnect(future, request)
+            return
         except Exception as e:  # a simulator bug or an unsupported request: surface it to the caller
             future.set_exception(e)
-            return future
+            return
         if isinstance(answer, asyncio.Future):
             self._sim_pending.add(future)
+            if self.world.is_held(answer):
+                self._sim_held.add(future)
+                # the caller giving up (its task cancelled) is what ends a held request
+                future.add_done_callback(lambda _: answer.cancel())
 
             def done(inner: asyncio.Future) -> None:
                 self._sim_pending.discard(future)
+                self._sim_held.discard(future)
                 if future.done():
                     return
                 if inner.cancelled():
@@ -189,9 +217,16 @@ class SimSender(MTProtoSender):
                     self._resolve(future, request, inner.result())
 
             answer.add_done_callback(done)
-            return future
+            return
         self._resolve(future, request, answer)
-        return future
+
+    def _reconnect(self, future: asyncio.Future, request: TLObject) -> None:
+        """The connection dropped with ``request`` in flight: reconnect at once and send it again on
+        the next turn of the loop, logging what ``MTProtoSender._reconnect`` logs."""
+        self.reconnects += 1
+        self.world.reconnects[self.account.id if self.account else None] += 1
+        self._log.info("Closing current connection to begin reconnect...")
+        asyncio.get_running_loop().call_soon(self._answer, future, request)
 
     def _resolve(self, future: asyncio.Future, request: TLObject, answer: Any) -> None:
         """Round-trip the answer through bytes, let Telethon see its own updates, set the result."""
@@ -218,7 +253,7 @@ class SimSender(MTProtoSender):
             return False
         if self._updates_queue is not None and not self._updates_queue.empty():
             return True
-        if any(not f.done() for f in self._sim_pending):
+        if any(not f.done() and f not in self._sim_held for f in self._sim_pending):
             return True
         tasks = getattr(self.client, "_event_handler_tasks", ())
         if any(not t.done() for t in tasks):

@@ -47,6 +47,15 @@ class SimConnectionLost(Exception):
         self.error = error
 
 
+class SimConnectionDropped(Exception):
+    """The connection drops with the request in flight and the client reconnects at once: the sender
+    sends the request again on the new connection, as MTProtoSender does with every pending request
+    after a successful reconnect."""
+
+    def __init__(self) -> None:
+        super().__init__("connection dropped; reconnecting")
+
+
 class SimulatorUnsupported(NotImplementedError):
     """The simulator has no answer for this request; raised to the caller instead of guessing."""
 

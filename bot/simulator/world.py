@@ -3,8 +3,9 @@
 Plain, deterministic Python. Tests and the demo mutate it directly (``post``, ``edit``, ``delete``,
 ``say``...) and real ``TelegramClient`` objects talk to it through :mod:`bot.simulator.sender`.
 Everything a client receives is a real Telethon TL object, built here and round-tripped through
-TL bytes by the sender. Tests make requests fail with ``inject_error``/``inject_flood`` and read
-what clients did from ``requests``, ``requests_by_account`` and ``logins``.
+TL bytes by the sender. Tests make chosen requests fail with ``inject_error``/``inject_flood``,
+random ones with ``chaos`` (see :mod:`bot.simulator.chaos`), and read what clients did from
+``requests``, ``requests_by_account``, ``logins`` and ``reconnects``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
-from .tl import SimConnectionLost, SimRpcError, clone, make, request_name, utc
+from .chaos import CHAOS_KINDS, TELETHON_RETRY_DELAY, Chaos, Stall
+from .tl import SimConnectionDropped, SimConnectionLost, SimRpcError, clone, make, request_name, utc
 
 if TYPE_CHECKING:
     from telethon import TelegramClient
@@ -186,8 +188,9 @@ class InjectedError:
 
     #: Schema name of the request type (``messages.GetHistory``).
     request: str
-    #: ``(code, message)`` of an RPC error, or the ``OSError`` of a lost connection.
-    error: tuple[int, str] | OSError
+    #: ``(code, message)`` of an RPC error, the ``OSError`` of a lost connection, or ``"drop"`` /
+    #: ``"timeout"`` (a dropped connection re-established, a request never answered).
+    error: tuple[int, str] | OSError | str
     times: int
     after: int
     when: Callable[[Any], bool] | None
@@ -236,6 +239,13 @@ class World:
         self.accept_empty_access_hash_from_bots = False
         #: Injected errors still to fire, in injection order (the earliest due one fires first).
         self._injected: list[InjectedError] = []
+        #: The random faults of :meth:`chaos`, while one is set.
+        self._chaos: Chaos | None = None
+        #: Clients waiting on the event loop's clock because of a fault (see :meth:`stalls`).
+        self._stalls: list[Stall] = []
+        self._stall_waiters: list[asyncio.Future] = []
+        #: Reconnections after a dropped connection, per account id (as MTProtoSender reconnects).
+        self.reconnects: collections.Counter[int | None] = collections.Counter()
         self.sessions: list[SimSender] = []
         self.clients: list[TelegramClient] = []
         #: auth key id -> account id: a saved session logs in as the same account again.
@@ -381,8 +391,9 @@ class World:
 
     # -- injected errors, flood control and counters -----------------------------------------
 
-    def inject_error(self, request_type: str | type, error: tuple[int, str] | OSError, *, times: int = 1,
-                     after: int = 0, when: Callable[[Any], bool] | None = None) -> InjectedError:
+    def inject_error(self, request_type: str | type, error: tuple[int, str] | OSError | str, *,
+                     times: int = 1, after: int = 0, when: Callable[[Any], bool] | None = None
+                     ) -> InjectedError:
         """Make requests of one type fail as a real server (or network) would fail them.
 
         ``error`` is an RPC error ``(code, message)``, e.g. ``(400, "CHANNEL_PRIVATE")``: the client
@@ -390,7 +401,9 @@ class World:
         Or it is an ``OSError`` instance: the connection drops and reconnecting fails, so the
         request (and that session's other pending ones) fails with it, ``client.disconnected``
         raises it, and the client is disconnected; its later requests raise ``ConnectionError``
-        without reaching the World.
+        without reaching the World. Or ``"drop"``: the connection drops and is re-established, and
+        the client sends the request again; or ``"timeout"``: the request is never answered (see
+        :mod:`bot.simulator.chaos` for both).
 
         A request matches when it is of ``request_type`` (named as in :meth:`inject_flood`) and
         ``when(request)`` holds for the decoded request, e.g. ``lambda r: r.offset_id != 0``. This
@@ -400,12 +413,16 @@ class World:
         fails it; the other stays due. Returns the injection, whose ``fired`` counts its failures.
 
         Telethon handles some errors itself, as against Telegram: it retries 500-class errors after
-        a real 2 s sleep, logging a warning (which the tests' ``world`` fixture fails on), and
-        answers ``*_MIGRATE_n`` by switching DC, which the simulator does not model."""
-        if not isinstance(error, OSError):
+        a 2 s sleep of the event loop's clock (which :func:`bot.simulator.drive` moves at once),
+        logging a warning (which the tests' ``world`` fixture fails on), and answers
+        ``*_MIGRATE_n`` by switching DC, which the simulator does not model."""
+        if error in ("drop", "timeout"):
+            pass
+        elif not isinstance(error, OSError):
             if not (isinstance(error, tuple) and len(error) == 2 and isinstance(error[0], int)
                     and isinstance(error[1], str) and error[1]):
-                raise TypeError(f"error must be (code, message) or an OSError instance, not {error!r}")
+                raise TypeError("error must be (code, message), an OSError instance, 'drop' or 'timeout', "
+                                f"not {error!r}")
         if times < 1 or after < 0:
             raise ValueError(f"times must be >= 1 and after >= 0 (got times={times}, after={after})")
         injected = InjectedError(request=self._canonical_request_name(request_type), error=error,
@@ -438,6 +455,68 @@ class World:
             raise ValueError(f"ambiguous or unknown request type {request_type!r}: {sorted(matches)}")
         return matches.pop()
 
+    def chaos(self, rate: float = 0.05, *, seed: int = 1, kinds: Sequence[str] = CHAOS_KINDS,
+              requests: Iterable[str | type] | None = None, accounts: Iterable[SimUser] | None = None,
+              rates: dict[str | type, float] | None = None, **options: Any) -> Chaos:
+        """From now on, fail a ``rate`` share of the requests, at random, as Telegram and the network
+        fail them: flood waits (``flood``), transient 500-class errors (``rpc``), a connection that
+        drops with the request in flight and is re-established (``drop``), a request never answered
+        (``timeout``). See :mod:`bot.simulator.chaos` for what each does and how the choice is seeded.
+
+        ``requests`` (request types, named as in :meth:`inject_flood`) and ``accounts`` limit which
+        requests may fail; ``rates`` gives request types a rate of their own (a bot sends few
+        requests); ``options`` set :class:`Chaos` fields (flood ranges, burst share). Errors
+        planted with :meth:`inject_error` fire first. Returns the :class:`Chaos`, which counts what it
+        did (``injected``, ``faults``) and ends with ``stop()``; a new call replaces it."""
+        names = None if requests is None else frozenset(self._canonical_request_name(r) for r in requests)
+        ids = None if accounts is None else frozenset(a.id for a in accounts)
+        own = {self._canonical_request_name(r): v for r, v in (rates or {}).items()}
+        self._chaos = Chaos(rate=rate, seed=seed, kinds=tuple(kinds), requests=names, accounts=ids,
+                            rates=own, **options)
+        return self._chaos
+
+    def stalls(self, now: float | None = None) -> list[Stall]:
+        """Clients still held by a fault at loop time ``now`` (default: the running loop's): a
+        Telethon retry sleep not over yet, or a request no client has given up on."""
+        now = asyncio.get_running_loop().time() if now is None else now
+        self._stalls = [s for s in self._stalls if not s.over(now)]
+        return list(self._stalls)
+
+    def next_stall(self) -> asyncio.Future:
+        """A future resolved with the next :class:`Stall` a fault starts."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._stall_waiters = [w for w in self._stall_waiters if not w.done()]
+        self._stall_waiters.append(waiter)
+        return waiter
+
+    def _stall(self, stall: Stall) -> None:
+        self._stalls.append(stall)
+        waiters, self._stall_waiters = self._stall_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(stall)
+
+    def _inflict(self, kind: str, name: str, detail: str) -> Any:
+        """Answer (or not) as the chaos decided; see :mod:`bot.simulator.chaos`."""
+        loop = asyncio.get_running_loop()
+        if kind == "flood":
+            raise SimRpcError(420, detail)
+        if kind == "rpc":
+            code, message = detail.split(" ", 1)
+            self._stall(Stall("rpc", name, until=loop.time() + TELETHON_RETRY_DELAY))
+            raise SimRpcError(int(code), message)
+        if kind == "drop":
+            if detail == "lost":  # Telethon's reconnects fail: the error of its last attempt
+                raise SimConnectionLost(OSError(101, "Network is unreachable"))
+            raise SimConnectionDropped()
+        held: asyncio.Future = loop.create_future()
+        self._stall(Stall("timeout", name, held=held))
+        return held
+
+    def is_held(self, answer: Any) -> bool:
+        """Whether ``answer`` (a future from :meth:`handle`) is a request the World never answers."""
+        return any(s.held is answer for s in self._stalls)
+
     def reset_requests(self) -> None:
         """Forget the request and login counters (e.g. after connecting the clients)."""
         self.requests.clear()
@@ -466,7 +545,8 @@ class World:
         """Answer one decoded, unwrapped request for ``session``. May return a Future (callbacks).
 
         The request is counted first; then an injected error due for it is raised (SimRpcError, or
-        SimConnectionLost for an OSError) instead of answering."""
+        SimConnectionLost for an OSError) instead of answering, else a fault the :meth:`chaos`
+        chooses (SimRpcError, SimConnectionDropped, or a future never resolved)."""
         name = request_name(request)
         account = session.account
         self.requests[name] += 1
@@ -475,7 +555,16 @@ class World:
         if injected is not None:
             if isinstance(injected.error, OSError):
                 raise SimConnectionLost(injected.error)
-            raise SimRpcError(*injected.error)
+            if isinstance(injected.error, str):
+                return self._inflict(injected.error, name, injected.error)
+            code, message = injected.error
+            if abs(code) >= 500:  # Telethon sleeps before it retries: a stall for `drive`
+                return self._inflict("rpc", name, f"{code} {message}")
+            raise SimRpcError(code, message)
+        if self._chaos is not None:
+            fault = self._chaos.decide(account.id if account else None, name, request)
+            if fault is not None:
+                return self._inflict(fault.kind, name, fault.detail)
         return self._handlers.dispatch(session, request)
 
     # -- TL rendering ------------------------------------------------------------------------
