@@ -33,7 +33,6 @@ from telethon.tl.functions.users import GetUsersRequest
 
 from bot.clock import cron_trigger, utcnow
 from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
-from bot.poller import archive_failure
 from bot.telegram import (
     REQUEST_TIMEOUT,
     FloodDeferred,
@@ -42,6 +41,7 @@ from bot.telegram import (
     forget_local_flood,
 )
 from storage.database import Database
+from storage.faults import explain
 from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
 from storage.records import Alert, Post, Rule, Subscriber
@@ -293,7 +293,7 @@ class Dispatcher:
         kept = (f"; {len(self._unrecorded)} sent alert(s) are marked when it can be written, never sent twice"
                 if self._unrecorded else "")
         self.log.warning("%s stopped: %s%s; unsent alerts stay queued", what,
-                         archive_failure(exc, self.db.path), kept)
+                         explain(exc, self.db.path), kept)
 
     def _held(self) -> bool:
         return self._hold_until is not None and self.now() < self._hold_until

@@ -44,25 +44,14 @@ from bot.telegram import (
 )
 from storage import channels
 from storage.channels import backoff
-from storage.database import Database, StorageError, explain, problem_kind
+from storage.database import Database
+from storage.faults import explain
 from storage.ingest import AfterIngest, ingest
 from storage.records import Batch, Channel, ChannelState, IngestResult, MessageRecord, iso
 
-__all__ = ["ChannelPoll", "ChannelRecheck", "PollReport", "Poller", "RecheckReport", "archive_failure"]
+__all__ = ["ChannelPoll", "ChannelRecheck", "PollReport", "Poller", "RecheckReport"]
 
 log = logging.getLogger("chanwatch.poller")
-
-
-def archive_failure(exc: sqlite3.Error, path: str) -> StorageError:
-    """One line (`storage.database.explain`) for a failed write to the archive, about its cause.
-
-    On SQLITE_FULL (and some I/O errors) SQLite rolls the transaction back by itself, so the ROLLBACK
-    that follows fails with "cannot rollback - no transaction is active" and carries the real error
-    only as its `__context__`: that one is explained."""
-    cause: sqlite3.Error = exc
-    while problem_kind(cause) == "other" and isinstance(cause.__context__, sqlite3.Error):
-        cause = cause.__context__
-    return explain(cause, path)
 
 
 def _commit_page(conn: sqlite3.Connection, batch: Batch, now: datetime, after: AfterIngest | None,
@@ -319,7 +308,7 @@ class Poller:
         backoff), so the next cycle reads the same messages again; the cycle logs it once."""
         return ChannelPoll(state.id, state.username, state.status, pages=stats.pages, requests=stats.requests,
                            cursor=state.cursor, flood_slept=stats.flood_slept,
-                           error=str(archive_failure(exc, self.db.path)), unstored=True)
+                           error=str(explain(exc, self.db.path)), unstored=True)
 
     async def _join(self, state: ChannelState, stats: RequestStats) -> None:
         """Join a channel the dialogs did not list (so later cycles see it in GetPeerDialogs)."""

@@ -30,10 +30,11 @@ from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
-from bot.poller import Poller, archive_failure
+from bot.poller import Poller
 from bot.resolve import WatchList
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from storage.database import Database
+from storage.faults import explain
 from storage.percolator import Percolator
 from storage.rules import seed_alert_chat
 
@@ -202,7 +203,7 @@ class Service:
             await self.poller.poll_once()
         except sqlite3.Error as exc:  # the archive (full, locked, I/O): one line, it is not a bug
             self.log.warning("poll cycle failed: %s; the next cycle will try again",
-                             archive_failure(exc, self.db.path))
+                             explain(exc, self.db.path))
         except Exception:
             self.log.exception("poll cycle failed; the next cycle will try again")
 
@@ -218,7 +219,7 @@ class Service:
                           sum(c.deleted for c in report.channels), report.requests)
         except sqlite3.Error as exc:
             self.log.warning("recheck cycle failed: %s; the next cycle will try again",
-                             archive_failure(exc, self.db.path))
+                             explain(exc, self.db.path))
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 
