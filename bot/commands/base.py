@@ -29,6 +29,7 @@ from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimit
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.formatting import cut
+from bot.telegram import RequestTimeout, answered_within
 from storage.channels import channel_listing
 from storage.database import Database
 from storage.query import Query, QueryError, parse
@@ -201,6 +202,8 @@ class CommandsBase:
             await handler(request)
         except asyncio.CancelledError:
             raise
+        except RequestTimeout as exc:  # Telegram did not answer the reply: nothing to tell the chat
+            self.log.warning("/%s from user %s in chat %s: %s", name, caller.user_id, caller.chat_id, exc)
         except Exception:
             self.log.exception("/%s from user %s in chat %s failed", name, caller.user_id, caller.chat_id)
             await self._try_reply(event, FAILED)
@@ -235,14 +238,15 @@ class CommandsBase:
         """Reply to the command (HTML, no link previews); further messages follow it."""
         if isinstance(messages, str):
             messages = [messages]
-        first = await event.reply(messages[0], parse_mode="html", link_preview=False, buttons=buttons)
+        first = await answered_within(
+            event.reply(messages[0], parse_mode="html", link_preview=False, buttons=buttons), "a reply")
         for message in messages[1:]:
-            await event.respond(message, parse_mode="html", link_preview=False)
+            await answered_within(event.respond(message, parse_mode="html", link_preview=False), "a reply")
         return first
 
     async def _try_reply(self, event: Any, message: str) -> None:
         try:
-            await event.reply(message)
+            await answered_within(event.reply(message), "a reply")
         except Exception:
             self.log.exception("could not tell chat %s that its command failed", event.chat_id)
 

@@ -57,6 +57,7 @@ from storage.outbox import get_alerts
 from storage.percolator import Percolator
 from storage.records import Channel
 from storage.rules import add_rule, ensure_subscriber, seed_alert_chat, set_mode
+from tests.bot.commands_support import Harness, until
 from tests.bot.conftest import API_HASH, rows, saved_session
 
 # --- the simulator's faults -----------------------------------------------------------------------
@@ -206,6 +207,24 @@ async def test_an_alert_send_never_answered_is_tried_again_and_reaches_the_chat_
         world.advance(60)
         assert await drive(world, clock, dispatcher.dispatch_instant()) == 1
     assert len([t for t in bot_texts(world, alice, bot_account) if "New sanctions" in t]) == 1
+
+
+async def test_a_reply_telegram_never_answers_frees_its_command_after_the_timeout(
+        world, bot_client, bot_account, alice, db, caplog):
+    harness = Harness(world, db, bot_client, bot_account)
+    commands = harness.start()
+    await harness.allow(alice)
+    world.inject_error("messages.SendMessage", "timeout")
+    with LoopClock() as clock:
+        world.say(alice, bot_account, "/help")
+        await until(lambda: world.requests["messages.SendMessage"] > 0)  # the reply is on its way
+        await drive(world, clock, commands.drain(), give_up_after=2 * REQUEST_TIMEOUT)
+    assert harness.answers(alice) == []
+    [line] = [r for r in caplog.records if r.name == "chanwatch.commands"]
+    assert "/help" in line.getMessage() and "no answer from Telegram" in line.getMessage()
+    assert line.exc_info is None  # one line, no traceback
+    assert "/search" in (await harness.ask(alice, "/help")).text  # the bot still answers
+    harness.close()
 
 
 async def test_the_service_starts_though_telegram_never_answers_the_bot_menu(
