@@ -293,7 +293,7 @@ class Dispatcher:
         kept = (f"; {len(self._unrecorded)} sent alert(s) are marked when it can be written, never sent twice"
                 if self._unrecorded else "")
         self.log.warning("%s stopped: %s%s; unsent alerts stay queued", what,
-                         explain(exc, self.db.path), kept)
+                         explain(exc, self.db.path, daemon=True), kept)
 
     def _held(self) -> bool:
         return self._hold_until is not None and self.now() < self._hold_until

@@ -308,7 +308,7 @@ class Poller:
         backoff), so the next cycle reads the same messages again; the cycle logs it once."""
         return ChannelPoll(state.id, state.username, state.status, pages=stats.pages, requests=stats.requests,
                            cursor=state.cursor, flood_slept=stats.flood_slept,
-                           error=str(explain(exc, self.db.path)), unstored=True)
+                           error=str(explain(exc, self.db.path, daemon=True)), unstored=True)
 
     async def _join(self, state: ChannelState, stats: RequestStats) -> None:
         """Join a channel the dialogs did not list (so later cycles see it in GetPeerDialogs)."""

@@ -67,21 +67,27 @@ _SAYS = {
                "recover what is still readable, or restore a backup",
     "notadb": "cannot open {where}: the file is not an SQLite database (another file, or damaged from its "
               "first page); point --db or CHANWATCH_DB at the archive, or restore a backup",
-    "readonly": "{where} is read-only (the file, its folder or the mount); this command writes to it: make "
-                "it writable, or copy it somewhere writable and use --db",
+    "readonly": "{where} is read-only (the file, its folder or the mount); {writer} writes to it: make it "
+                "writable{elsewhere}",
     "full": "the disk holding {where} is full; nothing was half-written (the archive is consistent): free "
-            "some space and run the command again",
-    "locked": "{where} is locked by another process writing to it (another import or `chanwatch run`?); "
-              "run the command again when it has finished",
+            "some space{again}",
+    "locked": "{where} is locked by another process writing to it (another import or `chanwatch run`?)"
+              "{again_later}",
     "io": "cannot read or write {where}: disk I/O error; check the disk, then `chanwatch --db {shell} check`",
     "cantopen": "cannot open {where}: {error}; check the path and its folder's permissions",
     "other": "{where}: {error}",
 }
-"""What each kind of failure says; `explain` fills in the archive and the error."""
+"""What each kind of failure says; `explain` fills in the archive, the error and who retries."""
+_COMMAND = {"writer": "this command", "elsewhere": ", or copy it somewhere writable and use --db",
+            "again": " and run the command again",
+            "again_later": "; run the command again when it has finished"}
+_DAEMON = {"writer": "the daemon", "elsewhere": "", "again": ": the next cycle tries again",
+           "again_later": "; the next cycle tries again"}
 
 
-def explain(exc: sqlite3.Error, path: str | Path) -> StorageError:
-    """One line for an SQLite failure on the archive at `path`: what is wrong and what to do.
+def explain(exc: sqlite3.Error, path: str | Path, *, daemon: bool = False) -> StorageError:
+    """One line for an SQLite failure on the archive at `path`: what is wrong and what to do — for a
+    command the user runs again, or (`daemon`) for the daemon's log, where the next cycle retries.
 
     Never echoes the error's own text for corruption (a decode error carries the bad bytes).
     """
@@ -89,6 +95,7 @@ def explain(exc: sqlite3.Error, path: str | Path) -> StorageError:
     if kind == "io" and str(path) != ":memory:" and (_free_bytes(path) or 0) < FULL_BELOW_BYTES:
         kind = "full"
     what = "text that is not UTF-8" if "decode" in str(exc).lower() else "the database file is malformed"
+    advice = _DAEMON if daemon else _COMMAND
     text = _SAYS[kind].format(where=f"the archive at {path}", shell=shell_quoted(path), what=what,
-                              error=exc)
+                              error=exc, **advice)
     return StorageError(text, kind)

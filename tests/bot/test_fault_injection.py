@@ -297,6 +297,8 @@ async def test_a_full_disk_is_one_line_per_poll_cycle_and_the_first_poll_after_s
     assert len(problems) == 2 and not any(r.exc_info for r in problems)  # one line per cycle
     assert all("the disk holding the archive" in r.getMessage() and "is full" in r.getMessage()
                and "3 channel(s) read but not stored" in r.getMessage() for r in problems)
+    assert all("the next cycle tries again" in r.getMessage() and "run the command" not in r.getMessage()
+               for r in problems)  # advice for a daemon, not for a command
     assert rows(db.path, "SELECT cursor, status, failures, retry_at FROM channels") == [
         (0, "ok", 0, None)] * 3
     assert rows(db.path, "SELECT count(*) FROM messages") == [(0,)]
