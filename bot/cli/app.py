@@ -3,7 +3,7 @@
 The commands come from an explicit list of modules, each exposing `COMMANDS` (a tuple of
 `bot.cli.common.Command`); this module imports them, they never import it. Mistakes the user can
 fix (`common.USER_ERRORS`) are printed as one line on stderr with exit status 2 — never a traceback;
-so is any SQLite error a command lets through (`storage.database.explain` says what it means for
+so is any SQLite error a command lets through (`storage.faults.explain` says what it means for
 the archive), and output that cannot be written (a full disk; a closed pipe is quietly exit 0).
 Standard output is flushed before `main` returns, so the interpreter never meets a failed write at
 exit ("Exception ignored").
