@@ -233,7 +233,7 @@ class Poller:
                             self.requests.flood_slept - slept0)
         unstored = [r for r in results if r.unstored]
         if unstored:  # one line for the cycle: every channel meets the same archive
-            self.log.warning("poll cycle: %s; %d channel(s) read but not stored, read again next cycle",
+            self.log.warning("poll cycle: %s; %d channel(s) read but not stored",
                              unstored[0].error, len(unstored))
         failed = sum(1 for r in results if r.error and r.deferred_until is None)
         self.log.info("poll cycle: %d channels, %d new messages, %d requests, %d skipped, %d deferred, "
@@ -413,7 +413,7 @@ class Poller:
         results.sort(key=lambda r: order.get(r.channel_id, 0))
         unstored = [r for r in results if r.unstored]
         if unstored:
-            self.log.warning("recheck cycle: %s; %d channel(s) read but not stored, read again next cycle",
+            self.log.warning("recheck cycle: %s; %d channel(s) read but not stored",
                              unstored[0].error, len(unstored))
         return RecheckReport(started, tuple(results), self.requests.count - count0)
 

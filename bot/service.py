@@ -202,8 +202,7 @@ class Service:
             await self.watchlist.resolve_due()
             await self.poller.poll_once()
         except sqlite3.Error as exc:  # the archive (full, locked, I/O): one line, it is not a bug
-            self.log.warning("poll cycle failed: %s; the next cycle will try again",
-                             explain(exc, self.db.path, daemon=True))
+            self.log.warning("poll cycle failed: %s", explain(exc, self.db.path, daemon=True))
         except Exception:
             self.log.exception("poll cycle failed; the next cycle will try again")
 
@@ -218,8 +217,7 @@ class Service:
                           len(report.channels), sum(c.edited for c in report.channels),
                           sum(c.deleted for c in report.channels), report.requests)
         except sqlite3.Error as exc:
-            self.log.warning("recheck cycle failed: %s; the next cycle will try again",
-                             explain(exc, self.db.path, daemon=True))
+            self.log.warning("recheck cycle failed: %s", explain(exc, self.db.path, daemon=True))
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 
