@@ -539,13 +539,7 @@ class Handlers:
                                            users=users)
 
     def upload_GetFile(self, session: SimSender, me: SimUser, req: Any) -> Any:
-        from . import media as _media
-        file_id = getattr(req.location, "id", None)
-        try:
-            data = _media.file_bytes(file_id, req.offset, req.limit)
-        except KeyError:
-            raise SimRpcError(400, "FILE_REFERENCE_EXPIRED") from None
-        return types.upload.File(type=types.storage.FileUnknown(), mtime=0, bytes=data)
+        return self.world.serve_file(req.location, req.offset, req.limit)
 
     def channels_ReadHistory(self, session: SimSender, me: SimUser, req: Any) -> Any:
         ch = self._channel(me, req.channel)

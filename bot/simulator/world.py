@@ -14,6 +14,7 @@ import asyncio
 import collections
 import datetime as dt
 import hashlib
+import itertools
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -22,8 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
+from . import media as _media
 from .chaos import CHAOS_KINDS, TELETHON_RETRY_DELAY, Chaos, Stall
-from .tl import SimConnectionDropped, SimConnectionLost, SimRpcError, clone, make, request_name, utc
+from .tl import (
+    SimConnectionDropped,
+    SimConnectionLost,
+    SimRpcError,
+    SimulatorUnsupported,
+    clone,
+    make,
+    request_name,
+    utc,
+)
 
 if TYPE_CHECKING:
     from telethon import TelegramClient
@@ -251,6 +262,14 @@ class World:
         #: auth key id -> account id: a saved session logs in as the same account again.
         self.authorizations: dict[int, int] = {}
         self._pending_callbacks: dict[int, tuple[asyncio.Future, ChatLogEntry, int]] = {}
+        #: Photos and documents by file id: what ``upload.GetFile`` serves (see :meth:`photo`).
+        self.files: dict[int, _media.SimFile] = {}
+        self._file_ids = itertools.count(6_000_000_000_001)
+        #: Bytes ``upload.GetFile`` answered with, per file id (thumbnails included): a file
+        #: downloaded once has exactly its size here.
+        self.bytes_served: collections.Counter[int] = collections.Counter()
+        #: GetFile requests that broke Telegram's chunk rules (each also got its 400 error).
+        self.file_rule_violations: list[str] = []
         #: Read by the tests' ``world`` fixture: when False, Telethon warnings fail the test.
         self.tolerate_telethon_warnings = False
         from .handlers import Handlers  # local: handlers import this module
@@ -608,6 +627,7 @@ class World:
         copy = clone(msg)
         if isinstance(copy, types.Message) or isinstance(copy, types.MessageService):
             copy.out = bool(viewer and ch.authors.get(msg.id) == viewer.id)
+        self._fresh_media(copy)
         return copy
 
     def entities_for(self, messages: Iterable[Any], viewer: SimUser | None,
@@ -707,6 +727,7 @@ class World:
             else make(types.MessageReplies, replies=replies, replies_pts=channel.pts),
             post_author=post_author, grouped_id=grouped_id,
         )
+        self._file_of(media)
         channel.messages[msg_id] = msg
         if author is not None:
             channel.authors[msg_id] = author.id
@@ -717,6 +738,69 @@ class World:
             exclude=exclude,
         )
         return msg
+
+    # -- files -------------------------------------------------------------------------------
+
+    def photo(self, data: bytes, *, w: int = 1280, h: int = 720, date: dt.datetime | None = None
+              ) -> types.MessageMediaPhoto:
+        """A photo whose full size (type "y", or "w" beyond 1280 px) is ``data``, with a 320 px
+        thumbnail (type "m") serving smaller bytes derived from it; for ``post(..., media=…)``."""
+        file = _media.SimFile(id=next(self._file_ids), access_hash=self._access_hash(), kind="photo",
+                              data=bytes(data), size=len(data), full_type=_media.full_size_type(w, h),
+                              thumbs={_media.THUMB_TYPE: _media.thumb_bytes(data)})
+        self.files[file.id] = file
+        return _media.photo_of(file, w=w, h=h, date=date)
+
+    def document(self, data: bytes, *, mime_type: str = "application/octet-stream",
+                 file_name: str = "file.bin", attributes: list | None = None, date: dt.datetime | None = None
+                 ) -> types.MessageMediaDocument:
+        """A document (a PDF, a video with ``DocumentAttributeVideo``...) whose content is ``data``."""
+        file = _media.SimFile(id=next(self._file_ids), access_hash=self._access_hash(), kind="document",
+                              data=bytes(data), size=len(data))
+        self.files[file.id] = file
+        return _media.document_of(file, mime_type=mime_type, file_name=file_name, attributes=attributes,
+                                  date=date)
+
+    def expire_file_references(self, file_id: int | None = None) -> None:
+        """Give one file (or every file) a new file reference, as Telegram does after a while: GetFile
+        with the old one fails with FILE_REFERENCE_EXPIRED; messages read from now on carry the new."""
+        for file in self.files.values() if file_id is None else [self.files[file_id]]:
+            file.generation += 1
+
+    def _file_of(self, media: Any) -> _media.SimFile | None:
+        """The file behind a message media (registered on first sight for the module's builders)."""
+        file = _media.adopt(media)
+        if file is None:
+            return None
+        return self.files.setdefault(file.id, file)
+
+    def _fresh_media(self, msg: Any) -> None:
+        """Put the current file reference on the photo/document of a message copy about to be sent."""
+        media = getattr(msg, "media", None)
+        file = self._file_of(media)
+        if file is not None:
+            file.refresh(media.photo if isinstance(media, types.MessageMediaPhoto) else media.document)
+
+    def serve_file(self, location: Any, offset: int, limit: int) -> types.upload.File:
+        """Answer ``upload.GetFile``: the chunk ``offset:offset+limit`` of the location's file, under
+        Telegram's rules (see :func:`bot.simulator.media.chunk_error`) and with its errors."""
+        error = _media.chunk_error(offset, limit)
+        if error is not None:
+            self.file_rule_violations.append(f"{error}: offset={offset} limit={limit}")
+            raise SimRpcError(400, error)
+        kinds = {types.InputPhotoFileLocation: "photo", types.InputDocumentFileLocation: "document"}
+        kind = kinds.get(type(location))
+        if kind is None:
+            raise SimulatorUnsupported(f"the simulator serves no {type(location).__name__}")
+        file = self.files.get(location.id)
+        if file is None or file.kind != kind or file.access_hash != location.access_hash:
+            raise SimRpcError(400, "FILE_ID_INVALID")
+        if location.file_reference != file.file_reference:
+            expired = file.was_reference(location.file_reference)
+            raise SimRpcError(400, "FILE_REFERENCE_EXPIRED" if expired else "FILE_REFERENCE_INVALID")
+        data = file.read(location.thumb_size, offset, limit)
+        self.bytes_served[file.id] += len(data)
+        return types.upload.File(type=types.storage.FileUnknown(), mtime=0, bytes=data)
 
     def album(self, channel: SimChannel, items: Sequence[tuple[str, Any]], **kwargs: Any
               ) -> list[types.Message]:
@@ -877,13 +961,15 @@ class World:
         reply = None
         if entry.reply_to is not None and viewer.id in entry.reply_to.ids:
             reply = make(types.MessageReplyHeader, reply_to_msg_id=entry.reply_to.ids[viewer.id])
-        return make(
+        msg = make(
             types.Message, id=entry.ids[viewer.id], peer_id=peer, date=entry.date, message=entry.text,
             out=out or None, from_id=from_id, fwd_from=clone(entry.fwd_from) if entry.fwd_from else None,
             reply_to=reply, media=clone(entry.media) if entry.media else None,
             reply_markup=clone(entry.reply_markup) if entry.reply_markup else None,
             entities=[clone(e) for e in entry.entities] or None, edit_date=entry.edit_date,
         )
+        self._fresh_media(msg)
+        return msg
 
     def entry_for(self, account: SimUser, msg_id: int) -> ChatLogEntry | None:
         """The chat-log entry behind message ``msg_id`` of ``account``'s box."""
