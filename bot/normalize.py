@@ -279,7 +279,16 @@ def _photo_media(media: types.MessageMediaPhoto) -> Media:
             size = best[2]
     else:
         extra["unavailable"] = True  # PhotoEmpty / None: expired or restricted
-    return Media(kind="photo", size=size, mime_type="image/jpeg" if size else None, extra=extra)
+    return Media(kind="photo", size=size, mime_type="image/jpeg" if size else None, extra=extra,
+                 **_file_ids(photo))
+
+
+def _file_ids(file: object) -> dict[str, int]:
+    """`file_id` and `dc_id` of a `Photo` or `Document` (nothing for the Empty kinds): the same in
+    every forward, so the download queue fetches one file once."""
+    if isinstance(file, types.Photo | types.Document):
+        return {"file_id": file.id, "dc_id": file.dc_id}
+    return {}
 
 
 def _largest_size(sizes: list[Any] | None) -> tuple[int, int, int | None] | None:
@@ -338,6 +347,7 @@ def _document_media(media: types.MessageMediaDocument) -> Media:
         size=doc.size,
         mime_type=doc.mime_type or None,
         extra=extra,
+        **_file_ids(doc),
     )
 
 
@@ -355,7 +365,7 @@ def _webpage_media(page: object) -> Media:
             extra["has_photo"] = True
         if page.document is not None:
             extra["has_document"] = True
-        return Media(kind="webpage", url=page.url, title=page.title, extra=extra)
+        return Media(kind="webpage", url=page.url, title=page.title, extra=extra, **_file_ids(page.photo))
     extra = {"state": type(page).__name__.removeprefix("WebPage").lower() or "unknown"}
     return Media(kind="webpage", url=getattr(page, "url", None), extra=extra)
 

@@ -2,7 +2,9 @@
 
 `ingest(conn, batch)` runs inside the caller's transaction; `ingest_batch` and `Database.transaction`
 wrap it in one. Re-ingesting a batch changes nothing; a newer `edit_date` keeps the old text in
-`message_versions`; a deleted message keeps all its content and gains `deleted_at`.
+`message_versions`; a deleted message keeps all its content and gains `deleted_at`. Each stored
+message's Telegram file is linked and queued for download in the same transaction
+(`storage.media_queue.link_media`).
 
 The rows and per-batch views are in `storage.ingest_rows`; what a post shows when several
 messages make it (merging, settling) is `storage.posts`; which keys link messages, `storage.dedup`.
@@ -33,6 +35,7 @@ from storage.ingest_rows import (
     media_json,
     shown_edited,
 )
+from storage.media_queue import link_media
 from storage.posts import PostSettling
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso
 
@@ -179,6 +182,7 @@ class _Ingest(PostSettling):
                 self._settle(post_id, shown=shown)
             elif record.media is not None and post["media_kind"] is None:
                 self._update_post(post_id, media_kind=record.media.kind)
+        link_media(self.conn, record.channel_id, record.message_id, record.media, self.now, new=True)
         self._claim(post_id, ident.claims, mark)
         self.counts.new += 1
 
@@ -281,6 +285,8 @@ class _Ingest(PostSettling):
                 changes[name] = value
         if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
             changes["deleted_at"] = None
+        if link_media(self.conn, record.channel_id, record.message_id, record.media, self.now, new=False):
+            changes["media"] = media_json(record)  # a media-only edit: the old file stays linked
         entities = entities_json(record)
         new_edit = iso(record.edit_date)
         edited = (

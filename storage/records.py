@@ -68,7 +68,13 @@ class ForwardHeader:
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """What a message carries besides text: `kind` is photo, video, document, webpage, poll, ..."""
+    """What a message carries besides text: `kind` is photo, video, document, webpage, poll, ...
+
+    `file_id` is Telegram's Photo.id / Document.id (a web page's preview photo for `webpage`), the
+    same in every forward of the file, and `dc_id` the data centre holding it; None where there is no
+    file or it is not known (Desktop exports). Never a file reference: those expire, and the
+    download worker re-reads the message for a fresh one.
+    """
 
     kind: str
     file_name: str | None = None
@@ -77,6 +83,8 @@ class Media:
     url: str | None = None
     title: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    file_id: int | None = None
+    dc_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,3 +313,46 @@ class Alert:
     attempts: int = 0
     last_error: str | None = None
     next_try_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedFile:
+    """A Telegram file due for download (`storage.media_queue.claim_due`), with the message to re-read
+    for a fresh file reference."""
+
+    file_id: int
+    kind: str
+    dc_id: int | None
+    size: int | None
+    mime_type: str | None
+    file_name: str | None
+    channel_id: int
+    message_id: int
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStatus:
+    """The download queue at a glance: Telegram files by state, and what the media store holds."""
+
+    queued: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    stored_files: int = 0
+    stored_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PostFile:
+    """A file a post's messages carry now, as search and export will list it: where it is in the
+    media store (`path`, relative to the media directory) once downloaded."""
+
+    file_id: int
+    kind: str
+    state: str
+    size: int | None
+    mime_type: str | None
+    file_name: str | None
+    sha256: str | None
+    path: str | None

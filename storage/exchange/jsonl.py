@@ -92,6 +92,8 @@ def _media(value: Any, field: str) -> Media | None:
         url=text_or_none(media.get("url"), f"{field}.url"),
         title=text_or_none(media.get("title"), f"{field}.title"),
         extra=as_dict(media.get("extra", {}), f"{field}.extra"),
+        file_id=int_or_none(media.get("file_id"), f"{field}.file_id"),
+        dc_id=int_or_none(media.get("dc_id"), f"{field}.dc_id"),
     )
 
 

@@ -316,6 +316,26 @@ def test_media_details():
     assert media_of(MEDIA_CASES["other"]).extra == {"tl": "MessageMediaUnsupported"}
 
 
+def test_files_carry_telegrams_photo_or_document_id_and_dc():
+    assert (media_of(MEDIA_CASES["photo"]).file_id, media_of(MEDIA_CASES["photo"]).dc_id) == (1, 2)
+    for kind in ("video", "document", "audio", "voice", "sticker", "gif"):
+        media = media_of(MEDIA_CASES[kind])
+        assert (media.file_id, media.dc_id) == (1, 2), kind
+    for kind in ("webpage", "poll", "geo", "contact", "other"):  # no file (a page without a photo)
+        assert media_of(MEDIA_CASES[kind]).file_id is None, kind
+    assert media_of(types.MessageMediaPhoto(photo=types.PhotoEmpty(id=9))).file_id is None
+
+
+def test_a_web_page_carries_its_preview_photos_id():
+    photo = types.Photo(id=77, access_hash=2, file_reference=b"x", date=WHEN, dc_id=4,
+                        sizes=[types.PhotoSize("m", 320, 200, 10_000)])
+    page = types.WebPage(id=1, url="https://example.org/a", display_url="example.org/a", hash=0, photo=photo)
+    media = media_of(types.MessageMediaWebPage(webpage=page))
+    assert (media.kind, media.file_id, media.dc_id) == ("webpage", 77, 4)
+    record = normalize(msg(media=types.MessageMediaWebPage(webpage=page)))
+    assert normalize(tl_from_dict(record.raw)).media == media
+
+
 def test_round_video_venue_live_dice():
     rnd = types.MessageMediaDocument(round=True, document=document(
         types.DocumentAttributeVideo(duration=5, w=240, h=240, round_message=True), mime="video/mp4"))

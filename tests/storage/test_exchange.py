@@ -20,7 +20,7 @@ from storage.exchange import (
     import_file,
 )
 from storage.ingest import ingest_batch
-from storage.records import Batch, ForwardHeader
+from storage.records import Batch, ForwardHeader, Media
 from storage.text import utf16_len
 from tests.real_fixtures import real
 from tests.storage.factories import (
@@ -384,3 +384,18 @@ def test_a_file_that_is_not_an_export_is_refused_in_one_line(conn, tmp_path, con
 def test_a_missing_file_is_named(conn, tmp_path):
     with pytest.raises(ExchangeError, match="no such file"):
         import_file(conn, tmp_path / "nope.json")
+
+
+def test_a_jsonl_round_trip_keeps_telegrams_file_ids_and_queues_them_again(conn, tmp_path):
+    photo = Media(kind="photo", size=1000, mime_type="image/jpeg", file_id=-4_611_686_018_427_387_904,
+                  dc_id=2)
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, STATEMENT, media=photo)))
+    path = tmp_path / "archive.jsonl"
+    path.write_text(export(conn), encoding="utf-8")
+    assert '"file_id":-4611686018427387904' in path.read_text(encoding="utf-8").replace(" ", "")
+    fresh = connect_sync(":memory:")
+    import_file(fresh, path)
+    media = "SELECT media FROM messages"
+    assert fresh.execute(media).fetchone()[0] == conn.execute(media).fetchone()[0]
+    assert [tuple(r) for r in fresh.execute("SELECT file_id, dc_id, state FROM tg_files")] == [
+        (photo.file_id, 2, "queued")]
