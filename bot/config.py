@@ -63,6 +63,9 @@ class Settings:
     server: tuple[str, int] | None = None
     server_public_key: str | None = None
     server_dc: int = 2
+    media_kinds: frozenset[str] | None = frozenset({"photo", "document"})
+    media_max_mb: int = 50
+    media_path: Path | None = None
 
     def secrets(self) -> list[str]:
         """The secret values, for log redaction."""
@@ -104,6 +107,16 @@ class Settings:
         if str(self.db_path) == ":memory:":
             return None
         return self.db_path.with_name(self.db_path.stem + "-bot.session")
+
+    @property
+    def media_dir(self) -> Path:
+        """Where downloaded media live: CHANWATCH_MEDIA_DIR, else `media/` beside the archive (in the
+        working directory for an in-memory archive)."""
+        if self.media_path is not None:
+            return self.media_path
+        if str(self.db_path) == ":memory:":
+            return Path("media")
+        return self.db_path.with_name("media")
 
     def require_bot_token(self) -> str:
         """The bot token (`login --bot`, `run`)."""
@@ -198,6 +211,22 @@ def _pem(raw: str) -> str:
     return text
 
 
+MEDIA_KINDS = ("photo", "video", "document", "audio", "voice", "gif", "sticker")
+
+
+def _media_kinds(raw: str) -> frozenset[str] | None:
+    """`all` (None: every kind), `none` (no kind) or a comma list of MEDIA_KINDS."""
+    lowered = raw.strip().lower()
+    if lowered == "all":
+        return None
+    if lowered == "none":
+        return frozenset()
+    kinds = frozenset(k for k in re.split(r"[,\s]+", lowered) if k)
+    if not kinds or not kinds <= set(MEDIA_KINDS):
+        raise ValueError(raw)
+    return kinds
+
+
 def read_env(env_file: str | Path | None = None,
              environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
     """The variables of `.env` (or `env_file`) overlaid by the environment, unparsed.
@@ -289,4 +318,10 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         server_public_key=p(env, "TG_SERVER_PUBLIC_KEY", _pem, None,
                             "must be the path of a readable PEM file holding an RSA PUBLIC KEY"),
         server_dc=p(env, "TG_SERVER_DC", _positive(1), 2, "must be a data-centre number, e.g. 2"),
+        media_kinds=p(env, "CHANWATCH_MEDIA", _media_kinds, frozenset({"photo", "document"}),
+                      f"must be all, none, or kinds separated by commas from {', '.join(MEDIA_KINDS)}, "
+                      "e.g. photo,document"),
+        media_max_mb=p(env, "CHANWATCH_MEDIA_MAX_MB", _positive(0), 50,
+                       "must be a whole number of megabytes (0: no cap)"),
+        media_path=p(env, "CHANWATCH_MEDIA_DIR", lambda r: Path(r).expanduser(), None, "must be a path"),
     )

@@ -2,13 +2,16 @@
 
 `Service` owns the running parts for one archive and two connected clients (the user session that
 reads channels, the bot that answers and alerts). Jobs run on an APScheduler `AsyncIOScheduler`:
-poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), the dispatcher's instant
-and digest jobs. Every job has max_instances=1 and coalesce=True, and every job body catches and
-logs its own errors, so nothing crashes the daemon.
+poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), media downloads (every
+30 s unless CHANWATCH_MEDIA=none), the dispatcher's instant and digest jobs. Every job has
+max_instances=1 and coalesce=True, and every job body catches and logs its own errors,
+so nothing crashes the daemon.
 
 Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
-and `stop()` awaits them: the poll in flight finishes its transaction, then the clients go.
+and `stop()` awaits them: the poll in flight finishes its transaction, then the clients go. A media
+download in flight is cancelled instead (it may take minutes): its writer leaves no file, and the
+file stays due for the next start.
 
 `chanwatch run` (`bot.daemon`, `bot.cli.daemon`) connects the clients and serves a `Service`.
 """
@@ -30,11 +33,13 @@ from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
+from bot.media import Downloader, MediaPolicy, media_job
 from bot.poller import Poller
 from bot.resolve import WatchList
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from storage.database import Database
 from storage.faults import explain
+from storage.media_store import MediaStore
 from storage.percolator import Percolator
 from storage.rules import seed_alert_chat
 
@@ -49,6 +54,8 @@ log = logging.getLogger("chanwatch.service")
 EXECUTOR = "chanwatch"  # executor alias used when a given scheduler already has a "default" executor
 COMMAND_DRAIN_SECONDS = 10.0  # how long a stop waits for bot commands being answered
 INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by time_scale)
+MEDIA_EVERY = 30.0  # seconds between media download runs (divided by time_scale)
+MEDIA_JOB = "media"
 
 
 class GracefulExecutor(AsyncIOExecutor):
@@ -103,6 +110,9 @@ class Service:
         self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
                                    now=now, sleep=sleep)
         self.dispatcher: Dispatcher | None = None
+        self.downloader: Downloader | None = None
+        self._media_task: asyncio.Task | None = None
+        self._media_body: Callable[[], Awaitable[None]] | None = None
         self.commands: Commands | None = None
         self.executor: GracefulExecutor | None = None
         self._executor_alias = "default"
@@ -121,6 +131,7 @@ class Service:
         await self._seed_alert_chat()
         await self.watchlist.resolve_configured()
         self._build_alerting()
+        self._build_media()
         self._install_executor()
         self._add_jobs()
         if self.commands is not None:
@@ -153,6 +164,9 @@ class Service:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)  # deferred to the loop; GracefulExecutor cancels nothing
         await asyncio.sleep(0)
+        if self._media_task is not None and not self._media_task.done():
+            self.log.info("media download in flight cancelled; its file stays due")
+            self._media_task.cancel()
         running = self.executor.running() if self.executor is not None else []
         if running:
             self.log.info("waiting for %d running job(s) to finish", len(running))
@@ -221,7 +235,30 @@ class Service:
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 
+    async def media_cycle(self) -> None:
+        """One media download run (`bot.media.Downloader.run_once`); `stop` may cancel it."""
+        if self._media_body is None or self._stopping or not self.user.is_connected():
+            return  # a lost connection: the poll cycle reconnects, the next media run goes on
+        self._media_task = asyncio.current_task()
+        try:
+            await self._media_body()
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        finally:
+            self._media_task = None
+
     # -- wiring -----------------------------------------------------------------------------------
+
+    def _build_media(self) -> None:
+        """The media downloader, unless CHANWATCH_MEDIA=none (then no media job at all)."""
+        kinds = self.settings.media_kinds
+        if kinds is not None and not kinds:
+            return
+        policy = MediaPolicy.from_settings(kinds, self.settings.media_max_mb)
+        self.downloader = Downloader(self.db, self.user, MediaStore(self.settings.media_dir), policy,
+                                     now=self.now, sleep=self.sleep, flood=self.flood)
+        self._media_body = media_job(self.downloader, stopping=lambda: self._stopping, logger=self.log)
 
     async def _seed_alert_chat(self) -> None:
         chat = self.settings.alert_chat
@@ -281,6 +318,8 @@ class Service:
         started = datetime.now(UTC)  # APScheduler runs on the wall clock, whatever `now` says
         self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
         self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval), first=None)
+        if self.downloader is not None:
+            self._interval_job(self.media_cycle, MEDIA_JOB, MEDIA_EVERY, first=None)
         if self.dispatcher is not None:
             self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale,
                                      executor=self._executor_alias)

@@ -56,6 +56,9 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
         ("CHANWATCH_JOIN", "maybe", "true or false"),
         ("TG_SERVER", "localhost", "host:port"),
         ("TG_SERVER_PUBLIC_KEY", "/nonexistent.pem", "PEM file"),
+        ("CHANWATCH_MEDIA", "photo,pictures", "kinds separated by commas"),
+        ("CHANWATCH_MEDIA_MAX_MB", "-1", "whole number of megabytes"),
+        ("CHANWATCH_MEDIA_MAX_MB", "big", "0: no cap"),
     ],
 )
 def test_bad_value_names_the_variable_and_the_fix(tmp_path, name, value, fix):
@@ -118,3 +121,19 @@ def test_the_bot_session_lives_beside_the_users_session_file_else_beside_the_arc
     assert Settings(db_path=Path(":memory:")).bot_session_path is None
     settings = load_settings(environ={"TG_BOT_SESSION_FILE": str(tmp_path / "bot.session")})
     assert settings.bot_session_path == tmp_path / "bot.session"
+
+
+def test_media_settings_default_to_photos_and_documents_up_to_50_mb_beside_the_archive(tmp_path):
+    settings = load(tmp_path, CHANWATCH_DB=str(tmp_path / "a.db"))
+    assert settings.media_kinds == frozenset({"photo", "document"}) and settings.media_max_mb == 50
+    assert settings.media_dir == tmp_path / "media"
+    assert Settings(db_path=Path(":memory:")).media_dir == Path("media")
+
+
+def test_media_settings_read_all_none_a_list_a_cap_and_a_folder(tmp_path):
+    assert load(tmp_path, CHANWATCH_MEDIA="all").media_kinds is None
+    assert load(tmp_path, CHANWATCH_MEDIA="none").media_kinds == frozenset()
+    listed = load(tmp_path, CHANWATCH_MEDIA="Photo, video", CHANWATCH_MEDIA_MAX_MB="0",
+                  CHANWATCH_MEDIA_DIR=str(tmp_path / "files"))
+    assert listed.media_kinds == frozenset({"photo", "video"}) and listed.media_max_mb == 0
+    assert listed.media_dir == tmp_path / "files"

@@ -1,0 +1,244 @@
+"""The media download worker against the simulator: polled posts' files land in the content-addressed
+store once, expired references are refreshed, the policy skips, interruptions leave nothing behind,
+failures back off, and the daemon runs it as a job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+from datetime import timedelta
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+from bot.media import MB, Downloader, MediaPolicy
+from bot.resolve import resolve_channels
+from bot.service import Service
+from bot.simulator import World
+from bot.simulator import media as sim_media
+from bot.telegram import FloodPolicy
+from storage.media_queue import media_status
+from storage.media_store import MediaStore
+from tests.bot.conftest import FakeSleep, rows
+from tests.bot.test_poller import make_poller
+from tests.bot.test_service import paused_scheduler
+
+ALL = MediaPolicy(kinds=None, max_bytes=None)
+
+
+def blob(size: int, seed: int = 1) -> bytes:
+    """``size`` seeded random bytes."""
+    return random.Random(seed).randbytes(size)
+
+
+async def poll(world: World, reader, db, *channels) -> None:
+    """Resolve and poll the channels, so ingest queues their files."""
+    await resolve_channels(db, reader, [f"@{c.username}" for c in channels])
+    await make_poller(db, reader, world).poll_once()
+
+
+def downloader(world: World, reader, db, tmp_path: Path, policy: MediaPolicy = ALL, **kwargs) -> Downloader:
+    kwargs.setdefault("flood", FloodPolicy(max_wait=60))
+    return Downloader(db, reader, MediaStore(tmp_path / "media"), policy, now=lambda: world.now,
+                      sleep=FakeSleep(), **kwargs)
+
+
+def queue(db) -> dict[int, tuple]:
+    """file_id -> (state, sha256, attempts, last_error, retry_at)."""
+    return {r[0]: tuple(r[1:]) for r in rows(
+        db.path, "SELECT file_id, state, sha256, attempts, last_error, retry_at FROM tg_files")}
+
+
+def stored(tmp_path: Path) -> list[Path]:
+    """Every file in the media store (temporary ones included)."""
+    return sorted(p for p in (tmp_path / "media").rglob("*") if p.is_file())
+
+
+async def test_a_polled_photo_and_a_3_mb_pdf_are_stored_under_their_hashes_and_counted_done(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    photo, pdf = blob(70_000, seed=1), blob(3 * MB + 12_345, seed=2)
+    world.post(ch, "picture", media=world.photo(photo))
+    world.post(ch, "report", media=world.document(pdf, mime_type="application/pdf", file_name="Report.PDF"))
+    await poll(world, reader, db, ch)
+
+    report = await downloader(world, reader, db, tmp_path).run_once()
+
+    assert (report.done, report.failed, report.bytes) == (2, 0, len(photo) + len(pdf))
+    for data, ext in ((photo, ".jpg"), (pdf, ".pdf")):
+        sha = hashlib.sha256(data).hexdigest()
+        assert (tmp_path / "media" / sha[:2] / sha[2:4] / f"{sha}{ext}").read_bytes() == data
+    assert sorted(state[1] for state in queue(db).values()) == sorted(
+        hashlib.sha256(d).hexdigest() for d in (photo, pdf))
+    status = await db.run(media_status)
+    assert (status.done, status.queued, status.stored_files) == (2, 0, 2)
+    assert status.stored_bytes == len(photo) + len(pdf)
+    assert not list((tmp_path / "media" / "tmp").iterdir())
+
+
+async def test_a_forward_of_the_same_pdf_in_another_channel_is_downloaded_once(world, reader, db, tmp_path):
+    src, dst = world.add_channel("source", "Source"), world.add_channel("copier", "Copier")
+    pdf = blob(300_000)
+    msg = world.post(src, "original", media=world.document(pdf, file_name="a.pdf"))
+    world.forward(src, 1, dst)
+    await poll(world, reader, db, src, dst)
+    worker = downloader(world, reader, db, tmp_path)
+
+    first, second = await worker.run_once(), await worker.run_once()
+
+    assert (first.done, second.done) == (1, 0)
+    assert world.bytes_served[msg.media.document.id] == len(pdf)
+    assert len(rows(db.path, "SELECT * FROM message_media")) == 2
+    assert len(stored(tmp_path)) == 1
+
+
+async def test_a_photo_whose_reference_expired_after_polling_is_refreshed_and_arrives(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    photo = blob(40_000)
+    world.post(ch, "picture", media=world.photo(photo))
+    await poll(world, reader, db, ch)
+    world.expire_file_references()
+    world.reset_requests()
+
+    report = await downloader(world, reader, db, tmp_path).run_once()
+
+    assert report.done == 1
+    assert [p.read_bytes() for p in stored(tmp_path)] == [photo]
+    assert world.requests["channels.GetMessages"] == 1
+
+
+async def test_a_photo_reference_expiring_during_the_download_is_reread_once_and_retried_once(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    world.post(ch, "a", media=world.photo(blob(40_000, seed=1)))
+    world.post(ch, "b", media=world.photo(blob(40_000, seed=2)))
+    await poll(world, reader, db, ch)
+    a_id, b_id = sorted(queue(db))
+    world.reset_requests()
+    # a: expired once (the retry succeeds); b: expired on the retry too (recorded as failed)
+    world.inject_error("upload.GetFile", (400, "FILE_REFERENCE_EXPIRED"),
+                       when=lambda r: r.location.id == a_id)
+    world.inject_error("upload.GetFile", (400, "FILE_REFERENCE_EXPIRED"), times=2,
+                       when=lambda r: r.location.id == b_id)
+
+    report = await downloader(world, reader, db, tmp_path, concurrency=1).run_once()
+
+    assert (report.done, report.failed) == (1, 1)
+    assert queue(db)[a_id][0] == "done"
+    assert queue(db)[b_id][0] == "failed" and "FileReferenceExpired" in queue(db)[b_id][3]
+    assert world.requests["channels.GetMessages"] == 4  # each file: read, then re-read once
+
+
+async def test_the_policy_skips_an_unwanted_kind_and_a_file_over_the_cap_naming_why(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    world.post(ch, "clip", media=sim_media.video(size=150_001))
+    world.post(ch, "big", media=world.document(blob(3 * MB), mime_type="application/pdf", file_name="b.pdf"))
+    world.post(ch, "small", media=world.document(blob(1000), file_name="s.txt"))
+    await poll(world, reader, db, ch)
+    settings = load_settings(environ={"CHANWATCH_MEDIA": "photo,document", "CHANWATCH_MEDIA_MAX_MB": "1"})
+    policy = MediaPolicy.from_settings(settings.media_kinds, settings.media_max_mb)
+
+    report = await downloader(world, reader, db, tmp_path, policy).run_once()
+
+    assert (report.skipped, report.done) == (2, 1)
+    reasons = sorted(r[3] for r in queue(db).values() if r[0] == "skipped")
+    assert "3145728 bytes" in reasons[0] and "cap of 1 MB" in reasons[0]
+    assert "kind video" in reasons[1]
+    assert world.bytes_served.total() == 1000
+    assert (await downloader(world, reader, db, tmp_path, policy).run_once()).skipped == 0  # never due again
+
+
+async def test_a_long_flood_midway_leaves_no_file_keeps_it_due_and_the_next_run_completes_it_once(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    pdf = blob(MB)
+    world.post(ch, "doc", media=world.document(pdf, file_name="d.pdf"))
+    await poll(world, reader, db, ch)
+    world.inject_flood("upload.GetFile", 600, after=3)
+    worker = downloader(world, reader, db, tmp_path)
+
+    stopped = await worker.run_once()
+
+    assert stopped.done == 0 and "600s" in (stopped.stopped or "")
+    assert stored(tmp_path) == []
+    [(state, *_)] = queue(db).values()
+    assert state == "queued"
+    finished = await worker.run_once()
+    assert finished.done == 1
+    assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
+
+
+async def test_a_run_cancelled_mid_download_leaves_no_file_and_the_next_run_completes_it(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    pdf = blob(MB)
+    world.post(ch, "doc", media=world.document(pdf, file_name="d.pdf"))
+    await poll(world, reader, db, ch)
+    world.inject_error("upload.GetFile", "timeout", after=2)  # the third chunk is never answered
+    worker = downloader(world, reader, db, tmp_path)
+
+    stall = world.next_stall()
+    task = asyncio.create_task(worker.run_once())
+    await stall
+    assert len(list((tmp_path / "media" / "tmp").iterdir())) == 1  # the download is under way
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    assert stored(tmp_path) == []
+    assert [r[0] for r in queue(db).values()] == ["queued"]
+    assert (await worker.run_once()).done == 1
+    assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
+
+
+async def test_a_file_telegram_refuses_is_recorded_failed_with_its_reason_and_backoff(
+        world, reader, db, tmp_path, caplog):
+    ch = world.add_channel("files", "Files")
+    world.post(ch, "doc", media=world.document(blob(5000), file_name="d.pdf"))
+    world.post(ch, "ok", media=world.document(blob(5000, seed=9), file_name="ok.pdf"))
+    await poll(world, reader, db, ch)
+    bad = min(queue(db))
+    world.inject_error("upload.GetFile", (400, "FILE_ID_INVALID"), times=1000,
+                       when=lambda r: r.location.id == bad)
+    worker = downloader(world, reader, db, tmp_path)
+
+    report = await worker.run_once()
+
+    assert (report.done, report.failed) == (1, 1)
+    state, _, attempts, error, retry_at = queue(db)[bad]
+    assert (state, attempts) == ("failed", 1) and "FileIdInvalidError" in error
+    assert retry_at is not None
+    assert (await worker.run_once()).failed == 0  # not due before its retry time
+    world.advance(61)
+    assert (await worker.run_once()).failed == 1
+    assert queue(db)[bad][2] == 2
+    failures = [r for r in caplog.records
+                if r.name == "chanwatch.media" and "FileIdInvalid" in r.getMessage()]
+    assert len(failures) == 2 and all(r.exc_info is None for r in failures)
+
+
+async def test_the_service_runs_a_media_job_every_30_s_scaled_and_none_with_media_off(
+        world, reader, bot_client, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    world.post(ch, "doc", media=world.document(blob(5000), file_name="d.pdf"))
+    settings = Settings(db_path=tmp_path / "archive.db", channels=("files",))
+    service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler(), now=lambda: world.now,
+                      time_scale=10)
+    await service.start()
+    job = service.scheduler.get_job("media")
+    assert job.trigger.interval == timedelta(seconds=3)
+    assert job.max_instances == 1 and job.coalesce is True
+    await service.poll_cycle()
+    await service.media_cycle()
+    assert [r[0] for r in queue(db).values()] == ["done"]
+    assert len(list((tmp_path / "media").rglob("*.pdf"))) == 1
+    await service.stop()
+
+    off = Service(Settings(db_path=tmp_path / "archive.db", media_kinds=frozenset()), db, reader, bot_client,
+                  scheduler=paused_scheduler())
+    await off.start()
+    assert off.scheduler.get_job("media") is None and off.scheduler.get_job("poll") is not None
+    await off.stop()
