@@ -8,6 +8,10 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import resource
+import signal
+import subprocess
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -242,3 +246,59 @@ async def test_the_service_runs_a_media_job_every_30_s_scaled_and_none_with_medi
     await off.start()
     assert off.scheduler.get_job("media") is None and off.scheduler.get_job("poll") is not None
     await off.stop()
+
+
+@contextlib.contextmanager
+def small_disk(point: Path) -> Iterator[bool]:
+    """A 1 MiB tmpfs mounted at `point` (True), or False where this container may not mount one."""
+    point.mkdir(parents=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point)],
+                                 capture_output=True, timeout=30, check=False).returncode == 0
+    except OSError:
+        mounted = False
+    try:
+        yield mounted
+    finally:
+        if mounted and subprocess.run(["umount", str(point)], timeout=30, check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(point)], timeout=30, check=True)
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """This process may not write a file past `limit` bytes (EFBIG): a real write failure of our own
+    process, for where no small disk can be mounted."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+async def test_a_full_media_disk_stops_the_run_in_one_line_keeps_the_file_due_and_text_goes_on(
+        world, reader, db, tmp_path, caplog):
+    ch = world.add_channel("files", "Files")
+    pdf = blob(3 * MB)
+    world.post(ch, "doc", media=world.document(pdf, file_name="d.pdf"))
+    await poll(world, reader, db, ch)
+    with small_disk(tmp_path / "media") as mounted:
+        worker = downloader(world, reader, db, tmp_path)
+        with contextlib.nullcontext() if mounted else file_size_limit(MB):
+            report = await worker.run_once()
+        assert report.done == 0 and stored(tmp_path) == []  # nothing half-written counts as stored
+        [(state, sha256, *_)] = queue(db).values()
+        assert sha256 is None and state in (("queued",) if mounted else ("queued", "failed"))
+        if mounted:
+            assert "is full" in (report.stopped or "")
+            lines = [r for r in caplog.records if r.name == "chanwatch.media" and r.levelno >= 30]
+            assert len(lines) == 1 and lines[0].exc_info is None
+            subprocess.run(["mount", "-o", "remount,size=8m", str(tmp_path / "media")], check=True)
+        world.post(ch, "text goes on")  # archiving text is not held up by the media disk
+        await make_poller(db, reader, world).poll_once()
+        assert rows(db.path, "SELECT count(*) FROM messages")[0][0] == 2
+        world.advance(3600)
+        assert (await worker.run_once()).done == 1  # room again: the file arrives, once
+        assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
