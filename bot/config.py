@@ -112,17 +112,23 @@ class Settings:
     def media_dir(self) -> Path:
         """Where downloaded media live: CHANWATCH_MEDIA_DIR, else `media/` beside the archive (in the
         working directory for an in-memory archive)."""
-        if self.media_path is not None:
-            return self.media_path
-        if str(self.db_path) == ":memory:":
-            return Path("media")
-        return self.db_path.with_name("media")
+        return media_dir_of(self.media_path, self.db_path)
 
     def require_bot_token(self) -> str:
         """The bot token (`login --bot`, `run`)."""
         if self.bot_token is None:
             raise ConfigError("TG_BOT_TOKEN", "not set; create a bot with @BotFather and paste its token")
         return self.bot_token
+
+
+def media_dir_of(media_path: Path | None, db_path: Path) -> Path:
+    """CHANWATCH_MEDIA_DIR if given, else `media/` beside the archive at `db_path` (in the working
+    directory for an in-memory archive): one rule for the daemon and the offline `media` commands."""
+    if media_path is not None:
+        return media_path
+    if str(db_path) == ":memory:":
+        return Path("media")
+    return db_path.with_name("media")
 
 
 def session_file_path(path: Path) -> Path:

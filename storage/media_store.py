@@ -139,17 +139,22 @@ class MediaStore:
         return removed
 
     def verify(self, conn: sqlite3.Connection) -> list[StoreProblem]:
-        """Re-hash every file `media_files` records (streamed, `CHUNK` at a time): the missing and the
-        altered ones."""
-        problems: list[StoreProblem] = []
-        for sha256, relpath, size in conn.execute("SELECT sha256, path, size FROM media_files ORDER BY path"):
-            path = self.root / relpath
-            try:
-                if path.stat().st_size != size or _hash_file(path) != sha256:
-                    problems.append(StoreProblem(sha256, relpath, "altered"))
-            except FileNotFoundError:
-                problems.append(StoreProblem(sha256, relpath, "missing"))
-        return problems
+        """`verify(self.root, conn)`."""
+        return verify(self.root, conn)
+
+
+def verify(root: Path, conn: sqlite3.Connection) -> list[StoreProblem]:
+    """Re-hash every file `media_files` records under `root` (streamed, `CHUNK` at a time): the missing
+    and the altered ones. Reads only, so it can run beside the daemon or on a read-only copy."""
+    problems: list[StoreProblem] = []
+    for sha256, relpath, size in conn.execute("SELECT sha256, path, size FROM media_files ORDER BY path"):
+        path = Path(root) / relpath
+        try:
+            if path.stat().st_size != size or _hash_file(path) != sha256:
+                problems.append(StoreProblem(sha256, relpath, "altered"))
+        except FileNotFoundError:
+            problems.append(StoreProblem(sha256, relpath, "missing"))
+    return problems
 
 
 def _hash_file(path: Path) -> str:
