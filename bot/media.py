@@ -24,7 +24,7 @@ import errno
 import logging
 import mimetypes
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -122,11 +122,12 @@ class Downloader:
         self.log = logger
         self.request_timeout = request_timeout
 
-    async def run_once(self, limit: int = 20) -> DownloadReport:
-        """Download (or skip) up to `limit` due files; return what happened."""
+    async def run_once(self, limit: int = 20, file_ids: Collection[int] | None = None) -> DownloadReport:
+        """Download (or skip) up to `limit` due files (only those of `file_ids` when given); return what
+        happened."""
         report = DownloadReport()
         try:
-            due = await self.db.run(claim_due, self.now(), limit)
+            due = await self.db.run(claim_due, self.now(), limit, file_ids)
             wanted: list[QueuedFile] = []
             for file in due:
                 reason = self.policy.refusal(file)

@@ -13,13 +13,14 @@ counts it as downloaded.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from storage.records import Media, MediaStatus, PostFile, QueuedFile, iso
 from storage.retry import doubling
 
-__all__ = ["RETRY_BASE_S", "RETRY_CAP_S", "carriers", "claim_due", "files_of_post", "link_media",
-           "mark_done", "mark_failed", "mark_skipped", "media_status", "retry_delay"]
+__all__ = ["RETRY_BASE_S", "RETRY_CAP_S", "carriers", "claim_due", "files_by_id", "files_of_post",
+           "link_media", "mark_done", "mark_failed", "mark_skipped", "media_status", "requeue", "retry_delay"]
 
 RETRY_BASE_S = 60.0
 RETRY_CAP_S = 3600.0
@@ -72,18 +73,36 @@ def link_media(conn: sqlite3.Connection, channel_id: int, message_id: int, media
     return not new
 
 
-def claim_due(conn: sqlite3.Connection, now: datetime, limit: int) -> list[QueuedFile]:
-    """Files to download now, oldest queued first: queued ones, and failed ones past their retry time.
+def claim_due(conn: sqlite3.Connection, now: datetime, limit: int,
+              file_ids: Collection[int] | None = None) -> list[QueuedFile]:
+    """Files to download now, oldest queued first: queued ones, and failed ones past their retry time;
+    only those of `file_ids` when given (`chanwatch media fetch`).
 
     Claiming writes nothing: one worker downloads, and a file it did not finish is simply still due.
     """
+    only, args = "", [iso(now)]
+    if file_ids is not None:
+        only = f" AND file_id IN ({', '.join('?' * len(file_ids))})" if file_ids else " AND 0"
+        args += list(file_ids)
     rows = conn.execute(
-        """SELECT file_id, kind, dc_id, size, mime_type, file_name, channel_id, message_id, attempts
-           FROM tg_files WHERE state IN ('queued', 'failed') AND (state = 'queued' OR retry_at <= ?)
+        f"""SELECT file_id, kind, dc_id, size, mime_type, file_name, channel_id, message_id, attempts
+           FROM tg_files WHERE state IN ('queued', 'failed') AND (state = 'queued' OR retry_at <= ?){only}
            ORDER BY queued_at, file_id LIMIT ?""",
-        (iso(now), limit),
+        (*args, limit),
     )
     return [QueuedFile(*row) for row in rows]
+
+
+def requeue(conn: sqlite3.Connection, file_ids: Collection[int]) -> int:
+    """Queue skipped or failed files again, due now whatever their retry time (a fetch on demand, which
+    ignores the policy); queued and done files are left as they are. Returns how many changed."""
+    changed = 0
+    for file_id in file_ids:
+        changed += conn.execute(
+            "UPDATE tg_files SET state = 'queued', retry_at = NULL WHERE file_id = ?"
+            " AND state IN ('skipped', 'failed')", (file_id,),
+        ).rowcount
+    return changed
 
 
 def carriers(conn: sqlite3.Connection, file_id: int) -> list[tuple[int, int]]:
@@ -164,3 +183,17 @@ def files_of_post(conn: sqlite3.Connection, post_id: int) -> list[PostFile]:
     for row in rows:
         seen.setdefault(row[0], PostFile(*row))
     return list(seen.values())
+
+
+def files_by_id(conn: sqlite3.Connection, file_ids: Collection[int]) -> list[PostFile]:
+    """The files `file_ids` names that the queue knows, in that order, with their place in the store."""
+    found: dict[int, PostFile] = {}
+    for file_id in file_ids:
+        row = conn.execute(
+            """SELECT f.file_id, f.kind, f.state, f.size, f.mime_type, f.file_name, f.sha256, mf.path
+               FROM tg_files f LEFT JOIN media_files mf ON mf.sha256 = f.sha256 WHERE f.file_id = ?""",
+            (file_id,),
+        ).fetchone()
+        if row is not None:
+            found[row[0]] = PostFile(*row)
+    return list(found.values())

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, CliError, Command, archive_path, open_archive, plural
+from bot.cli.media import media_dir
 from bot.cli.progress import progress_bars
 from storage.exchange import ExchangeError, ImportReport, ImportStopped, export_posts, import_file, one_line
+from storage.exchange.export import copy_media
 
 
 def sample_files() -> list[str]:
@@ -82,21 +84,45 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("query", nargs="?", metavar="QUERY", help="export only the posts this query finds")
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="default: jsonl")
     parser.add_argument("--out", metavar="PATH", help="write here instead of standard output")
+    parser.add_argument("--with-media", metavar="DIR",
+                        help="copy the exported posts' downloaded files into DIR (their `path`s)")
+    parser.add_argument("--media-dir", metavar="PATH", help="the media store to copy from (default: "
+                        "$CHANWATCH_MEDIA_DIR, else media/ beside the archive)")
 
 
 def _export(args: argparse.Namespace) -> int:
+    stored: list[str] | None = [] if args.with_media is not None else None
     with open_archive(archive_path(args), readonly=True) as conn:
         if args.out is None:
-            export_posts(conn, args.query, args.format, sys.stdout)
+            export_posts(conn, args.query, args.format, sys.stdout, stored)
             sys.stdout.flush()
-            return EXIT_OK
-        try:
-            out: TextIO = open(args.out, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
-        with out:
-            count = export_posts(conn, args.query, args.format, out)
-    print(f"exported {count} {plural(count, 'post')} to {args.out}", file=sys.stderr)
+        else:
+            try:
+                out: TextIO = open(args.out, "w", encoding="utf-8", newline="")
+            except OSError as exc:
+                raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+            with out:
+                count = export_posts(conn, args.query, args.format, out, stored)
+            print(f"exported {count} {plural(count, 'post')} to {args.out}", file=sys.stderr)
+    if stored is None:
+        return EXIT_OK
+    return _copy_media(media_dir(args), stored, Path(args.with_media).expanduser())
+
+
+def _copy_media(root: Path, stored: list[str], dest: Path) -> int:
+    """Copy the exported files into `dest`; one line for the copy, one for the files missing (exit 2)."""
+    try:
+        copied, missing = copy_media(root, stored, dest)
+    except OSError as exc:
+        where = exc.filename or dest
+        raise CliError(f"cannot copy media into {dest}: {where}: {exc.strerror or exc}") from exc
+    files = len(set(stored))
+    print(f"copied {copied} of {files} media {plural(files, 'file')} to {dest}", file=sys.stderr)
+    if missing:
+        print(f"{PROG}: {len(missing)} media {plural(len(missing), 'file')} missing from the media store "
+              f"{root} (first: {missing[0]}); run `chanwatch media verify`, point --media-dir at the store, "
+              "or restore the files from a backup", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -108,5 +134,6 @@ COMMANDS = (
     Command("export", "export posts with provenance and sightings as JSONL or CSV", _export,
             _export_arguments,
             "Write every canonical post (or those QUERY finds) with its origin and every sighting. "
-            "JSONL can be imported back with `chanwatch import`."),
+            "JSONL can be imported back with `chanwatch import`; --with-media DIR copies the posts' "
+            "downloaded files beside it."),
 )

@@ -12,6 +12,7 @@ from typing import Any
 from bot.cli.common import EXIT_OK, CliError, Command, archive_path, int_at_least, open_archive, plural
 from bot.formatting import channel_label, minute
 from storage import search
+from storage.exchange.export import files_json
 from storage.records import Post
 
 
@@ -20,8 +21,9 @@ def _one_line(text: str, width: int) -> str:
     return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …") if text else ""
 
 
-def post_json(post: Post) -> dict[str, Any]:
-    """A post as one `--json` line: its text, origin and every sighting with a link."""
+def post_json(post: Post, files: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A post as one `--json` line: its text, origin, every sighting with a link, and its files
+    (`storage.exchange.export.file_json`, as export writes them)."""
     return {
         "post_id": post.id,
         "text": post.text,
@@ -42,6 +44,7 @@ def post_json(post: Post) -> dict[str, Any]:
              "deleted_at": s.deleted_at}
             for s in post.sightings
         ],
+        "files": files or [],
     }
 
 
@@ -110,7 +113,7 @@ def _search(args: argparse.Namespace) -> int:
         page = search.search(conn, args.query, limit=args.limit, offset=args.offset, exact_total=args.exact)
         if args.json:
             for post in page.posts:
-                print(json.dumps(post_json(post), ensure_ascii=False))
+                print(json.dumps(post_json(post, files_json(conn, post.id)), ensure_ascii=False))
             return EXIT_OK
         print(_summary(page, args.query, args.limit, args.offset))
         for name in page.unknown_channels:

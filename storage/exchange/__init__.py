@@ -33,6 +33,7 @@ Our JSONL (one JSON object a line, one line per canonical post, ordered by `post
                  edit_date, views, forwards, replies, reply_to, grouped_id, post_author,
                  media, forward, first_seen, raw, [text], [entities]}]      original(s) first
     versions:  [{channel_id, message_id, edit_date, text, entities, replaced_at}]
+    files:     [{sha256, size, mime_type, path, kind, state}]
 
 `forward` is null or {from_type, from_id, channel_post, from_name, date, post_author,
 saved_from_type, saved_from_id, saved_from_msg_id}: the header as stored. A sighting carries
@@ -41,7 +42,14 @@ the sightings, oldest first. Dates are ISO-8601 UTC text. Importing an export in
 and exporting again gives the identical file: each message is replayed through ingest version by
 version, with the archive's own timestamps as "now".
 
-CSV: one row per post, sightings flattened as `rusembc/500 forward; MFARussia/10 original`.
+`files` are the Telegram files the post's messages carry now, each once (`media_queue.files_of_post`):
+`state` is queued, done, skipped or failed; `sha256` and `path` (relative to the media directory,
+`ab/cd/<sha256>.<ext>`; `export --with-media DIR` copies them there) are null until downloaded. It
+describes this archive's media store, so the importer ignores it: the files are queued again from the
+sightings' `media` (their file ids), and a round trip is identical until the new archive downloads.
+
+CSV: one row per post, sightings flattened as `rusembc/500 forward; MFARussia/10 original`, files
+as `photo done ab/cd/abcd….jpg; video skipped`.
 """
 
 from __future__ import annotations

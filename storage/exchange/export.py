@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from storage.exchange.common import ExchangeError, json_text
-from storage.records import message_url
+from storage.media_queue import files_of_post
+from storage.records import PostFile, message_url
 
-__all__ = ["CSV_COLUMNS", "EXPORT_PAGE", "export_posts"]
+__all__ = ["CSV_COLUMNS", "EXPORT_PAGE", "copy_media", "export_posts", "file_json", "files_json"]
 
 EXPORT_PAGE = 200
 """Posts loaded per query while exporting."""
@@ -45,6 +48,39 @@ def _forwardjson_text(row: sqlite3.Row) -> dict[str, Any] | None:
         "saved_from_type": row["fwd_saved_from_type"], "saved_from_id": row["fwd_saved_from_id"],
         "saved_from_msg_id": row["fwd_saved_from_msg_id"],
     }
+
+
+def file_json(file: PostFile) -> dict[str, Any]:
+    """One file of a post as search --json and export list it: `path` is relative to the media
+    directory, null until the file is downloaded (`state` says why: queued, skipped, failed)."""
+    return {"sha256": file.sha256, "size": file.size, "mime_type": file.mime_type, "path": file.path,
+            "kind": file.kind, "state": file.state}
+
+
+def files_json(conn: sqlite3.Connection, post_id: int) -> list[dict[str, Any]]:
+    """The files a post's messages carry now (`storage.media_queue.files_of_post`), as JSON objects."""
+    return [file_json(f) for f in files_of_post(conn, post_id)]
+
+
+def copy_media(root: Path, paths: Iterable[str], dest: Path) -> tuple[int, list[str]]:
+    """Copy the stored files `paths` (relative to the media store `root`) to the same relative paths
+    under `dest`, so an export and `dest` stand alone; a file already there is not copied again.
+    Returns how many were copied and the paths missing from the store (an OSError writing `dest`
+    propagates)."""
+    copied, missing = 0, []
+    for relpath in dict.fromkeys(paths):
+        source, target = root / relpath, dest / relpath
+        if not source.is_file():
+            missing.append(relpath)
+            continue
+        if target.is_file() and target.stat().st_size == source.stat().st_size:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+        copied += 1
+    return copied, missing
 
 
 def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str, Any]]:
@@ -90,6 +126,7 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
                  "text": v["text"], "entities": json.loads(v["entities"]), "replaced_at": v["replaced_at"]}
                 for v in versions.get(post_id, [])
             ],
+            "files": files_json(conn, post_id),
         }
         for m in sightings.get(post_id, []):
             s: dict[str, Any] = {
@@ -115,7 +152,7 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
 
 CSV_COLUMNS = (
     "post_id", "date", "origin", "origin_message_id", "origin_url", "author", "lang", "media_kind",
-    "edited_at", "text", "sightings_count", "sightings",
+    "edited_at", "text", "sightings_count", "sightings", "files",
 )
 
 
@@ -131,11 +168,14 @@ def _csv_row(obj: dict[str, Any]) -> list[Any]:
         origin["message_id"] if origin["message_id"] is not None else "", origin["url"] or "",
         origin["author"] or "", obj["lang"] or "", obj["media_kind"] or "", obj["edited_at"] or "",
         obj["text"], len(obj["sightings"]), flat,
+        "; ".join(f"{f['kind']} {f['state']}" + (f" {f['path']}" if f["path"] else "") for f in obj["files"]),
     ]
 
 
-def export_posts(conn: sqlite3.Connection, query: str | None, fmt: str, out: TextIO) -> int:
+def export_posts(conn: sqlite3.Connection, query: str | None, fmt: str, out: TextIO,
+                 stored: list[str] | None = None) -> int:
     """Write every canonical post (or those `query` finds) as `jsonl` or `csv`; returns the count.
+    `stored` (when given) gets the media-store path of each downloaded file the exported posts carry.
 
     Streams: posts are read a page at a time. A bad query raises `storage.query.QueryError`.
     """
@@ -147,6 +187,8 @@ def export_posts(conn: sqlite3.Connection, query: str | None, fmt: str, out: Tex
     count = 0
     for ids in _post_ids(conn, query):
         for obj in _load_export_page(conn, ids):
+            if stored is not None:
+                stored.extend(f["path"] for f in obj["files"] if f["path"])
             if writer is not None:
                 writer.writerow(_csv_row(obj))
             else:

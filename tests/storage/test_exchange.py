@@ -342,9 +342,11 @@ def test_csv_has_a_header_and_one_row_per_post_with_flattened_sightings(conn):
     rows = list(csv.reader(io.StringIO(export(conn, "csv"))))
     assert rows[0][:3] == ["post_id", "date", "origin"]
     assert len(rows) - 1 == count(conn, "SELECT count(*) FROM posts")
-    statement = next(r for r in rows if r[-1].startswith("MFARussia/10 original"))
-    assert statement[-1] == "MFARussia/10 original; rusembc/500 forward; rusembc/600 copy"
-    assert statement[-2] == "3"
+    assert rows[0][-3:] == ["sightings_count", "sightings", "files"]
+    statement = next(r for r in rows if r[-2].startswith("MFARussia/10 original"))
+    assert statement[-2] == "MFARussia/10 original; rusembc/500 forward; rusembc/600 copy"
+    assert statement[-3] == "3"
+    assert statement[-1] == ""  # no files
 
 
 def test_export_pages_through_many_posts(conn, monkeypatch):
