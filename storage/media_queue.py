@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from storage.records import Media, MediaStatus, PostFile, QueuedFile, iso
 from storage.retry import doubling
 
-__all__ = ["RETRY_BASE_S", "RETRY_CAP_S", "carriers", "claim_due", "files_by_id", "files_of_post",
-           "link_media", "mark_done", "mark_failed", "mark_skipped", "media_status", "requeue", "retry_delay"]
+__all__ = ["RETRY_BASE_S", "RETRY_CAP_S", "carriers", "claim_due", "downloads_saved", "files_by_id",
+           "files_of_post", "link_media", "mark_done", "mark_failed", "mark_skipped", "media_status",
+           "requeue", "retry_delay"]
 
 RETRY_BASE_S = 60.0
 RETRY_CAP_S = 3600.0
@@ -164,6 +165,15 @@ def media_status(conn: sqlite3.Connection) -> MediaStatus:
         queued=counts.get("queued", 0), done=counts.get("done", 0), skipped=counts.get("skipped", 0),
         failed=counts.get("failed", 0), stored_files=files, stored_bytes=size,
     )
+
+
+def downloads_saved(conn: sqlite3.Connection) -> int:
+    """Downloads the queue never made: messages carrying a downloaded file besides the message it was
+    queued from (forwards and re-posts of the same Telegram file)."""
+    return conn.execute(
+        """SELECT count(*) FROM message_media mm JOIN tg_files f ON f.file_id = mm.file_id
+           WHERE f.state = 'done' AND (mm.channel_id, mm.message_id) != (f.channel_id, f.message_id)"""
+    ).fetchone()[0]
 
 
 def files_of_post(conn: sqlite3.Connection, post_id: int) -> list[PostFile]:

@@ -40,3 +40,9 @@ def test_the_import_benchmark_runs_on_a_tiny_export(tmp_path):
     out = bench("import_export.py", "--messages", "300", "--runs", "1", "--dir", str(tmp_path), cwd=tmp_path)
     assert "desktop export of" in out and "messages/s" in out and "peak" in out
     assert not list(tmp_path.glob("chanwatch-bench-*"))  # the export and the archive are removed
+
+
+def test_the_media_benchmark_runs_at_a_tiny_size_and_downloads_no_file_twice(tmp_path):
+    out = bench("media.py", "--items", "40", "--scale", "0.01", "--runs", "1", "--big-mb", "100",
+                cwd=tmp_path)
+    assert "no file twice" in out and "MB/s" in out and "peak memory" in out

@@ -10,7 +10,8 @@ makes sure every interval job runs at least once per simulated period, so the ar
 and summary are the same at any speed.
 
 What the terminal shows: each event in the channels (dim), each message the bot sent to the
-subscriber, framed as it would read in Telegram, and a summary read back from the archive. Lines
+subscriber, framed as it would read in Telegram, a line when the daemon's media job has stored
+files (dim), and a summary read back from the archive (media too: the store is `media/` beside it). Lines
 come in simulated-time order: at a paced speed the scheduler also runs jobs on its own while the
 demo waits for the next tick, and what the bot sent then is shown before the tick's events.
 """
@@ -32,9 +33,10 @@ from typing import Any, TextIO
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telethon import TelegramClient
 
-from bot.config import Settings
+from bot.config import Settings, media_dir_of
 from bot.simulator import connect_client
 from storage.database import Database
+from storage.media_queue import downloads_saved, media_status
 from storage.outbox import counts
 from storage.stats import archive_stats
 
@@ -75,6 +77,9 @@ class DemoSummary:
     bot_messages: int
     search_replies: int
     archive: Path | None
+    media_files: int = 0
+    media_bytes: int = 0
+    media_saved: int = 0
 
     @property
     def duplicates_avoided(self) -> int:
@@ -110,6 +115,7 @@ class Screen:
         self.seen = 0
         self.bot_messages = 0
         self.replies_after_say = 0
+        self.media_done = 0
 
     def line(self, text: str = "", *, dim: bool = False) -> None:
         self.out.write((style(text, DIM, self.color) if dim else text) + "\n")
@@ -123,6 +129,15 @@ class Screen:
             self.bot_output()
         for event in events:
             self.line(f"{event.when:%H:%M}  {event.description}", dim=event.event.kind != "say")
+
+    def media(self, when: datetime, done: int, stored_bytes: int) -> None:
+        """A dim line when the media job has stored more files since the last call."""
+        if done > self.media_done:
+            new = done - self.media_done
+            files = "1 file" if new == 1 else f"{new} files"
+            self.line(f"{when:%H:%M}  media job: {files} downloaded into the media store "
+                      f"({done} in all, {stored_bytes / 1000:.1f} KB)", dim=True)
+        self.media_done = done
 
     def bot_output(self, *, replies: bool = False) -> None:
         """Print the bot's messages to the subscriber that are new since the last call (`replies`:
@@ -149,12 +164,14 @@ async def run_demo(
     scenario: Scenario = SCENARIO,
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
+    demo: DemoWorld | None = None,
 ) -> DemoSummary:
     """Play `scenario` against the real daemon and print it to `out`; returns the summary.
 
     `speed`: simulated seconds per real second, or None for as fast as possible. `db_path`: keep
     the archive there (it must not exist yet); None uses a temporary file, removed at the end.
-    `clock`/`sleep` pace the day (injectable for tests).
+    `clock`/`sleep` pace the day (injectable for tests); `demo`: a World `build_world(scenario)` made,
+    to inspect afterwards (a fresh one by default).
     """
     if speed is not None and speed <= 0:
         raise ValueError("speed must be positive")
@@ -166,17 +183,17 @@ async def run_demo(
     else:
         path = db_path
     try:
-        return await _run(scenario, speed, path, out, color, clock, sleep, keep=db_path is not None)
+        return await _run(scenario, speed, path, out, color, clock, sleep, keep=db_path is not None,
+                          demo=demo or build_world(scenario))
     finally:
         if temp_dir is not None:
             temp_dir.cleanup()
 
 
 async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO, color: bool,
-               clock: Callable[[], float], sleep: Sleep, *, keep: bool) -> DemoSummary:
+               clock: Callable[[], float], sleep: Sleep, *, keep: bool, demo: DemoWorld) -> DemoSummary:
     from bot.service import Service  # the daemon under demonstration
 
-    demo = build_world(scenario)
     world = demo.world
     timeline = Timeline(demo, scenario)
     screen = Screen(demo, out, color)
@@ -206,10 +223,11 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
                           logger=logging.getLogger("chanwatch.service"))
         await service.start()
         _missing_parts(screen, service)
-        await _play(timeline, driver, screen, world, scenario, speed, clock, sleep)
-        await driver.run_all()  # the day is over: one last recheck, poll and send
+        await _play(timeline, driver, screen, world, scenario, speed, clock, sleep, db)
+        await driver.run_all()  # the day is over: one last recheck, poll, media run and send
         await _settle(world)
         screen.bot_output()
+        await _media_line(screen, world, db)
         await service.stop()
         driver.close()
         summary = await db.run(_count, screen.bot_messages, screen.replies_after_say, path if keep else None)
@@ -224,7 +242,7 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
 
 
 async def _play(timeline: Timeline, driver: JobDriver, screen: Screen, world: Any, scenario: Scenario,
-                speed: float | None, clock: Callable[[], float], sleep: Sleep) -> None:
+                speed: float | None, clock: Callable[[], float], sleep: Sleep, db: Database) -> None:
     """Move the World's clock through the day, performing events and running due jobs."""
     started_real = clock()
     started_sim = world.now
@@ -249,6 +267,12 @@ async def _play(timeline: Timeline, driver: JobDriver, screen: Screen, world: An
         await driver.run_due()
         await _settle(world)
         screen.bot_output()
+        await _media_line(screen, world, db)
+
+
+async def _media_line(screen: Screen, world: Any, db: Database) -> None:
+    status = await db.run(media_status)
+    screen.media(world.now, status.done, status.stored_bytes)
 
 
 async def _settle(world: Any, timeout: float = 6.0) -> None:
@@ -301,6 +325,7 @@ def _count(conn: sqlite3.Connection, bot_messages: int, search_replies: int, arc
            ) -> DemoSummary:
     stats = archive_stats(conn, datetime.now(UTC))
     alerts = counts(conn)
+    media = media_status(conn)
     return DemoSummary(
         posts=stats.posts,
         sightings=stats.sightings,
@@ -311,6 +336,9 @@ def _count(conn: sqlite3.Connection, bot_messages: int, search_replies: int, arc
         bot_messages=bot_messages,
         search_replies=search_replies,
         archive=archive,
+        media_files=media.stored_files,
+        media_bytes=media.stored_bytes,
+        media_saved=downloads_saved(conn),
     )
 
 
@@ -326,12 +354,15 @@ def summary_text(summary: DemoSummary, scenario: Scenario = SCENARIO) -> str:
         ("alerts sent", f"{summary.alerts_sent}" + (f"  ({summary.alerts_pending} still queued)"
                                                     if summary.alerts_pending else "")),
         ("bot messages", f"{summary.bot_messages}  (alerts and replies to commands)"),
+        ("media files stored", f"{summary.media_files} ({summary.media_bytes / 1000:.1f} KB)"),
+        ("downloads saved by forwards", f"{summary.media_saved}  (forwarded files downloaded once)"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = ["Summary"] + [f"  {name:<{width}}  {value}" for name, value in rows]
     query = scenario.subscriber.rules[0] if scenario.subscriber.rules else "sanctions"
     if summary.archive is not None:
-        lines += ["", f"The archive is kept in {summary.archive}. Search it:",
+        media = media_dir_of(None, summary.archive)
+        lines += ["", f"The archive is kept in {summary.archive} (its media files in {media}/). Search it:",
                   f"  chanwatch --db {summary.archive} search '{query}'",
                   f"  chanwatch --db {summary.archive} stats"]
     else:

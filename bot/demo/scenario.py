@@ -8,11 +8,15 @@ become hashtag entities, as Telegram's server would make them.
 
 The day has history from the day before (the first poll finds it), a morning statement on sanctions
 that three embassies forward, an article about the Arctic, posts tagged #Africa, an edit that adds a
-watched word, a deletion, a forward of a forward, and a ``/search`` typed by the subscriber.
+watched word, a deletion, a forward of a forward, and a ``/search`` typed by the subscriber. Some
+posts carry files (`FileSpec`): a photo, a PDF that two embassies pass on, and a three-photo album; their
+bytes are made up here, deterministically, a few KB each, so the daemon's media job has real files
+to download.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -36,10 +40,39 @@ class ChannelSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class FileSpec:
+    """A file a post carries: a photo (``.jpg``) or a document (any other name), `size` bytes long."""
+
+    name: str
+    size: int
+
+    @property
+    def kind(self) -> Literal["photo", "document"]:
+        """photo for a ``.jpg``, document otherwise."""
+        return "photo" if self.name.endswith(".jpg") else "document"
+
+    @property
+    def mime_type(self) -> str:
+        """The document's MIME type (a PDF, or bytes)."""
+        return "application/pdf" if self.name.endswith(".pdf") else "application/octet-stream"
+
+    def data(self) -> bytes:
+        """The file's content: a format header, then SHA-256 blocks of the name (the same on every run)."""
+        head = b"\xff\xd8\xff\xe0" if self.kind == "photo" else b"%PDF-1.4\n"
+        body = bytearray(head)
+        counter = 0
+        while len(body) < self.size:
+            body += hashlib.sha256(f"{self.name}:{counter}".encode()).digest()
+            counter += 1
+        return bytes(body[:self.size])
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One thing that happens at `at` (``"HH:MM"`` on the demo day, ``"-1 HH:MM"`` the day before).
 
-    post: `channel` publishes `text` (remembered as `label`). forward: `channel` forwards the
+    post: `channel` publishes `text` (remembered as `label`), with `files` if any: one file, or an
+    album of several (the text is the first part's caption). forward: `channel` forwards the
     message `source` (a label). edit: the message `source` gets `text`. delete: the message `source`
     is deleted. say: the subscriber writes `text` to the bot.
     """
@@ -50,6 +83,7 @@ class Event:
     text: str = ""
     label: str = ""
     source: str = ""
+    files: tuple[FileSpec, ...] = ()
 
     @property
     def when(self) -> datetime:
@@ -127,7 +161,8 @@ EVENTS: tuple[Event, ...] = (
     Event("07:00", "say", text="/rules"),
     Event("07:05", "post", "mfa", label="m_briefing_note", text=(
         "🎙 On December 17, Foreign Ministry Spokesperson Irina Koval will hold her weekly briefing on "
-        "current foreign policy issues.\n\nMedia accreditation closes today at 18:00.\n\n#briefing")),
+        "current foreign policy issues.\n\nMedia accreditation closes today at 18:00.\n\n#briefing"),
+          files=(FileSpec("briefing_room.jpg", 6_000),)),
     Event("07:40", "post", "mfa", label="m_sanctions_ru", text=(
         "🇨🇦 **Заявление МИД Фридонии в связи с новыми санкциями Канады**\n\n"
         "Оттава объявила очередной пакет односторонних санкций против фридонских компаний и граждан. "
@@ -195,7 +230,9 @@ EVENTS: tuple[Event, ...] = (
     Event("16:05", "delete", "br", source="b_reception_typo"),
     Event("16:10", "post", "br", label="b_reception", text=(
         "🇧🇷 The reception on the occasion of Freedonia's National Day will be held on December 18 at "
-        "the Embassy in Brasília. Invitations have been sent.\n\n#FreedoniaBrazil")),
+        "the Embassy in Brasília. Invitations have been sent.\n\n#FreedoniaBrazil"),
+          files=(FileSpec("reception_hall.jpg", 4_000), FileSpec("reception_flags.jpg", 3_500),
+                 FileSpec("reception_guests.jpg", 5_000))),
     Event("17:00", "post", "mfa", label="m_kenya_call", text=(
         "🇰🇪 Foreign Minister Victor Albescu had a telephone conversation with Kenya's Cabinet Secretary "
         "for Foreign Affairs. The ministers discussed the agenda of the Freedonia–Africa Partnership "
@@ -213,7 +250,8 @@ EVENTS: tuple[Event, ...] = (
     Event("20:15", "post", "mfa", label="m_eu_sanctions", text=(
         "📄 **Comment by the Ministry on the European Union's new package of sanctions**\n\nBrussels "
         "continues to harm European businesses by cutting them off from partners they have worked with "
-        "for decades. Freedonia will take the measures it deems necessary.\n\n#sanctions")),
+        "for decades. Freedonia will take the measures it deems necessary.\n\n#sanctions"),
+          files=(FileSpec("comment_eu_sanctions.pdf", 9_000),)),
     Event("21:00", "forward", "ke", label="k_eu_sanctions", source="m_eu_sanctions"),
     Event("21:30", "forward", "ca", source="k_eu_sanctions"),
     Event("22:00", "post", "br", label="b_greetings", text=(
@@ -243,6 +281,8 @@ def validate(scenario: Scenario) -> None:
             labels.add(event.label)
         if event.kind in ("post", "edit", "say") and not event.text:
             raise ValueError(f"{event.at}: {event.kind} without text")
+        if event.files and event.kind != "post":
+            raise ValueError(f"{event.at}: only a post carries files")
     if scenario.events and scenario.events[-1].when > scenario.ends:
         raise ValueError("an event falls after the end of the day")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from telethon.extensions import markdown
 from telethon.tl import types
@@ -18,7 +19,7 @@ from telethon.tl import types
 from bot.formatting import utf16_len
 from bot.simulator import ChatLogEntry, SimChannel, SimUser, World
 
-from .scenario import Event, Scenario
+from .scenario import Event, FileSpec, Scenario
 
 _HASHTAG = re.compile(r"(?<![\w#])#\w+")
 
@@ -117,9 +118,18 @@ class Timeline:
         here = f"@{channel.username}"
         if event.kind == "post":
             text, entities = parse_text(event.text)
-            message = world.post(channel, text, entities=entities)
+            media = [self._media(spec) for spec in event.files]
+            if len(media) > 1:  # an album (as `World.album` posts it): the text is the first part's caption
+                grouped_id = world.rng.randrange(10**17, 10**18)
+                parts = [world.post(channel, text if i == 0 else "", entities=entities if i == 0 else (),
+                                    media=m, grouped_id=grouped_id) for i, m in enumerate(media)]
+                message = parts[0]
+            else:
+                message = world.post(channel, text, entities=entities, media=media[0] if media else None)
             self._remember(event.label, channel, message.id)
-            return Happened(event, when, f"{here}/{message.id} posted: {_first_line(text)}")
+            note = _files_note(event.files)
+            return Happened(event, when, f"{here}/{message.id} posted{note}: "
+                                         f"{_first_line(text, 72 - len(note))}")
         source_channel, source_id = self.messages[event.source]
         if event.kind == "forward":
             message = world.forward(source_channel, source_id, channel)
@@ -136,9 +146,27 @@ class Timeline:
             return Happened(event, when, f"@{source_channel.username}/{source_id} deleted")
         raise ValueError(f"unknown event kind {event.kind!r}")
 
+    def _media(self, spec: FileSpec) -> Any:
+        """The simulator's media for a scenario file (its bytes served by GetFile)."""
+        world = self.demo.world
+        if spec.kind == "photo":
+            return world.photo(spec.data())
+        return world.document(spec.data(), mime_type=spec.mime_type, file_name=spec.name)
+
     def _remember(self, label: str, channel: SimChannel, message_id: int) -> None:
         if label:
             self.messages[label] = (channel, message_id)
+
+
+def _files_note(files: tuple[FileSpec, ...]) -> str:
+    """What a post carries, for its line: `` (photo)``, `` (album of 3 photos)``, `` (name.pdf, 9 KB)``."""
+    if not files:
+        return ""
+    if len(files) > 1:
+        return f" (album of {len(files)} photos)" if all(f.kind == "photo" for f in files) \
+            else f" (album of {len(files)} files)"
+    spec = files[0]
+    return " (photo)" if spec.kind == "photo" else f" ({spec.name}, {spec.size / 1000:.0f} KB)"
 
 
 def _added_line(edit: Event, scenario: Scenario) -> str:

@@ -22,13 +22,15 @@ from bot.cli.demo import demo_archive, parse_speed
 from bot.demo.driver import JobDriver
 from bot.demo.render import render_message, to_terminal
 from bot.demo.runner import ALERT_MAX_AGE_HOURS, DemoSummary, Screen, run_demo, summary_text
-from bot.demo.scenario import SCENARIO, Event, validate
+from bot.demo.scenario import SCENARIO, Event, FileSpec, validate
 from bot.demo.timeline import Timeline, build_world, parse_text, utf16_len
 from bot.simulator import ChatLogEntry
 
-# What the sample day leaves in the archive (see bot/demo/scenario.py): 33 messages in 4 channels,
-# 21 distinct posts, 9 alerts (3 rules; the sanctions statement forwarded by 3 embassies counts once).
-POSTS, SIGHTINGS, ALERTS = 21, 33, 9
+# What the sample day leaves in the archive (see bot/demo/scenario.py): 35 messages in 4 channels,
+# 21 distinct posts (a 3-photo album is one), 9 alerts (3 rules; the sanctions statement forwarded
+# by 3 embassies counts once); 5 files (a photo, a PDF forwarded twice, an album of 3 photos).
+POSTS, SIGHTINGS, ALERTS = 21, 35, 9
+MEDIA_FILES, MEDIA_BYTES, MEDIA_SAVED = 5, 6_000 + 9_000 + 4_000 + 3_500 + 5_000, 2
 STATEMENT = "Statement by the Ministry of Foreign Affairs of Freedonia on Canada's new sanctions"
 
 
@@ -56,6 +58,7 @@ def test_scenario_is_ordered_and_every_reference_resolves():
     (Event("07:00", "forward", "ca", source="nothing"), "unknown message"),
     (Event("07:00", "post", "nowhere", text="x"), "unknown channel"),
     (Event("07:00", "post", "mfa"), "without text"),
+    (Event("07:00", "say", text="/start", files=(FileSpec("x.jpg", 10),)), "only a post carries files"),
 ])
 def test_validate_names_the_broken_event(broken, message):
     with pytest.raises(ValueError, match=message):
@@ -90,7 +93,7 @@ async def test_timeline_fills_the_world_with_the_days_channels_and_messages(no_n
             "mfa_freedonia", "freedonia_in_canada", "freedonia_in_kenya", "freedonia_in_brazil"}
         assert ch["mfa"].title == "Ministry of Foreign Affairs of Freedonia"
         counts = {key: len(c.history()) for key, c in ch.items()}
-        assert counts == {"mfa": 11, "ca": 8, "ke": 6, "br": 7}  # one Brazil post was deleted
+        assert counts == {"mfa": 11, "ca": 8, "ke": 6, "br": 9}  # one Brazil post was deleted
         assert sum(counts.values()) + len(ch["br"].deleted) == SIGHTINGS
 
         # the English statement, forwarded by all three embassies, each forward pointing at the original
@@ -116,6 +119,30 @@ async def test_timeline_fills_the_world_with_the_days_channels_and_messages(no_n
 
         said = [e.text for e in world.chat_log(demo.subscriber, with_=demo.bot)]
         assert said == ["/rules", "/search sanctions OR санкции"]
+    finally:
+        await world.close()
+
+
+async def test_timeline_posts_real_files_a_forwarded_pdf_and_one_album(no_network):
+    demo = build_world(SCENARIO)
+    timeline = Timeline(demo, SCENARIO)
+    world, ch = demo.world, demo.channels
+    try:
+        timeline.apply_until(SCENARIO.ends)
+        specs = [f for e in SCENARIO.events for f in e.files]
+        assert sorted(f.size for f in specs) == sorted(file.size for file in world.files.values())
+        assert {bytes(file.data) for file in world.files.values()} == {f.data() for f in specs}
+        assert all(len(f.data()) == f.size and f.data() == f.data() for f in specs)  # the same every run
+        album = [m for m in ch["br"].history() if m.grouped_id]
+        assert len(album) == 3 and len({m.grouped_id for m in album}) == 1
+        assert [bool(m.message) for m in album] == [True, False, False]  # the caption is on the first
+        assert all(isinstance(m.media, types.MessageMediaPhoto) for m in album)
+        _, pdf_id = timeline.messages["m_eu_sanctions"]
+        pdf = ch["mfa"].messages[pdf_id].media.document
+        assert pdf.mime_type == "application/pdf"
+        carriers = [m for c in ch.values() for m in c.history()
+                    if isinstance(m.media, types.MessageMediaDocument) and m.media.document.id == pdf.id]
+        assert len(carriers) == 3  # the original, Kenya's forward and Canada's forward of that
     finally:
         await world.close()
 
@@ -337,6 +364,26 @@ async def test_paced_demo_gives_the_same_day_as_max_speed(tmp_path, no_network, 
     assert noisy == []
 
 
+async def test_the_demo_downloads_each_file_once_and_its_summary_counts_them(tmp_path, no_network):
+    demo = build_world(SCENARIO)
+    out = _Out()
+    summary = await run_demo(speed=None, db_path=tmp_path / "demo.db", out=out, demo=demo)
+    world = demo.world
+    assert world.files and {fid: world.bytes_served[fid] for fid in world.files} == {
+        fid: file.size for fid, file in world.files.items()}  # every file downloaded exactly once
+    assert (summary.media_files, summary.media_bytes, summary.media_saved) == (
+        MEDIA_FILES, MEDIA_BYTES, MEDIA_SAVED)
+    assert re.search(rf"^  media files stored +{MEDIA_FILES} \({MEDIA_BYTES / 1000:.1f} KB\)$", out.text,
+                     re.M)
+    assert re.search(rf"^  downloads saved by forwards +{MEDIA_SAVED}  ", out.text, re.M)
+    stored = sorted(p for p in (tmp_path / "media").rglob("*") if p.is_file())
+    assert sorted(p.stat().st_size for p in stored) == sorted(f.size for f in world.files.values())
+    assert {p.suffix for p in stored} == {".jpg", ".pdf"}
+    lines = re.findall(r"^\d\d:\d\d  media job: (\d+) files? downloaded", out.text, re.M)
+    assert sum(map(int, lines)) == MEDIA_FILES
+    assert f"its media files in {tmp_path / 'media'}/" in out.text
+
+
 class _Out:
     def __init__(self) -> None:
         self.text = ""
@@ -411,6 +458,6 @@ def test_summary_text_says_where_the_archive_is_and_how_to_search_it(tmp_path):
     kept = DemoSummary(posts=3, sightings=5, edited=0, deleted=0, alerts_sent=1, alerts_pending=0,
                        bot_messages=2, search_replies=1, archive=tmp_path / "d.db")
     text = summary_text(kept)
-    assert "duplicates avoided  2" in text
+    assert re.search(r"^  duplicates avoided +2  ", text, re.M)
     assert f"chanwatch --db {tmp_path / 'd.db'} search 'sanctions OR санкции'" in text
     assert "--db demo.db" in summary_text(replace(kept, archive=None))
