@@ -11,6 +11,12 @@ slept through up to `flood_max_wait`, else the rows wait (`next_try_at`); a chat
 bot or vanished is paused with the reason and its alerts stay queued; any other error counts a
 failed attempt with backoff (`storage.outbox`). One chat's trouble never stops the others, and no
 job body ever raises.
+
+Alerts and digests name the media a post carries (`storage.media_queue.files_of_post`). With
+`photo_dir` (CHANWATCH_ALERT_MEDIA, the media store's root) an instant alert for a post whose photo is
+downloaded is sent as that photo, the alert as its caption (1024 characters: the snippet shrinks), or
+the photo and then the alert as text when even the shortest caption is too long; a photo not yet
+downloaded, or gone from the disk, leaves the alert as text.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import math
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,11 +35,12 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient, errors
-from telethon.tl.functions.messages import SendMessageRequest
+from telethon.tl.functions.messages import SendMediaRequest, SendMessageRequest
+from telethon.tl.functions.upload import SaveFilePartRequest
 from telethon.tl.functions.users import GetUsersRequest
 
 from bot.clock import cron_trigger, utcnow
-from bot.formatting import DigestEntry, DigestGroup, render_alert, render_digest
+from bot.formatting import DigestEntry, DigestGroup, render_alert, render_caption, render_digest
 from bot.telegram import (
     REQUEST_TIMEOUT,
     FloodDeferred,
@@ -42,9 +50,10 @@ from bot.telegram import (
 )
 from storage.database import Database
 from storage.faults import explain
+from storage.media_queue import files_of_post
 from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
-from storage.records import Alert, Post, Rule, Subscriber
+from storage.records import Alert, Post, PostFile, Rule, Subscriber
 from storage.rules import get_rule, get_subscriber, list_subscribers, set_paused
 from storage.search import highlight_spans, load_posts, merge_spans
 
@@ -90,7 +99,11 @@ GONE_ERRORS: tuple[type[Exception], ...] = tuple(
 
 
 # The request types a send makes (get_input_entity may resolve a user), whose flood memory we drop.
-_SEND_REQUESTS = (SendMessageRequest.CONSTRUCTOR_ID, GetUsersRequest.CONSTRUCTOR_ID)
+_SEND_REQUESTS = (SendMessageRequest.CONSTRUCTOR_ID, GetUsersRequest.CONSTRUCTOR_ID,
+                  SendMediaRequest.CONSTRUCTOR_ID, SaveFilePartRequest.CONSTRUCTOR_ID)
+
+Files = dict[int, list[PostFile]]  # a post's files, by post id
+Part = tuple[str, Path | None]  # one message of an alert: its HTML, and the photo it is the caption of
 
 
 class ChatUnreachable(Exception):
@@ -148,15 +161,16 @@ def _spans(text: str, rules: Sequence[Rule]) -> tuple[tuple[int, int], ...]:
 
 
 def _context(conn: sqlite3.Connection, alerts: Sequence[Alert]
-             ) -> tuple[dict[int, Post], dict[int, Rule]]:
-    """The posts and rules the alerts refer to (removed rules are simply absent)."""
+             ) -> tuple[dict[int, Post], dict[int, Rule], Files]:
+    """The posts, rules and posts' files the alerts refer to (removed rules are simply absent)."""
     posts = {p.id: p for p in load_posts(conn, [a.post_id for a in alerts])}
+    files = {post_id: files_of_post(conn, post_id) for post_id in posts}
     rules: dict[int, Rule] = {}
     for rule_id in dict.fromkeys(r for a in alerts for r in a.rule_ids):
         rule = get_rule(conn, rule_id)
         if rule is not None:
             rules[rule_id] = rule
-    return posts, rules
+    return posts, rules, files
 
 
 def _mark_sent_at(conn: sqlite3.Connection, sent: dict[int, datetime]) -> None:
@@ -201,7 +215,7 @@ class Dispatcher:
                  logger: logging.Logger = log, per_chat_interval: float = 1.0,
                  messages_per_second: float = 25.0, batch_size: int = 100,
                  before_send: Hook | None = None, before_mark: Hook | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT) -> None:
+                 request_timeout: float = REQUEST_TIMEOUT, photo_dir: Path | None = None) -> None:
         cron_trigger(default_schedule, default_timezone)  # a bad default fails here, at start-up
         self.db = db
         self.client = client
@@ -215,6 +229,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.before_send = before_send
         self.before_mark = before_mark
+        self.photo_dir = photo_dir  # the media store's root: alerts with a downloaded photo show it
         self.pacer = Pacer(lambda: self.now().timestamp(), sleep, per_chat=per_chat_interval,
                            per_second=messages_per_second)
         self._lock = asyncio.Lock()  # instant and digest sends never interleave (no double send)
@@ -231,29 +246,35 @@ class Dispatcher:
         self.pacer.slept(seconds)
         await self.sleep(seconds)
 
-    async def _send(self, chat_id: int, text: str) -> None:
+    async def _send(self, chat_id: int, text: str, photo: Path | None = None) -> None:
         async def send() -> None:
             try:
                 peer = await self.client.get_input_entity(chat_id)
             except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
                 raise ChatUnreachable("the bot does not know this chat (it must message the bot first)") \
                     from exc
-            await self.client.send_message(peer, text, parse_mode="html", link_preview=False)
+            if photo is not None:
+                await self.client.send_file(peer, photo, caption=text, parse_mode="html")
+            else:
+                await self.client.send_message(peer, text, parse_mode="html", link_preview=False)
 
         async def attempt() -> None:
             forget_local_flood(self.client, *_SEND_REQUESTS)
-            await answered_within(send(), "SendMessageRequest", self.request_timeout)
+            what = "SendMessageRequest" if photo is None else "SendMediaRequest"
+            await answered_within(send(), what, self.request_timeout)
 
         await call_with_flood_policy(attempt, kind="send_alert", max_wait=self.flood_max_wait,
                                      sleep=self._flood_sleep, log=self.log, now=self.now)
 
-    async def _deliver(self, chat_id: int, text: str, alert_ids: Sequence[int]) -> str:
-        """Send one message; record the outcome for its alerts at once. Returns the outcome."""
+    async def _deliver(self, chat_id: int, text: str, alert_ids: Sequence[int], photo: Path | None = None
+                       ) -> str:
+        """Send one message (`photo` with `text` as its caption, if given); record the outcome for its
+        alerts at once. Returns the outcome."""
         await self.pacer.wait(chat_id)
         if self.before_send is not None:
             self.before_send(alert_ids)
         try:
-            await self._send(chat_id, text)
+            await self._send(chat_id, text, photo)
         except FloodDeferred as exc:
             self._hold_until = exc.retry_at
             await self.db.transaction(defer, alert_ids, exc.retry_at, f"flood wait {exc.seconds:g}s")
@@ -319,7 +340,7 @@ class Dispatcher:
         alerts = await self.db.run(pending_instant, self.now(), self.batch_size)
         if not alerts:
             return 0
-        posts, rules = await self.db.run(_context, alerts)
+        posts, rules, files = await self.db.run(_context, alerts)
         sent = 0
         stopped: set[int] = set()  # chats paused during this cycle
         ordered = _round_robin(alerts)
@@ -327,15 +348,15 @@ class Dispatcher:
             if alert.chat_id in stopped:
                 continue
             try:
-                messages = self._render_alert(alert, posts, rules)
+                messages = self._render_alert(alert, posts, rules, files)
             except Exception as exc:
                 self.log.exception("cannot render alert %s", alert.id)
                 await self.db.transaction(_fail_all, [alert.id], _describe(exc), self.now())
                 continue
-            for number, text in enumerate(messages):
+            for number, (text, photo) in enumerate(messages):
                 # an alert that needed several messages is marked sent with its last one
                 ids = [alert.id] if number == len(messages) - 1 else []
-                outcome = await self._deliver(alert.chat_id, text, ids)
+                outcome = await self._deliver(alert.chat_id, text, ids, photo)
                 if outcome == _SENT:
                     sent += 1
                     continue
@@ -355,13 +376,37 @@ class Dispatcher:
                       len({a.chat_id for a in alerts} - stopped))
         return sent
 
-    def _render_alert(self, alert: Alert, posts: dict[int, Post], rules: dict[int, Rule]) -> list[str]:
+    def _render_alert(self, alert: Alert, posts: dict[int, Post], rules: dict[int, Rule], files: Files
+                      ) -> list[Part]:
+        """The messages of one alert: the text, or its photo with the text as caption, or the photo
+        and then the text when no caption fits."""
         post = posts.get(alert.post_id)
         if post is None:
             raise LookupError(f"post {alert.post_id} is not in the archive")
         matched = [rules[r] for r in alert.rule_ids if r in rules]
         queries = [rules[r].query if r in rules else f"rule #{r} (removed)" for r in alert.rule_ids]
-        return list(render_alert(post, queries, _spans(post.text, matched)).messages)
+        spans = _spans(post.text, matched)
+        post_files = files.get(post.id, [])
+        photo = self._photo(post, post_files)
+        if photo is not None:
+            caption = render_caption(post, queries, spans, post_files)
+            if caption is not None:
+                return [(caption, photo)]
+        parts: list[Part] = [("", photo)] if photo is not None else []
+        return parts + [(m, None) for m in render_alert(post, queries, spans, files=post_files).messages]
+
+    def _photo(self, post: Post, files: Sequence[PostFile]) -> Path | None:
+        """The post's downloaded photo in the media store, when alerts show photos; else None."""
+        if self.photo_dir is None or post.media_kind != "photo":  # (a link preview's photo is not shown)
+            return None
+        for file in files:
+            if file.kind == "photo" and file.state == "done" and file.path:
+                path = self.photo_dir / file.path
+                if path.is_file():
+                    return path
+                self.log.warning("alert photo %s is missing from the media store; sending text "
+                                 "(chanwatch media verify checks the store)", file.path)
+        return None
 
     # -- digests ----------------------------------------------------------------------------------
 
@@ -384,12 +429,12 @@ class Dispatcher:
         alerts = await self.db.run(pending_digest, chat_id, self.now())
         if not alerts:
             return 0
-        posts, rules = await self.db.run(_context, alerts)
+        posts, rules, files = await self.db.run(_context, alerts)
         subscriber = await self.db.run(get_subscriber, chat_id)
         missing = [a.id for a in alerts if a.post_id not in posts]
         if missing:
             await self.db.transaction(_fail_all, missing, "post is not in the archive", self.now())
-        groups = _digest_groups([a for a in alerts if a.post_id in posts], posts, rules)
+        groups = _digest_groups([a for a in alerts if a.post_id in posts], posts, rules, files)
         messages = render_digest(groups, self._digest_title(subscriber))
         sent = 0
         for index, (text, ids) in enumerate(messages):
@@ -469,7 +514,7 @@ class Dispatcher:
             self.log.exception("could not update the digest schedules; keeping the current ones")
 
 
-def _digest_groups(alerts: Sequence[Alert], posts: dict[int, Post], rules: dict[int, Rule]
+def _digest_groups(alerts: Sequence[Alert], posts: dict[int, Post], rules: dict[int, Rule], files: Files
                    ) -> list[DigestGroup]:
     """Alerts filed under their first matched rule (by rule id); the other rules shown as 'also'."""
     groups: dict[int, list[DigestEntry]] = {}
@@ -478,7 +523,8 @@ def _digest_groups(alerts: Sequence[Alert], posts: dict[int, Post], rules: dict[
         post = posts[alert.post_id]
         key = known[0] if known else -1
         also = tuple(rules[r].query for r in known[1:])
-        entry = DigestEntry(post, alert.id, _spans(post.text, [rules[r] for r in known]), also)
+        entry = DigestEntry(post, alert.id, _spans(post.text, [rules[r] for r in known]), also,
+                            tuple(files.get(post.id, ())))
         groups.setdefault(key, []).append(entry)
     return [DigestGroup(rules[k].query if k in rules else "(removed rules)", tuple(v))
             for k, v in sorted(groups.items(), key=lambda kv: (kv[0] < 0, kv[0]))]

@@ -5,20 +5,21 @@ each message within Telegram's 4096-character limit. /status shows `storage.stat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bot.formatting import (
     LIMIT,
     channel_label,
     cut,
     escape,
+    human_size,
     minute,
     pack,
     render_post,
     utf16_len,
 )
 from storage.query import QueryError
-from storage.records import Post, Rule, Subscriber, WatchedChannel
+from storage.records import MediaStatus, Post, PostFile, Rule, Subscriber, WatchedChannel
 from storage.stats import ArchiveStats
 
 PAGE_SIZE = 5
@@ -138,8 +139,10 @@ def _plural(n: int, word: str) -> str:
 
 def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequence[tuple[int, int]]],
                  total: int, offset: int, page_size: int = PAGE_SIZE, limit: int = LIMIT,
-                 total_exact: bool = True, unknown_channels: Sequence[str] = ()) -> str:
-    """One page of search results as one message: a header, then each post highlighted.
+                 total_exact: bool = True, unknown_channels: Sequence[str] = (),
+                 files: Mapping[int, Sequence[PostFile]] | None = None) -> str:
+    """One page of search results as one message: a header, then each post highlighted, with its
+    media (`files` by post id, from `storage.media_queue.files_of_post`).
 
     Snippets shrink until the page fits `limit`, so a page is always a single (editable) message.
     When `total_exact` is False, `total` is a lower bound: "5,000+ posts", and no page count.
@@ -163,7 +166,8 @@ def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequenc
     attempts = [(size, RESULT_LINKS) for size in (RESULT_SNIPPET, 250, 120, MIN_SNIPPET)]
     attempts += [(MIN_SNIPPET, links) for links in (3, 1, 0)]
     for size, links in attempts:
-        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_post(post, post_spans, size, links)
+        blocks = [header] + [f"<b>{offset + i + 1}.</b> " + render_post(post, post_spans, size, links,
+                                                                     (files or {}).get(post.id, ()))
                              for i, (post, post_spans) in enumerate(zip(posts, spans, strict=True))]
         message = "\n\n".join(blocks)
         if utf16_len(message) <= limit:
@@ -223,8 +227,16 @@ def channels_text(rows: Sequence[WatchedChannel]) -> list[str]:
     return list(pack(lines, separator="\n").messages)
 
 
-def status_text(stats: ArchiveStats) -> str:
-    """/status: archive size, today's posts, pending alerts, last poll, channels in trouble."""
+def media_line(media: MediaStatus) -> str:
+    """/status's media queue: 'Media: 120 stored (1.2 GB) · 4 queued · 2 skipped · 1 failed'."""
+    line = (f"Media: {media.done} stored ({human_size(media.stored_bytes)}) · {media.queued} queued · "
+            f"{media.skipped} skipped · {media.failed} failed")
+    return ("⚠️ " if media.failed else "") + line
+
+
+def status_text(stats: ArchiveStats, media: MediaStatus | None = None) -> str:
+    """/status: archive size, today's posts, pending alerts, last poll, channels in trouble, and the
+    media download queue (`media`, None when downloads are off and nothing was ever queued)."""
     lines = [
         "📊 <b>Archive</b>",
         f"{_plural(stats.posts, 'post')}, {_plural(stats.sightings, 'sighting')}",
@@ -233,6 +245,8 @@ def status_text(stats: ArchiveStats) -> str:
         f"Last poll: {_when(stats.last_poll)}",
         f"Watched channels: {stats.watched}",
     ]
+    if media is not None:
+        lines.append(media_line(media))
     if stats.channel_errors:
         errors = [channel_label(*row) for row in stats.channel_errors]
         names = ", ".join(escape(n) for n in errors[:10])

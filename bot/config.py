@@ -60,6 +60,7 @@ class Settings:
     join: bool = False
     flood_max_wait: int = 60
     alert_max_age_hours: int = 48
+    alert_media: bool = False  # an instant alert for a post whose photo is downloaded is that photo
     server: tuple[str, int] | None = None
     server_public_key: str | None = None
     server_dc: int = 2
@@ -320,6 +321,7 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                          "must be a whole number of seconds"),
         alert_max_age_hours=p(env, "CHANWATCH_ALERT_MAX_AGE", _positive(0), 48,
                               "must be a whole number of hours (0: alert however old a new post is)"),
+        alert_media=p(env, "CHANWATCH_ALERT_MEDIA", _bool, False, "must be true or false"),
         server=p(env, "TG_SERVER", _server, None, "must be host:port, e.g. 149.154.167.40:443"),
         server_public_key=p(env, "TG_SERVER_PUBLIC_KEY", _pem, None,
                             "must be the path of a readable PEM file holding an RSA PUBLIC KEY"),

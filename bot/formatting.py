@@ -12,10 +12,11 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.records import Post, Sighting, channel_label
+from storage.records import Post, PostFile, Sighting, channel_label
 from storage.text import excerpt_window, utf16_len
 
 LIMIT = 4096
+CAPTION_LIMIT = 1024  # a photo's caption
 SNIPPET_CHARS = 600
 ELLIPSIS = "…"
 
@@ -106,16 +107,75 @@ def sighting_links(sightings: Sequence[Sighting], limit: int = 8) -> str:
     return " · ".join(parts)
 
 
+# -- media badges ----------------------------------------------------------------------------------
+
+MB = 1024 * 1024  # as CHANWATCH_MEDIA_MAX_MB counts
+_ICONS = {"photo": "🖼", "video": "🎞", "gif": "🎞", "audio": "🎵", "voice": "🎤", "sticker": "🏷",
+          "document": "📄"}
+_NO_BADGE = {"webpage", "poll", "geo", "contact", "other"}  # no file of the post's own to speak of
+_DOC_LABELS = {"application/pdf": "PDF", "application/zip": "ZIP", "text/plain": "text"}
+
+
+def human_size(size: int) -> str:
+    """Bytes for people: '930 B', '12 KB', '2.1 MB', '48 MB', '1.2 GB' (binary units, one decimal
+    below 10)."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{size} B"
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+
+
+def _file_label(kind: str, mime_type: str | None, file_name: str | None) -> str:
+    if kind != "document":
+        return kind
+    if mime_type in _DOC_LABELS:
+        return _DOC_LABELS[mime_type]
+    ext = (file_name or "").rpartition(".")[2] if "." in (file_name or "") else ""
+    return ext.upper()[:8] if ext.isalnum() else "file"
+
+
+def media_badge(post: Post, files: Sequence[PostFile] = ()) -> str | None:
+    """What the post carries besides text, escaped: '📄 PDF · 2.1 MB', '🖼 photo', '📎 3 files · 9.0 MB',
+    from its files in the download queue, else from the kind the archive recorded (`media_kind`);
+    None for a post without media or with only a link preview, a poll or a place."""
+    if post.media_kind in _NO_BADGE:
+        return None
+    if len(files) > 1:
+        sizes = [f.size for f in files]
+        total = f" · {human_size(sum(s for s in sizes if s))}" if all(sizes) else ""
+        return f"📎 {len(files)} files{total}"
+    if files:
+        file = files[0]
+        kind, label, size = file.kind, _file_label(file.kind, file.mime_type, file.file_name), file.size
+    elif post.media_kind:
+        kind, label, size = post.media_kind, post.media_kind, None
+    else:
+        return None
+    icon = _ICONS.get(kind, "📎")
+    shown = f"{icon} {escape(label)}"
+    if size and kind != "photo":  # a photo's size says little; a document's or video's does
+        shown += f" · {human_size(size)}"
+    return shown
+
+
 def render_post(post: Post, spans: Sequence[tuple[int, int]] = (), size: int = SNIPPET_CHARS,
-                links: int = 8) -> str:
-    """One post as a self-contained HTML block: origin, carried by, snippet, up to `links` sighting links."""
+                links: int = 8, files: Sequence[PostFile] = ()) -> str:
+    """One post as a self-contained HTML block: origin, carried by, what media it carries (`files`,
+    from `storage.media_queue.files_of_post`), snippet, up to `links` sighting links."""
     lines = [origin_line(post)]
     carried = carried_by(post)
     if carried:
         lines.append(f"↪️ {carried}")
+    badge = media_badge(post, files)
+    if badge:
+        lines.append(badge)
     if post.text:
         lines.append(snippet(post.text, spans, size))
-    else:
+    elif not badge:
         lines.append(f"<i>[{escape(post.media_kind or 'no text')}]</i>")
     if post.sightings and links:
         lines.append(sighting_links(post.sightings, links))
@@ -185,26 +245,42 @@ def rules_line(queries: Sequence[str]) -> str:
 
 
 def render_alert(post: Post, rules: Sequence[str], spans: Sequence[tuple[int, int]] = (), *,
-                 limit: int = LIMIT, size: int = SNIPPET_CHARS) -> Rendered:
-    """One alert: the matched rules, then the post (origin and date, who carried it, a highlighted
-    snippet around the match, links to the original and each sighting), in one message.
+                 limit: int = LIMIT, size: int = SNIPPET_CHARS, files: Sequence[PostFile] = ()) -> Rendered:
+    """One alert: the matched rules, then the post (origin and date, who carried it, what media it
+    carries, a highlighted snippet around the match, links to the original and each sighting), in
+    one message.
 
     The snippet shrinks until the whole message fits `limit` (escaping can grow text up to 6x), so
     the highlight survives; only a pathological post falls back to `pack`'s plain-text cut.
     """
     header = rules_line(rules)
     while True:
-        message = header + "\n" + render_post(post, spans, size)
+        message = header + "\n" + render_post(post, spans, size, files=files)
         if utf16_len(message) <= limit or size <= MIN_SNIPPET_CHARS:
             break
         size = max(size // 2, MIN_SNIPPET_CHARS)
     return pack([message], limit)
 
 
+def render_caption(post: Post, rules: Sequence[str], spans: Sequence[tuple[int, int]] = (),
+                   files: Sequence[PostFile] = (), limit: int = CAPTION_LIMIT) -> str | None:
+    """An alert as a photo's caption (at most 1024 characters of text once Telegram has parsed the
+    HTML; UTF-16 units, as Telegram counts): the snippet shrinks, then the links to sightings, as for a
+    message; None when even the smallest will not fit (send it as text)."""
+    header = rules_line(rules)
+    attempts = [(size, 8) for size in (SNIPPET_CHARS, 300, 150, 80, MIN_SNIPPET_CHARS)]
+    attempts += [(MIN_SNIPPET_CHARS, links) for links in (3, 1, 0)]
+    for size, links in attempts:
+        caption = header + "\n" + render_post(post, spans, size, links, files)
+        if utf16_len(html.unescape(_strip_tags(caption))) <= limit:
+            return caption
+    return None
+
+
 def render_digest_item(post: Post, spans: Sequence[tuple[int, int]] = (), also: Sequence[str] = (),
-                       size: int = DIGEST_SNIPPET_CHARS) -> str:
-    """A post as a compact digest entry: origin, who carried it, a short snippet, a few links."""
-    lines = [render_post(post, spans, size, DIGEST_SIGHTINGS)]
+                       size: int = DIGEST_SNIPPET_CHARS, files: Sequence[PostFile] = ()) -> str:
+    """A post as a compact digest entry: origin, who carried it, its media, a short snippet, a few links."""
+    lines = [render_post(post, spans, size, DIGEST_SIGHTINGS, files)]
     if also:
         lines.append("also matches: " + ", ".join(f"<code>{escape(cut(q, RULE_CHARS))}</code>"
                                                   for q in also[:RULES_SHOWN]))
@@ -219,6 +295,7 @@ class DigestEntry:
     key: int
     spans: tuple[tuple[int, int], ...] = ()
     also: tuple[str, ...] = ()
+    files: tuple[PostFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +321,10 @@ def render_digest(groups: Sequence[DigestGroup], title: str = "Digest",
         heading = (f"📌 <code>{escape(cut(group.rule, RULE_CHARS))}</code> — "
                    f"{count} post{'s' if count != 1 else ''}")
         for i, entry in enumerate(group.entries):
-            block = render_digest_item(entry.post, entry.spans, entry.also)
+            block = render_digest_item(entry.post, entry.spans, entry.also, files=entry.files)
             if utf16_len(block) > limit // 2:
-                block = render_digest_item(entry.post, entry.spans, entry.also, size=MIN_SNIPPET_CHARS)
+                block = render_digest_item(entry.post, entry.spans, entry.also, size=MIN_SNIPPET_CHARS,
+                                           files=entry.files)
             blocks.append((heading + "\n\n" + block if i == 0 else block, (entry.key,)))
     return pack_keyed(blocks, limit)
 

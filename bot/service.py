@@ -277,6 +277,7 @@ class Service:
             self.db, self.bot, default_schedule=self.settings.digest_schedule,
             default_timezone=self.settings.timezone, now=self.now, sleep=self.sleep,
             flood_max_wait=float(self.settings.flood_max_wait),
+            photo_dir=self.settings.media_dir if self.settings.alert_media else None,
         )
         self.commands = Commands(
             self.db, self.bot, self.settings, watch=self.watchlist.watch, unwatch=self.watchlist.unwatch,

@@ -32,7 +32,9 @@ from bot.formatting import cut
 from bot.telegram import RequestTimeout, answered_within
 from storage.channels import channel_listing
 from storage.database import Database
+from storage.media_queue import media_status
 from storage.query import Query, QueryError, parse
+from storage.records import MediaStatus
 from storage.rules import USER_PAUSE, get_subscriber, resume_after_contact
 from storage.stats import archive_stats
 
@@ -276,7 +278,11 @@ class CommandsBase:
         await self._reply(req.event, text.channels_text(await self._db(channel_listing)))
 
     async def _status(self, req: Request) -> None:
-        await self._reply(req.event, text.status_text(await self._db(archive_stats, self.now())))
+        stats = await self._db(archive_stats, self.now())
+        media = await self._db(media_status)
+        downloading = self.settings.media_kinds is None or bool(self.settings.media_kinds)
+        shown = media if downloading or media != MediaStatus() else None
+        await self._reply(req.event, text.status_text(stats, shown))
 
     async def _handle_callback(self, event: Any) -> None:
         raise NotImplementedError  # the search pages' buttons (bot.commands.search)

@@ -13,7 +13,9 @@ from bot import command_text as text
 from bot.access import Caller
 from bot.commands.base import EXPIRED, FAILED, MAX_INPUT, CommandsBase, Request
 from bot.formatting import LIMIT, utf16_len
+from storage.media_queue import files_of_post
 from storage.query import Query, parse
+from storage.records import PostFile
 from storage.search import SearchPage, highlight_spans, search
 
 __all__ = ["PAGE_DATA", "SearchCommands"]
@@ -41,11 +43,11 @@ class SearchCommands(CommandsBase):
 
     async def _page(self, query: Query, token: str, offset: int, note: str = "") -> tuple[str, Any]:
         """One page of results (after `note`, all within Telegram's limit) and its buttons."""
-        page, spans = await self._db(_search_page, query, offset, text.PAGE_SIZE)
+        page, spans, files = await self._db(_search_page, query, offset, text.PAGE_SIZE)
         total = page.total
         body = note + text.results_page(query.text, page.posts, spans, total, offset,
                                         limit=LIMIT - utf16_len(note), total_exact=page.total_exact,
-                                        unknown_channels=page.unknown_channels)
+                                        unknown_channels=page.unknown_channels, files=files)
         row = []
         if offset > 0:
             row.append(Button.inline(text.PREVIOUS, f"pg:{token}:{max(offset - text.PAGE_SIZE, 0)}".encode()))
@@ -87,7 +89,8 @@ class SearchCommands(CommandsBase):
                 self.log.exception("could not answer the button press")
 
 
-def _search_page(conn: sqlite3.Connection, query: Query, offset: int,
-                 size: int) -> tuple[SearchPage, list[list[tuple[int, int]]]]:
+def _search_page(conn: sqlite3.Connection, query: Query, offset: int, size: int
+                 ) -> tuple[SearchPage, list[list[tuple[int, int]]], dict[int, list[PostFile]]]:
     page = search(conn, query, limit=size, offset=offset)
-    return page, [highlight_spans(p.text, query) for p in page.posts]
+    files = {p.id: files_of_post(conn, p.id) for p in page.posts}
+    return page, [highlight_spans(p.text, query) for p in page.posts], files

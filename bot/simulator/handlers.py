@@ -98,6 +98,8 @@ class Handlers:
         self._awaiting_password: dict[int, int] = {}
         #: srp_id -> (account id, b, B bytes, verifier v, salt1, salt2) of an account.GetPassword answer.
         self._srp: dict[int, tuple[int, int, bytes, int, bytes, bytes]] = {}
+        #: (account id, file id) -> {part number: bytes} of files uploaded by upload.SaveFilePart.
+        self._uploads: dict[tuple[int, int], dict[int, bytes]] = {}
 
     def dispatch(self, session: SimSender, request: TLObject) -> Any:
         """Check authorisation and bot/user restrictions, then call the handler for ``request``."""
@@ -541,6 +543,17 @@ class Handlers:
     def upload_GetFile(self, session: SimSender, me: SimUser, req: Any) -> Any:
         return self.world.serve_file(req.location, req.offset, req.limit)
 
+    def upload_SaveFilePart(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        self._uploads.setdefault((me.id, req.file_id), {})[req.file_part] = bytes(req.bytes)
+        return True
+
+    def _uploaded(self, me: SimUser, file: Any) -> bytes:
+        """The bytes of an InputFile this account uploaded, every part present (else FILE_PARTS_INVALID)."""
+        parts = self._uploads.pop((me.id, file.id), None)
+        if parts is None or sorted(parts) != list(range(file.parts)):
+            raise SimRpcError(400, "FILE_PARTS_INVALID")
+        return b"".join(parts[i] for i in range(file.parts))
+
     def channels_ReadHistory(self, session: SimSender, me: SimUser, req: Any) -> Any:
         ch = self._channel(me, req.channel)
         me.read_marks[ch.id] = max(me.read_marks.get(ch.id, 0), req.max_id or max(ch.messages, default=0))
@@ -616,6 +629,10 @@ class Handlers:
         media = req.media
         if isinstance(media, types.InputMediaPoll):
             media = types.MessageMediaPoll(poll=media.poll, results=make(types.PollResults))
+        elif isinstance(media, types.InputMediaUploadedPhoto):
+            if len((req.message or "").encode("utf-16-le")) // 2 > 1024:  # counted as Telegram does
+                raise SimRpcError(400, "MEDIA_CAPTION_TOO_LONG")
+            media = self.world.photo(self._uploaded(me, media.file))
         else:
             raise SimulatorUnsupported(f"messages.SendMedia with {type(media).__name__}")
         return self._send(session, me, req, req.message or "", media=media)

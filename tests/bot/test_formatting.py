@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields, replace
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from bot.formatting import (
     cut,
     escape,
     highlight,
+    media_badge,
     pack,
     pack_keyed,
     render_alert,
@@ -24,7 +26,7 @@ from bot.formatting import (
     snippet,
     utf16_len,
 )
-from storage.records import Post, Sighting
+from storage.records import Post, PostFile, Sighting
 
 
 def make_post(text: str, sightings: tuple[Sighting, ...] = ()) -> Post:
@@ -128,3 +130,40 @@ def test_pack_keyed_cuts_an_oversized_block_and_keeps_every_key_in_order():
     assert [k for _, keys in out for k in keys] == [1, 2, 3]
     assert len(out) == 2 and all(utf16_len(text) <= LIMIT for text, _ in out)
     assert "…" in out[0][0] and out[1][0].endswith("c")
+
+
+# -- media badges --------------------------------------------------------------------------------
+
+def a_file(kind: str, size: int | None, mime: str | None = None, name: str | None = None) -> PostFile:
+    return PostFile(file_id=size or 1, kind=kind, state="queued", size=size, mime_type=mime, file_name=name,
+                    sha256=None, path=None)
+
+
+def test_a_post_with_several_files_is_marked_with_their_count_and_total_size():
+    post = replace(make_post("Album"), media_kind="photo")
+    files = [a_file("photo", 300_000), a_file("photo", 400_000), a_file("video", 2 * 1024 * 1024)]
+    assert render_post(post, files=files).split("\n")[1] == "📎 3 files · 2.7 MB"
+
+
+def test_a_document_badge_names_its_type_escaped_and_a_link_preview_has_none():
+    post = replace(make_post(""), media_kind="document")
+    html = render_post(post, files=[a_file("document", 5_000, "application/x-foo", "a.<B>")])
+    assert html.split("\n")[1] == "📄 file · 4.9 KB"
+    assert "[document]" not in html  # the badge says it already
+    assert media_badge(post, [a_file("document", 10, None, "notes.docx")]) == "📄 DOCX · 10 B"
+    preview = replace(make_post("see https://example.org"), media_kind="webpage")
+    assert media_badge(preview, [a_file("photo", 1000)]) is None
+    assert media_badge(replace(make_post("x"), media_kind="video")) == "🎞 video"  # known from the message
+
+
+def test_status_counts_the_media_queue_and_warns_when_downloads_failed():
+    from bot.command_text import status_text
+    from storage.records import MediaStatus
+    from storage.stats import ArchiveStats
+    stats = ArchiveStats(**{f.name: 0 for f in fields(ArchiveStats)} | {"last_poll": None,
+                                                                        "channel_errors": ()})
+    media = MediaStatus(queued=4, done=120, skipped=2, failed=1, stored_files=118,
+                        stored_bytes=int(1.2 * 1024 ** 3))
+    assert "\n⚠️ Media: 120 stored (1.2 GB) · 4 queued · 2 skipped · 1 failed\n" in status_text(stats, media)
+    assert "\nMedia: 0 stored (0 B) · 0 queued" in status_text(stats, MediaStatus())
+    assert "Media" not in status_text(stats)
