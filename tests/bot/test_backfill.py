@@ -171,3 +171,25 @@ async def test_progress_counts_messages_taken_against_a_limit(world, reader, db)
     heard: list[tuple[str, int, int | None]] = []
     await run(db, reader, world, limit=150, progress=lambda *event: heard.append(event))
     assert [(done, total) for _, done, total in heard] == [(100, 150), (150, 150)]
+
+
+async def test_backfilled_history_queues_its_media_and_the_downloader_fetches_it_once(world, reader, db,
+                                                                                     tmp_path):
+    from bot.media import Downloader, MediaPolicy
+    from storage.media_store import MediaStore
+
+    ch = world.add_channel("historychan", "History")
+    note = b"%PDF-1.7 an old signed note " * 300
+    world.post(ch, "an old statement", media=world.document(note, mime_type="application/pdf",
+                                                            file_name="note.pdf"))
+    for i in range(5):
+        world.post(ch, f"later text {i}")
+    await resolve_channels(db, reader, ["historychan"])
+    report = await run(db, reader, world)
+    assert report.done and [tuple(r) for r in rows(db.path, "SELECT kind, state FROM tg_files")] == [
+        ("document", "queued")]
+    worker = Downloader(db, reader, MediaStore(tmp_path / "media"), MediaPolicy(kinds=None, max_bytes=None),
+                        now=lambda: world.now, sleep=FakeSleep(), flood=FloodPolicy(max_wait=60))
+    assert (await worker.run_once()).done == 1
+    assert world.bytes_served.total() == len(note)
+    assert [p.read_bytes() for p in (tmp_path / "media").rglob("*.pdf")] == [note]
