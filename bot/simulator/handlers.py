@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
+from .media import DC_IDS, HOME_DC, dc_address
 from .tl import SimRpcError, SimulatorUnsupported, make, request_name
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ HISTORY_LIMIT = 100
 #: Requests a session may make before it is logged in.
 _ANONYMOUS = frozenset({"help.GetConfig", "auth.ImportBotAuthorization", "help.GetNearestDc",
                         "auth.SendCode", "auth.ExportLoginToken", "help.GetCdnConfig",
-                        "auth.SignIn", "account.GetPassword", "auth.CheckPassword"})
+                        "auth.SignIn", "account.GetPassword", "auth.CheckPassword",
+                        "auth.ImportAuthorization"})
 #: The code every simulated login accepts (``auth.SendCode`` "sends" it to the account's app).
 LOGIN_CODE = "12345"
 #: Telegram's 2048-bit SRP prime (with g = 3), as Telethon's password module knows it.
@@ -183,10 +185,10 @@ class Handlers:
 
     def help_GetConfig(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
         w = self.world
-        dc = make(types.DcOption, id=2, ip_address="127.0.0.2", port=443)
+        dcs = [make(types.DcOption, id=n, ip_address=dc_address(n), port=443) for n in DC_IDS]
         return make(
-            types.Config, date=w.now, expires=w.now + dt.timedelta(hours=1), test_mode=False, this_dc=2,
-            dc_options=[dc], dc_txt_domain_name="sim.invalid", chat_size_max=200,
+            types.Config, date=w.now, expires=w.now + dt.timedelta(hours=1), test_mode=False,
+            this_dc=session.dc, dc_options=dcs, dc_txt_domain_name="sim.invalid", chat_size_max=200,
             megagroup_size_max=200000, forwarded_count_max=100, online_update_period_ms=210000,
             offline_blur_timeout_ms=5000, offline_idle_timeout_ms=30000, online_cloud_timeout_ms=300000,
             notify_cloud_delay_ms=30000, notify_default_delay_ms=1500, push_chat_period_ms=60000,
@@ -198,7 +200,25 @@ class Handlers:
         )
 
     def help_GetNearestDc(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
-        return types.NearestDc(country="ZZ", this_dc=2, nearest_dc=2)
+        return types.NearestDc(country="ZZ", this_dc=session.dc, nearest_dc=HOME_DC)
+
+    def auth_ExportAuthorization(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        """One-use bytes that log a session in another DC in as ``me`` (DC_ID_INVALID for this DC)."""
+        if req.dc_id not in DC_IDS or req.dc_id == session.dc:
+            raise SimRpcError(400, "DC_ID_INVALID")
+        token = self.world.rng.randbytes(128)
+        self.world.exported_authorizations[token] = (me.id, req.dc_id)
+        return make(types.auth.ExportedAuthorization, id=me.id, bytes=token)
+
+    def auth_ImportAuthorization(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
+        """Log this session in with bytes exported for its DC (once); not counted in ``World.logins``."""
+        exported = self.world.exported_authorizations.get(bytes(req.bytes))
+        if exported is None or exported != (req.id, session.dc):
+            raise SimRpcError(400, "AUTH_BYTES_INVALID")
+        del self.world.exported_authorizations[bytes(req.bytes)]
+        user = self.world.users[req.id]
+        session.authorize(user)
+        return make(types.auth.Authorization, user=self.world.user_tl(user, user))
 
     def auth_ImportBotAuthorization(self, session: SimSender, me: SimUser | None, req: Any) -> Any:
         bot = next((u for u in self.world.users.values() if u.bot_token == req.bot_auth_token), None)
@@ -541,7 +561,8 @@ class Handlers:
                                            users=users)
 
     def upload_GetFile(self, session: SimSender, me: SimUser, req: Any) -> Any:
-        return self.world.serve_file(req.location, req.offset, req.limit)
+        # positional: bench/media.py times serve_file through a ``*args`` wrapper
+        return self.world.serve_file(req.location, req.offset, req.limit, session.dc)
 
     def upload_SaveFilePart(self, session: SimSender, me: SimUser, req: Any) -> Any:
         self._uploads.setdefault((me.id, req.file_id), {})[req.file_part] = bytes(req.bytes)

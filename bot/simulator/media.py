@@ -4,7 +4,8 @@ files behind photos and documents, which ``upload.GetFile`` serves.
 The module-level builders make media without a World (their bytes repeat the file id); a World
 adopts their files when they are posted. ``World.photo(data)``/``World.document(data)`` make media
 whose content is given bytes, with ids unique to that World. Files live in DC 2, the simulated home
-DC, so Telethon never borrows a sender for another DC (which would open a real connection).
+DC, unless placed in another (``dc_id=``): GetFile there answers FILE_MIGRATE_N and Telethon borrows
+an exported sender for DC N, which ``attach`` makes a simulated one too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from telethon.tl import types
 from .tl import SimRpcError, make, text_with_entities, wants_text_with_entities
 
 HOME_DC = 2
+#: The data centres ``help.GetConfig`` lists (one IPv4 option each, on loopback addresses).
+DC_IDS = (1, 2, 3, 4, 5)
 _ids = itertools.count(5_000_000_000_001)
 #: Telegram's download rules (core.telegram.org/api/files): chunks are 4 KB-aligned, a limit
 #: divides 1 MB, and no chunk crosses a 1 MB boundary.
@@ -32,6 +35,18 @@ THUMB_BOX = 320
 
 def _next_id() -> int:
     return next(_ids)
+
+
+def dc_address(dc_id: int) -> str:
+    """The (never dialled) IPv4 address ``help.GetConfig`` gives for DC ``dc_id``."""
+    return f"127.0.0.{dc_id}"
+
+
+def check_dc(dc_id: int) -> int:
+    """``dc_id`` if it names a simulated DC; else ValueError (a test asked for a DC that is not there)."""
+    if dc_id not in DC_IDS:
+        raise ValueError(f"no DC {dc_id} in the simulator (DCs are {DC_IDS})")
+    return dc_id
 
 
 def pattern_bytes(file_id: int, offset: int, end: int) -> bytes:

@@ -5,22 +5,29 @@ serialises the answer and parses it with the request's own ``read_result`` — t
 real ``RpcResult`` takes in ``MTProtoSender._handle_rpc_result``. Errors become the exceptions
 ``telethon.errors.rpc_message_to_error`` builds. Pushed updates go into the client's
 ``_updates_queue``, exactly where ``MTProtoSender._handle_update`` puts them.
+
+``attach`` also makes the senders Telethon borrows for other DCs (a file stored elsewhere) simulated:
+the client's ``_create_exported_sender`` builds a SimSender bound to that DC, and the real
+``auth.ExportAuthorization``/``auth.ImportAuthorization`` exchange logs it in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from telethon import TelegramClient
+from telethon import TelegramClient, functions
 from telethon.crypto import AuthKey
 from telethon.network.mtprotosender import MTProtoSender
 from telethon.sessions import StringSession
 from telethon.sessions.abstract import Session
 from telethon.tl import TLObject
+from telethon.tl.alltlobjects import LAYER
 
+from .media import HOME_DC, check_dc
 from .tl import (
     SimConnectionDropped,
     SimConnectionLost,
@@ -49,17 +56,24 @@ class SimSender(MTProtoSender):
     Subclassing keeps every attribute Telethon may touch (``auth_key``, ``_updates_queue``,
     ``_store_own_updates``…); the methods that would use sockets are overridden."""
 
-    def __init__(self, world: World, client: TelegramClient, account: SimUser | None) -> None:
+    def __init__(self, world: World, client: TelegramClient, account: SimUser | None, *,
+                 exported_dc: int | None = None) -> None:
         auth_key = client.session.auth_key
-        if account is not None:
+        if exported_dc is not None:  # a new key of its own, logged in by auth.ImportAuthorization
+            auth_key = AuthKey(hashlib.sha256(f"export:{id(client)}:{exported_dc}".encode()).digest() * 8)
+        elif account is not None:
             auth_key = world_auth_key(world, account)
             world.authorizations[auth_key.key_id] = account.id
         elif auth_key is not None and auth_key.key and auth_key.key_id in world.authorizations:
             account = world.users[world.authorizations[auth_key.key_id]]
         else:
             auth_key = AuthKey(hashlib.sha256(f"anon:{id(client)}".encode()).digest() * 8)
-        super().__init__(auth_key, loggers=client._log, updates_queue=client._updates_queue,
+        # an exported sender, like Telethon's own, has no updates queue: what it is pushed is dropped
+        super().__init__(auth_key, loggers=client._log,
+                         updates_queue=client._updates_queue if exported_dc is None else None,
                          auth_key_callback=None, auto_reconnect_callback=None)
+        #: The DC this session talks to: the home DC, or the one it was exported to.
+        self.dc = HOME_DC if exported_dc is None else check_dc(exported_dc)
         self.world = world
         self.client = client
         self.account = account
@@ -81,6 +95,11 @@ class SimSender(MTProtoSender):
         self.account = account
         self.world.authorizations[self.auth_key.key_id] = account.id
         self.world.logins[account.id] += 1
+
+    def authorize(self, account: SimUser) -> None:
+        """Bind this session to ``account`` without a login: what auth.ImportAuthorization does."""
+        self.account = account
+        self.world.authorizations[self.auth_key.key_id] = account.id
 
     def logout(self) -> None:
         """Forget the session's authorization."""
@@ -283,8 +302,24 @@ def attach(world: World, client: TelegramClient, *, as_user: SimUser | None = No
     sender = SimSender(world, client, as_user)
     client._sender = sender
     client.session.auth_key = sender.auth_key
+    client._create_exported_sender = functools.partial(_create_exported_sender, world, client)
     if client not in world.clients:
         world.clients.append(client)
+    return sender
+
+
+async def _create_exported_sender(world: World, client: TelegramClient, dc_id: int) -> SimSender:
+    """``TelegramBaseClient._create_exported_sender`` with a SimSender for the MTProtoSender: the DC's
+    address from ``help.GetConfig``, a connection object (never opened), the authorization exported
+    on the home sender and imported on the new one inside InvokeWithLayer(InitConnection(...))."""
+    dc = await client._get_dc(dc_id)
+    sender = SimSender(world, client, None, exported_dc=dc.id)
+    await sender.connect(client._connection(dc.ip_address, dc.port, dc.id, loggers=client._log,
+                                            proxy=client._proxy, local_addr=client._local_addr))
+    _log.debug("exporting the authorization for a borrowed sender in DC %d", dc.id)
+    auth = await client(functions.auth.ExportAuthorizationRequest(dc_id))
+    client._init_request.query = functions.auth.ImportAuthorizationRequest(id=auth.id, bytes=auth.bytes)
+    await sender.send(functions.InvokeWithLayerRequest(LAYER, client._init_request))
     return sender
 
 

@@ -5,7 +5,7 @@ Plain, deterministic Python. Tests and the demo mutate it directly (``post``, ``
 Everything a client receives is a real Telethon TL object, built here and round-tripped through
 TL bytes by the sender. Tests make chosen requests fail with ``inject_error``/``inject_flood``,
 random ones with ``chaos`` (see :mod:`bot.simulator.chaos`), and read what clients did from
-``requests``, ``requests_by_account``, ``logins`` and ``reconnects``.
+``requests``, ``requests_by_account``, ``requests_by_dc``, ``logins`` and ``reconnects``.
 """
 
 from __future__ import annotations
@@ -240,6 +240,12 @@ class World:
         #: sessions: a login request counts there, since its session is not logged in yet).
         self.requests_by_account: dict[int | None, collections.Counter[str]] = \
             collections.defaultdict(collections.Counter)
+        #: The same, per DC of the session that sent them (an exported sender's DC, else the home DC 2).
+        self.requests_by_dc: dict[int, collections.Counter[str]] = \
+            collections.defaultdict(collections.Counter)
+        #: Authorizations ``auth.ExportAuthorization`` gave out and no ``auth.ImportAuthorization``
+        #: used yet: their bytes -> (account id, the DC they are for).
+        self.exported_authorizations: dict[bytes, tuple[int, int]] = {}
         #: Successful logins through the API, per account id: a bot's ``auth.ImportBotAuthorization``
         #: (``client.start(bot_token=…)``), a user's ``auth.SignIn``/``auth.CheckPassword``. Sessions
         #: attached already logged in (``connect_client(as_user=…)``, a saved session) are not logins.
@@ -540,6 +546,7 @@ class World:
         """Forget the request and login counters (e.g. after connecting the clients)."""
         self.requests.clear()
         self.requests_by_account.clear()
+        self.requests_by_dc.clear()
         self.logins.clear()
 
     def _take_injected(self, name: str, request: TLObject) -> InjectedError | None:
@@ -570,6 +577,7 @@ class World:
         account = session.account
         self.requests[name] += 1
         self.requests_by_account[account.id if account else None][name] += 1
+        self.requests_by_dc[session.dc][name] += 1
         injected = self._take_injected(name, request)
         if injected is not None:
             if isinstance(injected.error, OSError):
@@ -741,22 +749,25 @@ class World:
 
     # -- files -------------------------------------------------------------------------------
 
-    def photo(self, data: bytes, *, w: int = 1280, h: int = 720, date: dt.datetime | None = None
-              ) -> types.MessageMediaPhoto:
+    def photo(self, data: bytes, *, w: int = 1280, h: int = 720, date: dt.datetime | None = None,
+              dc_id: int = _media.HOME_DC) -> types.MessageMediaPhoto:
         """A photo whose full size (type "y", or "w" beyond 1280 px) is ``data``, with a 320 px
-        thumbnail (type "m") serving smaller bytes derived from it; for ``post(..., media=…)``."""
+        thumbnail (type "m") serving smaller bytes derived from it; for ``post(..., media=…)``.
+        ``dc_id`` is the DC that stores it (GetFile elsewhere answers FILE_MIGRATE_``dc_id``)."""
         file = _media.SimFile(id=next(self._file_ids), access_hash=self._access_hash(), kind="photo",
                               data=bytes(data), size=len(data), full_type=_media.full_size_type(w, h),
-                              thumbs={_media.THUMB_TYPE: _media.thumb_bytes(data)})
+                              thumbs={_media.THUMB_TYPE: _media.thumb_bytes(data)},
+                              dc_id=_media.check_dc(dc_id))
         self.files[file.id] = file
         return _media.photo_of(file, w=w, h=h, date=date)
 
     def document(self, data: bytes, *, mime_type: str = "application/octet-stream",
-                 file_name: str = "file.bin", attributes: list | None = None, date: dt.datetime | None = None
-                 ) -> types.MessageMediaDocument:
-        """A document (a PDF, a video with ``DocumentAttributeVideo``...) whose content is ``data``."""
+                 file_name: str = "file.bin", attributes: list | None = None, date: dt.datetime | None = None,
+                 dc_id: int = _media.HOME_DC) -> types.MessageMediaDocument:
+        """A document (a PDF, a video with ``DocumentAttributeVideo``...) whose content is ``data``,
+        stored in DC ``dc_id``."""
         file = _media.SimFile(id=next(self._file_ids), access_hash=self._access_hash(), kind="document",
-                              data=bytes(data), size=len(data))
+                              data=bytes(data), size=len(data), dc_id=_media.check_dc(dc_id))
         self.files[file.id] = file
         return _media.document_of(file, mime_type=mime_type, file_name=file_name, attributes=attributes,
                                   date=date)
@@ -781,9 +792,11 @@ class World:
         if file is not None:
             file.refresh(media.photo if isinstance(media, types.MessageMediaPhoto) else media.document)
 
-    def serve_file(self, location: Any, offset: int, limit: int) -> types.upload.File:
-        """Answer ``upload.GetFile``: the chunk ``offset:offset+limit`` of the location's file, under
-        Telegram's rules (see :func:`bot.simulator.media.chunk_error`) and with its errors."""
+    def serve_file(self, location: Any, offset: int, limit: int, dc_id: int = _media.HOME_DC
+                   ) -> types.upload.File:
+        """Answer ``upload.GetFile`` sent to DC ``dc_id``: the chunk ``offset:offset+limit`` of the
+        location's file, under Telegram's rules (see :func:`bot.simulator.media.chunk_error`) and with
+        its errors; FILE_MIGRATE_N (303) when the file is stored in another DC N."""
         error = _media.chunk_error(offset, limit)
         if error is not None:
             self.file_rule_violations.append(f"{error}: offset={offset} limit={limit}")
@@ -795,6 +808,8 @@ class World:
         file = self.files.get(location.id)
         if file is None or file.kind != kind or file.access_hash != location.access_hash:
             raise SimRpcError(400, "FILE_ID_INVALID")
+        if file.dc_id != dc_id:
+            raise SimRpcError(303, f"FILE_MIGRATE_{file.dc_id}")
         if location.file_reference != file.file_reference:
             expired = file.was_reference(location.file_reference)
             raise SimRpcError(400, "FILE_REFERENCE_EXPIRED" if expired else "FILE_REFERENCE_INVALID")

@@ -81,6 +81,26 @@ async def test_a_polled_photo_and_a_3_mb_pdf_are_stored_under_their_hashes_and_c
     assert not list((tmp_path / "media" / "tmp").iterdir())
 
 
+async def test_files_stored_in_other_dcs_are_fetched_through_one_borrowed_sender_per_dc(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    photo, pdf, video = blob(70_000, seed=1), blob(300_000, seed=2), blob(200_000, seed=3)
+    world.post(ch, "picture", media=world.photo(photo, dc_id=4))
+    world.post(ch, "report", media=world.document(pdf, mime_type="application/pdf", dc_id=4))
+    world.post(ch, "clip", media=world.document(video, mime_type="video/mp4", file_name="c.mp4", dc_id=5))
+    await poll(world, reader, db, ch)
+    world.reset_requests()
+
+    report = await downloader(world, reader, db, tmp_path).run_once()
+
+    assert (report.done, report.failed) == (3, 0)
+    assert sorted(p.read_bytes() for p in stored(tmp_path)) == sorted([photo, pdf, video])
+    assert sorted(r[0] for r in rows(db.path, "SELECT dc_id FROM tg_files")) == [4, 4, 5]
+    assert world.requests["auth.ExportAuthorization"] == world.requests["auth.ImportAuthorization"] == 2
+    assert world.requests_by_dc[4]["upload.GetFile"] == 1 + 3  # the photo's one part, the PDF's three
+    assert world.requests_by_dc[5]["upload.GetFile"] == 2
+
+
 async def test_a_forward_of_the_same_pdf_in_another_channel_is_downloaded_once(world, reader, db, tmp_path):
     src, dst = world.add_channel("source", "Source"), world.add_channel("copier", "Copier")
     pdf = blob(300_000)
