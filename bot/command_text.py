@@ -236,7 +236,8 @@ def media_line(media: MediaStatus) -> str:
 
 def status_text(stats: ArchiveStats, media: MediaStatus | None = None) -> str:
     """/status: archive size, today's posts, pending alerts, last poll, channels in trouble, and the
-    media download queue (`media`, None when downloads are off and nothing was ever queued)."""
+    media download queue (`media`, None when downloads are off and nothing was ever queued), with a
+    warning while a full media disk pauses downloads."""
     lines = [
         "📊 <b>Archive</b>",
         f"{_plural(stats.posts, 'post')}, {_plural(stats.sightings, 'sighting')}",
@@ -247,6 +248,9 @@ def status_text(stats: ArchiveStats, media: MediaStatus | None = None) -> str:
     ]
     if media is not None:
         lines.append(media_line(media))
+        if media.full_since:  # set until a later run runs to the end
+            lines.append("⚠️ media downloads paused: the disk holding the media store is full "
+                         f"(since {media.full_since[11:16]} UTC)")
     if stats.channel_errors:
         errors = [channel_label(*row) for row in stats.channel_errors]
         names = ", ".join(escape(n) for n in errors[:10])

@@ -11,7 +11,9 @@ Telethon re-reads a document whose reference expires mid-download itself; for a 
 re-reads the message once more and retries once. Short flood waits are slept through (the flood
 policy); a long one ends the run and the files stay due. A full disk (ENOSPC from the writer,
 SQLITE_FULL from the archive) ends the run too, with one warning line: nothing is lost, the next run
-retries. Any other failure is recorded on the file with backoff (`mark_failed`) and the run goes on.
+retries. Each run that did something or stopped early is recorded in the archive (`record_run`), so
+/status warns while a full media disk pauses downloads. Any other failure is recorded on the file with
+backoff (`mark_failed`) and the run goes on.
 Downloads have no overall timeout: a 2 GB file takes as long as it takes, and Telethon's
 `download_media` offers no per-chunk bound; the metadata reads (GetMessages) are bounded.
 A cancelled run leaves no file behind: the writer removes its temporary file on any exit.
@@ -44,7 +46,7 @@ from bot.telegram import (
 from storage.channels import load_channel
 from storage.database import Database
 from storage.faults import explain
-from storage.media_queue import carriers, claim_due, mark_done, mark_failed, mark_skipped
+from storage.media_queue import carriers, claim_due, mark_done, mark_failed, mark_skipped, record_run
 from storage.media_store import MediaStore, StoredFile
 from storage.records import ChannelState, QueuedFile
 
@@ -91,6 +93,7 @@ class DownloadReport:
     failed: int = 0
     bytes: int = 0
     stopped: str | None = None
+    disk_full: bool = False  # it stopped because the disk holding the media store is full
     failures: dict[int, str] = field(default_factory=dict)
 
 
@@ -121,10 +124,22 @@ class Downloader:
         self.flood = flood or FloodPolicy()
         self.log = logger
         self.request_timeout = request_timeout
+        self._recorded_clean = False  # the archive says the last run ran to the end: idle runs write nothing
 
     async def run_once(self, limit: int = 20, file_ids: Collection[int] | None = None) -> DownloadReport:
         """Download (or skip) up to `limit` due files (only those of `file_ids` when given); return what
-        happened."""
+        happened, recorded in the archive (`record_run`) for /status."""
+        report = await self._run(limit, file_ids)
+        busy = report.done or report.failed or report.skipped or report.stopped is not None
+        if busy or not self._recorded_clean:
+            try:
+                await self.db.transaction(record_run, self.now(), report.stopped, report.disk_full)
+                self._recorded_clean = report.stopped is None
+            except sqlite3.Error:
+                pass  # the archive itself cannot be written (full, say): the run's warning said so
+        return report
+
+    async def _run(self, limit: int, file_ids: Collection[int] | None) -> DownloadReport:
         report = DownloadReport()
         try:
             due = await self.db.run(claim_due, self.now(), limit, file_ids)
@@ -178,8 +193,10 @@ class Downloader:
             return
         except OSError as exc:
             if exc.errno in _FULL_ERRNOS:
-                report.stopped = report.stopped or f"the disk holding the media store {self.store.root} is " \
-                                                   "full: free some space; the next run tries again"
+                if report.stopped is None:
+                    report.disk_full = True
+                    report.stopped = f"the disk holding the media store {self.store.root} is full: free " \
+                                     "some space; the next run tries again"
                 return
             await self._failed(file, f"{type(exc).__name__}: {exc}", report)
             return

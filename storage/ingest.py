@@ -1,8 +1,9 @@
 """Idempotent batch ingest: messages, canonical posts, versions, index, deletions and cursor together.
 
 `ingest(conn, batch)` runs inside the caller's transaction; `ingest_batch` and `Database.transaction`
-wrap it in one. Re-ingesting a batch changes nothing; a newer `edit_date` keeps the old text in
-`message_versions`; a deleted message keeps all its content and gains `deleted_at`. Each stored
+wrap it in one. Re-ingesting a batch changes nothing; a newer `edit_date` keeps the old text, entities
+and media in `message_versions` when any of them changed (a photo replaced by a video is a version);
+a deleted message keeps all its content and gains `deleted_at`. Each stored
 message's Telegram file is linked and queued for download in the same transaction
 (`storage.media_queue.link_media`).
 
@@ -285,26 +286,26 @@ class _Ingest(PostSettling):
                 changes[name] = value
         if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
             changes["deleted_at"] = None
-        if link_media(self.conn, record.channel_id, record.message_id, record.media, self.now, new=False):
+        refiled = link_media(self.conn, record.channel_id, record.message_id, record.media, self.now,
+                             new=False)
+        if refiled:
             changes["media"] = media_json(record)  # a media-only edit: the old file stays linked
         entities = entities_json(record)
         new_edit = iso(record.edit_date)
-        edited = (
-            new_edit is not None
-            and new_edit > (old["edit_date"] or "")
-            and (record.text != old["text"] or entities != old["entities"])
-        )
+        newer = new_edit is not None and new_edit > (old["edit_date"] or "")
+        reworded = record.text != old["text"] or entities != old["entities"]
+        edited = newer and (reworded or refiled)  # a whole version: text, entities or file changed
         if edited:
             self.conn.execute(
-                """INSERT INTO message_versions (channel_id, message_id, edit_date, text, entities,
-                   replaced_at) VALUES (?, ?, ?, ?, ?, ?)""",
+                """INSERT INTO message_versions (channel_id, message_id, edit_date, text, entities, media,
+                   replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
                 (record.channel_id, record.message_id, old["edit_date"], old["text"], old["entities"],
-                 self.now),
+                 old["media"], self.now),
             )
             changes.update(text=record.text, entities=entities, edit_date=new_edit)
             self.counts.edits += 1
-        elif new_edit is not None and new_edit > (old["edit_date"] or ""):
-            changes["edit_date"] = new_edit  # edited without a visible change (e.g. media only)
+        elif newer:
+            changes["edit_date"] = new_edit  # edited without a visible change (e.g. a preview refreshed)
         if not changes:
             self.counts.unchanged += 1
             return
@@ -316,9 +317,15 @@ class _Ingest(PostSettling):
             {**changes, "c": record.channel_id, "m": record.message_id},
         )
         post_id = self._post(old["post_id"])
-        if edited:
+        if refiled and record.media is not None:  # the post shows its origin's media kind
+            self.conn.execute(
+                "UPDATE posts SET media_kind = ? WHERE id = ? AND origin_channel_id = ?"
+                " AND origin_message_id = ?",
+                (record.media.kind, post_id, record.channel_id, record.message_id),
+            )
+        if edited and reworded:
             self._edited(record, post_id)
-        elif "edit_date" in changes:  # shown edited now, or an edit Telegram hides
+        elif "edit_date" in changes:  # shown edited now, a media-only edit, or an edit Telegram hides
             self.conn.execute(EDITED, (post_id,))
         self.counts.updated += 1
 

@@ -21,7 +21,7 @@ from storage.retry import doubling
 
 __all__ = ["RETRY_BASE_S", "RETRY_CAP_S", "carriers", "claim_due", "downloads_saved", "files_by_id",
            "files_of_post", "link_media", "mark_done", "mark_failed", "mark_skipped", "media_status",
-           "requeue", "retry_delay"]
+           "record_run", "requeue", "retry_delay"]
 
 RETRY_BASE_S = 60.0
 RETRY_CAP_S = 3600.0
@@ -158,12 +158,31 @@ def mark_skipped(conn: sqlite3.Connection, file_id: int, reason: str) -> None:
 
 
 def media_status(conn: sqlite3.Connection) -> MediaStatus:
-    """Telegram files by state, and the distinct files and bytes the media store holds."""
+    """Telegram files by state, the distinct files and bytes the media store holds, and how the
+    worker's last run ended (`record_run`)."""
     counts = dict(conn.execute("SELECT state, count(*) FROM tg_files GROUP BY state").fetchall())
     files, size = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM media_files").fetchone()
+    run = conn.execute("SELECT stopped, full_since FROM media_runs WHERE id = 1").fetchone()
     return MediaStatus(
         queued=counts.get("queued", 0), done=counts.get("done", 0), skipped=counts.get("skipped", 0),
         failed=counts.get("failed", 0), stored_files=files, stored_bytes=size,
+        stopped=run[0] if run else None, full_since=run[1] if run else None,
+    )
+
+
+def record_run(conn: sqlite3.Connection, finished: datetime, stopped: str | None, disk_full: bool) -> None:
+    """The media worker's run ended: `stopped` says why it ended early (None: it ran to the end),
+    `disk_full` whether the media disk was full. `full_since` keeps the first full-disk run's end until
+    a run runs to the end, so /status can say since when downloads are paused."""
+    stamp = iso(finished)
+    conn.execute(
+        """INSERT INTO media_runs (id, finished_at, stopped, disk_full, full_since)
+           VALUES (1, :at, :stopped, :full, CASE WHEN :full THEN :at END)
+           ON CONFLICT (id) DO UPDATE SET finished_at = :at, stopped = :stopped, disk_full = :full,
+               full_since = CASE WHEN :stopped IS NULL THEN NULL
+                                 WHEN :full THEN coalesce(media_runs.full_since, :at)
+                                 ELSE media_runs.full_since END""",
+        {"at": stamp, "stopped": stopped, "full": int(disk_full)},
     )
 
 

@@ -341,6 +341,8 @@ class MediaStatus:
     failed: int = 0
     stored_files: int = 0
     stored_bytes: int = 0
+    stopped: str | None = None  # why the worker's last run stopped early (None: it ran to the end)
+    full_since: str | None = None  # downloads paused by a full media disk since then (ISO), else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,8 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
             "sightings": [],
             "versions": [
                 {"channel_id": v["channel_id"], "message_id": v["message_id"], "edit_date": v["edit_date"],
-                 "text": v["text"], "entities": json.loads(v["entities"]), "replaced_at": v["replaced_at"]}
+                 "text": v["text"], "entities": json.loads(v["entities"]),
+                 "media": json.loads(v["media"]) if v["media"] else None, "replaced_at": v["replaced_at"]}
                 for v in versions.get(post_id, [])
             ],
             "files": files_json(conn, post_id),

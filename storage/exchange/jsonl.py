@@ -188,7 +188,9 @@ def _plan(post: dict[str, Any], line: int) -> _Plan:
         for number, (vat, v) in enumerate(history):
             old = replace(final, text=need_text(v.get("text"), f"{vat}.text"),
                           entities=_entities(v.get("entities") or [], f"{vat}.entities"),
-                          edit_date=iso_or_none(v.get("edit_date"), f"{vat}.edit_date"))
+                          edit_date=iso_or_none(v.get("edit_date"), f"{vat}.edit_date"),
+                          # an export before schema v9 names no version's media: the message's then
+                          media=_media(v["media"], f"{vat}.media") if "media" in v else final.media)
             steps.append((when, order, number, channel, old))
             when = _iso_text(v.get("replaced_at"), f"{vat}.replaced_at") or when
         steps.append((when, order, len(history), channel, final))

@@ -167,3 +167,18 @@ def test_status_counts_the_media_queue_and_warns_when_downloads_failed():
     assert "\n⚠️ Media: 120 stored (1.2 GB) · 4 queued · 2 skipped · 1 failed\n" in status_text(stats, media)
     assert "\nMedia: 0 stored (0 B) · 0 queued" in status_text(stats, MediaStatus())
     assert "Media" not in status_text(stats)
+    assert "paused" not in status_text(stats, media)
+
+
+def test_status_warns_while_a_full_media_disk_pauses_downloads():
+    from bot.command_text import status_text
+    from storage.records import MediaStatus
+    from storage.stats import ArchiveStats
+    stats = ArchiveStats(**{f.name: 0 for f in fields(ArchiveStats)} | {"last_poll": None,
+                                                                        "channel_errors": ()})
+    paused = MediaStatus(queued=3, stopped="the disk holding the media store /m is full: free some space",
+                         full_since="2025-12-17T14:05:09+00:00")
+    assert ("\n⚠️ media downloads paused: the disk holding the media store is full (since 14:05 UTC)\n"
+            in status_text(stats, paused))
+    flood = MediaStatus(queued=3, stopped="Telegram asked to wait 900s (get_file)")
+    assert "paused" not in status_text(stats, flood)

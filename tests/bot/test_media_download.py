@@ -315,6 +315,8 @@ async def test_a_full_media_disk_stops_the_run_in_one_line_keeps_the_file_due_an
             assert "is full" in (report.stopped or "")
             lines = [r for r in caplog.records if r.name == "chanwatch.media" and r.levelno >= 30]
             assert len(lines) == 1 and lines[0].exc_info is None
+            paused = await db.run(media_status)  # recorded in the archive, for /status
+            assert paused.full_since is not None and "is full" in (paused.stopped or "")
             subprocess.run(["mount", "-o", "remount,size=8m", str(tmp_path / "media")], check=True)
         world.post(ch, "text goes on")  # archiving text is not held up by the media disk
         await make_poller(db, reader, world).poll_once()
@@ -322,3 +324,4 @@ async def test_a_full_media_disk_stops_the_run_in_one_line_keeps_the_file_due_an
         world.advance(3600)
         assert (await worker.run_once()).done == 1  # room again: the file arrives, once
         assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
+        assert (await db.run(media_status)).full_since is None  # a run ran to the end: no more warning

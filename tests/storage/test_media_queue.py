@@ -18,6 +18,7 @@ from storage.media_queue import (
     mark_failed,
     mark_skipped,
     media_status,
+    record_run,
     retry_delay,
 )
 from storage.records import Batch, Media
@@ -163,3 +164,15 @@ def test_files_of_post_lists_each_file_of_an_album_once_in_order(conn):
     files = files_of_post(conn, post_id)
     assert [(f.file_id, f.kind, f.state, f.path) for f in files] == [(1, "photo", "queued", None),
                                                                      (2, "video", "queued", None)]
+
+
+def test_a_full_media_disk_is_reported_since_its_first_run_until_a_run_ends_normally(conn):
+    assert media_status(conn).full_since is None  # no run yet
+    full = "the disk holding the media store is full"
+    run_in_transaction(conn, record_run, T0, full, True)
+    run_in_transaction(conn, record_run, LATER, "Telegram asked to wait 900s", False)  # still not done
+    run_in_transaction(conn, record_run, LATER + timedelta(hours=1), full, True)
+    status = media_status(conn)
+    assert (status.stopped, status.full_since) == (full, "2025-12-17T10:00:00+00:00")
+    run_in_transaction(conn, record_run, LATER + timedelta(hours=2), None, False)  # ran to the end
+    assert (media_status(conn).stopped, media_status(conn).full_since) == (None, None)
