@@ -873,8 +873,10 @@ class World:
         return self.post(dst, text, fwd_from=self.hidden_forward_header(from_name, orig_date), **kwargs)
 
     def edit(self, channel: SimChannel, msg_id: int, new_text: str, *, entities: Sequence[Any] | None = None,
-             date: dt.datetime | None = None, exclude: SimSender | None = None) -> types.Message:
-        """Edit a channel message (keeps its id, sets ``edit_date``) and push the edit.
+             media: Any = None, date: dt.datetime | None = None,
+             exclude: SimSender | None = None) -> types.Message:
+        """Edit a channel message (keeps its id, sets ``edit_date``) and push the edit. ``media``
+        replaces the message's media (a photo swapped for a video: Telegram's editMessage with media).
 
         ``exclude``: a session not to push to, as in :meth:`post`."""
         msg = channel.messages.get(msg_id)
@@ -883,6 +885,9 @@ class World:
         msg.message = new_text
         if entities is not None:
             msg.entities = list(entities) or None
+        if media is not None:
+            msg.media = media
+            self._file_of(media)
         msg.edit_date = utc(date) if date else self._now
         self._channel_update(
             channel,

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+from telethon import types
+
 from bot.config import Settings, load_settings
 from bot.media import MB, Downloader, MediaPolicy
 from bot.resolve import resolve_channels
@@ -325,3 +327,27 @@ async def test_a_full_media_disk_stops_the_run_in_one_line_keeps_the_file_due_an
         assert (await worker.run_once()).done == 1  # room again: the file arrives, once
         assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
         assert (await db.run(media_status)).full_since is None  # a run ran to the end: no more warning
+
+
+async def test_a_photo_edited_into_a_video_keeps_both_files_and_a_version_naming_the_photo(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    photo, video = blob(40_000, seed=7), blob(900_000, seed=8)
+    msg = world.post(ch, "the signing ceremony", media=world.photo(photo))
+    await poll(world, reader, db, ch)
+    worker = downloader(world, reader, db, tmp_path)
+    assert (await worker.run_once()).done == 1
+
+    world.advance(600)
+    world.edit(ch, msg.id, "the signing ceremony", media=world.document(
+        video, mime_type="video/mp4", file_name="ceremony.mp4",
+        attributes=[types.DocumentAttributeVideo(duration=12, w=640, h=360)]))
+    await make_poller(db, reader, world).recheck_once()
+    assert (await worker.run_once()).done == 1  # the new file; the photo stays
+
+    assert sorted(p.read_bytes() for p in stored(tmp_path)) == sorted([photo, video])
+    [(version_media,)] = rows(db.path, "SELECT json_extract(media, '$.kind') FROM message_versions")
+    assert version_media == "photo"
+    assert rows(db.path, "SELECT media_kind, edited FROM posts") == [("video", 1)]
+    links = rows(db.path, "SELECT replaced_at IS NULL FROM message_media ORDER BY linked_at")
+    assert [tuple(r) for r in links] == [(0,), (1,)]  # the photo's link kept, marked replaced
