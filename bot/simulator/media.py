@@ -199,14 +199,15 @@ def video(*, duration: int = 30, w: int = 1280, h: int = 720, size: int = 2_000_
     return document(mime_type="video/mp4", file_name=file_name, size=size, attributes=[attr], date=date)
 
 
-def webpage(url: str, *, title: str = "", description: str = "", site_name: str = ""
-            ) -> types.MessageMediaWebPage:
-    """A link preview for ``url``."""
+def webpage(url: str, *, title: str = "", description: str = "", site_name: str = "",
+            photo: types.MessageMediaPhoto | None = None) -> types.MessageMediaWebPage:
+    """A link preview for ``url``; ``photo`` (a ``World.photo``) is its preview picture."""
     wid = _next_id()
     display = url.split("://", 1)[-1]
     return make(types.MessageMediaWebPage, webpage=make(
         types.WebPage, id=wid, url=url, display_url=display, hash=0, type="article",
         site_name=site_name or display.split("/", 1)[0], title=title or None, description=description or None,
+        photo=photo.photo if photo is not None else None,
     ))
 
 

@@ -351,3 +351,14 @@ async def test_a_photo_edited_into_a_video_keeps_both_files_and_a_version_naming
     assert rows(db.path, "SELECT media_kind, edited FROM posts") == [("video", 1)]
     links = rows(db.path, "SELECT replaced_at IS NULL FROM message_media ORDER BY linked_at")
     assert [tuple(r) for r in links] == [(0,), (1,)]  # the photo's link kept, marked replaced
+
+
+async def test_a_link_previews_photo_is_downloaded_as_a_photo(world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    picture = blob(30_000, seed=9)
+    world.post(ch, "read the statement https://example.org/note", media=sim_media.webpage(
+        "https://example.org/note", title="Statement", photo=world.photo(picture)))
+    await poll(world, reader, db, ch)
+    assert [tuple(r) for r in rows(db.path, "SELECT kind, state FROM tg_files")] == [("photo", "queued")]
+    assert (await downloader(world, reader, db, tmp_path).run_once()).done == 1
+    assert [p.read_bytes() for p in stored(tmp_path)] == [picture]
