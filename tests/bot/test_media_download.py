@@ -216,8 +216,10 @@ async def test_a_run_cancelled_mid_download_leaves_no_file_and_the_next_run_comp
 
     assert stored(tmp_path) == []
     assert [r[0] for r in queue(db).values()] == ["queued"]
-    assert (await worker.run_once()).done == 1
+    restarted = downloader(world, reader, db, tmp_path)  # a new daemon: a new store, a new worker
+    assert (await restarted.run_once()).done == 1
     assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
+    assert [r[1] for r in queue(db).values()] == [hashlib.sha256(pdf).hexdigest()]  # hashes right
 
 
 async def test_a_file_telegram_refuses_is_recorded_failed_with_its_reason_and_backoff(
