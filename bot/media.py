@@ -39,6 +39,7 @@ from bot.telegram import (
     REQUEST_TIMEOUT,
     FloodDeferred,
     FloodPolicy,
+    RequestTimeout,
     answered_within,
     forget_local_flood,
     input_peer,
@@ -47,7 +48,7 @@ from storage.channels import load_channel
 from storage.database import Database
 from storage.faults import explain
 from storage.media_queue import carriers, claim_due, mark_done, mark_failed, mark_skipped, record_run
-from storage.media_store import MediaStore, StoredFile
+from storage.media_store import MediaStore, StoredFile, Writer
 from storage.records import ChannelState, QueuedFile
 
 __all__ = ["KINDS", "MB", "DownloadReport", "Downloader", "MediaPolicy", "media_job"]
@@ -243,10 +244,29 @@ class Downloader:
         async def attempt() -> StoredFile:
             forget_local_flood(self.client, GetFileRequest.CONSTRUCTOR_ID)
             with self.store.writer() as writer:
-                await self.client.download_media(message, file=writer)
+                await self._while_progressing(self.client.download_media(message, file=writer), writer)
                 return writer.finish(expected_size=expected, ext=ext)
 
         return await self.flood.call(attempt, kind="get_file", sleep=self.sleep, log=self.log, now=self.now)
+
+    async def _while_progressing(self, download: Awaitable[Any], writer: Writer) -> None:
+        """Await a download for as long as bytes keep coming: a 2 GB file may take an hour, but no
+        chunk for `request_timeout` seconds (a request Telegram never answers) ends it with
+        `RequestTimeout`, so the media job never hangs; the file is retried later."""
+        task = asyncio.ensure_future(download)
+        seen = writer.size
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self.request_timeout)
+                if not task.done() and writer.size == seen:
+                    raise RequestTimeout(f"no data from Telegram for {self.request_timeout:g}s "
+                                         f"after {writer.size:,} bytes")
+                seen = writer.size
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
 
     async def _carrier(self, file: QueuedFile, channels: dict[int, ChannelState | None]) -> Any:
         """A freshly read message that still carries the file: the carriers' channels in order, one

@@ -21,9 +21,9 @@ from bot.config import Settings, load_settings
 from bot.media import MB, Downloader, MediaPolicy
 from bot.resolve import resolve_channels
 from bot.service import Service
-from bot.simulator import World
+from bot.simulator import LoopClock, World, drive
 from bot.simulator import media as sim_media
-from bot.telegram import FloodPolicy
+from bot.telegram import REQUEST_TIMEOUT, FloodPolicy
 from storage.media_queue import media_status
 from storage.media_store import MediaStore
 from tests.bot.conftest import FakeSleep, rows
@@ -364,3 +364,21 @@ async def test_a_link_previews_photo_is_downloaded_as_a_photo(world, reader, db,
     assert [tuple(r) for r in rows(db.path, "SELECT kind, state FROM tg_files")] == [("photo", "queued")]
     assert (await downloader(world, reader, db, tmp_path).run_once()).done == 1
     assert [p.read_bytes() for p in stored(tmp_path)] == [picture]
+
+
+async def test_a_download_telegram_stops_answering_gives_up_after_a_minute_without_data(
+        world, reader, db, tmp_path):
+    ch = world.add_channel("files", "Files")
+    pdf = blob(MB)
+    world.post(ch, "doc", media=world.document(pdf, file_name="d.pdf"))
+    await poll(world, reader, db, ch)
+    world.inject_error("upload.GetFile", "timeout", after=2)  # the third chunk is never answered
+    worker = downloader(world, reader, db, tmp_path)
+    with LoopClock() as clock:
+        report = await drive(world, clock, worker.run_once(), give_up_after=4 * REQUEST_TIMEOUT)
+    assert report.failed == 1 and stored(tmp_path) == []  # the media job is free again: no hang
+    [(state, _, attempts, reason, _)] = queue(db).values()
+    assert (state, attempts) == ("failed", 1) and "no data from Telegram for 60s" in reason
+    world.advance(3600)
+    assert (await worker.run_once()).done == 1
+    assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
