@@ -197,13 +197,19 @@ async def test_a_long_flood_midway_leaves_no_file_keeps_it_due_and_the_next_run_
     assert [p.read_bytes() for p in stored(tmp_path)] == [pdf]
 
 
-async def test_a_run_cancelled_mid_download_leaves_no_file_and_the_next_run_completes_it(
-        world, reader, db, tmp_path):
+async def a_pdf_whose_third_chunk_never_comes(world: World, reader, db) -> bytes:
+    """A polled 1 MB PDF (queued) whose download will stall: the third GetFile is never answered."""
     ch = world.add_channel("files", "Files")
     pdf = blob(MB)
     world.post(ch, "doc", media=world.document(pdf, file_name="d.pdf"))
     await poll(world, reader, db, ch)
-    world.inject_error("upload.GetFile", "timeout", after=2)  # the third chunk is never answered
+    world.inject_error("upload.GetFile", "timeout", after=2)
+    return pdf
+
+
+async def test_a_run_cancelled_mid_download_leaves_no_file_and_the_next_run_completes_it(
+        world, reader, db, tmp_path):
+    pdf = await a_pdf_whose_third_chunk_never_comes(world, reader, db)
     worker = downloader(world, reader, db, tmp_path)
 
     stall = world.next_stall()
@@ -368,11 +374,7 @@ async def test_a_link_previews_photo_is_downloaded_as_a_photo(world, reader, db,
 
 async def test_a_download_telegram_stops_answering_gives_up_after_a_minute_without_data(
         world, reader, db, tmp_path):
-    ch = world.add_channel("files", "Files")
-    pdf = blob(MB)
-    world.post(ch, "doc", media=world.document(pdf, file_name="d.pdf"))
-    await poll(world, reader, db, ch)
-    world.inject_error("upload.GetFile", "timeout", after=2)  # the third chunk is never answered
+    pdf = await a_pdf_whose_third_chunk_never_comes(world, reader, db)
     worker = downloader(world, reader, db, tmp_path)
     with LoopClock() as clock:
         report = await drive(world, clock, worker.run_once(), give_up_after=4 * REQUEST_TIMEOUT)

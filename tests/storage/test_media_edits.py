@@ -6,20 +6,16 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from datetime import timedelta
 
 import pytest
 
 from storage.database import _migrations, connect_sync
 from storage.exchange import export_posts, import_file
 from storage.ingest import ingest_batch
-from storage.records import Media, iso
+from storage.records import iso
 from storage.search import search
 from tests.storage.factories import EMBASSY, MFA, STATEMENT, T0, batch, msg
-
-PHOTO = Media(kind="photo", size=1000, mime_type="image/jpeg", file_id=555, dc_id=2)
-VIDEO = Media(kind="video", size=9000, mime_type="video/mp4", file_name="clip.mp4", file_id=777, dc_id=4)
-LATER = T0 + timedelta(hours=1)
+from tests.storage.test_media_queue import LATER, PHOTO, VIDEO
 
 
 @pytest.fixture
