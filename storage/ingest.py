@@ -36,7 +36,7 @@ from storage.ingest_rows import (
     media_json,
     shown_edited,
 )
-from storage.media_queue import link_media
+from storage.media_queue import link_media, stored_file_id
 from storage.posts import PostSettling
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso
 
@@ -286,8 +286,9 @@ class _Ingest(PostSettling):
                 changes[name] = value
         if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
             changes["deleted_at"] = None
-        refiled = link_media(self.conn, record.channel_id, record.message_id, record.media, self.now,
-                             new=False)
+        file_id = record.media.file_id if record.media is not None else None
+        refiled = file_id is not None and file_id != stored_file_id(old["media"]) and link_media(
+            self.conn, record.channel_id, record.message_id, record.media, self.now, new=False)
         if refiled:
             changes["media"] = media_json(record)  # a media-only edit: the old file stays linked
         entities = entities_json(record)

@@ -12,6 +12,7 @@ counts it as downloaded.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Collection
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from storage.retry import doubling
 
 __all__ = ["RETRY_BASE_S", "RETRY_CAP_S", "carriers", "claim_due", "downloads_saved", "files_by_id",
            "files_of_post", "link_media", "mark_done", "mark_failed", "mark_skipped", "media_status",
-           "record_run", "requeue", "retry_delay"]
+           "record_run", "requeue", "retry_delay", "stored_file_id"]
 
 RETRY_BASE_S = 60.0
 RETRY_CAP_S = 3600.0
@@ -39,6 +40,13 @@ _QUEUE = """INSERT OR IGNORE INTO tg_files (file_id, kind, dc_id, size, mime_typ
 _LINK = """INSERT INTO message_media (channel_id, message_id, file_id, position, linked_at)
     VALUES (?, ?, ?, 0, ?)
     ON CONFLICT (channel_id, message_id, file_id) DO UPDATE SET replaced_at = NULL, position = 0"""
+
+
+def stored_file_id(media_json: str | None) -> int | None:
+    """The Telegram file a stored message's `media` JSON names (its current link), if any."""
+    if not media_json or '"file_id"' not in media_json:
+        return None
+    return json.loads(media_json).get("file_id")
 
 
 def link_media(conn: sqlite3.Connection, channel_id: int, message_id: int, media: Media | None, now: str,
