@@ -111,6 +111,7 @@ class MessageRecord:
     media: Media | None = None
     forward: ForwardHeader | None = None
     raw: dict[str, Any] | None = None
+    reactions: dict[str, int] | None = None  # count per reaction ("👍", "custom:<doc id>", "paid"); None: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,10 @@ class Batch:
     """What one poll of one channel hands to `storage.ingest`: committed together or not at all.
 
     `cursor` is the highest message id now stored for the channel (None: leave as is).
-    `deleted_ids` are message ids that came back missing when re-read; `seen_at` is when we looked.
+    `deleted_ids` are message ids that came back missing when re-read; `seen_at` is when we looked;
+    `present_ids` are ids that came back unchanged then (their `last_seen` moves to `seen_at`, as it
+    does for every message of the batch); `deleted_via` says which read saw the deletions (recheck,
+    sweep, update).
     """
 
     channel: Channel
@@ -194,6 +198,8 @@ class Batch:
     cursor: int | None = None
     deleted_ids: tuple[int, ...] = ()
     seen_at: datetime | None = None
+    present_ids: tuple[int, ...] = ()
+    deleted_via: str = "recheck"
 
 
 @dataclass(frozen=True, slots=True)
