@@ -34,6 +34,7 @@ from storage.ingest_rows import (
     id_forward,
     json_text,
     media_json,
+    reactions_json,
     shown_edited,
 )
 from storage.media_queue import link_media, stored_file_id
@@ -63,6 +64,7 @@ class _Ingest(PostSettling):
         self.batch = batch
         self.channel = batch.channel
         self.now = iso(now) or ""
+        self.seen = iso(batch.seen_at) or self.now  # when Telegram showed the batch's messages present
         self.counts = Counts()
         self.keys = Keys(conn)
         # This channel's stored messages, by id. Another message's ingest can change only their
@@ -274,6 +276,7 @@ class _Ingest(PostSettling):
             record.text, entities_json(record), record.views, record.forwards, record.replies,
             record.reply_to, record.grouped_id, record.post_author, media_json(record),
             *header, self.now, json_text(record.raw) if record.raw is not None else None,
+            reactions_json(record), self.seen,
         ))
 
     # -- messages seen before -----------------------------------------------------------------

@@ -13,7 +13,8 @@ from storage import dedup, text
 from storage.records import IngestResult, MessageRecord, iso
 
 __all__ = ["EDITED", "INSERT_MESSAGE", "INSERT_POST", "SIGHTINGS", "Counts", "Keys", "Mark", "New", "chunks",
-           "entities_json", "id_forward", "json_text", "media_json", "shown_edited", "text_columns"]
+           "entities_json", "id_forward",
+           "reactions_json", "json_text", "media_json", "shown_edited", "text_columns"]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -21,6 +22,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=s
 
 def json_text(value: Any) -> str:
     return _ENCODER.encode(value)  # = json.dumps with these options, without a new encoder each time
+
+
+def reactions_json(record: MessageRecord) -> str | None:
+    """The message's reaction counts as stored (`messages.reactions`, `message_stats.reactions`)."""
+    return None if record.reactions is None else json_text(record.reactions)
 
 
 def entities_json(record: MessageRecord) -> str:
@@ -139,6 +145,7 @@ MESSAGE_COLUMNS = (
     "views", "forwards", "replies", "reply_to", "grouped_id", "post_author", "media",
     "fwd_from_type", "fwd_from_id", "fwd_channel_post", "fwd_from_name", "fwd_date", "fwd_post_author",
     "fwd_saved_from_type", "fwd_saved_from_id", "fwd_saved_from_msg_id", "first_seen", "raw",
+    "reactions", "last_seen",
 )
 INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)})"

@@ -111,7 +111,7 @@ class MessageRecord:
     media: Media | None = None
     forward: ForwardHeader | None = None
     raw: dict[str, Any] | None = None
-    reactions: dict[str, int] | None = None  # count per reaction ("👍", "custom:<doc id>", "paid"); None: unknown
+    reactions: dict[str, int] | None = None  # per reaction: "👍", "custom:<doc id>", "paid"; None: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +281,19 @@ class Post:
     def origin_url(self) -> str | None:
         """Link to the original message, when its channel and id are known."""
         return message_url(self.origin_channel_id, self.origin_username, self.origin_message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One engagement reading of one message (a `message_stats` row): counts as read at `at` (ISO)."""
+
+    channel_id: int
+    message_id: int
+    at: str
+    views: int | None = None
+    forwards: int | None = None
+    replies: int | None = None
+    reactions: dict[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,14 @@ def test_version_9_gives_versions_kept_before_it_the_messages_media(tmp_path):
     old = sqlite3.connect(path, isolation_level=None)
     for number, script in enumerate(_migrations()[:8]):
         old.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number + 1};\nCOMMIT;")
-    ingest_batch(old, batch(MFA, msg(MFA, 1, STATEMENT, media=PHOTO), msg(MFA, 2, "no media")), now=T0)
+    day, photo = iso(T0), json.dumps({"kind": "photo", "file_id": 555})
+    old.execute("INSERT INTO channels (id, username) VALUES (?, 'mfa')", (MFA.id,))
+    for message_id, text, media in ((1, STATEMENT, photo), (2, "no media", None)):  # as v8 stored them
+        old.execute("INSERT INTO posts (id, key, date, first_seen) VALUES (?, ?, ?, ?)",
+                    (message_id, f"tg:{MFA.id}:{message_id}", day, day))
+        old.execute("INSERT INTO messages (channel_id, message_id, post_id, relation, date, text, media,"
+                    " first_seen) VALUES (?, ?, ?, 'original', ?, ?, ?, ?)",
+                    (MFA.id, message_id, message_id, day, text, media, day))
     old.execute("INSERT INTO message_versions (channel_id, message_id, text, replaced_at) VALUES"
                 " (?, 1, 'before', ?), (?, 2, 'before', ?)", (MFA.id, iso(LATER), MFA.id, iso(LATER)))
     old.close()
