@@ -33,6 +33,7 @@ from storage.ingest_rows import (
     entities_json,
     id_forward,
     json_text,
+    media_content,
     media_json,
     reactions_json,
     shown_edited,
@@ -91,6 +92,7 @@ class _Ingest(PostSettling):
             else:
                 self._update(record, existing)
             self.written.add(record.message_id)
+        self._seen_present()
         self._deletions()
         if self.batch.cursor is not None:
             raise_cursor(self.conn, self.channel.id, self.batch.cursor)
@@ -288,25 +290,27 @@ class _Ingest(PostSettling):
             if value is not None and value != old[name]:
                 changes[name] = value
         if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
-            changes["deleted_at"] = None
+            changes.update(deleted_at=None, deleted_via=None)
         file_id = record.media.file_id if record.media is not None else None
         refiled = file_id is not None and file_id != stored_file_id(old["media"]) and link_media(
             self.conn, record.channel_id, record.message_id, record.media, self.now, new=False)
+        media = media_json(record)
         if refiled:
-            changes["media"] = media_json(record)  # a media-only edit: the old file stays linked
+            changes["media"] = media  # a media-only edit: the old file stays linked
         entities = entities_json(record)
         new_edit = iso(record.edit_date)
         newer = new_edit is not None and new_edit > (old["edit_date"] or "")
         reworded = record.text != old["text"] or entities != old["entities"]
-        edited = newer and (reworded or refiled)  # a whole version: text, entities or file changed
+        remedia = refiled or media_content(media) != media_content(old["media"])
+        edited = newer and (reworded or remedia)  # a whole version: text, entities or media changed
         if edited:
             self.conn.execute(
                 """INSERT INTO message_versions (channel_id, message_id, edit_date, text, entities, media,
-                   replaced_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                   replaced_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 (record.channel_id, record.message_id, old["edit_date"], old["text"], old["entities"],
-                 old["media"], self.now),
+                 old["media"], self.now, old["raw"]),
             )
-            changes.update(text=record.text, entities=entities, edit_date=new_edit)
+            changes.update(text=record.text, entities=entities, edit_date=new_edit, media=media)
             self.counts.edits += 1
         elif newer:
             changes["edit_date"] = new_edit  # edited without a visible change (e.g. a preview refreshed)
@@ -321,7 +325,7 @@ class _Ingest(PostSettling):
             {**changes, "c": record.channel_id, "m": record.message_id},
         )
         post_id = self._post(old["post_id"])
-        if refiled and record.media is not None:  # the post shows its origin's media kind
+        if (refiled or edited and remedia) and record.media is not None:  # the post shows its origin's kind
             self.conn.execute(
                 "UPDATE posts SET media_kind = ? WHERE id = ? AND origin_channel_id = ?"
                 " AND origin_message_id = ?",
@@ -345,16 +349,31 @@ class _Ingest(PostSettling):
         self._claim(post_id, ident.claims, mark)
         self._settle(post_id, edit=True, shown=shown)
 
+    def _seen_present(self) -> None:
+        """Every message the batch saw present (its messages, `present_ids`) was there at `seen`:
+        `last_seen` moves up to it, and one that was marked deleted before then came back."""
+        ids = sorted({r.message_id for r in self.batch.messages} | set(self.batch.present_ids))
+        for chunk in chunks(ids):
+            marks = ", ".join(f":m{i}" for i in range(len(chunk)))
+            self.conn.execute(
+                f"""UPDATE messages SET last_seen = max(coalesce(last_seen, ''), :seen),
+                    deleted_via = CASE WHEN deleted_at <= :seen THEN NULL ELSE deleted_via END,
+                    deleted_at = CASE WHEN deleted_at <= :seen THEN NULL ELSE deleted_at END
+                    WHERE channel_id = :c AND message_id IN ({marks})
+                    AND (last_seen IS NULL OR last_seen < :seen OR deleted_at <= :seen)""",
+                {"seen": self.seen, "c": self.channel.id, **{f"m{i}": m for i, m in enumerate(chunk)}},
+            )
+
     def _deletions(self) -> None:
+        """Messages seen missing at `seen`: deleted between their `last_seen` and then (`deleted_via`
+        says which read saw it; a live update's time is exact)."""
         ids = sorted(set(self.batch.deleted_ids))
-        seen = iso(self.batch.seen_at) or self.now
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for chunk in chunks(ids):
             marks = ", ".join("?" * len(chunk))
             cursor = self.conn.execute(
-                f"""UPDATE messages SET deleted_at = ? WHERE channel_id = ?
+                f"""UPDATE messages SET deleted_at = ?, deleted_via = ? WHERE channel_id = ?
                     AND message_id IN ({marks}) AND deleted_at IS NULL""",
-                (seen, self.channel.id, *chunk),
+                (self.seen, self.batch.deleted_via, self.channel.id, *chunk),
             )
             self.counts.deletions += cursor.rowcount
 

@@ -14,7 +14,7 @@ from storage.records import IngestResult, MessageRecord, iso
 
 __all__ = ["EDITED", "INSERT_MESSAGE", "INSERT_POST", "SIGHTINGS", "Counts", "Keys", "Mark", "New", "chunks",
            "entities_json", "id_forward",
-           "reactions_json", "json_text", "media_json", "shown_edited", "text_columns"]
+           "reactions_json", "json_text", "media_content", "media_json", "shown_edited", "text_columns"]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -50,6 +50,21 @@ EDITED = """UPDATE posts SET edited = EXISTS (
 """Recompute a post's `edited` flag (`is:edited`): an original sighting of it was edited, as Telegram
 shows it (`shown_edited`) or as we saw its text change (a kept version). Facts of the sightings alone,
 so the same in any arrival order; migration 0005 wrote it so for older archives."""
+
+
+VOLATILE_MEDIA = frozenset({"total_voters", "views", "results", "voters"})
+"""Media counters that change without an edit (a poll's votes): never a new version."""
+
+
+def media_content(media: str | None) -> Any:
+    """A stored media JSON without its counters (`VOLATILE_MEDIA`): two equal results are one version's
+    media; any other change (a preview replaced, a poll's answers edited, a document renamed) is not."""
+    if media is None:
+        return None
+    value = json.loads(media)
+    if isinstance(value, dict) and isinstance(value.get("extra"), dict):
+        value["extra"] = {k: v for k, v in value["extra"].items() if k not in VOLATILE_MEDIA}
+    return value
 
 
 def media_json(record: MessageRecord) -> str | None:
