@@ -31,7 +31,7 @@ from telethon.tl import functions, types
 from bot.clock import Clock, Sleep, utcnow
 from bot.history import PAGE_SIZE, history, records_of, refreshed
 from bot.names import username_of
-from bot.normalize import is_content
+from bot.reread import reread
 from bot.telegram import (
     PEER_ERRORS,
     FloodDeferred,
@@ -47,7 +47,7 @@ from storage.channels import backoff
 from storage.database import Database
 from storage.faults import explain
 from storage.ingest import AfterIngest, ingest
-from storage.records import Batch, Channel, ChannelState, IngestResult, MessageRecord, iso
+from storage.records import Batch, Channel, ChannelState, IngestResult, iso
 
 __all__ = ["ChannelPoll", "ChannelRecheck", "PollReport", "Poller", "RecheckReport"]
 
@@ -437,37 +437,14 @@ class Poller:
     async def _recheck(self, state: ChannelState, window_ids: int, since: str, stats: RequestStats
                        ) -> ChannelRecheck:
         stored = await self.db.run(channels.recent_window, state.id, window_ids, since)
-        ids = sorted(stored, reverse=True)
-        channel = state.channel()
-        edited: list[MessageRecord] = []
-        deleted: list[int] = []
-        for start in range(0, len(ids), PAGE_SIZE):
-            chunk = ids[start:start + PAGE_SIZE]
-            answer = await self.requests("get_messages", functions.channels.GetMessagesRequest(
-                input_channel(state), [types.InputMessageID(i) for i in chunk]), stats=stats)
-            channel = refreshed(channel, answer.chats)
-            found = {
-                m.id: m for m in answer.messages
-                if not isinstance(m, types.MessageEmpty)
-                and isinstance(getattr(m, "peer_id", None), types.PeerChannel)
-                and m.peer_id.channel_id == state.id
-            }
-            changed = []
-            for message_id in chunk:
-                message = found.get(message_id)
-                if message is None:
-                    deleted.append(message_id)
-                elif is_content(message) and message.edit_date is not None and (
-                    (iso(message.edit_date) or "") > (stored[message_id] or "")
-                ):
-                    changed.append(message)
-            edited += records_of(changed, answer.chats, state.id)
+        found = await reread(self.requests, state, stored, stats)
+        channel = found.channel
         result = IngestResult()
-        if edited or deleted:
-            batch = Batch(channel, tuple(edited), deleted_ids=tuple(deleted), seen_at=self.now())
-            result = await self.db.transaction(ingest, batch, self.now(), self.after_ingest)
-        self.log.info("recheck %s: %d checked, %d edited, %d deleted, %d requests", state.name, len(ids),
+        if stored:  # one batch: edits, deletions and when the rest was seen present
+            result = await self.db.transaction(ingest, found.batch(self.now(), "recheck"), self.now(),
+                                               self.after_ingest)
+        self.log.info("recheck %s: %d checked, %d edited, %d deleted, %d requests", state.name, len(stored),
                       result.edits, result.deletions, stats.requests)
-        return ChannelRecheck(state.id, channel.username, state.status, len(ids), result.edits,
+        return ChannelRecheck(state.id, channel.username, state.status, len(stored), result.edits,
                               result.deletions, stats.requests, edited_post_ids=result.edited_post_ids)
 

@@ -102,6 +102,8 @@ class SimChannel:
     #: Which account posted a message through the API (``out`` is True for that viewer).
     authors: dict[int, int] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
+    #: When each deleted message was deleted (World time): the true moment a recorded interval holds.
+    deleted_at: dict[int, dt.datetime] = field(default_factory=dict)
     next_id: int = 1
     pts: int = 1
     update_log: list[tuple[int, int, TLObject]] = field(default_factory=list)
@@ -913,6 +915,7 @@ class World:
         gone = [i for i in ids if channel.messages.pop(i, None) is not None]
         if gone:
             channel.deleted.update(gone)
+            channel.deleted_at.update(dict.fromkeys(gone, self.now))
             self._channel_update(
                 channel,
                 lambda pts, n, viewer: types.UpdateDeleteChannelMessages(channel.id, list(gone), pts, n),
