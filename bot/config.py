@@ -55,6 +55,7 @@ class Settings:
     recheck_interval: int = 900
     recheck_window_ids: int = 200
     recheck_window_days: int = 3
+    sweep_per_hour: int = 120  # the slow deletion sweep's GetMessages requests an hour (0: off)
     digest_schedule: str = "0 8 * * *"
     timezone: str = "UTC"
     join: bool = False
@@ -312,6 +313,8 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                              "must be a whole number of messages, at least 1"),
         recheck_window_days=p(env, "CHANWATCH_RECHECK_DAYS", _positive(0), 3,
                               "must be a whole number of days"),
+        sweep_per_hour=p(env, "CHANWATCH_SWEEP_PER_HOUR", _positive(0), 120,
+                         "must be a whole number of requests an hour (0: no sweep)"),
         digest_schedule=p(env, "CHANWATCH_DIGEST_SCHEDULE", _cron, "0 8 * * *",
                           "must be a cron expression with 5 fields, e.g. '0 8 * * *' for 08:00 daily"),
         timezone=p(env, "CHANWATCH_TIMEZONE", _timezone, "UTC",

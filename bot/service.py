@@ -2,10 +2,10 @@
 
 `Service` owns the running parts for one archive and two connected clients (the user session that
 reads channels, the bot that answers and alerts). Jobs run on an APScheduler `AsyncIOScheduler`:
-poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), media downloads (every
-30 s unless CHANWATCH_MEDIA=none), the dispatcher's instant and digest jobs. Every job has
-max_instances=1 and coalesce=True, and every job body catches and logs its own errors,
-so nothing crashes the daemon.
+poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), the slow deletion sweep
+(every 5 min unless CHANWATCH_SWEEP_PER_HOUR=0), media downloads (every 30 s unless
+CHANWATCH_MEDIA=none), the dispatcher's instant and digest jobs. Every job has max_instances=1
+and coalesce=True, and every job body catches and logs its own errors, so nothing crashes the daemon.
 
 Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
@@ -36,6 +36,7 @@ from bot.config import Settings
 from bot.media import Downloader, MediaPolicy, media_job
 from bot.poller import Poller
 from bot.resolve import WatchList
+from bot.sweep import SWEEP_EVERY, Sweeper
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from storage.database import Database
 from storage.faults import explain
@@ -109,6 +110,9 @@ class Service:
                              after_ingest=self.percolator)
         self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
                                    now=now, sleep=sleep)
+        self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
+                               window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
+                               after_ingest=self.percolator) if settings.sweep_per_hour else None
         self.dispatcher: Dispatcher | None = None
         self.downloader: Downloader | None = None
         self._media_task: asyncio.Task | None = None
@@ -235,6 +239,17 @@ class Service:
         except Exception:
             self.log.exception("recheck cycle failed; the next cycle will try again")
 
+    async def sweep_cycle(self) -> None:
+        """One run of the slow deletion sweep: its share of CHANWATCH_SWEEP_PER_HOUR (`bot.sweep`)."""
+        if self.sweeper is None or self._stopping or not self.user.is_connected():
+            return  # a lost connection: the poll cycle reconnects
+        try:
+            await self.sweeper.run_once()
+        except sqlite3.Error as exc:
+            self.log.warning("sweep failed: %s", explain(exc, self.db.path, daemon=True))
+        except Exception:
+            self.log.exception("sweep failed; the next run will try again")
+
     async def media_cycle(self) -> None:
         """One media download run (`bot.media.Downloader.run_once`); `stop` may cancel it."""
         if self._media_body is None or self._stopping or not self.user.is_connected():
@@ -319,6 +334,8 @@ class Service:
         started = datetime.now(UTC)  # APScheduler runs on the wall clock, whatever `now` says
         self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
         self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval), first=None)
+        if self.sweeper is not None:
+            self._interval_job(self.sweep_cycle, "sweep", SWEEP_EVERY, first=None)
         if self.downloader is not None:
             self._interval_job(self.media_cycle, MEDIA_JOB, MEDIA_EVERY, first=None)
         if self.dispatcher is not None:

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from datetime import timedelta
 
+import pytest
+
+from bot.config import ConfigError, load_settings
 from bot.resolve import resolve_channels
+from bot.service import Service
 from bot.sweep import Sweeper
 from tests.bot.conftest import FakeSleep
 from tests.bot.test_poller import channel_row, fill, make_poller, rows
+from tests.bot.test_service import paused_scheduler, settings_for
 
 
 async def archived(world, reader, db, n: int, *names: str):
@@ -124,3 +130,23 @@ async def test_a_failing_channel_is_skipped_and_logged_and_the_others_go_on(worl
     assert report.failed == (gone.id,)
     assert channel_row(db, fine.id)["sweep_before"] == 1
     assert "sweep @privy" in caplog.text
+
+
+async def test_the_daemon_runs_the_sweep_every_five_minutes_unless_its_budget_is_zero(
+        world, reader, bot_client, db, tmp_path):
+    for per_hour, expected in ((120, timedelta(seconds=5)), (0, None)):
+        settings = settings_for(tmp_path, sweep_per_hour=per_hour)
+        service = Service(settings, db, reader, bot_client, scheduler=paused_scheduler(), time_scale=60)
+        await service.start()
+        job = service.scheduler.get_job("sweep")
+        assert (job.trigger.interval if job else None) == expected
+        await service.stop()
+
+
+def test_the_sweep_budget_is_read_from_the_environment_with_a_safe_default(tmp_path):
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    assert load_settings(env_file=empty, environ={}).sweep_per_hour == 120
+    assert load_settings(env_file=empty, environ={"CHANWATCH_SWEEP_PER_HOUR": "0"}).sweep_per_hour == 0
+    with pytest.raises(ConfigError, match="CHANWATCH_SWEEP_PER_HOUR"):
+        load_settings(env_file=empty, environ={"CHANWATCH_SWEEP_PER_HOUR": "-1"})
