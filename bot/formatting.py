@@ -99,7 +99,7 @@ def sighting_links(sightings: Sequence[Sighting], limit: int = 8) -> str:
     """Links to each sighting (`rusembc/500`), the first `limit` of them."""
     parts = [
         link(s.url, f"{channel_label(s.username, s.title, s.channel_id).removeprefix('@')}/{s.message_id}")
-        + (" (deleted)" if s.deleted_at else "")
+        + (f" ({escape(s.deletion)})" if s.deletion else "")
         for s in sightings[:limit]
     ]
     if len(sightings) > limit:

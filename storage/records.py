@@ -44,6 +44,22 @@ def message_url(channel_id: int | None, username: str | None, message_id: int | 
     return f"https://t.me/c/{channel_id}/{message_id}"
 
 
+def deletion_text(last_seen: str | None, deleted_at: str | None, deleted_via: str | None) -> str | None:
+    """A deletion interval for people, to the minute (UTC): 'deleted between 2025-12-17 10:00 and
+    2025-12-17 10:15 UTC', or 'deleted at ... UTC (live update)' when Telegram told us at once."""
+    if deleted_at is None:
+        return None
+
+    def minute(stamp: str) -> str:
+        return stamp[:16].replace("T", " ")
+
+    if deleted_via == "update":
+        return f"deleted at {minute(deleted_at)} UTC (live update)"
+    if last_seen is None or last_seen >= deleted_at:
+        return f"deleted by {minute(deleted_at)} UTC"
+    return f"deleted between {minute(last_seen)} and {minute(deleted_at)} UTC"
+
+
 @dataclass(frozen=True, slots=True)
 class ForwardHeader:
     """Every field of Telegram's `MessageFwdHeader`, as received.
@@ -248,11 +264,18 @@ class Sighting:
     date: str
     relation: str
     deleted_at: str | None = None
+    last_seen: str | None = None  # the last time Telegram showed it present
+    deleted_via: str | None = None  # recheck | sweep | update (a live update: `deleted_at` is exact)
 
     @property
     def url(self) -> str:
         """Public t.me link (the `c/` form for channels without a username)."""
         return message_url(self.channel_id, self.username, self.message_id)
+
+    @property
+    def deletion(self) -> str | None:
+        """When it was deleted, as it can be cited; None while it is not."""
+        return deletion_text(self.last_seen, self.deleted_at, self.deleted_via)
 
 
 @dataclass(frozen=True, slots=True)

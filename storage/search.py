@@ -145,7 +145,7 @@ def load_posts(conn: sqlite3.Connection, post_ids: Sequence[int]) -> list[Post]:
             )
         for r in conn.execute(
             f"""SELECT m.post_id, m.channel_id, c.username, c.title, m.message_id, m.date, m.relation,
-                       m.deleted_at
+                       m.deleted_at, m.last_seen, m.deleted_via
                 FROM messages m LEFT JOIN channels c ON c.id = m.channel_id
                 WHERE m.post_id IN ({marks})
                 ORDER BY m.date, m.channel_id, m.message_id""",

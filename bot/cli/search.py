@@ -41,7 +41,7 @@ def post_json(post: Post, files: list[dict[str, Any]] | None = None) -> dict[str
         "sightings": [
             {"channel_id": s.channel_id, "username": s.username, "title": s.title,
              "message_id": s.message_id, "date": s.date, "relation": s.relation, "url": s.url,
-             "deleted_at": s.deleted_at}
+             "deleted_at": s.deleted_at, "last_seen": s.last_seen, "deleted_via": s.deleted_via}
             for s in post.sightings
         ],
         "files": files or [],
@@ -74,6 +74,7 @@ def format_post(post: Post) -> str:
     lines = [head, *textwrap.wrap(snippet, width=100, initial_indent="  ", subsequent_indent="  ")]
     if links:
         lines.append("  " + "  ".join(links))
+    lines += [f"  {s.url} {s.deletion}" for s in post.sightings if s.deletion][:3]
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from storage.exchange.common import ExchangeError, json_text
 from storage.media_queue import files_of_post
-from storage.records import PostFile, message_url
+from storage.records import PostFile, deletion_text, message_url
 
 __all__ = ["CSV_COLUMNS", "EXPORT_PAGE", "copy_media", "export_posts", "file_json", "files_json"]
 
@@ -134,7 +134,8 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
                 "channel_id": m["channel_id"], "username": m["ch_username"], "title": m["ch_title"],
                 "message_id": m["message_id"], "date": m["date"], "relation": m["relation"],
                 "url": message_url(m["channel_id"], m["ch_username"], m["message_id"]),
-                "deleted_at": m["deleted_at"], "edit_date": m["edit_date"], "views": m["views"],
+                "deleted_at": m["deleted_at"], "last_seen": m["last_seen"], "deleted_via": m["deleted_via"],
+                "edit_date": m["edit_date"], "views": m["views"],
                 "forwards": m["forwards"], "replies": m["replies"], "reply_to": m["reply_to"],
                 "grouped_id": m["grouped_id"], "post_author": m["post_author"],
                 "media": json.loads(m["media"]) if m["media"] else None,
@@ -161,7 +162,8 @@ def _csv_row(obj: dict[str, Any]) -> list[Any]:
     origin = obj["origin"]
     flat = "; ".join(
         f"{s['username'] or s['channel_id']}/{s['message_id']} {s['relation']}"
-        + (" deleted" if s["deleted_at"] else "")
+        + (f" {deletion}" if (deletion := deletion_text(s.get("last_seen"), s["deleted_at"],
+                                                        s.get("deleted_via"))) else "")
         for s in obj["sightings"]
     )
     return [

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from storage.exchange.check import (
     DATA_ERRORS,
@@ -148,13 +148,36 @@ def _record_from_sighting(post: dict[str, Any], s: dict[str, Any], field: str) -
 Step = tuple[str, int, int, Channel, MessageRecord]
 
 
+class _Final(NamedTuple):
+    """A sighting as it stands now, and its deletion interval (`last_seen` .. `deleted`, `via`)."""
+
+    channel: Channel
+    record: MessageRecord
+    deleted: datetime | None
+    last_seen: datetime | None = None
+    via: str = "recheck"
+
+
+_VIA = ("recheck", "sweep", "update")
+
+
+def _final(channel: Channel, final: MessageRecord, s: dict[str, Any], at: str) -> _Final:
+    """The sighting's final state with its deletion interval; exports before v10 carry neither
+    `last_seen` nor `deleted_via` (a recheck saw those deletions)."""
+    via = text_or_none(s.get("deleted_via"), f"{at}.deleted_via") or "recheck"
+    if via not in _VIA:
+        raise Malformed(f"{at}.deleted_via", f"{shown(via)}, expected one of {', '.join(_VIA)}")
+    return _Final(channel, final, iso_or_none(s.get("deleted_at"), f"{at}.deleted_at"),
+                  iso_or_none(s.get("last_seen"), f"{at}.last_seen"), via)
+
+
 @dataclass(slots=True)
 class _Plan:
     """One exported post read and checked, ready to replay: no field is looked at again."""
 
     line: int
     steps: list[Step]
-    finals: list[tuple[Channel, MessageRecord, datetime | None]]
+    finals: list[_Final]
     first_seen: str | None
     edited_at: str | None
 
@@ -175,14 +198,14 @@ def _plan(post: dict[str, Any], line: int) -> _Plan:
                need_int(v.get("message_id"), f"{at}.message_id", minimum=1))
         versions.setdefault(key, []).append((at, v))
     steps: list[Step] = []
-    finals: list[tuple[Channel, MessageRecord, datetime | None]] = []
+    finals: list[_Final] = []
     for order, s in enumerate(post["sightings"]):
         at = f"sightings[{order}]"
         s = as_dict(s, at)
         final = _record_from_sighting(post, s, at)
         channel = Channel(final.channel_id, text_or_none(s.get("username"), f"{at}.username"),
                           text_or_none(s.get("title"), f"{at}.title"))
-        finals.append((channel, final, iso_or_none(s.get("deleted_at"), f"{at}.deleted_at")))
+        finals.append(_final(channel, final, s, at))
         when = _iso_text(s.get("first_seen"), f"{at}.first_seen") or ""
         history = versions.get((final.channel_id, final.message_id), [])
         for number, (vat, v) in enumerate(history):
@@ -219,16 +242,20 @@ def _replay(conn: sqlite3.Connection, plans: list[_Plan]) -> ImportReport:
     tally = ImportReport("jsonl", "")
     for plan in plans:
         before = {(r.channel_id, r.message_id): _message_state(conn, r.channel_id, r.message_id)
-                  for _, r, _ in plan.finals}
+                  for r in (f.record for f in plan.finals)}
         created: list[int] = []
         for when, _, _, channel, record in plan.steps:
             batch = Batch(channel, (record,), cursor=record.message_id)
             result = ingest(conn, batch, now=parse_iso(when or None))
             created.extend(result.new_post_ids)
         counted_: set[tuple[int, int]] = set()
-        for channel, final, deleted in plan.finals:
+        for channel, final, deleted, last_seen, via in plan.finals:
+            if last_seen is not None:  # seen present then: the start of its deletion interval
+                ingest(conn, Batch(channel, present_ids=(final.message_id,), seen_at=last_seen),
+                       now=last_seen)
             if deleted is not None:
-                ingest(conn, Batch(channel, deleted_ids=(final.message_id,), seen_at=deleted), now=deleted)
+                ingest(conn, Batch(channel, deleted_ids=(final.message_id,), seen_at=deleted,
+                                   deleted_via=via), now=deleted)
             key = (final.channel_id, final.message_id)
             if key in counted_:
                 continue  # a post that lists one message twice: counted once
