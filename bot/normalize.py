@@ -18,6 +18,7 @@ from telethon.tl.tlobject import TLObject
 
 from bot.names import username_of
 from storage.records import ForwardHeader, Media, MessageRecord
+from storage.shown import Part, shown_text
 
 __all__ = [
     "MEDIA_KINDS",
@@ -26,6 +27,7 @@ __all__ = [
     "is_content",
     "json_safe",
     "media_of",
+    "media_text",
     "normalize",
     "peer_type_and_id",
 ]
@@ -74,12 +76,14 @@ def normalize(
     reply_to = (
         message.reply_to.reply_to_msg_id if isinstance(message.reply_to, types.MessageReplyHeader) else None
     )
+    text, entities = shown_text(message.message or "", [entity_dict(e) for e in (message.entities or ())],
+                                media_text(message.media))
     return MessageRecord(
         channel_id=peer.channel_id,
         message_id=message.id,
         date=_utc(message.date),
-        text=message.message or "",
-        entities=tuple(entity_dict(e) for e in (message.entities or ())),
+        text=text,
+        entities=entities,
         edit_date=_utc(message.edit_date),
         views=message.views,
         forwards=message.forwards,
@@ -382,6 +386,39 @@ def _poll_media(media: types.MessageMediaPoll) -> Media:
     if isinstance(results, types.PollResults) and results.total_voters is not None:
         extra["total_voters"] = results.total_voters
     return Media(kind="poll", extra=extra)
+
+
+def media_text(media: object) -> list[Part]:
+    """The text a message's media shows besides the caption (`storage.shown`), in the order Telegram
+    shows it, with entities where the layer carries them (TextWithEntities)."""
+    if isinstance(media, types.MessageMediaPoll) and isinstance(media.poll, types.Poll):
+        poll = media.poll
+        return [_with_entities(poll.question), *(_with_entities(a.text) for a in poll.answers or ())]
+    todo_type = getattr(types, "MessageMediaToDo", None)  # layer 206 on
+    if todo_type is not None and isinstance(media, todo_type):
+        todo = media.todo
+        return [_with_entities(todo.title), *(_with_entities(item.title) for item in todo.list or ())]
+    if isinstance(media, types.MessageMediaInvoice):
+        return [(media.title or "", ()), (media.description or "", ())]
+    if isinstance(media, types.MessageMediaGame) and isinstance(media.game, types.Game):
+        return [(media.game.title or "", ()), (media.game.description or "", ())]
+    if isinstance(media, types.MessageMediaVenue):
+        return [(media.title or "", ()), (media.address or "", ())]
+    if isinstance(media, types.MessageMediaContact):
+        return [(" ".join(n for n in (media.first_name, media.last_name) if n), ())]
+    if isinstance(media, types.MessageMediaGiveaway | types.MessageMediaGiveawayResults):
+        return [(getattr(media, "prize_description", None) or "", ())]
+    story = getattr(media, "story", None) if isinstance(media, types.MessageMediaStory) else None
+    if isinstance(story, types.StoryItem) and story.caption:
+        return [(story.caption, [entity_dict(e) for e in story.entities or ()])]
+    return []
+
+
+def _with_entities(text: object) -> Part:
+    """A `TextWithEntities` (or a plain str of older layers) as a text part."""
+    if isinstance(text, str):
+        return text, ()
+    return getattr(text, "text", None) or "", [entity_dict(e) for e in getattr(text, "entities", None) or ()]
 
 
 def _plain(text: object) -> str:

@@ -53,6 +53,7 @@ from storage.exchange.common import (
 from storage.ingest import ingest
 from storage.progress import Progress
 from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord
+from storage.shown import Part, shown_text
 from storage.text import utf16_len
 
 __all__ = ["desktop_entities", "desktop_media", "desktop_record", "import_desktop", "message_id_of"]
@@ -424,6 +425,38 @@ def desktop_media(message: dict[str, Any]) -> Media | None:
     return None
 
 
+def desktop_media_text(message: dict[str, Any]) -> list[Part]:
+    """The text an export message's media shows besides the caption (`storage.shown`), as
+    `bot.normalize.media_text` reads it from the API: poll question and answers, venue, contact name,
+    game and invoice title and description."""
+    def text(value: Any, field: str) -> Part:
+        if isinstance(value, list):  # an exported TextWithEntities: parts like `text`
+            return desktop_entities(value, field)
+        return text_or_none(value, field) or "", ()
+
+    parts: list[Part] = []
+    poll = message.get("poll")
+    if isinstance(poll, dict):
+        parts.append(text(poll.get("question"), "poll.question"))
+        for i, answer in enumerate(as_list(poll.get("answers", []), "poll.answers")):
+            parts.append(text(as_dict(answer, f"poll.answers[{i}]").get("text"), f"poll.answers[{i}].text"))
+    if "location_information" in message:
+        parts += [text(message.get("place_name"), "place_name"), text(message.get("address"), "address")]
+    contact = message.get("contact_information")
+    if isinstance(contact, dict):
+        names = (text_or_none(contact.get(k), f"contact_information.{k}")
+                 for k in ("first_name", "last_name"))
+        parts.append((" ".join(n for n in names if n), ()))
+    if "game_title" in message:
+        parts += [text(message.get("game_title"), "game_title"),
+                  text(message.get("game_description"), "game_description")]
+    invoice = message.get("invoice_information")
+    if isinstance(invoice, dict):
+        parts += [text(invoice.get("title"), "invoice_information.title"),
+                  text(invoice.get("description"), "invoice_information.description")]
+    return parts
+
+
 def _desktop_forward(message: dict[str, Any]) -> ForwardHeader | None:
     """The export's `forwarded_from` / `forwarded_from_id` as a header without `channel_post`."""
     name = text_or_none(message.get("forwarded_from"), "forwarded_from")
@@ -443,7 +476,7 @@ def desktop_record(channel_id: int, message: dict[str, Any]) -> MessageRecord:
     Raises `Malformed` naming the first field that is missing, of the wrong type or out of range.
     """
     message_id = message_id_of(message)
-    text, entities = desktop_entities(*_text_parts(message))
+    text, entities = shown_text(*desktop_entities(*_text_parts(message)), desktop_media_text(message))
     date = _date(message, "date_unixtime", "date")
     if date is None:
         raise Malformed("date", "missing")
