@@ -243,8 +243,9 @@ async def _read_back(db: Database, requests: Requests, state: ChannelState, wind
                 start = window.low or kept[0].id + 1
                 total = start - 1 if window.limit is None else min(start - 1, window.limit)
             channel = refreshed(channel, page.chats)
-            batch = Batch(channel, tuple(records_of(kept, page.chats, state.id)))
-            result = await db.transaction(_commit_page, batch, now(), after_ingest, kept[-1].id,
+            seen = now()  # the page shows its messages present now (their `last_seen`)
+            batch = Batch(channel, tuple(records_of(kept, page.chats, state.id)), seen_at=seen)
+            result = await db.transaction(_commit_page, batch, seen, after_ingest, kept[-1].id,
                                           kept[0].id, done)
             window.low = kept[-1].id
             window.taken += len(kept)

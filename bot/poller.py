@@ -338,7 +338,7 @@ class Poller:
                 highest = max(highest, page.newest)
                 last = page.last or cursor == 0
                 batch = Batch(channel, tuple(records_of(page.messages, page.chats, state.id)),
-                              cursor=highest if last else None)
+                              cursor=highest if last else None, seen_at=self.now())
                 result = await self.db.transaction(_commit_page, batch, self.now(), self.after_ingest, last)
                 new += result.messages_new
                 updated += result.messages_updated

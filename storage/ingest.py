@@ -92,7 +92,8 @@ class _Ingest(PostSettling):
             else:
                 self._update(record, existing)
             self.written.add(record.message_id)
-        self._seen_present()
+        if self.batch.seen_at is not None:  # a read of Telegram (an import says nothing of now)
+            self._seen_present()
         self._deletions()
         if self.batch.cursor is not None:
             raise_cursor(self.conn, self.channel.id, self.batch.cursor)

@@ -205,8 +205,8 @@ class Batch:
     `cursor` is the highest message id now stored for the channel (None: leave as is).
     `deleted_ids` are message ids that came back missing when re-read; `seen_at` is when we looked;
     `present_ids` are ids that came back unchanged then (their `last_seen` moves to `seen_at`, as it
-    does for every message of the batch); `deleted_via` says which read saw the deletions (recheck,
-    sweep, update).
+    does for every message of the batch; a batch without `seen_at`, an import, moves none);
+    `deleted_via` says which read saw the deletions (recheck, sweep, update).
     """
 
     channel: Channel

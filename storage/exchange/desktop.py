@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -56,7 +57,8 @@ from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord
 from storage.shown import Part, shown_text
 from storage.text import utf16_len
 
-__all__ = ["desktop_entities", "desktop_media", "desktop_record", "import_desktop", "message_id_of"]
+__all__ = ["ALBUM_KINDS", "Albums", "desktop_entities", "desktop_media", "desktop_media_text",
+           "desktop_record", "import_desktop", "message_id_of"]
 
 CHANNEL_CHAT_TYPES = ("public_channel", "private_channel", "public_supergroup", "private_supergroup")
 EXPECTED = "expected a Telegram Desktop channel export (result.json)"
@@ -206,6 +208,58 @@ def _who(message: Any, position: int) -> str:
         return f"messages[{position}]"
 
 
+ALBUM_KINDS = frozenset({"photo", "video", "document", "audio"})
+"""Media an album can hold (Telegram groups up to 10 photos/videos, documents or audio files)."""
+
+
+class Albums:
+    """Desktop exports carry no `grouped_id`: a run of messages with consecutive ids, the same date to
+    the second, all with album media and at most one with text, is one album (as Telegram shows it).
+
+    Each run of two or more gets a synthetic `grouped_id`, minus its first message id: deterministic,
+    so a re-import gives the same, and negative, so it never equals Telegram's (positive) ids. Dedup
+    rule 4 then makes the run one post, as the API's albums are. Messages go in in export order;
+    `add` returns those whose run is settled, `close` the rest.
+
+    >>> albums = Albums(); albums.add(part1); albums.add(part2); albums.close()  # doctest: +SKIP
+    [MessageRecord(..., grouped_id=-41), MessageRecord(..., grouped_id=-41)]
+    """
+
+    def __init__(self) -> None:
+        self.run: list[MessageRecord] = []
+
+    @staticmethod
+    def _part(record: MessageRecord) -> bool:
+        return record.grouped_id is None and record.media is not None and record.media.kind in ALBUM_KINDS
+
+    def _extends(self, record: MessageRecord) -> bool:
+        last = self.run[-1]
+        return (
+            self._part(record) and record.message_id == last.message_id + 1 and record.date == last.date
+            and record.forward == last.forward and len(self.run) < 10
+            and sum(bool(r.text) for r in (*self.run, record)) <= 1
+        )
+
+    def add(self, record: MessageRecord) -> list[MessageRecord]:
+        """Take the next message; the messages now settled (an album, or not one), in order."""
+        if self.run and self._extends(record):
+            self.run.append(record)
+            return []
+        done = self.close()
+        if self._part(record):
+            self.run = [record]
+        else:
+            done.append(record)
+        return done
+
+    def close(self) -> list[MessageRecord]:
+        """The run in progress, grouped if it has two parts or more."""
+        run, self.run = self.run, []
+        if len(run) < 2:
+            return run
+        return [replace(r, grouped_id=-run[0].message_id) for r in run]
+
+
 class _Importer:
     """One export's import: batches of records committed in order, counted in the report."""
 
@@ -217,6 +271,7 @@ class _Importer:
         self.label = channel.title or str(channel.id)
         self.report = ImportReport("desktop", self.label, str(path), channels={channel.id})
         self.records: list[MessageRecord] = []
+        self.albums = Albums()  # the album run in progress is held back from `records`
         self.done = 0  # messages handled: stored, or skipped as malformed
 
     def run(self, fh: IO[bytes]) -> ImportReport:
@@ -225,8 +280,10 @@ class _Importer:
             for position, message in enumerate(_messages(fh)):
                 self.take(position, message)
         except _BadJson as exc:
+            self.records += self.albums.close()
             self.flush()
             raise self.stopped(f"{self.path}: stopped after {counted(self.done, 'message')}: {exc}") from exc
+        self.records += self.albums.close()
         self.flush()
         return self.report
 
@@ -244,7 +301,7 @@ class _Importer:
             return
         self.done += 1
         try:
-            self.records.append(desktop_record(self.channel.id, message))
+            self.records += self.albums.add(desktop_record(self.channel.id, message))
         except Malformed as exc:
             self.report.skip(_who(message, position), str(exc))
         if len(self.records) >= BATCH_SIZE:

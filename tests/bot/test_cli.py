@@ -216,7 +216,7 @@ def test_sample_content_is_marked_fictional():
 def test_import_real_desktop_export_prints_a_summary(capsys, db):
     code, out, _ = run(capsys, "--db", db, "import", "--no-progress", str(REAL / "pachumarchive_result.json"))
     assert code == 0
-    assert "desktop export of" in out and "6 messages (6 new" in out and "6 new posts" in out
+    assert "desktop export of" in out and "6 messages (6 new" in out and "1 new post" in out  # one album
 
 
 def test_import_missing_or_bad_files_exit_2_with_one_line_each(capsys, db, tmp_path):
@@ -237,7 +237,7 @@ def test_import_missing_or_bad_files_exit_2_with_one_line_each(capsys, db, tmp_p
 def test_one_bad_file_does_not_stop_the_others(capsys, db, tmp_path):
     code, out, err = run(capsys, "--db", db, "import", "--no-progress", str(tmp_path / "missing.json"),
                          str(REAL / "pachumarchive_result.json"))
-    assert code == 2 and "6 new posts" in out and "no such file" in err
+    assert code == 2 and "1 new post" in out and "no such file" in err
 
 
 def test_unusable_archive_paths_exit_2_with_one_line(capsys, tmp_path):
