@@ -107,8 +107,9 @@ class Media:
 class MessageRecord:
     """One Telegram message seen in a channel, normalised (see `bot/normalize.py`).
 
-    `text` is the plain message text (Telethon's `.message`, never the markdown `.text`) and
-    `entities` its formatting as JSON-able dicts (`{"type": "bold", "offset": 0, "length": 4}`).
+    `text` is the plain text Telegram shows (Telethon's `.message`, never the markdown `.text`, then
+    any text the media carries: a poll's question and answers…, `storage.shown`) and `entities` its
+    formatting as JSON-able dicts (`{"type": "bold", "offset": 0, "length": 4}`).
     `raw` is what Telegram sent (`Message.to_dict()` made JSON-safe); it is stored untouched.
     """
 
