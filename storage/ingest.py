@@ -1,9 +1,11 @@
 """Idempotent batch ingest: messages, canonical posts, versions, index, deletions and cursor together.
 
 `ingest(conn, batch)` runs inside the caller's transaction; `ingest_batch` and `Database.transaction`
-wrap it in one. Re-ingesting a batch changes nothing; a newer `edit_date` keeps the old text, entities
-and media in `message_versions` when any of them changed (a photo replaced by a video is a version);
-a deleted message keeps all its content and gains `deleted_at`. Each stored
+wrap it in one. Re-ingesting a batch changes nothing; a newer `edit_date` keeps the old text, entities,
+media and raw message in `message_versions` when text, entities or media changed (a photo replaced by
+a video, a reworded poll; not its votes). Every message a read of Telegram showed present (the batch's
+messages, `present_ids`) gets `last_seen` = the batch's `seen_at`; a deleted message keeps all its
+content and gains `deleted_at` and `deleted_via`, and loses both if it is seen again later. Each stored
 message's Telegram file is linked and queued for download in the same transaction
 (`storage.media_queue.link_media`).
 
