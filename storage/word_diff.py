@@ -55,7 +55,7 @@ def word_diff(old: str, new: str) -> list[Run]:
         else:
             merged.append(block)
     runs: list[Run] = []
-    for kind, was, now in merged:
+    for kind, was, now in _words_first(merged):
         if kind == "equal":
             runs.append(("equal", was))
             continue
@@ -64,6 +64,26 @@ def word_diff(old: str, new: str) -> list[Run]:
         if now:
             runs.append(("insert", now))
     return runs
+
+
+def _words_first(blocks: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """A pure insertion or deletion that starts with spaces the unchanged text after it starts with
+    too is shifted by them (`new{+ illegal+} sanctions` → `new {+illegal +}sanctions`): changes start
+    at a word."""
+    out = [list(block) for block in blocks]
+    for index in range(1, len(out) - 1):
+        kind, was, now = out[index]
+        after = out[index + 1]
+        if kind != "change" or (was and now) or after[0] != "equal" or out[index - 1][0] != "equal":
+            continue
+        changed = was or now
+        space = changed[:len(changed) - len(changed.lstrip())]
+        if space and space != changed and after[1].startswith(space):
+            shifted = changed[len(space):] + space
+            out[index] = ["change", shifted if was else "", shifted if now else ""]
+            out[index - 1] = ["equal", out[index - 1][1] + space, out[index - 1][2] + space]
+            out[index + 1] = ["equal", after[1][len(space):], after[2][len(space):]]
+    return [(k, w, n) for k, w, n in out if k == "change" or w]
 
 
 def _elide(text: str, context: int | None, first: bool, last: bool) -> str:
