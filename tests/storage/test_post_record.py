@@ -28,7 +28,7 @@ def conn() -> sqlite3.Connection:
 def statement_story(conn: sqlite3.Connection) -> int:
     """MFA posts the statement with a photo and edits it; the embassy forwards it 5 min later and deletes
     it; the UK embassy forwards it 2 h 13 min later; a channel without username copies nothing. Two
-    views readings of the original. Returns the post id."""
+    views readings of the original, and its reactions now. Returns the post id."""
     photo = Media(kind="photo", size=1000, mime_type="image/jpeg", file_id=555, dc_id=2)
     original = msg(MFA, 10, STATEMENT, media=photo, views=100)
     ingest_batch(conn, batch(MFA, original), T0)
@@ -42,6 +42,8 @@ def statement_story(conn: sqlite3.Connection) -> int:
     ingest_batch(conn, Batch(EMBASSY, deleted_ids=(500,), seen_at=gone), gone)
     conn.execute("UPDATE messages SET last_seen = ?, deleted_via = 'sweep' WHERE message_id = 500",
                  (iso(T0 + timedelta(hours=4)),))
+    conn.execute("UPDATE messages SET reactions = ? WHERE message_id = 10",
+                 (json.dumps({"👍": 12, "❤": 5, "custom:99": 7, "🔥": 1, "paid": 2}),))
     conn.executemany(
         "INSERT INTO message_stats (channel_id, message_id, at, views, forwards, replies, reactions)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -120,6 +122,7 @@ def test_readings_come_in_time_order_with_their_reactions_and_files_are_listed(c
     assert [(r.at, r.views, r.reactions) for r in readings] == [
         (iso(T0), 100, {"👍": 2}), (iso(T0 + timedelta(hours=1)), 500, None)]
     assert record.sightings[0].views == 900 and record.sightings[1].readings == ()
+    assert record.sightings[0].reactions == {"👍": 12, "❤": 5, "custom:99": 7, "🔥": 1, "paid": 2}
     assert [(f.file_id, f.state) for f in record.files] == [(555, "queued")]
 
 
