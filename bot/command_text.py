@@ -45,6 +45,8 @@ SYNTAX = (
 
 COMMANDS = (
     ("search", "QUERY", "search the archive", "/search canada sanctions"),
+    ("post", "ID", "the whole record of one post: every sighting, edit, deletion and its views over time",
+     "/post https://t.me/MFARussia/5678"),
     ("subscribe", "QUERY", "alert this chat about new posts that match", "/subscribe lavrov from:MFARussia"),
     ("rules", "", "this chat's saved searches, with their ids", "/rules"),
     ("unsubscribe", "ID", "remove one of them", "/unsubscribe 3"),
@@ -173,6 +175,11 @@ def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequenc
         if utf16_len(message) <= limit:
             return message
     return pack(blocks, limit).messages[0]
+
+
+def post_not_found(exc: ValueError) -> str:
+    """/post with a reference that finds nothing: what is wrong and the forms accepted."""
+    return f"❌ {escape(cut(str(exc), 600))}\nExample: <code>/post 1234</code>"
 
 
 def subscribed(rule: Rule, created: bool, recent: int, days: int) -> str:

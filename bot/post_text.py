@@ -17,6 +17,7 @@ __all__ = ["VIA", "deletion_text", "file_text", "reactions_text", "record_html",
 VIA = {"recheck": "re-check", "sweep": "sweep", "update": "live update"}
 """How each way of seeing a deletion (`messages.deleted_via`) is named."""
 TOP_REACTIONS = 3
+DIFF_TAGS = ("del", "u")  # struck through, underlined: Telethon's HTML has no <ins>
 FILES_SHOWN = 10  # files /post lists
 SHRINK = ((3000, 10, 20), (1000, 5, 10), (400, 3, 6), (200, 2, 4), (120, 1, 3), (80, 1, 2), (60, 1, 1),
           (40, 1, 0))
@@ -113,8 +114,9 @@ def _sighting_block(s: Sighting, versions: int, text_chars: int) -> str:
             lines.append(f"… and {hidden} earlier version{'s' if hidden != 1 else ''}")
         for index, v in enumerate(shown, hidden):
             before = s.versions[index - 1] if index else None
+            context = max(text_chars // 8, 10)
             body = (escape(cut(v.text, text_chars)) if before is None
-                    else html_diff(word_diff(before.text, v.text), context=max(text_chars // 8, 10)))
+                    else html_diff(word_diff(before.text, v.text), context=context, tags=DIFF_TAGS))
             lines.append(f"<i>{escape(version_head(index + 1, v, s, before))}</i>\n{body}")
     gone = deletion_text(s)
     if gone:

@@ -114,14 +114,14 @@ def terminal_diff(runs: list[Run], *, colour: bool = False, context: int | None 
     return "".join(out)
 
 
-def html_diff(runs: list[Run], *, context: int | None = None) -> str:
-    """Runs as HTML, every text escaped: removed words in <del>, added ones in <ins> (Telegram's
-    HTML shows them struck through and underlined)."""
+def html_diff(runs: list[Run], *, context: int | None = None, tags: tuple[str, str] = ("del", "ins")) -> str:
+    """Runs as HTML, every text escaped: removed words in <del>, added ones in <ins>; `tags` names
+    others (Telethon's HTML, which the bot sends, knows <del> and <u> but not <ins>)."""
     out = []
     for index, (op, text) in enumerate(runs):
         if op == "equal":
             out.append(html.escape(_elide(text, context, index == 0, index == len(runs) - 1), quote=True))
         else:
-            tag = "del" if op == "delete" else "ins"
+            tag = tags[0] if op == "delete" else tags[1]
             out.append(f"<{tag}>{html.escape(text, quote=True)}</{tag}>")
     return "".join(out)
