@@ -45,8 +45,6 @@ SYNTAX = (
 
 COMMANDS = (
     ("search", "QUERY", "search the archive", "/search canada sanctions"),
-    ("post", "ID", "the whole record of one post: every sighting, edit, deletion and its views over time",
-     "/post https://t.me/MFARussia/5678"),
     ("subscribe", "QUERY", "alert this chat about new posts that match", "/subscribe lavrov from:MFARussia"),
     ("rules", "", "this chat's saved searches, with their ids", "/rules"),
     ("unsubscribe", "ID", "remove one of them", "/unsubscribe 3"),
@@ -54,6 +52,8 @@ COMMANDS = (
      "/mode digest 0 8 * * 1-5 Europe/Moscow"),
     ("pause", "", "hold alerts (they keep queueing)", "/pause"),
     ("resume", "", "send them again", "/resume"),
+    ("post", "ID", "the whole record of one post: every sighting, edit, deletion and its views over time",
+     "/post https://t.me/MFARussia/5678"),
     ("channels", "", "watched channels, their status and last posts", "/channels"),
     ("status", "", "archive size, posts today, pending alerts, last poll", "/status"),
     ("help", "", "this message", "/help"),
