@@ -73,3 +73,13 @@ def test_a_bad_post_is_one_line_with_the_accepted_forms(capsys, db, ref) -> None
 def test_show_needs_an_archive(capsys, tmp_path) -> None:
     code, _, err = run(capsys, "--db", str(tmp_path / "none.db"), "show", "1")
     assert code == 2 and "no archive at" in err
+
+
+def test_diffs_are_coloured_on_a_terminal_unless_no_color(capsys, db, monkeypatch) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    _, out, _ = run(capsys, "--db", db, "show", "@MFARussia/10")
+    assert "\x1b[32m{+illegal +}\x1b[0m" in out
+    monkeypatch.setenv("NO_COLOR", "1")
+    _, out, _ = run(capsys, "--db", db, "show", "@MFARussia/10")
+    assert "\x1b[" not in out and "{+illegal +}" in out
