@@ -45,7 +45,7 @@ def _sighting(s: Sighting, post_text: str, colour: bool) -> list[str]:
                                                      if s.last_seen else "")]
     if len(s.versions) == 1:
         if s.versions[0].text != post_text:
-            lines += ["  its text:", *_wrapped(s.versions[0].text, "    ")]
+            lines += ["  its text (not the one shown above):", *_wrapped(s.versions[0].text, "    ")]
         if not s.versions[0].has_raw:
             lines.append("  no raw JSON kept")
     else:

@@ -4,6 +4,8 @@ original spelling kept (Cyrillic, punctuation, spacing), and the terminal and HT
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from storage.word_diff import html_diff, terminal_diff, tokens, word_diff
 
@@ -20,6 +22,17 @@ def sides(runs: list[tuple[str, str]]) -> tuple[str, str]:
 ])
 def test_the_runs_give_both_texts_back_exactly(old, new) -> None:
     assert sides(word_diff(old, new)) == (old, new)
+
+
+PIECES = st.sampled_from(["a", "b", "Канада", " ", "  ", ",", ".", "\n", "ё", "🇷🇺", "x y"])
+TEXTS = st.lists(PIECES, max_size=12).map("".join)
+
+
+@given(TEXTS, TEXTS)
+def test_any_two_texts_give_runs_that_rebuild_both_with_no_empty_run(old, new) -> None:
+    runs = word_diff(old, new)
+    assert sides(runs) == (old, new)
+    assert all(text for _, text in runs)
 
 
 def test_an_inserted_word_is_one_insert_run() -> None:
