@@ -4,6 +4,9 @@ post's files. Read-only; a handful of queries per post, never one per row.
 
 `find_post` turns what a person pastes — a post id, a t.me link, `@name/5678` — into a post id: a link
 to any sighting finds the post, not only a link to its origin.
+
+    record = post_record(conn, find_post(conn, "https://t.me/rusembc/500"))
+    [(s.username, s.delay_s, s.deleted_at) for s in record.sightings]
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """`chanwatch show POST`: the whole record of one post (`storage.post_record`) on the terminal — origin,
 every sighting with its delay, versions as word diffs, deletion intervals, engagement sparklines, files —
-or as one JSON object (`--json`). Reads only: the archive is opened read-only, as for search."""
+or as one JSON object (`--json`). Reads only: the archive is opened read-only, as for search.
+
+    chanwatch show https://t.me/rusembc/500        # the post that message carried, all its sightings
+    chanwatch show 1234 --json | jq '.sightings[].readings'
+"""
 
 from __future__ import annotations
 
