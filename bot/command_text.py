@@ -52,6 +52,8 @@ COMMANDS = (
      "/mode digest 0 8 * * 1-5 Europe/Moscow"),
     ("pause", "", "hold alerts (they keep queueing)", "/pause"),
     ("resume", "", "send them again", "/resume"),
+    ("post", "ID", "the whole record of one post: every sighting, edit, deletion and its views over time",
+     "/post https://t.me/MFARussia/5678"),
     ("channels", "", "watched channels, their status and last posts", "/channels"),
     ("status", "", "archive size, posts today, pending alerts, last poll", "/status"),
     ("help", "", "this message", "/help"),
@@ -173,6 +175,11 @@ def results_page(query_text: str, posts: Sequence[Post], spans: Sequence[Sequenc
         if utf16_len(message) <= limit:
             return message
     return pack(blocks, limit).messages[0]
+
+
+def post_not_found(exc: ValueError) -> str:
+    """/post with a reference that finds nothing: what is wrong and the forms accepted."""
+    return f"❌ {escape(cut(str(exc), 600))}\nExample: <code>/post 1234</code>"
 
 
 def subscribed(rule: Rule, created: bool, recent: int, days: int) -> str:

@@ -1,4 +1,5 @@
-"""/search and its page buttons: results five at a time, the query kept server-side behind a token."""
+"""/search and its page buttons: results five at a time, the query kept server-side behind a token;
+/post, the whole record of one post (`storage.post_record`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from bot import command_text as text
 from bot.access import Caller
 from bot.commands.base import EXPIRED, FAILED, MAX_INPUT, CommandsBase, Request
 from bot.formatting import LIMIT, utf16_len
+from bot.post_text import record_html
 from storage.media_queue import files_of_post
+from storage.post_record import PostRecord, PostRefError, find_post, post_record
 from storage.query import Query, parse
 from storage.records import PostFile
 from storage.search import SearchPage, highlight_spans, search
@@ -24,9 +27,20 @@ PAGE_DATA = re.compile(rb"pg:([A-Za-z0-9_-]{1,16}):(\d{1,7})\Z")
 
 
 class SearchCommands(CommandsBase):
-    """/search, and the « Previous / Next » buttons under its results."""
+    """/search, and the « Previous / Next » buttons under its results; /post."""
 
-    PUBLIC = {**CommandsBase.PUBLIC, "search": "_search"}
+    PUBLIC = {**CommandsBase.PUBLIC, "search": "_search", "post": "_post"}
+
+    async def _post(self, req: Request) -> None:
+        if not req.args:
+            await self._reply(req.event, text.usage("post"))
+            return
+        try:
+            record = await self._db(_record, req.args)
+        except PostRefError as exc:
+            await self._reply(req.event, text.post_not_found(exc))
+            return
+        await self._reply(req.event, record_html(record))
 
     async def _search(self, req: Request) -> None:
         if not req.args:
@@ -94,3 +108,12 @@ def _search_page(conn: sqlite3.Connection, query: Query, offset: int, size: int
     page = search(conn, query, limit=size, offset=offset)
     files = {p.id: files_of_post(conn, p.id) for p in page.posts}
     return page, [highlight_spans(p.text, query) for p in page.posts], files
+
+
+def _record(conn: sqlite3.Connection, ref: str) -> PostRecord:
+    """The record of the post `ref` names (PostRefError when there is none)."""
+    post_id = find_post(conn, ref)
+    record = post_record(conn, post_id)
+    if record is None:  # merged into another between the two reads
+        raise PostRefError(f"post {post_id} was just merged into another")
+    return record

@@ -20,8 +20,8 @@ from storage.records import parse_iso
 
 __all__ = [
     "DATA_ERRORS", "SQLITE_MAX", "Malformed", "as_dict", "as_list", "checked", "floats", "got", "int_or_none",
-    "iso_or_none", "kind", "need_int", "need_text", "one_line", "safe", "shown", "text_or_none",
-    "unicode_problem", "unix_date",
+    "iso_or_none", "kind", "need_int", "need_text", "one_line", "reactions_or_none", "safe", "shown",
+    "text_or_none", "unicode_problem", "unix_date",
 ]
 
 T = TypeVar("T")
@@ -123,6 +123,17 @@ def as_dict(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Malformed(field, f"{got(value)}, expected an object")
     return value
+
+
+def reactions_or_none(value: Any, field: str) -> dict[str, int] | None:
+    """Reaction counts as stored (`{"👍": 12, "custom:5368…": 3, "paid": 1}`): text keys, counts 0 or more."""
+    if value is None:
+        return None
+    counts = as_dict(value, field)
+    for key, count in counts.items():
+        need_text(key, f"{field} key")
+        need_int(count, f"{field}.{safe(key)}", minimum=0)
+    return counts
 
 
 def checked(read: Callable[[], T], field: str, expected: str) -> T:

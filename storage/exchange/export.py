@@ -1,5 +1,6 @@
 """The archive out: every post (or those a query finds) with provenance, sightings and versions, as
-our JSONL (which `storage.exchange.jsonl` reads back) or CSV for spreadsheets."""
+our JSONL (which `storage.exchange.jsonl` reads back) or CSV for spreadsheets. JSONL carries the whole
+record: each message's engagement readings (`stats`, time order) and each version's raw JSON."""
 
 from __future__ import annotations
 
@@ -104,6 +105,16 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
         ids,
     ):
         versions.setdefault(row["post_id"], []).append(row)
+    stats: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in conn.execute(
+        f"""SELECT s.* FROM message_stats s
+            JOIN messages m ON m.channel_id = s.channel_id AND m.message_id = s.message_id
+            WHERE m.post_id IN ({marks}) ORDER BY s.channel_id, s.message_id, s.at""",
+        ids,
+    ):
+        stats.setdefault((row["channel_id"], row["message_id"]), []).append(
+            {"at": row["at"], "views": row["views"], "forwards": row["forwards"], "replies": row["replies"],
+             "reactions": json.loads(row["reactions"]) if row["reactions"] else None})
     out = []
     for post_id in ids:
         p = posts.get(post_id)
@@ -124,7 +135,8 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
             "versions": [
                 {"channel_id": v["channel_id"], "message_id": v["message_id"], "edit_date": v["edit_date"],
                  "text": v["text"], "entities": json.loads(v["entities"]),
-                 "media": json.loads(v["media"]) if v["media"] else None, "replaced_at": v["replaced_at"]}
+                 "media": json.loads(v["media"]) if v["media"] else None, "replaced_at": v["replaced_at"],
+                 "raw": json.loads(v["raw"]) if v["raw"] else None}
                 for v in versions.get(post_id, [])
             ],
             "files": files_json(conn, post_id),
@@ -141,6 +153,7 @@ def _load_export_page(conn: sqlite3.Connection, ids: list[int]) -> list[dict[str
                 "media": json.loads(m["media"]) if m["media"] else None,
                 "forward": _forwardjson_text(m), "first_seen": m["first_seen"],
                 "raw": json.loads(m["raw"]) if m["raw"] else None,
+                "stats": stats.get((m["channel_id"], m["message_id"]), []),
             }
             if m["text"] != p["text"]:
                 s["text"] = m["text"]

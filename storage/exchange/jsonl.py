@@ -1,5 +1,7 @@
 """Our JSONL back in: each post's messages replayed through ingest, version by version, with the
 archive's own timestamps as "now", so an export imported into a fresh archive exports identically.
+Each version's raw JSON and each message's engagement readings (`stats`) come back too; files written
+before they were exported import without them.
 
 Read a line at a time. Each post is read and checked whole before any of it is written (`_plan`):
 a post with a bad field is skipped and named (`post 7 (line 12): sightings[0].date: ...`); a line
@@ -26,6 +28,7 @@ from storage.exchange.check import (
     iso_or_none,
     need_int,
     need_text,
+    reactions_or_none,
     safe,
     shown,
     text_or_none,
@@ -38,11 +41,12 @@ from storage.exchange.common import (
     ImportStopped,
     commit,
     counted,
+    json_text,
     no_progress,
 )
 from storage.ingest import ingest
 from storage.progress import Progress
-from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord, parse_iso
+from storage.records import Batch, Channel, ForwardHeader, Media, MessageRecord, Reading, parse_iso
 
 __all__ = ["import_jsonl"]
 
@@ -145,6 +149,25 @@ def _record_from_sighting(post: dict[str, Any], s: dict[str, Any], field: str) -
     )
 
 
+def _readings(channel_id: int, message_id: int, value: Any, field: str) -> list[Reading]:
+    """A message's exported engagement readings (`stats`)."""
+    out = []
+    for index, item in enumerate(as_list(value, field)):
+        at = f"{field}[{index}]"
+        item = as_dict(item, at)
+        when = _iso_text(item.get("at"), f"{at}.at")
+        if when is None:
+            raise Malformed(f"{at}.at", "missing")
+        out.append(Reading(
+            channel_id, message_id, when,
+            views=int_or_none(item.get("views"), f"{at}.views", minimum=0),
+            forwards=int_or_none(item.get("forwards"), f"{at}.forwards", minimum=0),
+            replies=int_or_none(item.get("replies"), f"{at}.replies", minimum=0),
+            reactions=reactions_or_none(item.get("reactions"), f"{at}.reactions"),
+        ))
+    return out
+
+
 Step = tuple[str, int, int, Channel, MessageRecord]
 
 
@@ -180,6 +203,8 @@ class _Plan:
     finals: list[_Final]
     first_seen: str | None
     edited_at: str | None
+    readings: dict[tuple[int, int], list[Reading]]  # of the messages whose export lists `stats`
+    raws: list[tuple[int, int, str | None, str, Any]]  # versions with raw: channel, message, edit_date, text
 
 
 def _plan(post: dict[str, Any], line: int) -> _Plan:
@@ -199,6 +224,8 @@ def _plan(post: dict[str, Any], line: int) -> _Plan:
         versions.setdefault(key, []).append((at, v))
     steps: list[Step] = []
     finals: list[_Final] = []
+    readings: dict[tuple[int, int], list[Reading]] = {}
+    raws: list[tuple[int, int, str | None, str, Any]] = []
     for order, s in enumerate(post["sightings"]):
         at = f"sightings[{order}]"
         s = as_dict(s, at)
@@ -206,6 +233,9 @@ def _plan(post: dict[str, Any], line: int) -> _Plan:
         channel = Channel(final.channel_id, text_or_none(s.get("username"), f"{at}.username"),
                           text_or_none(s.get("title"), f"{at}.title"))
         finals.append(_final(channel, final, s, at))
+        if "stats" in s:
+            readings[(final.channel_id, final.message_id)] = _readings(
+                final.channel_id, final.message_id, s["stats"], f"{at}.stats")
         when = _iso_text(s.get("first_seen"), f"{at}.first_seen") or ""
         history = versions.get((final.channel_id, final.message_id), [])
         for number, (vat, v) in enumerate(history):
@@ -213,14 +243,40 @@ def _plan(post: dict[str, Any], line: int) -> _Plan:
                           entities=_entities(v.get("entities") or [], f"{vat}.entities"),
                           edit_date=iso_or_none(v.get("edit_date"), f"{vat}.edit_date"),
                           # an export before schema v9 names no version's media: the message's then
-                          media=_media(v["media"], f"{vat}.media") if "media" in v else final.media)
+                          media=_media(v["media"], f"{vat}.media") if "media" in v else final.media,
+                          # an export before schema v10 keeps no version's raw JSON: none is known
+                          raw=v.get("raw"))
+            if v.get("raw") is not None:
+                raws.append((old.channel_id, old.message_id, v.get("edit_date"), old.text, v["raw"]))
             steps.append((when, order, number, channel, old))
             when = _iso_text(v.get("replaced_at"), f"{vat}.replaced_at") or when
         steps.append((when, order, len(history), channel, final))
     # Arrival order: by time, then as one batch orders its messages (by date and id).
     steps.sort(key=lambda step: (step[0], step[4].date, step[4].message_id, step[1], step[2]))
     return _Plan(line, steps, finals, _iso_text(post.get("first_seen"), "first_seen"),
-                 _iso_text(post.get("edited_at"), "edited_at"))
+                 _iso_text(post.get("edited_at"), "edited_at"), readings, raws)
+
+
+def _restore_record(conn: sqlite3.Connection, plan: _Plan, new: set[tuple[int, int]]) -> None:
+    """What ingest does not replay: each version's raw JSON (where ingest kept none) and the messages'
+    readings. A message new to this archive gets exactly the exported readings (any the replay wrote
+    go); one stored already gains those it lacks."""
+    for channel_id, message_id, edit_date, body, raw in plan.raws:
+        conn.execute(
+            """UPDATE message_versions SET raw = ? WHERE channel_id = ? AND message_id = ? AND edit_date IS ?
+               AND text = ? AND raw IS NULL""",
+            (json_text(raw), channel_id, message_id, edit_date, body),
+        )
+    for (channel_id, message_id), readings in plan.readings.items():
+        if (channel_id, message_id) in new:
+            conn.execute("DELETE FROM message_stats WHERE channel_id = ? AND message_id = ?",
+                         (channel_id, message_id))
+        conn.executemany(
+            """INSERT OR IGNORE INTO message_stats (channel_id, message_id, at, views, forwards, replies,
+               reactions) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            [(r.channel_id, r.message_id, r.at, r.views, r.forwards, r.replies,
+              None if r.reactions is None else json_text(r.reactions)) for r in readings],
+        )
 
 
 def _message_state(conn: sqlite3.Connection, channel_id: int, message_id: int) -> tuple[Any, ...] | None:
@@ -248,6 +304,7 @@ def _replay(conn: sqlite3.Connection, plans: list[_Plan]) -> ImportReport:
             batch = Batch(channel, (record,), cursor=record.message_id)
             result = ingest(conn, batch, now=parse_iso(when or None))
             created.extend(result.new_post_ids)
+        _restore_record(conn, plan, {key for key, state in before.items() if state is None})
         counted_: set[tuple[int, int]] = set()
         for channel, final, deleted, last_seen, via in plan.finals:
             if last_seen is not None:  # seen present then: the start of its deletion interval

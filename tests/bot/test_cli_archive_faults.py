@@ -194,6 +194,7 @@ READING = [
     ["channels", "list", "--all"],
     ["rules", "list"],
     ["rules", "test", "sanctions"],
+    ["show", "1"],
     ["check"],
 ]
 WRITING = [
@@ -348,7 +349,8 @@ def test_reading_commands_read_an_archive_in_a_read_only_folder(shared):
     assert re.search(r"^  posts +16$", stats_out, re.M)
     assert results[1][1].startswith("4 posts for 'sanctions'")
     assert "chat 5  sanctions" in results[4][1]
-    assert results[6][1].startswith("ok: archive.db")
+    assert results[6][1].startswith("post 1 · ")
+    assert results[7][1].startswith("ok: archive.db")
     assert sorted(p.name for p in shared.iterdir()) == ["archive.db"] and digest(path) == before
 
 
