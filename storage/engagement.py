@@ -117,13 +117,14 @@ def write_readings(conn: sqlite3.Connection, readings: Iterable[Reading], days: 
 
 
 def end_past_horizon(conn: sqlite3.Connection, now: datetime, days: float) -> int:
-    """Unschedule messages older than the horizon, and deleted ones (a smaller CHANWATCH_STATS_DAYS
-    than the one they were scheduled with, a deletion seen since): returns how many."""
-    cutoff = iso(now - timedelta(days=max(days, 0))) or ""
+    """Unschedule what the horizon no longer covers: a reading due after it (scheduled with a larger
+    CHANWATCH_STATS_DAYS), a message more than a day past it (the daemon was off: its last reading is
+    not taken that late) and deleted messages. Returns how many."""
+    cutoff = iso(now - timedelta(days=max(days, 0) + 1)) or ""
     return conn.execute(
-        "UPDATE messages SET stats_due = NULL"
-        " WHERE stats_due IS NOT NULL AND (date < ? OR deleted_at IS NOT NULL)",
-        (cutoff,),
+        """UPDATE messages SET stats_due = NULL WHERE stats_due IS NOT NULL AND (
+               deleted_at IS NOT NULL OR date < ? OR julianday(stats_due) - julianday(date) > ?)""",
+        (cutoff, max(days, 0) + 1e-6),
     ).rowcount
 
 

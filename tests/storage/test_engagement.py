@@ -142,8 +142,16 @@ def test_a_smaller_horizon_unschedules_messages_past_it(conn):
     ingest_batch(conn, batch(MFA, msg(MFA, 1, "hi", views=1), seen_at=T0), now=T0)
     write_readings(conn, [Reading(MFA.id, 1, iso(T0 + timedelta(days=2)) or "", 5)], 14)
     assert message(conn, 1)["stats_due"] == iso(T0 + timedelta(days=4))
-    assert end_past_horizon(conn, T0 + timedelta(days=3), 1) == 1
+    assert end_past_horizon(conn, T0 + timedelta(days=3), 1) == 1  # its 4 d point lies past 1 d
     assert due(conn, T0 + timedelta(days=5)) == {}
+
+
+def test_the_reading_at_the_horizon_is_taken_though_the_round_comes_after_it(conn):
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "hi", views=1), seen_at=T0), now=T0)
+    write_readings(conn, [Reading(MFA.id, 1, iso(T0 + timedelta(days=7)) or "", 5)], 14)
+    late = T0 + timedelta(days=14, minutes=5)
+    assert end_past_horizon(conn, late, 14) == 0 and due(conn, late) == {MFA.id: [1]}
+    assert end_past_horizon(conn, T0 + timedelta(days=15, minutes=1), 14) == 1  # a day late: not taken
 
 
 def test_the_last_reading_ends_the_schedule(conn):
