@@ -4,6 +4,7 @@ never an edit, deletions and the horizon, a failing channel, the daemon's job an
 from __future__ import annotations
 
 import json
+import logging
 import math
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from bot.service import Service
 from bot.simulator.engagement import Growth
 from storage.engagement import SCHEDULE
 from storage.records import parse_iso
+from tests.bot.test_fault_injection import set_disk_full
 from tests.bot.test_poller import fill, make_poller, rows
 from tests.bot.test_service import paused_scheduler, settings_for
 
@@ -114,7 +116,8 @@ async def test_deleted_messages_stop_being_read(world, reader, db):
                 ch.id)[0][0] is None
 
 
-async def test_a_message_deleted_on_telegram_but_not_yet_seen_so_gets_no_empty_reading(world, reader, db):
+async def test_a_message_deleted_on_telegram_but_not_yet_in_the_archive_gets_no_empty_reading(
+        world, reader, db):
     ch, _ = await archived(world, reader, db, "vanishing", 2)
     world.delete(ch, [1])
     world.advance(hours=2)
@@ -194,3 +197,25 @@ def test_stats_days_setting_defaults_to_14_and_names_itself_when_bad(tmp_path):
         with pytest.raises(ConfigError) as caught:
             load_settings(env_file=env, environ={"CHANWATCH_STATS_DAYS": bad})
         assert caught.value.variable == "CHANWATCH_STATS_DAYS" and "0 to 365" in str(caught.value)
+
+
+async def test_a_full_disk_is_one_line_per_round_and_the_next_round_after_space_is_freed_reads_all(
+        world, reader, bot_client, db, tmp_path, caplog):
+    chans = [(await archived(world, reader, db, f"fullstats{n}", 120))[0] for n in range(2)]
+    service = Service(settings_for(tmp_path), db, reader, bot_client, scheduler=paused_scheduler(),
+                      now=lambda: world.now)
+    world.advance(hours=2)
+    await set_disk_full(service, True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        await service.engagement_cycle()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1 and not problems[0].exc_info
+    line = problems[0].getMessage()
+    assert "is full" in line and "2 channel(s) read but not stored" in line
+    counted = "SELECT count(*) FROM message_stats"
+    before = rows(db.path, counted)[0][0]
+    await set_disk_full(service, False)
+    report = await service.engagement.run_once()
+    assert report.read == 240 and rows(db.path, counted)[0][0] == before + 240
+    assert all(report.by_id(ch.id).error is None for ch in chans)
