@@ -68,6 +68,7 @@ class Settings:
     media_kinds: frozenset[str] | None = frozenset({"photo", "document"})
     media_max_mb: int = 50
     media_path: Path | None = None
+    stats_days: int = 14  # engagement re-read for messages this young (days); 0: off
 
     def secrets(self) -> list[str]:
         """The secret values, for log redaction."""
@@ -164,6 +165,13 @@ def _positive(minimum: int) -> Callable[[str], int]:
             raise ValueError(raw)
         return value
     return convert
+
+
+def _stats_days(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 365:
+        raise ValueError(raw)
+    return value
 
 
 def _bool(raw: str) -> bool:
@@ -335,4 +343,6 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         media_max_mb=p(env, "CHANWATCH_MEDIA_MAX_MB", _positive(0), 50,
                        "must be a whole number of megabytes (0: no cap)"),
         media_path=p(env, "CHANWATCH_MEDIA_DIR", lambda r: Path(r).expanduser(), None, "must be a path"),
+        stats_days=p(env, "CHANWATCH_STATS_DAYS", _stats_days, 14,
+                     "must be a whole number of days from 0 to 365 (0: no engagement re-reads)"),
     )

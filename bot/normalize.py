@@ -30,6 +30,7 @@ __all__ = [
     "media_text",
     "normalize",
     "peer_type_and_id",
+    "reaction_counts",
 ]
 
 MEDIA_KINDS = (
@@ -94,7 +95,33 @@ def normalize(
         media=media_of(message.media),
         forward=forward_header(message, chats=chats),
         raw=json_safe(message.to_dict()),
+        reactions=reaction_counts(message.reactions),
     )
+
+
+def reaction_key(reaction: object) -> str | None:
+    """How one reaction is named in `MessageRecord.reactions`: the emoji, `custom:<document_id>` or
+    `paid`; None for a kind we do not know (it is left out rather than guessed)."""
+    if isinstance(reaction, types.ReactionEmoji):
+        return reaction.emoticon
+    if isinstance(reaction, types.ReactionCustomEmoji):
+        return f"custom:{reaction.document_id}"
+    if isinstance(reaction, types.ReactionPaid):
+        return "paid"
+    return None
+
+
+def reaction_counts(reactions: object) -> dict[str, int] | None:
+    """`MessageReactions.results` as counts per reaction; None when the message carries no reactions
+    field (unknown, which is not the same as none: `{}`)."""
+    if not isinstance(reactions, types.MessageReactions):
+        return None
+    counts: dict[str, int] = {}
+    for result in reactions.results:
+        key = reaction_key(result.reaction)
+        if key is not None:
+            counts[key] = counts.get(key, 0) + result.count
+    return counts
 
 
 # --- JSON safety --------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 `Service` owns the running parts for one archive and two connected clients (the user session that
 reads channels, the bot that answers and alerts). Jobs run on an APScheduler `AsyncIOScheduler`:
 poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), the slow deletion sweep
-(every 5 min unless CHANWATCH_SWEEP_PER_HOUR=0), media downloads (every 30 s unless
-CHANWATCH_MEDIA=none), the dispatcher's instant and digest jobs. Every job has max_instances=1
-and coalesce=True, and every job body catches and logs its own errors, so nothing crashes the daemon.
+(every 5 min unless CHANWATCH_SWEEP_PER_HOUR=0), engagement re-reads (every 5 min unless
+CHANWATCH_STATS_DAYS=0), media downloads (every 30 s unless CHANWATCH_MEDIA=none), the dispatcher's
+instant and digest jobs. Every job has max_instances=1 and coalesce=True, and every job body catches
+and logs its own errors, so nothing crashes the daemon.
 
 Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
@@ -33,6 +34,7 @@ from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
+from bot.engagement import Engagement
 from bot.media import Downloader, MediaPolicy, media_job
 from bot.poller import Poller
 from bot.resolve import WatchList
@@ -57,6 +59,7 @@ COMMAND_DRAIN_SECONDS = 10.0  # how long a stop waits for bot commands being ans
 INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by time_scale)
 MEDIA_EVERY = 30.0  # seconds between media download runs (divided by time_scale)
 MEDIA_JOB = "media"
+ENGAGEMENT_EVERY = 300.0  # seconds between engagement rounds (divided by time_scale)
 
 
 class GracefulExecutor(AsyncIOExecutor):
@@ -113,6 +116,7 @@ class Service:
         self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
                                window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
                                after_ingest=self.percolator) if settings.sweep_per_hour else None
+        self.engagement = Engagement(db, user, self.flood, days=settings.stats_days, now=now, sleep=sleep)
         self.dispatcher: Dispatcher | None = None
         self.downloader: Downloader | None = None
         self._media_task: asyncio.Task | None = None
@@ -249,6 +253,16 @@ class Service:
             self.log.warning("sweep failed: %s", explain(exc, self.db.path, daemon=True))
         except Exception:
             self.log.exception("sweep failed; the next run will try again")
+    async def engagement_cycle(self) -> None:
+        """One engagement round (`bot.engagement`): due views and reactions into message_stats."""
+        if self._stopping or not self.user.is_connected():
+            return  # a lost connection: the poll cycle reconnects, the next round reads what is due
+        try:
+            await self.engagement.run_once()
+        except sqlite3.Error as exc:
+            self.log.warning("engagement round failed: %s", explain(exc, self.db.path, daemon=True))
+        except Exception:
+            self.log.exception("engagement round failed; the next round will try again")
 
     async def media_cycle(self) -> None:
         """One media download run (`bot.media.Downloader.run_once`); `stop` may cancel it."""
@@ -338,6 +352,8 @@ class Service:
             self._interval_job(self.sweep_cycle, "sweep", SWEEP_EVERY, first=None)
         if self.downloader is not None:
             self._interval_job(self.media_cycle, MEDIA_JOB, MEDIA_EVERY, first=None)
+        if self.settings.stats_days > 0:
+            self._interval_job(self.engagement_cycle, "engagement", ENGAGEMENT_EVERY, first=None)
         if self.dispatcher is not None:
             self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale,
                                      executor=self._executor_alias)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from storage import dedup, text
+from storage import dedup, engagement, text
 from storage.channels import channel_names, raise_cursor, upsert_channel
 from storage.database import run_in_transaction
 from storage.ingest_rows import (
@@ -42,7 +42,7 @@ from storage.ingest_rows import (
 )
 from storage.media_queue import link_media, stored_file_id
 from storage.posts import PostSettling
-from storage.records import Batch, Channel, IngestResult, MessageRecord, iso
+from storage.records import Batch, Channel, IngestResult, MessageRecord, iso, parse_iso
 
 AfterIngest = Callable[[sqlite3.Connection, IngestResult], None]
 """A hook run inside the ingest transaction once the batch is written (the alert percolator)."""
@@ -191,6 +191,7 @@ class _Ingest(PostSettling):
             elif record.media is not None and post["media_kind"] is None:
                 self._update_post(post_id, media_kind=record.media.kind)
         link_media(self.conn, record.channel_id, record.message_id, record.media, self.now, new=True)
+        self._first_reading(record)
         self._claim(post_id, ident.claims, mark)
         self.counts.new += 1
 
@@ -292,6 +293,7 @@ class _Ingest(PostSettling):
             value = getattr(record, name)
             if value is not None and value != old[name]:
                 changes[name] = value
+        self._reread(record, old, changes)
         if old["deleted_at"] is not None:  # it came back: it was hidden, not deleted
             changes.update(deleted_at=None, deleted_via=None)
         file_id = record.media.file_id if record.media is not None else None
@@ -339,6 +341,26 @@ class _Ingest(PostSettling):
         elif "edit_date" in changes:  # shown edited now, a media-only edit, or an edit Telegram hides
             self.conn.execute(EDITED, (post_id,))
         self.counts.updated += 1
+
+    # -- engagement (storage.engagement) ----------------------------------------------------------
+
+    def _first_reading(self, record: MessageRecord) -> None:
+        """A new message's counts are its first reading; a young one is scheduled for the next."""
+        reading = engagement.reading_of(record, self.seen)
+        if engagement.known(reading):
+            engagement.insert_reading(self.conn, reading)
+        seen = parse_iso(self.seen)
+        if seen is not None:
+            engagement.schedule_first(self.conn, record.channel_id, record.message_id, record.date, seen)
+
+    def _reread(self, record: MessageRecord, old: sqlite3.Row, changes: dict[str, Any]) -> None:
+        """Counts a re-read message shows anew (views, forwards, replies in `changes` already; reactions
+        added here) are a reading, never an edit."""
+        reactions = reactions_json(record)
+        if reactions is not None and reactions != old["reactions"]:
+            changes["reactions"] = reactions
+        if changes.keys() & {"views", "forwards", "replies", "reactions"}:
+            engagement.insert_reading(self.conn, engagement.reading_of(record, self.seen))
 
     def _edited(self, record: MessageRecord, post_id: int) -> None:
         """A message's new text: it links what that text links (rules 2 and 5), and the post follows

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
+from . import engagement as _engagement
 from .media import DC_IDS, HOME_DC, dc_address
 from .tl import SimRpcError, SimulatorUnsupported, make, request_name
 
@@ -485,6 +486,12 @@ class Handlers:
                 out.append(msg)
         users, chats = self.world.entities_for(out, me)
         return types.messages.Messages(messages=out, chats=chats, users=users)
+
+    def messages_GetMessagesViews(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        return _engagement.get_views(self.world, self._channel(me, req.peer), me, list(req.id), req.increment)
+
+    def messages_GetMessagesReactions(self, session: SimSender, me: SimUser, req: Any) -> Any:
+        return _engagement.get_reactions(self.world, self._channel(me, req.peer), me, list(req.id))
 
     def messages_GetPeerDialogs(self, session: SimSender, me: SimUser, req: Any) -> Any:
         from .world import SimChannel as _SimChannel

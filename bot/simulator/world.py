@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from telethon.tl import TLObject, types
 
+from . import engagement as _engagement
 from . import media as _media
 from .chaos import CHAOS_KINDS, TELETHON_RETRY_DELAY, Chaos, Stall
 from .tl import (
@@ -278,6 +279,8 @@ class World:
         self.bytes_served: collections.Counter[int] = collections.Counter()
         #: GetFile requests that broke Telegram's chunk rules (each also got its 400 error).
         self.file_rule_violations: list[str] = []
+        #: Posts each account's GetMessagesViews(increment=True) counted a view of: (channel, message).
+        self.viewed: dict[int, set[tuple[int, int]]] = {}
         #: Read by the tests' ``world`` fixture: when False, Telethon warnings fail the test.
         self.tolerate_telethon_warnings = False
         from .handlers import Handlers  # local: handlers import this module
@@ -905,6 +908,14 @@ class World:
         msg.views = views
         if forwards is not None:
             msg.forwards = forwards
+
+    def set_reactions(self, channel: SimChannel, msg_id: int, counts: dict[str, int]) -> None:
+        """Set a channel post's reactions ({"👍": 3, "custom:<doc id>": 1, "paid": 2}; no update pushed)."""
+        _engagement.set_reactions(channel, msg_id, counts)
+
+    def grow_engagement(self, channel: SimChannel, growth: _engagement.Growth | None = None) -> None:
+        """Bring the channel's posts to the views, forwards and reactions their age now gives."""
+        _engagement.grow(self, channel, growth or _engagement.Growth())
 
     def delete(self, channel: SimChannel, msg_ids: int | Iterable[int], *,
                exclude: SimSender | None = None) -> list[int]:

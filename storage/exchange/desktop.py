@@ -549,4 +549,28 @@ def desktop_record(channel_id: int, message: dict[str, Any]) -> MessageRecord:
         media=desktop_media(message),
         forward=_desktop_forward(message),
         raw=message,
+        reactions=desktop_reactions(message.get("reactions")),
     )
+
+
+def desktop_reactions(value: Any) -> dict[str, int] | None:
+    """An export's `reactions` list as counts per reaction (keys as `MessageRecord.reactions`: the
+    emoji, `custom:<document_id>`, `paid`); None when the export has none (unknown). An entry of a
+    type we do not know is left out."""
+    if value is None:
+        return None
+    counts: dict[str, int] = {}
+    for i, item in enumerate(as_list(value, "reactions")):
+        entry = as_dict(item, f"reactions[{i}]")
+        count = need_int(entry.get("count"), f"reactions[{i}].count", minimum=0)
+        kind_ = entry.get("type")
+        if kind_ == "emoji":
+            key = need_text(entry.get("emoji"), f"reactions[{i}].emoji")
+        elif kind_ == "custom_emoji":
+            key = f"custom:{entry.get('document_id')}"
+        elif kind_ == "paid":
+            key = "paid"
+        else:
+            continue
+        counts[key] = counts.get(key, 0) + count
+    return counts
