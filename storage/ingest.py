@@ -352,9 +352,9 @@ class _Ingest(PostSettling):
             chunk = ids[start:start + 500]
             marks = ", ".join("?" * len(chunk))
             cursor = self.conn.execute(
-                f"""UPDATE messages SET deleted_at = ? WHERE channel_id = ?
+                f"""UPDATE messages SET deleted_at = ?, deleted_via = ? WHERE channel_id = ?
                     AND message_id IN ({marks}) AND deleted_at IS NULL""",
-                (seen, self.channel.id, *chunk),
+                (seen, self.batch.deleted_via, self.channel.id, *chunk),
             )
             self.counts.deletions += cursor.rowcount
 
