@@ -5,7 +5,9 @@ reads channels, the bot that answers and alerts). Jobs run on an APScheduler `As
 poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), media downloads (every
 30 s unless CHANWATCH_MEDIA=none), the dispatcher's instant and digest jobs. Every job has
 max_instances=1 and coalesce=True, and every job body catches and logs its own errors,
-so nothing crashes the daemon.
+so nothing crashes the daemon. With CHANWATCH_JOIN, `bot.live.Live` also takes the joined channels'
+pushed updates: stored at once, the dispatcher woken (`alerts_now`), a poll after a reconnection
+(`poll_now`).
 
 Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
