@@ -274,7 +274,7 @@ class Service:
             return
         self.alerts_now = Wakeup(self.dispatcher.dispatch_instant, "alerts", logger=self.log)
         self.live = Live(self.db, self.user, after_ingest=self.percolator, on_ingest=self.alerts_now,
-                         on_reconnect=self.poll_now, now=self.now, logger=self.log)
+                         on_reconnect=self.poll_now, now=self.now)
         await self.live.start()
 
     def _build_media(self) -> None:
