@@ -100,6 +100,22 @@ async def test_an_edit_update_becomes_a_version(world, reader, bot_client, bot_a
     await service.stop()
 
 
+async def test_a_live_forward_names_its_origin_and_a_renamed_channel_from_the_updates_chats(
+        world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep):
+    origin, ch = world.add_channel("originchan", "The Origin"), world.add_channel("fwdchan", "Forwards")
+    original = world.post(origin, "A statement worth forwarding")
+    service = await joined_service(world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep,
+                                   "fwdchan")
+    world.set_title(ch, "Forwards, renamed")
+    world.forward(origin, original.id, ch)
+    await settled(world, service)
+    origins = "SELECT origin_channel_id, origin_username, origin_title, origin_message_id FROM posts"
+    assert rows(db.path, origins) == [(origin.id, "originchan", "The Origin", original.id)]
+    assert rows(db.path, "SELECT title FROM channels WHERE id = ?", ch.id) == [("Forwards, renamed",)]
+    assert world.requests["channels.GetChannels"] == 0 and world.requests["messages.GetHistory"] == 0
+    await service.stop()
+
+
 async def test_a_deletion_update_dates_deleted_at_to_the_second_it_arrived_and_says_update(
         world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep):
     ch = world.add_channel("delchan", "Deletions")
