@@ -81,6 +81,11 @@ class Wakeup:
                 return
             self._again = False
 
+    @property
+    def busy(self) -> bool:
+        """Whether a run is in flight or due."""
+        return self._task is not None and not self._task.done()
+
     async def wait(self) -> None:
         """Until no run is in flight or due."""
         while self._task is not None and not self._task.done():

@@ -49,8 +49,7 @@ async def settled(world, service: Service) -> None:
     """Every pushed update handled, and the wake-ups it caused (dispatch, poll) run to the end."""
     while True:
         await world.settle()
-        busy = [w for w in (service.alerts_now, service.poll_now) if w is not None and w._task is not None
-                and not w._task.done()]
+        busy = [w for w in (service.alerts_now, service.poll_now) if w is not None and w.busy]
         if not busy:
             return
         for wakeup in busy:
