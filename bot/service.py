@@ -7,6 +7,8 @@ poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), the slow d
 CHANWATCH_STATS_DAYS=0), media downloads (every 30 s unless CHANWATCH_MEDIA=none), the dispatcher's
 instant and digest jobs. Every job has max_instances=1 and coalesce=True, and every job body catches
 and logs its own errors, so nothing crashes the daemon.
+With CHANWATCH_JOIN, `bot.live.Live` also takes the joined channels' pushed updates: stored at
+once, the dispatcher woken (`alerts_now`), a poll after a reconnection (`poll_now`).
 
 Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
@@ -35,6 +37,7 @@ from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings
 from bot.engagement import Engagement
+from bot.live import Live, Wakeup
 from bot.media import Downloader, MediaPolicy, media_job
 from bot.poller import Poller
 from bot.resolve import WatchList
@@ -118,6 +121,10 @@ class Service:
                                after_ingest=self.percolator) if settings.sweep_per_hour else None
         self.engagement = Engagement(db, user, self.flood, days=settings.stats_days, now=now, sleep=sleep)
         self.dispatcher: Dispatcher | None = None
+        self.live: Live | None = None  # CHANWATCH_JOIN: pushed updates ingested at once (bot/live.py)
+        self._poll_lock = asyncio.Lock()  # the poll job and a reconnection's poll never overlap
+        self.poll_now = Wakeup(self.poll_cycle, "poll", logger=logger)
+        self.alerts_now: Wakeup | None = None  # the dispatcher woken by a live ingest
         self.downloader: Downloader | None = None
         self._media_task: asyncio.Task | None = None
         self._media_body: Callable[[], Awaitable[None]] | None = None
@@ -150,6 +157,7 @@ class Service:
                 self.log.warning("could not publish the bot's command menu: %s", exc)
         if not self.scheduler.running:
             self.scheduler.start()
+        await self._start_live()
         self.log.info("service started: %d jobs, poll every %gs, recheck every %gs",
                       len(self.scheduler.get_jobs()), self.settings.poll_interval / self.time_scale,
                       self.settings.recheck_interval / self.time_scale)
@@ -160,6 +168,8 @@ class Service:
         if self._stopped:
             return
         self._stopped = self._stopping = True
+        if self.live is not None:  # no more updates taken; the live ingests in flight commit
+            await self.live.stop()
         if self.commands is not None:
             try:  # commands being answered now may finish (bounded); then no new ones are taken
                 await asyncio.wait_for(self.commands.drain(), COMMAND_DRAIN_SECONDS)
@@ -181,6 +191,9 @@ class Service:
         while running:
             await asyncio.wait(running)
             running = self.executor.running() if self.executor is not None else []
+        await self.poll_now.wait()
+        if self.alerts_now is not None:
+            await self.alerts_now.wait()
         self.log.info("service stopped")
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -217,6 +230,10 @@ class Service:
         A client whose connection was lost for good is connected again first (the bot's too)."""
         if self._stopping:
             return
+        async with self._poll_lock:
+            await self._poll_cycle()
+
+    async def _poll_cycle(self) -> None:
         await self._connected(self.bot, "the bot")
         if not await self._connected(self.user, "the reading account"):
             return
@@ -278,6 +295,16 @@ class Service:
             self._media_task = None
 
     # -- wiring -----------------------------------------------------------------------------------
+
+    async def _start_live(self) -> None:
+        """With CHANWATCH_JOIN, take the joined channels' pushed updates (bot/live.py): stored at once,
+        the dispatcher woken for their alerts, and a poll at once after a reconnection."""
+        if not self.settings.join or self.dispatcher is None:
+            return
+        self.alerts_now = Wakeup(self.dispatcher.dispatch_instant, "alerts", logger=self.log)
+        self.live = Live(self.db, self.user, after_ingest=self.percolator, on_ingest=self.alerts_now,
+                         on_reconnect=self.poll_now, now=self.now)
+        await self.live.start()
 
     def _build_media(self) -> None:
         """The media downloader, unless CHANWATCH_MEDIA=none (then no media job at all)."""

@@ -31,6 +31,8 @@ def test_the_ingest_and_search_benchmarks_run_on_a_tiny_archive(tmp_path):
     (("percolate.py", "--posts", "500", "--rules", "50", "--naive-sample", "20"), "end to end"),
     (("alert_latency.py", "--channels", "3", "--posts", "20"), "p95"),
     (("engagement.py", "--messages", "250", "--channels", "2", "--runs", "1"), "messages refreshed"),
+    (("live_latency.py", "--channels", "2", "--posts", "4", "--gap", "0.3", "--runs", "1",
+      "--poll-scale", "60"), "live (CHANWATCH_JOIN=true"),
 ])
 def test_the_simulator_benchmarks_run_at_a_tiny_size(tmp_path, argv, says):
     extra = ("--dir", str(tmp_path)) if argv[0] == "percolate.py" else ()

@@ -82,6 +82,8 @@ class SimSender(MTProtoSender):
         self._sim_pending: set[asyncio.Future] = set()
         #: Pending requests the World holds unanswered (a chaos ``timeout``): never "busy".
         self._sim_held: set[asyncio.Future] = set()
+        #: Reconnection callbacks running (``_auto_reconnect_callback``, None unless one is set).
+        self._sim_callbacks: set[asyncio.Task] = set()
         #: Times this session reconnected after a dropped connection.
         self.reconnects = 0
         #: The error the connection was lost with (an injected OSError), until the client disconnects.
@@ -246,6 +248,10 @@ class SimSender(MTProtoSender):
         self.world.reconnects[self.account.id if self.account else None] += 1
         self._log.info("Closing current connection to begin reconnect...")
         asyncio.get_running_loop().call_soon(self._answer, future, request)
+        if self._auto_reconnect_callback is not None:  # as MTProtoSender._reconnect, once reconnected
+            task = asyncio.get_running_loop().create_task(self._auto_reconnect_callback())
+            self._sim_callbacks.add(task)
+            task.add_done_callback(self._sim_callbacks.discard)
 
     def _resolve(self, future: asyncio.Future, request: TLObject, answer: Any) -> None:
         """Round-trip the answer through bytes, let Telethon see its own updates, set the result."""
@@ -275,10 +281,11 @@ class SimSender(MTProtoSender):
         if any(not f.done() and f not in self._sim_held for f in self._sim_pending):
             return True
         tasks = getattr(self.client, "_event_handler_tasks", ())
-        if any(not t.done() for t in tasks):
+        if any(not t.done() for t in tasks) or self._sim_callbacks:
             return True
         box = getattr(self.client, "_message_box", None)
-        return bool(getattr(box, "getting_diff_for", None))
+        # a pts gap seen (Telethon waits half a second for the missing push, then gets the difference)
+        return bool(getattr(box, "getting_diff_for", None) or getattr(box, "possible_gaps", None))
 
 
 def _result_reader(request: TLObject) -> TLObject:

@@ -266,6 +266,9 @@ class World:
         self._stall_waiters: list[asyncio.Future] = []
         #: Reconnections after a dropped connection, per account id (as MTProtoSender reconnects).
         self.reconnects: collections.Counter[int | None] = collections.Counter()
+        #: Channel update pushes still to lose, per account id (:meth:`lose_pushes`), and those lost.
+        self._pushes_to_lose: collections.Counter[int] = collections.Counter()
+        self.lost_pushes: collections.Counter[int] = collections.Counter()
         self.sessions: list[SimSender] = []
         self.clients: list[TelegramClient] = []
         #: auth key id -> account id: a saved session logs in as the same account again.
@@ -697,6 +700,16 @@ class World:
         account.update_log.append((account.pts, pts_count, update))
         return account.pts, update
 
+    def lose_pushes(self, account: SimUser, count: int = 1) -> None:
+        """Lose the next ``count`` channel update pushes to ``account``'s sessions, as a flaky network
+        does: each update is still in the channel's log (so ``updates.GetChannelDifference`` returns
+        it) but never reaches the client. Telethon notices the pts gap at the next push and asks for
+        the difference; a push lost with nothing after it is found only by a poll.
+        :attr:`lost_pushes` counts them per account."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self._pushes_to_lose[account.id] += count
+
     def _channel_update(self, ch: SimChannel, build: Any, pts_count: int = 1,
                         exclude: SimSender | None = None) -> int:
         """Advance the channel pts, record the update and push it to members' sessions.
@@ -708,6 +721,10 @@ class World:
         audience = set(ch.members) | set(ch.admins) | ({ch.creator} if ch.creator else set())
         for session in self._sessions_of(audience, exclude):
             viewer = session.account
+            if self._pushes_to_lose[viewer.id] > 0:  # lost on the way: only a difference brings it
+                self._pushes_to_lose[viewer.id] -= 1
+                self.lost_pushes[viewer.id] += 1
+                continue
             update = build(pts, pts_count, viewer)
             msgs = [update.message] if hasattr(update, "message") else []
             users, chats = self.entities_for(msgs, viewer, extra=[ch.peer])
