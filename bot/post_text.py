@@ -64,8 +64,9 @@ def reactions_text(reactions: dict[str, int] | None, top: int = TOP_REACTIONS) -
 def views_curve(s: Sighting) -> str:
     """The sighting's views over time as a sparkline with its span, and its counts now."""
     curve = curve_text(sparkline([(at, r.views) for r in s.readings if (at := parse_iso(r.at)) is not None]))
-    now = [f"{value:,} {name}" for value, name in ((s.views, "views"), (s.forwards, "forwards"),
-                                                     (s.replies, "replies")) if value is not None]
+    now = [f"{value:,} {name if value != 1 else one}" for value, name, one in (
+        (s.views, "views", "view"), (s.forwards, "forwards", "forward"), (s.replies, "replies", "reply"),
+    ) if value is not None]
     parts = [curve, "now " + ", ".join(now) if now else None, reactions_text(s.reactions)]
     return " · ".join(p for p in parts if p)
 

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from storage.ingest_rows import json_text
 from storage.records import MessageRecord, Reading, iso, parse_iso
 
-__all__ = ["BATCH", "DEFAULT_DAYS", "ROUND_LIMIT", "SCHEDULE", "due", "end_past_horizon", "next_due",
-           "offsets", "reading_of", "readings_of", "write_readings"]
+__all__ = ["BATCH", "DEFAULT_DAYS", "ROUND_LIMIT", "SCHEDULE", "due", "end_past_horizon", "most_read_post",
+           "next_due", "offsets", "reading_of", "readings_of", "readings_taken", "write_readings"]
 
 SCHEDULE: tuple[timedelta, ...] = tuple(
     timedelta(hours=h) for h in (1, 3, 6, 12, 24, 48, 96, 168, 336)
@@ -163,3 +163,23 @@ def schedule_first(conn: sqlite3.Connection, channel_id: int, message_id: int, p
             "UPDATE messages SET stats_due = ? WHERE channel_id = ? AND message_id = ?",
             (iso(following), channel_id, message_id),
         )
+
+
+def readings_taken(conn: sqlite3.Connection) -> int:
+    """How many engagement readings the archive holds."""
+    return int(conn.execute("SELECT count(*) FROM message_stats").fetchone()[0])
+
+
+def most_read_post(conn: sqlite3.Connection) -> int | None:
+    """The post that travelled furthest among those read more than once: the most sightings, then the
+    most readings, then the most views — the one whose curves say most, for the demo's summary. None
+    when no message was read twice."""
+    row = conn.execute(
+        """WITH read AS (SELECT channel_id, message_id, count(*) AS n, max(views) AS top
+                         FROM message_stats GROUP BY channel_id, message_id HAVING n > 1)
+           SELECT m.post_id FROM read JOIN messages m USING (channel_id, message_id)
+           GROUP BY m.post_id
+           ORDER BY (SELECT count(*) FROM messages o WHERE o.post_id = m.post_id) DESC,
+                    sum(read.n) DESC, max(read.top) DESC, m.post_id LIMIT 1"""
+    ).fetchone()
+    return None if row is None else int(row[0])

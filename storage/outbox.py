@@ -24,6 +24,7 @@ __all__ = [
     "MAX_ATTEMPTS",
     "backoff",
     "counts",
+    "sent_delays",
     "defer",
     "get_alerts",
     "mark_failed",
@@ -134,3 +135,17 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
         (MAX_ATTEMPTS, MAX_ATTEMPTS),
     ).fetchone()
     return {"pending": row[0], "sent": row[1], "failed": row[2]}
+
+
+def sent_delays(conn: sqlite3.Connection, since: datetime | None = None) -> list[float]:
+    """Seconds from the post to its alert, for sent alerts made when their post was first stored: the
+    alert's `sent_at` less the date of the message whose ingest made it (its `first_seen` is the
+    alert's `created_at`: one transaction). Alerts an edit or a new rule made are left out: their post
+    is older than what made them. Oldest first; `since` keeps alerts sent from then on."""
+    rows = conn.execute(
+        """SELECT (julianday(a.sent_at) - julianday(min(m.date))) * 86400.0 FROM alerts a
+           JOIN messages m ON m.post_id = a.post_id AND m.first_seen = a.created_at
+           WHERE a.sent_at IS NOT NULL AND a.sent_at >= ? GROUP BY a.id ORDER BY a.sent_at""",
+        (iso(since) or "",),
+    )
+    return [max(0.0, round(row[0], 3)) for row in rows]

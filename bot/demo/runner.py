@@ -34,10 +34,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telethon import TelegramClient
 
 from bot.config import Settings, media_dir_of
+from bot.post_text import sighting_name, views_curve
 from bot.simulator import connect_client
 from storage.database import Database
+from storage.engagement import most_read_post, readings_taken
 from storage.media_queue import downloads_saved, media_status
-from storage.outbox import counts
+from storage.outbox import counts, sent_delays
+from storage.post_record import post_record
+from storage.sparkline import duration_text
 from storage.stats import archive_stats
 
 from .driver import JobDriver
@@ -80,6 +84,11 @@ class DemoSummary:
     media_files: int = 0
     media_bytes: int = 0
     media_saved: int = 0
+    alert_delays: tuple[float, ...] = ()  # simulated seconds from each new post to its alert
+    readings: int = 0  # engagement readings taken
+    curve_post: int | None = None  # the post whose engagement the summary shows
+    curves: tuple[str, ...] = ()  # its sightings' curves, "name: sparkline …"
+    clock_step: float | None = None  # simulated seconds the paced clock moves per step (None: max speed)
 
     @property
     def duplicates_avoided(self) -> int:
@@ -230,7 +239,8 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
         await _media_line(screen, world, db)
         await service.stop()
         driver.close()
-        summary = await db.run(_count, screen.bot_messages, screen.replies_after_say, path if keep else None)
+        summary = await db.run(_count, screen.bot_messages, screen.replies_after_say, path if keep else None,
+                               TICK * speed if speed else None)
     finally:
         if service is not None:
             await service.stop()
@@ -321,11 +331,14 @@ def _missing_parts(screen: Screen, service: Any) -> None:
             screen.line(f"note: {what} is not available in this build; the demo runs without it")
 
 
-def _count(conn: sqlite3.Connection, bot_messages: int, search_replies: int, archive: Path | None
-           ) -> DemoSummary:
+def _count(conn: sqlite3.Connection, bot_messages: int, search_replies: int, archive: Path | None,
+           clock_step: float | None = None) -> DemoSummary:
     stats = archive_stats(conn, datetime.now(UTC))
     alerts = counts(conn)
     media = media_status(conn)
+    curve_post = most_read_post(conn)
+    record = post_record(conn, curve_post) if curve_post is not None else None
+    curves = tuple(f"{sighting_name(s)}: {views_curve(s)}" for s in record.sightings) if record else ()
     return DemoSummary(
         posts=stats.posts,
         sightings=stats.sightings,
@@ -339,7 +352,24 @@ def _count(conn: sqlite3.Connection, bot_messages: int, search_replies: int, arc
         media_files=media.stored_files,
         media_bytes=media.stored_bytes,
         media_saved=downloads_saved(conn),
+        alert_delays=tuple(sent_delays(conn)),
+        readings=readings_taken(conn),
+        curve_post=curve_post,
+        curves=curves,
+        clock_step=clock_step,
     )
+
+
+def _delays_text(delays: tuple[float, ...], clock_step: float | None) -> str:
+    """'median 0 s, max 12 s after the post …': how long new posts took to reach the chat, on the
+    demo's clock (a paced clock moves in steps, and a post is handled at the end of its step)."""
+    if not delays:
+        return "no alert on a new post"
+    ordered = sorted(delays)
+    median = ordered[len(ordered) // 2]
+    step = f" in {duration_text(clock_step)} clock steps" if clock_step else ""
+    return (f"median {duration_text(median)}, max {duration_text(ordered[-1])} after the post  "
+            f"(live updates{step}; a poll: up to {duration_text(POLL_INTERVAL)})")
 
 
 def summary_text(summary: DemoSummary, scenario: Scenario = SCENARIO) -> str:
@@ -353,17 +383,25 @@ def summary_text(summary: DemoSummary, scenario: Scenario = SCENARIO) -> str:
         ("deleted messages", f"{summary.deleted}  (kept, marked deleted)"),
         ("alerts sent", f"{summary.alerts_sent}" + (f"  ({summary.alerts_pending} still queued)"
                                                     if summary.alerts_pending else "")),
+        ("alert delay", _delays_text(summary.alert_delays, summary.clock_step)),
+        ("engagement readings", f"{summary.readings}  (views and reactions re-read 1 h, 3 h, 6 h… "
+                                "after posting)"),
         ("bot messages", f"{summary.bot_messages}  (alerts and replies to commands)"),
         ("media files stored", f"{summary.media_files} ({summary.media_bytes / 1000:.1f} KB)"),
         ("downloads saved by forwards", f"{summary.media_saved}  (forwarded files downloaded once)"),
     ]
     width = max(len(name) for name, _ in rows)
     lines = ["Summary"] + [f"  {name:<{width}}  {value}" for name, value in rows]
+    if summary.curves:
+        lines += ["", f"How far post {summary.curve_post} travelled: the views of each sighting over the day",
+                  f"(chanwatch show {summary.curve_post} prints its whole record)"]
+        lines += [f"  {curve}" for curve in summary.curves]
     query = scenario.subscriber.rules[0] if scenario.subscriber.rules else "sanctions"
     if summary.archive is not None:
         media = media_dir_of(None, summary.archive)
         lines += ["", f"The archive is kept in {summary.archive} (its media files in {media}/). Search it:",
                   f"  chanwatch --db {summary.archive} search '{query}'",
+                  f"  chanwatch --db {summary.archive} show {summary.curve_post or 1}",
                   f"  chanwatch --db {summary.archive} stats"]
     else:
         lines += ["", "The archive was temporary and is gone. Keep it with --db, then search it:",

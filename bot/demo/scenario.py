@@ -31,12 +31,14 @@ EventKind = Literal["post", "forward", "edit", "delete", "say"]
 
 @dataclass(frozen=True, slots=True)
 class ChannelSpec:
-    """A channel of the sample world: a short key used by events, its @username, title and about."""
+    """A channel of the sample world: a short key used by events, its @username, title and about;
+    `audience`: the views its posts approach as they age (the simulator's engagement growth)."""
 
     key: str
     username: str
     title: str
     about: str
+    audience: int = 1_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +131,15 @@ class Scenario:
 CHANNELS = (
     ChannelSpec("mfa", "mfa_freedonia", "Ministry of Foreign Affairs of Freedonia",
                 "Official channel of the Ministry of Foreign Affairs of Freedonia / Официальный канал МИД "
-                "Фридонии (fictional, chanwatch demo)"),
+                "Фридонии (fictional, chanwatch demo)", audience=24_000),
     ChannelSpec("ca", "freedonia_in_canada", "Freedonia in Canada 🇨🇦",
-                "The Embassy of Freedonia in Canada / Посольство Фридонии в Канаде (fictional)"),
+                "The Embassy of Freedonia in Canada / Посольство Фридонии в Канаде (fictional)",
+                audience=3_200),
     ChannelSpec("ke", "freedonia_in_kenya", "Freedonia in Kenya 🇰🇪",
                 "The Embassy of Freedonia in Kenya / Посольство Фридонии в Кении (fictional)"),
     ChannelSpec("br", "freedonia_in_brazil", "Freedonia in Brazil 🇧🇷",
-                "The Embassy of Freedonia in Brazil / Посольство Фридонии в Бразилии (fictional)"),
+                "The Embassy of Freedonia in Brazil / Посольство Фридонии в Бразилии (fictional)",
+                audience=900),
 )
 
 SUBSCRIBER = Subscriber("Dana", "dana_desk", ("sanctions OR санкции", "arctic OR арктика", "#Africa"))

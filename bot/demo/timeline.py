@@ -18,6 +18,7 @@ from telethon.tl import types
 
 from bot.formatting import utf16_len
 from bot.simulator import ChatLogEntry, SimChannel, SimUser, World
+from bot.simulator.engagement import Growth
 
 from .scenario import Event, FileSpec, Scenario
 
@@ -105,7 +106,14 @@ class Timeline:
             self.done += 1
         if until > world.now:
             world.now = until
+        self.grow()
         return happened
+
+    def grow(self) -> None:
+        """Bring every post's views, forwards and reactions to what its age now gives (each channel
+        towards its own audience), so the daemon's engagement readings see them rise."""
+        for spec in self.scenario.channels:
+            self.demo.world.grow_engagement(self.demo.channels[spec.key], Growth(ceiling=spec.audience))
 
     def _apply(self, event: Event) -> Happened:
         world = self.demo.world

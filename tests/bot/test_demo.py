@@ -336,6 +336,29 @@ def test_demo_runs_the_day_offline_and_reports_exact_counts(tmp_path, capsys, no
     assert rows(archive, "SELECT COUNT(*) FROM message_versions") == [(1,)]
 
 
+def test_the_demo_summary_reports_live_alert_delays_and_the_statements_engagement_curves(
+        tmp_path, capsys, no_network):
+    archive = tmp_path / "demo.db"
+    assert cli.main(["demo", "--speed", "max", "--db", str(archive), "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    # joined channels: every new post reached the chat the moment its update did, not at the next poll
+    assert re.search(r"^  alert delay\s+median 0 s, max 0 s after the post", out, re.M)
+    [(statement,)] = rows(archive, "SELECT id FROM posts WHERE text LIKE ?", f"%{STATEMENT}%")
+    assert f"How far post {statement} travelled" in out
+    assert f"chanwatch --db {archive} show {statement}" in out
+    curve = r"^  @(\w+)/\d+: [▁▂▃▄▅▆▇█]{20} 0 → ([\d,]+) views over 12 h \((\d+) readings\)"
+    curves = re.findall(curve, out, re.M)
+    assert [name for name, _, _ in curves] == [
+        "mfa_freedonia", "freedonia_in_canada", "freedonia_in_kenya", "freedonia_in_brazil"]
+    views = [int(v.replace(",", "")) for _, v, _ in curves]
+    assert views[0] > views[1] > views[2] > views[3] > 0  # the ministry's audience, then each embassy's
+    assert all(int(n) == 5 for _, _, n in curves)  # at first sight, then 1 h, 3 h, 6 h and 12 h after
+    [(readings, deleted_via)] = rows(
+        archive, "SELECT (SELECT COUNT(*) FROM message_stats),"
+                 " (SELECT deleted_via FROM messages WHERE deleted_at IS NOT NULL)")
+    assert re.search(rf"^  engagement readings\s+{readings}\b", out, re.M) and deleted_via == "update"
+
+
 async def test_paced_demo_gives_the_same_day_as_max_speed(tmp_path, no_network, caplog):
     """The paced clock (injected: no real waiting) with the scheduler's own firing leaves the same
     archive; the daemon's pacing sleeps go through the same injected sleep."""

@@ -18,6 +18,7 @@ from storage.outbox import (
     mark_sent,
     pending_digest,
     pending_instant,
+    sent_delays,
 )
 from storage.records import iso
 from storage.rules import set_allowed, set_mode, set_paused
@@ -129,3 +130,14 @@ def test_marking_an_unknown_or_sent_alert_failed_changes_nothing(conn, posts) ->
     mark_failed(conn, 999, "no such alert", T0)
     [row] = get_alerts(conn)
     assert (row.attempts, row.last_error) == (0, None)
+
+
+def test_sent_delays_run_from_the_post_to_the_send_and_leave_out_alerts_made_later(conn) -> None:
+    posted_early, posted_late = archive(conn, msg(MFA, 1, "sanctions", minutes=-5), msg(MFA, 2, "later"))
+    early = queue_alert(conn, ALICE, posted_early, created_at=T0)  # made when the post was stored
+    late = queue_alert(conn, ALICE, posted_late, created_at=T0)
+    by_rule = queue_alert(conn, BOB, posted_early, created_at=T0 + timedelta(hours=1))  # a rule added later
+    mark_sent(conn, [early], T0 + timedelta(seconds=30))
+    mark_sent(conn, [late, by_rule], T0 + timedelta(seconds=2))
+    assert sent_delays(conn) == [2.0, 330.0]  # oldest send first; the later-made alert is not a delay
+    assert sent_delays(conn, since=T0 + timedelta(seconds=10)) == [330.0]
