@@ -262,7 +262,9 @@ class WatchList:
             shown = channel_label(outcome.username, None, outcome.channel_id)
             title = f" ({outcome.title})" if outcome.title else ""
             joined = ", joined" if outcome.joined else ""
-            return f"watching {shown}{title}{joined}; new posts arrive with the next poll"
+            live = self.join and not (outcome.detail or "").startswith("not joined")
+            when = "as they are posted (live updates)" if live else "with the next poll"
+            return f"watching {shown}{title}{joined}; new posts arrive {when}"
         return f"cannot watch {name}: {outcome.status} ({outcome.detail or outcome.status})"
 
     async def unwatch(self, name: str) -> str:

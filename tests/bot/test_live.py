@@ -232,6 +232,8 @@ async def test_a_channel_watched_with_the_watch_command_is_taken_live_at_once(
                                    admins=frozenset({alice.id}))
     world.say(alice, bot_account, "/watch @freshlive")
     await settled(world, service)
+    [reply] = [e.text for e in world.chat_log(alice, with_=bot_account) if e.text.startswith("watching")]
+    assert reply.endswith("joined; new posts arrive as they are posted (live updates)")
     world.post(fresh, "Sanctions on the fresh channel")
     await settled(world, service)
     assert rows(db.path, "SELECT text FROM messages WHERE channel_id = ?", fresh.id) == [
