@@ -3,8 +3,9 @@
 Run by hand: `python bench/ingest.py --messages 1000000 --db /tmp/bench.db`. The bare insert is the
 practical limit (no dedup, no versions, no provenance columns); the target is at least half of it.
 `--floor` also times the schema's own limit: the rows chanwatch's ingest wrote (posts, messages,
-post_keys), inserted again with executemany into a fresh archive (same schema, indexes, FTS trigger
-and pragmas) per batch of 100 messages, with no Python logic at all; no ingest can beat it.
+post_keys, the first engagement readings), inserted again with executemany into a fresh archive
+(same schema, indexes, FTS trigger and pragmas) per batch of 100 messages, with no Python logic at
+all; no ingest can beat it.
 Peak memory (max RSS) is printed for each run, each in its own process.
 """
 
@@ -105,11 +106,16 @@ def run_floor(n: int, path: str) -> dict[str, float]:
         written.update(ids)
         posts = sorted(where_in("SELECT * FROM posts WHERE id", ids), key=lambda p: ids.index(p[0]))
         keys = where_in("SELECT key, post_id FROM post_keys WHERE post_id", ids)
+        pairs = [(m[0], m[1]) for m in chunk]  # messages' (channel_id, message_id): their readings
+        stats = source.execute(
+            "SELECT * FROM message_stats WHERE (channel_id, message_id) IN"
+            f" (VALUES {', '.join(['(?, ?)'] * len(pairs))})", [v for p in pairs for v in p]).fetchall()
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         insert("posts", posts)
         insert("messages", chunk)
         insert("post_keys", keys)
+        insert("message_stats", stats)
         conn.execute("COMMIT")
         elapsed += time.perf_counter() - start
     source.close()
