@@ -189,6 +189,8 @@ def _messages(tree: LexborHTMLParser) -> tuple[list[WebPost], list[tuple[int | N
     posts: list[WebPost] = []
     skipped: list[tuple[int | None, str]] = []
     for block in tree.css("[data-post]"):
+        if _keyed_ancestor(block):
+            continue  # one message: only its outermost element keyed by data-post counts
         ref = _post_ref(block.attributes.get("data-post"))
         if ref is None:
             skipped.append((None, f"unreadable data-post {block.attributes.get('data-post')!r}"))
@@ -766,6 +768,16 @@ def _post_ref(value: str | None) -> tuple[str, int] | None:
     """("name", id) from a `data-post` value "name/123"."""
     match = re.fullmatch(r"([A-Za-z0-9_]+)/(\d+)", (value or "").strip())
     return (match.group(1), int(match.group(2))) if match else None
+
+
+def _keyed_ancestor(node: LexborNode) -> bool:
+    """True when an ancestor of `node` also carries `data-post`."""
+    parent = node.parent
+    while parent is not None:
+        if parent.is_element_node and "data-post" in parent.attributes:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _classes(node: LexborNode) -> set[str]:

@@ -379,6 +379,14 @@ def test_page_cut_inside_a_post_keeps_the_whole_posts_and_skips_the_cut_one():
     assert page.posts[-1].message_id == 71007
 
 
+def test_a_message_keyed_twice_by_data_post_is_read_once():
+    html = _message(31, '<div class="tgme_widget_message_text">once</div>').replace(
+        '<div class="tgme_widget_message_wrap js-widget_message_wrap">',
+        '<div class="tgme_widget_message_wrap js-widget_message_wrap" data-post="genchan/31">')
+    page = parse_page(html)
+    assert [(p.message_id, p.text) for p in page.posts] == [(31, "once")] and page.skipped == ()
+
+
 def test_page_without_messages_is_empty_not_an_error():
     assert parse_page(b"<html><body>Too Many Requests</body></html>") == parse_page("")
     assert parse_page("").posts == () and parse_page("").channel is None
