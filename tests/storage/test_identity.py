@@ -357,3 +357,23 @@ def test_a_web_forward_naming_the_origin_without_a_post_id_meets_its_text_once_a
     sightings = conn.execute("SELECT channel_id, relation FROM messages ORDER BY channel_id").fetchall()
     assert conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
     assert [tuple(s) for s in sightings] == [(1001, "original"), (2002, "forward")]
+
+
+def test_unwatching_a_placeholder_read_by_web_keeps_its_archive_under_it(conn):
+    pid, _ = _web_origin(conn)
+    tx(conn, channels.set_watched, pid)
+    assert tx(conn, channels.unwatch_name, "mfarussia") == 1
+    row = conn.execute("SELECT watched FROM channels WHERE id = ?", (pid,)).fetchone()
+    assert row[0] == 0
+    assert conn.execute("SELECT count(*) FROM messages WHERE channel_id = ?", (pid,)).fetchone()[0] == 2
+
+
+def test_a_resolved_name_in_the_resolvers_outcomes_adopts_its_placeholder(conn):
+    from bot.resolve import ResolveOutcome, record_outcomes  # the resolver's few lines that call adopt
+
+    pid, _ = _web_origin(conn)
+    tx(conn, channels.store_resolved, ORIGIN_REAL, "ok", None, NOW.isoformat())
+    outcome = ResolveOutcome("MFARussia", "ok", username="MFARussia", channel_id=1001, title="Russian MFA")
+    tx(conn, record_outcomes, [outcome], NOW)
+    assert conn.execute("SELECT count(*) FROM channels WHERE id = ?", (pid,)).fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM messages WHERE channel_id = 1001").fetchone()[0] == 2
