@@ -3,8 +3,10 @@
 A row is a channel we know of: watched (polled) or only seen as a forward origin. The poller reads
 the watched rows and marks each poll's outcome (ok, idle, failed with backoff, deferred by a flood
 wait); the resolver stores what Telegram answered for a name; `chanwatch channels` and /watch add
-names offline as placeholders (a negative id, no access hash) that the daemon resolves later; the
-backfill records how far back it has read. Ingest creates rows for the channels its batches name.
+names offline as placeholders (a negative id, no access hash) that the daemon resolves later, and
+the web reader files channels it knows only by username under placeholders too (`storage.identity`
+adopts them into the real id); the backfill records how far back it has read. Ingest creates rows
+for the channels its batches name.
 
 Every function takes a plain `sqlite3.Connection` and runs inside the caller's transaction (see
 `storage.database`), so a page of messages and the channel's new cursor or status commit together.
