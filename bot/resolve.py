@@ -3,7 +3,7 @@
 A name already stored with an id and access hash costs no request: later polls go by id, so a
 renamed channel keeps working. A name Telegram does not know, a private channel, a user instead
 of a channel: each is one `ResolveOutcome` with a status, and `record_outcomes` writes them to the
-watch list (a resolved name's placeholder goes; a failed one backs off).
+watch list (a resolved name's placeholder is adopted by the real row; a failed one backs off).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from bot.clock import Clock, Sleep, utcnow
 from bot.history import PAGE_SIZE
 from bot.names import parse_channel_name, username_of
 from bot.telegram import FloodDeferred, FloodPolicy, Requests, classify_error, input_channel
-from storage import channels
+from storage import channels, identity
 from storage.database import Database
 from storage.records import Channel, ChannelState, channel_label, iso
 
@@ -181,7 +181,8 @@ _FAILED_STATUS = {"private": "private", "not_found": "not_found", "banned": "ban
 def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome], now: datetime, *,
                     watch_failed: bool = False) -> None:
     """Write outcomes to the watch list: a resolved name's placeholder goes (the real row took
-    over), a deferred one waits for its flood wait, a failed one is marked and backs off.
+    over; what it held is adopted, `storage.identity.adopt`), a deferred one waits for its flood
+    wait, a failed one is marked and backs off.
 
     `watch_failed`: a failed name with no row yet (a configured one) gets a placeholder first, as
     `chanwatch channels add` would make, so it is tried again when due instead of being forgotten
@@ -193,7 +194,8 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome]
                 name = parse_channel_name(outcome.name)
             except ValueError:
                 continue
-        if outcome.channel_id is not None:
+        if outcome.channel_id is not None:  # what the web reader stored under the name moves to the id
+            identity.adopt_username(conn, Channel(outcome.channel_id, name, outcome.title), now)
             channels.forget_placeholder(conn, name)
             continue
         if watch_failed:

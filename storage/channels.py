@@ -3,8 +3,10 @@
 A row is a channel we know of: watched (polled) or only seen as a forward origin. The poller reads
 the watched rows and marks each poll's outcome (ok, idle, failed with backoff, deferred by a flood
 wait); the resolver stores what Telegram answered for a name; `chanwatch channels` and /watch add
-names offline as placeholders (a negative id, no access hash) that the daemon resolves later; the
-backfill records how far back it has read. Ingest creates rows for the channels its batches name.
+names offline as placeholders (a negative id, no access hash) that the daemon resolves later, and
+the web reader files channels it knows only by username under placeholders too (`storage.identity`
+adopts them into the real id); the backfill records how far back it has read. Ingest creates rows
+for the channels its batches name.
 
 Every function takes a plain `sqlite3.Connection` and runs inside the caller's transaction (see
 `storage.database`), so a page of messages and the channel's new cursor or status commit together.
@@ -24,14 +26,18 @@ __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "PLACEHOLDER_DETAIL",
+    "absorb_placeholder",
+    "add_placeholder",
     "add_watch_name",
     "backfill_done",
+    "channel_by_username",
     "backoff",
     "channel_listing",
     "channel_names",
     "defer_unresolved",
     "fail_unresolved",
     "forget_placeholder",
+    "has_messages",
     "load_channel",
     "load_watched",
     "mark_backfill_done",
@@ -40,9 +46,11 @@ __all__ = [
     "mark_idle",
     "mark_polled",
     "pending_names",
+    "placeholder_ids",
     "raise_cursor",
     "recent_window",
     "record_backfill_page",
+    "set_source",
     "set_status",
     "set_watched",
     "store_resolved",
@@ -96,7 +104,7 @@ def channel_names(conn: sqlite3.Connection, channel_id: int) -> tuple[str | None
 
 _STATE_COLUMNS = (
     "id, username, title, access_hash, cursor, status, failures, retry_at, watched, "
-    "backfill_before, backfill_done"
+    "backfill_before, backfill_done, source"
 )
 
 
@@ -104,7 +112,7 @@ def _state(row: sqlite3.Row | tuple[Any, ...]) -> ChannelState:
     return ChannelState(
         id=row[0], username=row[1], title=row[2], access_hash=row[3], cursor=row[4] or 0,
         status=row[5], failures=row[6] or 0, retry_at=parse_iso(row[7]), watched=bool(row[8]),
-        backfill_before=row[9], backfill_done=bool(row[10]),
+        backfill_before=row[9], backfill_done=bool(row[10]), source=row[11],
     )
 
 
@@ -214,8 +222,101 @@ def set_status(conn: sqlite3.Connection, channel_id: int, status: str, detail: s
 
 
 def forget_placeholder(conn: sqlite3.Connection, username: str) -> None:
-    """A name was resolved: its placeholder row goes (the real channel's row took over)."""
-    conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)", (username,))
+    """A name was resolved: its placeholder rows go (the real channel's row took over), except one
+    that still holds messages or is named as a forward's origin (`storage.identity.adopt` moves
+    those first; a row it did not adopt keeps the archive's references whole)."""
+    conn.execute(f"DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?) AND {_UNUSED}",
+                 (username,))
+
+
+_UNUSED = """NOT EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = channels.id)
+    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.fwd_from_type = 'channel'
+                    AND m.fwd_from_id = channels.id)"""
+"""A placeholder row nothing stored refers to (forward origins are few and found by a scan: this
+runs when a name resolves or is unwatched, not per message)."""
+
+
+def placeholder_ids(conn: sqlite3.Connection, username: str) -> list[int]:
+    """The placeholder rows (negative ids) standing for this (case-insensitive) username."""
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM channels WHERE id < 0 AND lower(username) = lower(?) ORDER BY id DESC", (username,))]
+
+
+def has_messages(conn: sqlite3.Connection, channel_id: int) -> bool:
+    """Whether any message is stored under this channel id."""
+    row = conn.execute("SELECT 1 FROM messages WHERE channel_id = ? LIMIT 1", (channel_id,)).fetchone()
+    return row is not None
+
+
+def channel_by_username(conn: sqlite3.Connection, username: str) -> int | None:
+    """The id the archive files this (case-insensitive) username under: a real channel before a
+    placeholder, a resolved and watched one first; None when no row has it."""
+    row = conn.execute(
+        "SELECT id FROM channels WHERE lower(username) = lower(?)"
+        " ORDER BY id < 0, access_hash IS NULL, watched DESC, id DESC LIMIT 1", (username,)).fetchone()
+    return row[0] if row else None
+
+
+def _next_placeholder(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT min(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
+
+
+def add_placeholder(conn: sqlite3.Connection, username: str, now: datetime, *, watched: bool = False,
+                    detail: str | None = None) -> int:
+    """A new placeholder row for a name the archive knows no id of (a negative id, no access hash)."""
+    placeholder = _next_placeholder(conn)
+    conn.execute(
+        "INSERT INTO channels (id, username, watched, status, status_detail, added_at)"
+        " VALUES (?, ?, ?, 'ok', ?, ?)", (placeholder, username, int(watched), detail, iso(now)))
+    return placeholder
+
+
+def absorb_placeholder(conn: sqlite3.Connection, placeholder_id: int, channel_id: int) -> None:
+    """The real channel's row takes over the placeholder's progress, then the placeholder row goes.
+
+    Watched if either was, the placeholder's `source` if the real row has none, the later poll
+    times, the earlier `added_at`, the lower `backfill_before` and either `backfill_done`. The
+    cursor ("every id up to here is stored") is the higher of the two only when the row with the
+    higher cursor holds messages reaching down to the other's cursor (no gap between them) or the
+    other never polled; else the lower, so the poller reads the gap (re-reading is idempotent). The
+    real row's sweep, else the placeholder's. Call with the messages not yet moved.
+    """
+    rows = {r[0]: r for r in conn.execute(
+        "SELECT c.id, c.cursor, coalesce(min(c.backfill_before, (SELECT min(message_id) FROM messages m"
+        " WHERE m.channel_id = c.id)), c.backfill_before, (SELECT min(message_id) FROM messages m"
+        " WHERE m.channel_id = c.id)) FROM channels c WHERE c.id IN (?, ?)", (placeholder_id, channel_id))}
+    if placeholder_id not in rows or channel_id not in rows:
+        return
+    (_, low_cursor, _), (_, high_cursor, high_floor) = sorted(
+        (rows[placeholder_id], rows[channel_id]), key=lambda r: r[1])
+    gapless = low_cursor == 0 or high_floor is None or high_floor <= low_cursor + 1
+    conn.execute(
+        """UPDATE channels SET
+             watched = max(channels.watched, p.watched),
+             source = coalesce(channels.source, p.source),
+             cursor = :cursor,
+             last_poll = nullif(max(coalesce(channels.last_poll, ''), coalesce(p.last_poll, '')), ''),
+             last_success = nullif(max(coalesce(channels.last_success, ''),
+                                       coalesce(p.last_success, '')), ''),
+             added_at = min(coalesce(channels.added_at, p.added_at), coalesce(p.added_at, channels.added_at)),
+             backfill_before = min(coalesce(channels.backfill_before, p.backfill_before),
+                                   coalesce(p.backfill_before, channels.backfill_before)),
+             backfill_done = max(channels.backfill_done, p.backfill_done),
+             sweep_before = CASE WHEN channels.sweep_started IS NULL THEN p.sweep_before
+                            ELSE channels.sweep_before END,
+             sweep_started = coalesce(channels.sweep_started, p.sweep_started)
+           FROM (SELECT * FROM channels WHERE id = :placeholder) AS p
+           WHERE channels.id = :channel""",
+        {"cursor": high_cursor if gapless else low_cursor, "placeholder": placeholder_id,
+         "channel": channel_id})
+    conn.execute("DELETE FROM channels WHERE id = ?", (placeholder_id,))
+
+
+def set_source(conn: sqlite3.Connection, channel_id: int, source: str | None) -> None:
+    """Read this channel through 'api' or 'web' (None: the CHANWATCH_SOURCE default)."""
+    if source not in (None, "api", "web"):
+        raise ValueError(f"source must be 'api', 'web' or None, not {source!r}")
+    conn.execute("UPDATE channels SET source = ? WHERE id = ?", (source, channel_id))
 
 
 def defer_unresolved(conn: sqlite3.Connection, username: str, detail: str | None,
@@ -257,16 +358,14 @@ def add_watch_name(conn: sqlite3.Connection, username: str, now: datetime) -> st
             return "already watched"
         set_watched(conn, rows[0][0])
         return "watched"
-    placeholder = conn.execute("SELECT min(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
-    conn.execute(
-        "INSERT INTO channels (id, username, watched, status, status_detail, added_at)"
-        " VALUES (?, ?, 1, 'ok', ?, ?)", (placeholder, username, PLACEHOLDER_DETAIL, iso(now)))
+    add_placeholder(conn, username, now, watched=True, detail=PLACEHOLDER_DETAIL)
     return "added"
 
 
 def unwatch_name(conn: sqlite3.Connection, username: str) -> int:
-    """Stop watching a channel (its archived posts stay); placeholders are deleted. Rows changed."""
-    deleted = conn.execute("DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?)",
+    """Stop watching a channel (its archived posts stay); placeholders holding nothing are deleted,
+    others (read by web) stay unwatched. Rows changed."""
+    deleted = conn.execute(f"DELETE FROM channels WHERE id < 0 AND lower(username) = lower(?) AND {_UNUSED}",
                            (username,)).rowcount
     updated = conn.execute("UPDATE channels SET watched = 0 WHERE watched = 1 AND lower(username) = lower(?)",
                            (username,)).rowcount
@@ -295,13 +394,13 @@ def channel_listing(conn: sqlite3.Connection, *, include_unwatched: bool = False
                    (SELECT count(*) FROM messages m WHERE m.channel_id = c.id),
                    (SELECT m.date FROM messages m WHERE m.channel_id = c.id
                     ORDER BY m.message_id DESC LIMIT 1),
-                   c.last_poll, c.last_success, c.cursor, c.backfill_done
+                   c.last_poll, c.last_success, c.cursor, c.backfill_done, c.source
             FROM channels c
             {where}
             ORDER BY c.watched DESC, lower(coalesce(c.username, c.title, '')), c.id"""
     ).fetchall()
     return [WatchedChannel(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8], r[9], r[10],
-                           r[11], bool(r[12])) for r in rows]
+                           r[11], bool(r[12]), r[13]) for r in rows]
 
 
 # --- backfill progress ----------------------------------------------------------------------------

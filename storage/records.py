@@ -164,6 +164,7 @@ class ChannelState:
     watched: bool = True
     backfill_before: int | None = None
     backfill_done: bool = False
+    source: str | None = None  # 'api' | 'web'; None: the CHANWATCH_SOURCE default
 
     @property
     def name(self) -> str:
@@ -192,6 +193,7 @@ class WatchedChannel:
     last_success: str | None
     cursor: int
     backfill_done: bool
+    source: str | None = None  # 'api' | 'web'; None: the CHANWATCH_SOURCE default
 
     @property
     def name(self) -> str:
