@@ -10,8 +10,9 @@ its link, views as "1.2K", `time datetime`, "edited", albums, photos, videos, do
 replies, service messages). Connections are kept alive (HTTP/1.1).
 
 Faults are hooks: `throttle(n, retry_after)` (429), `slow(n, seconds)` (the answer held that long in
-loop time), `fail(n, status)` (500), `truncate(n)` (a Content-Length larger than the body sent, then
-the connection closed), `change_markup(n)` (a page whose class names changed). `requests` counts
+loop time), `fail(n, status)` (500), `drop(n)` (the connection closed unanswered), `truncate(n)` (a
+Content-Length larger than the body sent, then the connection closed), `change_markup(n)` (a page
+whose class names changed). Faults fire in the order they were set, on any path. `requests` counts
 requests per path, `log` each request with its time (the World's clock, or the `clock` given),
 `connections` the TCP connections accepted; tests and benchmarks read them.
 """
@@ -43,7 +44,7 @@ _LINK_ATTRS = ' target="_blank" rel="noopener" onclick="return confirm(\'Open th
 
 @dataclass
 class _Fault:
-    kind: str  # "429", "slow", "status", "truncate", "markup"
+    kind: str  # "429", "slow", "status", "drop", "truncate", "markup"
     times: int
     value: Any = None
 
@@ -203,6 +204,10 @@ class WebPreviewServer:
         """The next `times` requests answer `status` (500 by default)."""
         self._faults.append(_Fault("status", times, status))
 
+    def drop(self, times: int = 1) -> None:
+        """The next `times` requests get no answer: the connection is closed at once."""
+        self._faults.append(_Fault("drop", times))
+
     def truncate(self, times: int = 1) -> None:
         """The next `times` answers promise more bytes than they send, then close the connection."""
         self._faults.append(_Fault("truncate", times))
@@ -263,6 +268,8 @@ class WebPreviewServer:
             if self._closing.is_set():
                 return False
             fault = None
+        if fault is not None and fault.kind == "drop":
+            return False
         if fault is not None and fault.kind == "429":
             if fault.value is not None:
                 extra["Retry-After"] = str(fault.value)
@@ -395,7 +402,7 @@ class WebPreviewServer:
         if len(msgs) > 1:
             body.append(self._album(channel, msgs))
         elif first.media is not None:
-            body.append(self._media(first.media, link, first.id))
+            body.append(self._media(channel, first.media, link, first.id))
         captioned = next((m for m in msgs if m.message), None)
         if captioned is not None:
             body.append(f'<div class="tgme_widget_message_text js-message_text" dir="auto">'
@@ -437,11 +444,11 @@ class WebPreviewServer:
         for m in msgs:
             href = f"{TME}/{channel.username}/{m.id}?single"
             if _video(m.media) is not None:
-                parts.append(self._video(m.media, href, m.id, grouped=True))
+                parts.append(self._video(channel, m.media, href, m.id, grouped=True))
             else:
                 parts.append(f'<a class="{W}_photo_wrap grouped_media_wrap blured js-message_photo" '
                              f"style=\"width:226px;height:127px;"
-                             f"background-image:url('{self._file_url(m.id)}')\" "
+                             f"background-image:url('{self._file_url(channel, m.id)}')\" "
                              f'data-ratio="1" href="{href}"><div class="grouped_media_helper">'
                              f'<div class="tgme_widget_message_photo grouped_media"></div></div></a>')
         return ('<div class="tgme_widget_message_grouped_wrap js-message_grouped_wrap" data-margin-w="2" '
@@ -450,29 +457,33 @@ class WebPreviewServer:
                 '<div class="tgme_widget_message_grouped_layer js-message_grouped_layer">'
                 + "".join(parts) + "</div></div></div>")
 
-    def _file_url(self, message_id: int) -> str:
-        return f"{self.url}/file/{message_id}.jpg"
+    def _file_url(self, channel: SimChannel, message_id: int) -> str:
+        """The preview image's URL (t.me's point at its CDN; nothing is served here: the web reader
+        stores the URL, never the file)."""
+        return f"{self.url}/file/{channel.username}/{message_id}.jpg"
 
-    def _video(self, media: Any, href: str, message_id: int, *, grouped: bool = False) -> str:
+    def _video(self, channel: SimChannel, media: Any, href: str, message_id: int, *,
+               grouped: bool = False) -> str:
         attr = _video(media)
         duration = _duration(getattr(attr, "duration", 0) or 0)
         cls = "grouped_media_wrap blured " if grouped else ""
         return (f'<a class="tgme_widget_message_video_player {cls}js-message_video_player" href="{href}">'
                 f"<i class=\"tgme_widget_message_video_thumb\" style=\"background-image:url('"
-                f"{self._file_url(message_id)}')\"></i>"
+                f"{self._file_url(channel, message_id)}')\"></i>"
                 f'<div class="tgme_widget_message_video_wrap" style="width:{getattr(attr, "w", 1280)}px">'
-                f'<video src="{self.url}/file/{message_id}.mp4" class="{W}_video js-message_video" '
+                f'<video src="{self.url}/file/{channel.username}/{message_id}.mp4" '
+                f'class="{W}_video js-message_video" '
                 f'width="100%" height="100%"></video></div>'
                 f'<div class="message_video_play js-message_video_play">'
                 f'</div><time class="message_video_duration js-message_video_duration">{duration}</time></a>')
 
-    def _media(self, media: Any, link: str, message_id: int) -> str:
+    def _media(self, channel: SimChannel, media: Any, link: str, message_id: int) -> str:
         if isinstance(media, types.MessageMediaPhoto):
             return (f'<a class="tgme_widget_message_photo_wrap" href="{link}" style="width:800px;'
-                    f"background-image:url('{self._file_url(message_id)}')\">"
+                    f"background-image:url('{self._file_url(channel, message_id)}')\">"
                     f'<div class="tgme_widget_message_photo" style="padding-top:56.25%"></div></a>')
         if isinstance(media, types.MessageMediaDocument) and _video(media) is not None:
-            return self._video(media, link, message_id)
+            return self._video(channel, media, link, message_id)
         if isinstance(media, types.MessageMediaDocument) and media.document is not None:
             doc = media.document
             name = next((a.file_name for a in doc.attributes

@@ -52,8 +52,7 @@ def _version() -> str:
         return "0"
 
 
-USER_AGENT = (f"chanwatch/{_version()} (archiver of public Telegram channels' web previews; "
-              "one request a second at most)")
+USER_AGENT = f"chanwatch/{_version()} (archiver of public Telegram channels' web previews; rate-limited)"
 
 
 class WebError(Exception):

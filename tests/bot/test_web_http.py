@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from telethon.tl import types
@@ -169,6 +170,14 @@ async def test_a_body_cut_short_is_retried_and_the_whole_page_returned(server, t
     assert server.connections == 2  # the cut answer closed its connection
 
 
+async def test_a_connection_dropped_without_an_answer_is_retried_on_a_new_one(server, time):
+    server.drop(1)
+    async with client(server, time) as web:
+        page = await web.channel_page("newsroom")
+    assert post_ids(page)[-1] == 45
+    assert len(server.log) == 2 and server.connections == 2
+
+
 async def test_a_slow_answer_is_bounded_by_the_timeout_then_retried(server, time):
     server.slow(1, seconds=3600)
     with LoopClock() as loop_clock:
@@ -301,6 +310,29 @@ async def test_changed_markup_keeps_the_text_but_drops_the_class_names(server, t
         normal = await web.channel_page("newsroom")
     assert post_ids(changed) == [] and "post number 45" in changed
     assert post_ids(normal)[-1] == 45
+
+
+# Class names real t.me pages use that no fixture holds (documents, signatures, a missing post's
+# embed): seen in public scrapers of t.me/s pages.
+NOT_IN_FIXTURES = {"tgme_widget_message_document_wrap", "tgme_widget_message_document_icon",
+                   "tgme_widget_message_document", "tgme_widget_message_document_title",
+                   "tgme_widget_message_document_extra", "tgme_widget_message_from_author",
+                   "tgme_widget_message_error"}
+
+
+async def test_the_server_uses_only_class_names_real_pages_use(rich_world, time, real_web_preview_classes):
+    async with WebPreviewServer(rich_world, clock=time.clock) as srv, client(srv, time) as web:
+        pages = [await web.channel_page("feed"), await web.channel_page("origin_news"),
+                 await web.embed("feed", 3), await web.embed("feed", 99)]
+    used = {c for page in pages for _, a in Elements(page).found for c in a.get("class", "").split()}
+    assert used - real_web_preview_classes == NOT_IN_FIXTURES
+
+
+@pytest.fixture(scope="module")
+def real_web_preview_classes() -> set[str]:
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "web_preview"
+    return {c for f in folder.glob("*.html") for _, a in Elements(f.read_text(errors="replace")).found
+            for c in a.get("class", "").split()}
 
 
 def test_counts_are_shown_as_t_me_shows_them_cut_not_rounded():
