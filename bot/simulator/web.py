@@ -2,7 +2,7 @@
 
 `WebPreviewServer(world)` listens on 127.0.0.1 (a random port) with asyncio streams and answers as
 t.me does: `/s/<name>` (the newest 20 messages, oldest first, an album kept whole, the load-more link
-with `data-before`), `/s/<name>?before=N`, `/<name>/<id>?embed=1`, and a 302 to `/<name>` for a
+with `data-before`), `/s/<name>?before=N`, `?after=N`, `/<name>/<id>?embed=1`, and a 302 to `/<name>` for a
 name with no public preview (unknown, private, a user, or listed in `no_preview`). The markup copies
 the structure and class names of the real pages in tests/fixtures/real/web_preview/ (channel header
 and counters, `tgme_widget_message` with `data-post`, text entities as HTML, "Forwarded from" with
@@ -315,7 +315,8 @@ class WebPreviewServer:
             if channel is None:
                 return 302, "", f"/{parts[1]}"
             before = int(query["before"]) if query.get("before", "").isdigit() else None
-            return 200, self.channel_page(channel, before), None
+            after = int(query["after"]) if query.get("after", "").isdigit() else None
+            return 200, self.channel_page(channel, before, after), None
         if len(parts) == 2 and parts[1].isdigit() and query.get("embed") == "1":
             channel = self._public(parts[0])
             if channel is None:
@@ -331,9 +332,14 @@ class WebPreviewServer:
             return None
         return found
 
-    def channel_page(self, channel: SimChannel, before: int | None = None) -> str:
-        """`/s/<name>[?before=N]`: up to PAGE_SIZE messages below `before`, oldest first."""
-        ids = sorted((i for i in channel.messages if before is None or i < before), reverse=True)[:PAGE_SIZE]
+    def channel_page(self, channel: SimChannel, before: int | None = None, after: int | None = None) -> str:
+        """`/s/<name>[?before=N]`: up to PAGE_SIZE messages below `before` (the newest ones), oldest
+        first; `?after=N`: the PAGE_SIZE messages just above N."""
+        below = sorted((i for i in channel.messages if before is None or i < before), reverse=True)
+        if after is not None:
+            ids = sorted(i for i in below if i > after)[:PAGE_SIZE][::-1]
+        else:
+            ids = below[:PAGE_SIZE]
         if ids:  # keep an album whole at the page's lower edge
             lowest = channel.messages[ids[-1]]
             group = getattr(lowest, "grouped_id", None)

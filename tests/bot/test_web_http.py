@@ -90,6 +90,13 @@ async def test_pages_back_with_before_from_the_newest_to_the_first_post(server, 
     assert server.requests["/s/newsroom"] == 3
 
 
+async def test_after_gives_the_posts_just_above_an_id_with_a_link_to_newer_ones(server, time):
+    async with client(server, time) as web:
+        page = await web.get("/s/newsroom", {"after": "10"})
+    assert post_ids(page) == list(range(11, 31))
+    assert re.search(r'data-after="(\d+)"', page).group(1) == "30"
+
+
 async def test_requests_are_spaced_by_the_overall_rate_on_the_injected_clock(world, server, time):
     world.add_channel("other", "Other")
     async with client(server, time, rate=0.5) as web:  # one request every 2 s, whatever the channel
