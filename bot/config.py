@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
@@ -69,6 +70,8 @@ class Settings:
     media_max_mb: int = 50
     media_path: Path | None = None
     stats_days: int = 14  # engagement re-read for messages this young (days); 0: off
+    web_url: str = "https://t.me"  # where the web preview is read (a mirror, the tests' local server)
+    web_rate: float = 1.0  # web-preview requests a second, across all channels
 
     def secrets(self) -> list[str]:
         """The secret values, for log redaction."""
@@ -165,6 +168,20 @@ def _positive(minimum: int) -> Callable[[str], int]:
             raise ValueError(raw)
         return value
     return convert
+
+
+def _web_url(raw: str) -> str:
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+def _web_rate(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 10:  # NaN fails too
+        raise ValueError(raw)
+    return value
 
 
 def _stats_days(raw: str) -> int:
@@ -345,4 +362,8 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         media_path=p(env, "CHANWATCH_MEDIA_DIR", lambda r: Path(r).expanduser(), None, "must be a path"),
         stats_days=p(env, "CHANWATCH_STATS_DAYS", _stats_days, 14,
                      "must be a whole number of days from 0 to 365 (0: no engagement re-reads)"),
+        web_url=p(env, "CHANWATCH_WEB_URL", _web_url, "https://t.me",
+                  "must be an http(s) URL with a host and no query, e.g. https://t.me"),
+        web_rate=p(env, "CHANWATCH_WEB_RATE", _web_rate, 1.0,
+                   "must be web-preview requests a second, more than 0 and at most 10, e.g. 1 or 0.5"),
     )

@@ -769,6 +769,17 @@ class World:
         )
         return msg
 
+    def service(self, channel: SimChannel, action: Any, *, date: dt.datetime | None = None
+                ) -> types.MessageService:
+        """Put a service message (``types.MessageActionChannelCreate(title)``, a pin...) in ``channel``'s
+        history, as Telegram does; no update is pushed."""
+        msg_id = channel.next_id
+        channel.next_id += 1
+        msg = make(types.MessageService, id=msg_id, peer_id=channel.peer, action=action, out=False,
+                   date=utc(date) if date else self._now, post=channel.broadcast or None)
+        channel.messages[msg_id] = msg
+        return msg
+
     # -- files -------------------------------------------------------------------------------
 
     def photo(self, data: bytes, *, w: int = 1280, h: int = 720, date: dt.datetime | None = None,

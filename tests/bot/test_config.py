@@ -59,6 +59,11 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
         ("CHANWATCH_MEDIA", "photo,pictures", "kinds separated by commas"),
         ("CHANWATCH_MEDIA_MAX_MB", "-1", "whole number of megabytes"),
         ("CHANWATCH_MEDIA_MAX_MB", "big", "0: no cap"),
+        ("CHANWATCH_WEB_URL", "t.me", "http(s) URL"),
+        ("CHANWATCH_WEB_URL", "ftp://t.me", "http(s) URL"),
+        ("CHANWATCH_WEB_RATE", "0", "more than 0 and at most 10"),
+        ("CHANWATCH_WEB_RATE", "fast", "requests a second"),
+        ("CHANWATCH_WEB_RATE", "nan", "at most 10"),
     ],
 )
 def test_bad_value_names_the_variable_and_the_fix(tmp_path, name, value, fix):
@@ -137,3 +142,9 @@ def test_media_settings_read_all_none_a_list_a_cap_and_a_folder(tmp_path):
                   CHANWATCH_MEDIA_DIR=str(tmp_path / "files"))
     assert listed.media_kinds == frozenset({"photo", "video"}) and listed.media_max_mb == 0
     assert listed.media_dir == tmp_path / "files"
+
+
+def test_web_preview_defaults_to_t_me_at_one_request_a_second_and_reads_a_mirror_and_a_rate(tmp_path):
+    assert (load(tmp_path).web_url, load(tmp_path).web_rate) == ("https://t.me", 1.0)
+    settings = load(tmp_path, CHANWATCH_WEB_URL="http://127.0.0.1:8080/", CHANWATCH_WEB_RATE="0.5")
+    assert (settings.web_url, settings.web_rate) == ("http://127.0.0.1:8080", 0.5)
