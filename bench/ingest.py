@@ -106,10 +106,7 @@ def run_floor(n: int, path: str) -> dict[str, float]:
         written.update(ids)
         posts = sorted(where_in("SELECT * FROM posts WHERE id", ids), key=lambda p: ids.index(p[0]))
         keys = where_in("SELECT key, post_id FROM post_keys WHERE post_id", ids)
-        pairs = [(m[0], m[1]) for m in chunk]  # messages' (channel_id, message_id): their readings
-        stats = source.execute(
-            "SELECT * FROM message_stats WHERE (channel_id, message_id) IN"
-            f" (VALUES {', '.join(['(?, ?)'] * len(pairs))})", [v for p in pairs for v in p]).fetchall()
+        stats = readings_of(source, chunk)
         start = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         insert("posts", posts)
@@ -121,6 +118,21 @@ def run_floor(n: int, path: str) -> dict[str, float]:
     source.close()
     conn.close()
     return {"seconds": elapsed, "per_second": n / elapsed}
+
+
+def readings_of(source: sqlite3.Connection, chunk: list) -> list:
+    """The engagement readings of a chunk of messages: one range of the primary key per channel."""
+    wanted = {(m[0], m[1]) for m in chunk}
+    ranges: dict[int, list[int]] = {}
+    for channel_id, message_id in wanted:
+        low_high = ranges.setdefault(channel_id, [message_id, message_id])
+        low_high[0], low_high[1] = min(low_high[0], message_id), max(low_high[1], message_id)
+    rows = []
+    for channel_id, (low, high) in ranges.items():
+        rows += [r for r in source.execute(
+            "SELECT * FROM message_stats WHERE channel_id = ? AND message_id BETWEEN ? AND ?",
+            (channel_id, low, high)) if (r[0], r[1]) in wanted]
+    return rows
 
 
 RUNS = {"chanwatch": run_chanwatch, "bare": run_bare, "floor": run_floor}
