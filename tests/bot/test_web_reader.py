@@ -10,13 +10,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.simulator import World, media
+from bot.poller import Poller
+from bot.resolve import record_outcomes, resolve_channels
+from bot.simulator import World, connect_client, media
 from bot.simulator.web import WebPreviewServer
 from bot.web.http import WebClient
 from bot.web.reader import WebReader, source_of
 from storage import channels, identity
 from storage.database import Database
+from storage.percolator import Percolator
 from storage.records import ChannelState
+from storage.rules import add_rule
+from tests.bot.conftest import FakeSleep
 
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -249,3 +254,64 @@ def test_source_of_takes_the_channels_own_setting_before_the_default():
     assert source_of(state("api"), "web") == "api"
     assert source_of(state(None), "web") == "web"
     assert source_of(state(None), "api") == "api"
+
+
+async def resolve(db: Database, client, name: str, world: World) -> None:
+    """Resolve a name through the API and record it, as the daemon's watch list does (adopting what
+    the web reader stored under the name)."""
+    outcomes = await resolve_channels(db, client, [name])
+    await db.transaction(record_outcomes, outcomes, world.now)
+
+
+async def api_client(world: World):
+    account = world.add_user("Reader", username="chanwatch_reader")
+    return await connect_client(world, as_user=account, flood_sleep_threshold=0)
+
+
+@pytest.mark.parametrize("origin_first", [True, False])
+async def test_an_origin_read_by_api_and_its_forward_read_by_web_are_one_post_and_one_alert(
+        db, world, web, time, origin_first):
+    client = await api_client(world)
+    mfa = world.add_channel("MFARussia", "MFA")
+    embassy = world.add_channel("rusembc", "Russia in Canada")
+    post = world.post(mfa, "Statement on the sanctions")
+    world.forward(mfa, post.id, embassy)
+    await db.transaction(add_rule, 1, "sanctions")
+    poller = Poller(db, client, now=lambda: world.now, sleep=FakeSleep(), after_ingest=Percolator())
+    by_web = WebReader(db, web, now=time.clock, after_ingest=Percolator())
+
+    async def read_api() -> None:
+        await resolve(db, client, "@MFARussia", world)
+        assert (await poller.poll_once()).by_id(mfa.id).status == "ok"
+
+    async def read_web() -> None:
+        [result] = await by_web.poll_once([await watch(db, "rusembc", time)])
+        assert result.status == "ok"
+
+    for step in (read_api, read_web) if origin_first else (read_web, read_api):
+        await step()
+    [(post_id,)] = await rows(db, "SELECT id FROM posts")
+    assert await rows(db, "SELECT relation FROM messages WHERE post_id = ? ORDER BY relation", post_id) == [
+        ("forward",), ("original",)]
+    assert await rows(db, "SELECT chat_id, post_id FROM alerts") == [(1, post_id)]
+    assert await rows(db, "SELECT origin_channel_id, origin_message_id FROM posts") == [(mfa.id, post.id)]
+    await client.disconnect()
+
+
+async def test_a_web_read_channel_switched_to_the_api_continues_without_duplicates(db, world, web, time):
+    client = await api_client(world)
+    feed = world.add_channel("feed", "The Feed")
+    for n in range(3):
+        world.post(feed, f"post {n}")
+    await WebReader(db, web, now=time.clock).poll_once([await watch(db, "feed", time)])
+    world.edit(feed, 2, "post 1, reworded")
+    world.post(feed, "post 3")
+    await db.transaction(identity.set_source, "feed", "api")
+    await resolve(db, client, "@feed", world)
+    report = await Poller(db, client, now=lambda: world.now, sleep=FakeSleep()).poll_once()
+    assert report.by_id(feed.id).status == "ok" and report.by_id(feed.id).new_messages == 1
+    assert await rows(db, "SELECT channel_id, message_id FROM messages ORDER BY message_id") == [
+        (feed.id, 1), (feed.id, 2), (feed.id, 3), (feed.id, 4)]
+    assert await rows(db, "SELECT count(*) FROM posts") == [(4,)]
+    assert await rows(db, "SELECT count(*) FROM channels WHERE id < 0") == [(0,)]
+    await client.disconnect()
