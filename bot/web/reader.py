@@ -20,19 +20,22 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
+from bot.backfill import BackfillReport
 from bot.clock import Clock, utcnow
 from bot.poller import ChannelPoll, ChannelRecheck
 from bot.web.http import WebClient, WebDeferred, WebError, WebNotFound
 from bot.web.preview import WebPage, WebPost, parse_embed_page, parse_page
 from bot.web.records import channel_id_for, channel_record, records_for
-from storage import channels
+from storage import channels, identity
 from storage.channels import backoff
 from storage.database import Database
 from storage.faults import explain
 from storage.ingest import AfterIngest, ingest
-from storage.records import Batch, ChannelState, IngestResult, iso
+from storage.progress import Progress
+from storage.records import Batch, Channel, ChannelState, IngestResult, iso
 
 __all__ = ["SOURCES", "PageUnreadable", "WebReader", "source_of"]
 
@@ -91,19 +94,25 @@ class WebReader:
                                  f"(has t.me's markup changed?)")
         return page
 
+    def _channel_id(self, conn: sqlite3.Connection, state_id: int, username: str, page: WebPage,
+                    posts: Sequence[WebPost], now: datetime) -> int:
+        """The id the page's posts go under: the real id the page names (a placeholder adopted into
+        it), else the channel's own; its title from the page header."""
+        real = (page.channel.channel_id if page.channel else None) or next(
+            (p.channel_id for p in posts if p.channel_id), None)
+        title = page.channel.title if page.channel else None
+        if real is not None and real > 0 and real != state_id:
+            return channel_id_for(conn, username, real, now, title=title)
+        if title:
+            channels.upsert_channel(conn, Channel(state_id, username, title), iso(now) or "")
+        return state_id
+
     def _store(self, conn: sqlite3.Connection, state: ChannelState, page: WebPage, posts: Sequence[WebPost],
                cursor: int | None, final: bool) -> tuple[int, IngestResult]:
         """One page in one transaction: the channel's id settled, records, ingest, the cursor if final."""
         now = self.now()
         username = state.username or ""
-        real = (page.channel.channel_id if page.channel else None) or next(
-            (p.channel_id for p in posts if p.channel_id), None)
-        channel_id = state.id
-        if real is not None and real > 0 and real != state.id:
-            channel_id = channel_id_for(conn, username, real, now,
-                                        title=page.channel.title if page.channel else None)
-        elif page.channel is not None and page.channel.title:
-            channels.upsert_channel(conn, channel_record(page.channel, channel_id, username), iso(now) or "")
+        channel_id = self._channel_id(conn, state.id, username, page, posts, now)
         batch = Batch(channel_record(page.channel, channel_id, username),
                       tuple(records_for(conn, channel_id, posts, now)), cursor=cursor, seen_at=now)
         result = ingest(conn, batch, now, self.after_ingest)
@@ -265,6 +274,76 @@ class WebReader:
         return ChannelRecheck(state.id, username, state.status, len(window), result.edits, result.deletions,
                               requests, edited_post_ids=result.edited_post_ids)
 
+    # -- history -------------------------------------------------------------------------------------
+
+    async def backfill(self, username: str, *, since: date | None = None, limit: int | None = None,
+                       progress: Progress | None = None) -> BackfillReport:
+        """Archive a channel's history from the preview, paging back with `?before=` from the newest
+        post (or below where the last run stopped) to the start, `since` or `limit`: each page in one
+        transaction with the backfill progress (`storage.channels.record_backfill_page`), so a stop
+        loses at most one page and the next run resumes. Backfilled posts do not alert."""
+        started = self.now()
+        username = username.lstrip("@")
+        channel_id = await self.db.transaction(identity.channel_for_username, username, started)
+        state = await self.db.run(_load, channel_id)
+        if state.backfill_done and (state.backfill_before or 0) <= 1:
+            return BackfillReport(channel_id, username, 0, 0, 0, 0, state.backfill_before,
+                                  state.backfill_before, True, "done", 0.0)
+        since_at = datetime(since.year, since.month, since.day, tzinfo=UTC) if since is not None else None
+        low, before = state.backfill_before, state.backfill_before
+        taken = new = pages = 0
+        stopped_by, total = "start", None
+        while limit is None or taken < limit:
+            page = await self._page(username, before)
+            pages += 1
+            kept = sorted((p for p in page.posts if low is None or p.message_id < low),
+                          key=lambda p: p.message_id, reverse=True)
+            done = page.before is None
+            if since_at is not None and any(p.date < since_at for p in kept):
+                kept = [p for p in kept if p.date >= since_at]
+                stopped_by, done = "since", True
+            if limit is not None and len(kept) > limit - taken:
+                kept = kept[:limit - taken]
+                stopped_by, done = "limit", False
+            if not kept:
+                if done:
+                    await self.db.transaction(channels.mark_backfill_done, channel_id)
+                if page.before is None or done:
+                    break
+                before = page.before
+                continue
+            if total is None:
+                total = kept[0].message_id if limit is None else min(kept[0].message_id, limit)
+            channel_id, result = await self.db.transaction(self._store_back, channel_id, username, page,
+                                                           kept, done)
+            low = kept[-1].message_id
+            taken += len(kept)
+            new += result.messages_new
+            if progress is not None:
+                progress(f"backfill @{username}", taken if limit is not None else (total or 0) - low + 1,
+                         total)
+            if done or stopped_by == "limit":
+                break
+            before = page.before if page.before is not None and page.before <= low else low
+        else:
+            stopped_by = "limit"
+        finished = await self.db.run(channels.backfill_done, channel_id)
+        self.log.info("web backfill @%s: %d messages (%d new), %d pages, stopped by %s, oldest id %s",
+                      username, taken, new, pages, stopped_by, low)
+        return BackfillReport(channel_id, username, taken, new, pages, pages, state.backfill_before, low,
+                              finished, stopped_by, (self.now() - started).total_seconds())
+
+    def _store_back(self, conn: sqlite3.Connection, channel_id: int, username: str, page: WebPage,
+                    kept: list[WebPost], done: bool) -> tuple[int, IngestResult]:
+        """One backfill page (newest first) with the progress, in one transaction; no alerts."""
+        seen = self.now()
+        channel_id = self._channel_id(conn, channel_id, username, page, kept, seen)
+        batch = Batch(channel_record(page.channel, channel_id, username),
+                      tuple(records_for(conn, channel_id, kept, seen)), seen_at=seen)
+        result = ingest(conn, batch, seen)
+        channels.record_backfill_page(conn, channel_id, kept[-1].message_id, kept[0].message_id, done)
+        return channel_id, result
+
     # -- one post --------------------------------------------------------------------------------------
 
     async def fetch_post(self, username: str, message_id: int) -> IngestResult:
@@ -313,6 +392,12 @@ class WebReader:
             except WebError as exc:
                 self.log.info("web: original https://t.me/%s/%d not fetched (%s)", fwd.username,
                               fwd.message_id, exc)
+
+
+def _load(conn: sqlite3.Connection, channel_id: int) -> ChannelState:
+    found = channels.load_channel(conn, channel_id=channel_id)
+    assert found is not None  # made just before
+    return found
 
 
 def _origin_missing(conn: sqlite3.Connection, username: str, message_id: int) -> bool:

@@ -315,3 +315,33 @@ async def test_a_web_read_channel_switched_to_the_api_continues_without_duplicat
     assert await rows(db, "SELECT count(*) FROM posts") == [(4,)]
     assert await rows(db, "SELECT count(*) FROM channels WHERE id < 0") == [(0,)]
     await client.disconnect()
+
+
+async def test_backfill_pages_back_to_the_start_resumably_and_does_not_alert(db, world, server, web, time):
+    feed = world.add_channel("feed", "The Feed")
+    for n in range(50):
+        world.post(feed, f"sanctions {n}")
+    await db.transaction(add_rule, 1, "sanctions")
+    reader = WebReader(db, web, now=time.clock, after_ingest=Percolator())
+    first = await reader.backfill("@feed", limit=25)
+    assert (first.messages, first.stopped_by, first.done) == (25, "limit", False)
+    assert first.backfill_before == 26
+    server.log.clear()
+    second = await reader.backfill("feed")
+    assert (second.messages, second.stopped_by, second.done) == (25, "start", True)
+    assert [t for _, t in server.log][0] == "/s/feed?before=26"
+    assert await rows(db, "SELECT count(*), min(message_id), max(message_id) FROM messages") == [(50, 1, 50)]
+    assert await rows(db, "SELECT count(*) FROM alerts") == [(0,)]
+    again = await reader.backfill("feed")
+    assert again.stopped_by == "done" and again.pages == 0
+
+
+async def test_backfill_since_a_day_stops_at_older_posts(db, world, web, time):
+    feed = world.add_channel("feed", "The Feed")
+    for n in range(30):
+        world.post(feed, f"post {n}")
+        world.advance(3600 * 6)
+    report = await WebReader(db, web, now=time.clock).backfill("feed", since=(START + timedelta(days=5)).date())
+    assert report.stopped_by == "since" and report.done
+    [(oldest,)] = await rows(db, "SELECT min(date) FROM messages")
+    assert oldest == "2026-03-06T03:00:00+00:00" and report.messages == 11  # 03:00, 09:00, ... the 8th
