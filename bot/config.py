@@ -375,6 +375,7 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         web_rate=p(env, "CHANWATCH_WEB_RATE", _web_rate, 1.0,
                    "must be web-preview requests a second, more than 0 and at most 10, e.g. 1 or 0.5"),
         source=p(env, "CHANWATCH_SOURCE", _source, "auto",
-                 "must be auto (the API when a user session is configured, else the web preview), api or web"),
+                 "must be auto (the API when a user session is configured, else the web preview), "
+                 "api or web"),
         fetch_origins=p(env, "CHANWATCH_FETCH_ORIGINS", _bool, False, "must be true or false"),
     )

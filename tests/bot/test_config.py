@@ -64,7 +64,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
         ("CHANWATCH_WEB_RATE", "0", "more than 0 and at most 10"),
         ("CHANWATCH_WEB_RATE", "fast", "requests a second"),
         ("CHANWATCH_WEB_RATE", "nan", "at most 10"),
-        ("CHANWATCH_SOURCE", "telegram", "auto (the API when a user session is configured"),
+        ("CHANWATCH_SOURCE", "telegram", "auto (the API when a user session is configured, else"),
         ("CHANWATCH_FETCH_ORIGINS", "sometimes", "true or false"),
     ],
 )
