@@ -346,3 +346,22 @@ async def test_backfill_since_a_day_stops_at_older_posts(db, world, web, time):
     assert report.stopped_by == "since" and report.done
     [(oldest,)] = await rows(db, "SELECT min(date) FROM messages")
     assert oldest == "2026-03-06T03:00:00+00:00" and report.messages == 11  # from 03:00 of the 6th
+
+
+async def test_a_page_naming_its_channel_id_files_posts_under_the_real_id_and_adopts_the_placeholder(
+        db, world, time):
+    origin = world.add_channel("origin_news", "Origin News")
+    original = world.post(origin, "Breaking: the bridge is open")
+    feed = world.add_channel("feed", "The Feed")
+    world.post(feed, "first")
+    world.forward(origin, original.id, feed)
+    async with WebPreviewServer(world, clock=time.clock, peer_ids=["feed"]) as srv, \
+            WebClient(srv.url, now=time.clock, sleep=time.sleep) as client:
+        [result] = await WebReader(db, client, now=time.clock).poll_once([await watch(db, "feed", time)])
+    assert result.status == "ok" and result.channel_id == feed.id
+    assert await rows(db, "SELECT DISTINCT channel_id FROM messages") == [(feed.id,)]
+    assert await rows(db, "SELECT id, watched, source, cursor, title FROM channels"
+                          " WHERE username = 'feed'") == [(feed.id, 1, "web", 2, "The Feed")]
+    # the origin's page carries no id: it stays a placeholder, named by the forward
+    [(origin_row,)] = await rows(db, "SELECT fwd_from_id FROM messages WHERE message_id = 2")
+    assert origin_row < 0
