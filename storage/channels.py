@@ -172,6 +172,12 @@ def stored_contents(conn: sqlite3.Connection, channel_id: int, message_ids: Sequ
     return found
 
 
+def set_subscribers(conn: sqlite3.Connection, channel_id: int, subscribers: int, now: str) -> None:
+    """The channel's subscriber count as read at `now` (from the web preview: approximate)."""
+    conn.execute("UPDATE channels SET subscribers = ?, subscribers_at = ? WHERE id = ?",
+                 (subscribers, now, channel_id))
+
+
 def message_stored(conn: sqlite3.Connection, channel_id: int, message_id: int) -> bool:
     """Whether this message of this channel is in the archive."""
     return conn.execute("SELECT 1 FROM messages WHERE channel_id = ? AND message_id = ?",

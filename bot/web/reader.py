@@ -106,15 +106,19 @@ class WebReader:
     def _channel_id(self, conn: sqlite3.Connection, state_id: int, username: str, page: WebPage,
                     posts: Sequence[WebPost], now: datetime) -> int:
         """The id the page's posts go under: the real id the page names (a placeholder adopted into
-        it), else the channel's own; its title from the page header."""
+        it), else the channel's own; its title and subscriber count from the page header."""
         real = (page.channel.channel_id if page.channel else None) or next(
             (p.channel_id for p in posts if p.channel_id), None)
         title = page.channel.title if page.channel else None
         if real is not None and real > 0 and real != state_id:
-            return channel_id_for(conn, username, real, now, title=title)
-        if title:
-            channels.upsert_channel(conn, Channel(state_id, username, title), iso(now) or "")
-        return state_id
+            channel_id = channel_id_for(conn, username, real, now, title=title)
+        else:
+            channel_id = state_id
+            if title:
+                channels.upsert_channel(conn, Channel(state_id, username, title), iso(now) or "")
+        if page.channel is not None and page.channel.subscribers is not None:
+            channels.set_subscribers(conn, channel_id, page.channel.subscribers, iso(now) or "")
+        return channel_id
 
     def _store(self, conn: sqlite3.Connection, state: ChannelState, page: WebPage, posts: Sequence[WebPost],
                cursor: int | None, final: bool) -> tuple[int, IngestResult]:

@@ -99,6 +99,8 @@ async def test_a_poll_archives_text_views_and_a_forward_naming_its_origin_by_use
     [post] = await rows(db, "SELECT origin_channel_id, origin_message_id FROM posts"
                             " WHERE text LIKE 'Breaking%'")
     assert post == (origin_id, original.id)
+    assert await rows(db, "SELECT title, subscribers FROM channels WHERE username = 'feed'") == [
+        ("The Feed", len(feed.members))]
 
 
 async def test_a_later_poll_pages_back_with_before_down_to_the_cursor_and_no_further(
