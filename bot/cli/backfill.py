@@ -27,7 +27,7 @@ from bot.connect import Prepare, connect_user
 from bot.names import parse_channel_name
 from bot.telegram import FloodDeferred, FloodPolicy, redact
 from bot.web.http import WebClient, WebError
-from bot.web.reader import WebReader, default_source
+from bot.web.reader import WebReader
 from storage.database import Database
 
 BACKFILL_MAX_WAIT = 300.0  # a backfill may sit out flood waits up to 5 minutes before it gives up
@@ -68,11 +68,12 @@ async def backfill_channels(
     """Backfill each channel through the user session; one line per channel, exit 2 if any failed.
 
     Backfilled history is archived without alerting (no percolator): old posts are not news.
-    `source` 'web' (or CHANWATCH_SOURCE resolving to it) pages back through the public web preview.
+    `source` 'web' (or CHANWATCH_SOURCE=web) pages back through the public web preview; 'auto' keeps
+    the API, so a missing session is named rather than a long history read 20 posts a page.
     `progress` draws a bar per channel on a terminal (see `bot.cli.progress`).
     """
     out = out or sys.stdout
-    if (source or default_source(settings)) == "web":
+    if (source or settings.source) == "web":  # 'auto' stays the API: a long history is slow by web
         if takeout:
             raise CliError("--takeout is for the API; the web preview needs no session")
         return await _backfill_web(settings, channels, since=since, limit=limit, progress=progress, out=out)

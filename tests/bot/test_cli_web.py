@@ -104,7 +104,8 @@ async def test_backfill_source_web_reads_the_history_without_any_credentials(wor
                                    source="web") == 0
     first = out.getvalue()
     assert first.startswith("@historic: 30 messages (30 new)") and "resumable below id 16" in first
-    assert await backfill_channels(settings, ["historic"], progress=False, out=out) == 0  # auto: no session
+    by_config = web_settings(tmp_path, server, source="web")  # CHANWATCH_SOURCE=web
+    assert await backfill_channels(by_config, ["historic"], progress=False, out=out) == 0
     assert out.getvalue().splitlines()[-1].endswith("complete")
     assert rows(settings.db_path, "SELECT count(*), min(message_id), max(message_id) FROM messages") == [
         (45, 1, 45)]
