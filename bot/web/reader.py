@@ -271,11 +271,13 @@ class WebReader:
         posts = [read.posts[i] for i in present]
 
         def store(conn: sqlite3.Connection) -> IngestResult:
-            records = records_for(conn, state.id, posts, seen)
-            contents = channels.stored_contents(conn, state.id, [r.message_id for r in records])
+            real = next((p.channel_id for p in posts if p.channel_id), None)
+            channel_id = channel_id_for(conn, username, real, seen) if real and real != state.id else state.id
+            records = records_for(conn, channel_id, posts, seen)
+            contents = channels.stored_contents(conn, channel_id, [r.message_id for r in records])
             changed = tuple(r for r in records
                             if (r.edit_date and iso(r.edit_date)) != contents[r.message_id][2])
-            batch = Batch(channel_record(channel, state.id, username), changed, deleted_ids=deleted,
+            batch = Batch(channel_record(channel, channel_id, username), changed, deleted_ids=deleted,
                           seen_at=seen, present_ids=tuple(i for i in present
                                                           if i not in {r.message_id for r in changed}),
                           deleted_via="recheck")

@@ -119,6 +119,17 @@ async def test_a_later_poll_pages_back_with_before_down_to_the_cursor_and_no_fur
     assert count == 46
 
 
+async def test_a_post_the_page_marks_edited_is_found_edited_without_a_version(db, world, web, time):
+    feed = world.add_channel("feed", "The Feed")
+    world.post(feed, "the bridge is closed")
+    world.post(feed, "untouched")
+    world.edit(feed, 1, "the bridge is open")
+    await WebReader(db, web, now=time.clock).poll_once([await watch(db, "feed", time)])
+    assert await rows(db, "SELECT text, edited FROM posts ORDER BY id") == [
+        ("the bridge is open", 1), ("untouched", 0)]
+    assert await rows(db, "SELECT count(*) FROM message_versions") == [(0,)]
+
+
 async def test_a_never_polled_channel_gets_its_newest_page_only(
         db, world, server, web, time):
     feed = world.add_channel("feed", "The Feed")
@@ -226,11 +237,15 @@ async def test_fetch_post_archives_one_post_from_its_embed_page_with_provenance(
     feed = world.add_channel("feed", "The Feed")
     world.post(feed, "unrelated")
     world.forward(origin, original.id, feed)
-    result = await WebReader(db, web, now=time.clock).fetch_post("feed", 2)
+    world.album(feed, [("two pictures", world.photo(b"p" * 100)), ("", media.video(duration=75))])  # 3, 4
+    reader = WebReader(db, web, now=time.clock)
+    result = await reader.fetch_post("feed", 2)
     assert result.messages_new == 1
     origin_id = await db.run(channels.channel_by_username, "origin_news")
     assert await rows(db, "SELECT message_id, fwd_from_id, fwd_channel_post FROM messages") == [
         (2, origin_id, original.id)]
+    album = await reader.fetch_post("@feed", 4)  # a part's link: the whole album, one post
+    assert album.messages_new == 2 and len(album.new_post_ids) == 1
 
 
 async def test_fetch_origins_fetches_an_unwatched_origins_post_once_and_it_joins_the_forward(
