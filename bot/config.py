@@ -72,6 +72,8 @@ class Settings:
     stats_days: int = 14  # engagement re-read for messages this young (days); 0: off
     web_url: str = "https://t.me"  # where the web preview is read (a mirror, the tests' local server)
     web_rate: float = 1.0  # web-preview requests a second, across all channels
+    source: str = "auto"  # how channels are read: auto (the API with a user session, else web), api, web
+    fetch_origins: bool = False  # the web reader fetches an unwatched forward origin's post once
 
     def secrets(self) -> list[str]:
         """The secret values, for log redaction."""
@@ -182,6 +184,12 @@ def _web_rate(raw: str) -> float:
     if not 0 < value <= 10:  # NaN fails too
         raise ValueError(raw)
     return value
+
+
+def _source(raw: str) -> str:
+    if raw.lower() not in ("auto", "api", "web"):
+        raise ValueError(raw)
+    return raw.lower()
 
 
 def _stats_days(raw: str) -> int:
@@ -366,4 +374,8 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                   "must be an http(s) URL with a host and no query, e.g. https://t.me"),
         web_rate=p(env, "CHANWATCH_WEB_RATE", _web_rate, 1.0,
                    "must be web-preview requests a second, more than 0 and at most 10, e.g. 1 or 0.5"),
+        source=p(env, "CHANWATCH_SOURCE", _source, "auto",
+                 "must be auto (the API when a user session is configured, else the web preview), "
+                 "api or web"),
+        fetch_origins=p(env, "CHANWATCH_FETCH_ORIGINS", _bool, False, "must be true or false"),
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parse_channel_name", "username_of"]
+__all__ = ["parse_channel_name", "parse_post_link", "username_of"]
 
 # Telegram usernames: a letter, then letters, digits or _, 5 to 32 long (collectible ones from 4).
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
@@ -34,6 +34,23 @@ def parse_channel_name(name: str) -> str:
         raise ValueError(f"{name!r} is not a channel username (4-32 letters, digits and _, starting "
                          "with a letter), @username or t.me link")
     return text
+
+
+_POST = re.compile(
+    r"(?:(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/(?:s/)?|@)?(?P<name>[^/?#\s]+)"
+    r"/(?P<id>\d+)/?(?:[?#].*)?", re.IGNORECASE)
+
+
+def parse_post_link(link: str) -> tuple[str, int]:
+    """'https://t.me/name/123', 't.me/s/name/123', '@name/123' -> ('name', 123).
+
+    Raises ValueError for a private channel's t.me/c/ link and for anything that names no post."""
+    if re.search(r"(?:t\.me|telegram\.me|telegram\.dog)/c/", link, re.IGNORECASE):
+        raise ValueError(f"{link!r} is a private channel's link; only public channels' posts can be fetched")
+    match = _POST.fullmatch(link.strip())
+    if match is None:
+        raise ValueError(f"{link!r} is not a post link; give https://t.me/<channel>/<id> or @channel/<id>")
+    return parse_channel_name(match.group("name")), int(match.group("id"))
 
 
 def username_of(chat: object) -> str | None:

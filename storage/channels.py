@@ -156,6 +156,40 @@ def recent_window(conn: sqlite3.Connection, channel_id: int, window_ids: int, si
     return {r[0]: r[1] for r in rows}
 
 
+def stored_contents(conn: sqlite3.Connection, channel_id: int, message_ids: Sequence[int]
+                    ) -> dict[int, tuple[str, str, str | None]]:
+    """{message_id: (text, entities JSON, edit_date)} of the given stored messages: what a reader without
+    edit dates (the web preview) compares a re-read with to tell an edit from an unchanged post."""
+    found: dict[int, tuple[str, str, str | None]] = {}
+    ids = list(message_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row in conn.execute(
+                f"SELECT message_id, text, entities, edit_date FROM messages WHERE channel_id = ?"
+                f" AND message_id IN ({marks})", (channel_id, *chunk)):
+            found[row[0]] = (row[1], row[2], row[3])
+    return found
+
+
+def set_subscribers(conn: sqlite3.Connection, channel_id: int, subscribers: int, now: str) -> None:
+    """The channel's subscriber count as read at `now` (from the web preview: approximate)."""
+    conn.execute("UPDATE channels SET subscribers = ?, subscribers_at = ? WHERE id = ?",
+                 (subscribers, now, channel_id))
+
+
+def message_stored(conn: sqlite3.Connection, channel_id: int, message_id: int) -> bool:
+    """Whether this message of this channel is in the archive."""
+    return conn.execute("SELECT 1 FROM messages WHERE channel_id = ? AND message_id = ?",
+                        (channel_id, message_id)).fetchone() is not None
+
+
+def is_watched(conn: sqlite3.Connection, channel_id: int) -> bool:
+    """Whether the channel is watched (its own reader archives it)."""
+    row = conn.execute("SELECT watched FROM channels WHERE id = ?", (channel_id,)).fetchone()
+    return bool(row and row[0])
+
+
 # --- poll outcomes --------------------------------------------------------------------------------
 
 

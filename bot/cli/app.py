@@ -22,7 +22,20 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.cli import backfill, channels, check, daemon, demo, exchange, media, rules, search, show, stats
+from bot.cli import (
+    backfill,
+    channels,
+    check,
+    daemon,
+    demo,
+    exchange,
+    fetch,
+    media,
+    rules,
+    search,
+    show,
+    stats,
+)
 from bot.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -38,7 +51,8 @@ from bot.cli.common import (
 )
 from storage.database import explain
 
-COMMAND_MODULES = (exchange, search, show, stats, check, media, daemon, channels, rules, backfill, demo)
+COMMAND_MODULES = (exchange, search, show, stats, check, media, daemon, channels, rules, backfill, fetch,
+                   demo)
 """Every command group, in the order `chanwatch --help` lists them."""
 
 COMMANDS: tuple[Command, ...] = tuple(cmd for module in COMMAND_MODULES for cmd in module.COMMANDS)

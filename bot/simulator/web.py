@@ -14,7 +14,8 @@ loop time), `fail(n, status)` (500), `drop(n)` (the connection closed unanswered
 Content-Length larger than the body sent, then the connection closed), `change_markup(n)` (a page
 whose class names changed). Faults fire in the order they were set, on any path. `requests` counts
 requests per path, `log` each request with its time (the World's clock, or the `clock` given),
-`connections` the TCP connections accepted; tests and benchmarks read them.
+`connections` the TCP connections accepted; tests and benchmarks read them. `peer_ids` makes the
+pages carry the channel's numeric id (`data-peer`) as live t.me pages do, for every channel or some.
 """
 
 from __future__ import annotations
@@ -138,8 +139,12 @@ class WebPreviewServer:
     """
 
     def __init__(self, world: World, *, no_preview: Sequence[str] = (),
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 peer_ids: bool | Sequence[str] = False) -> None:
         self.world = world
+        #: Whose posts carry the channel's numeric id (`data-peer="c<id>_<hash>"`, as live t.me pages
+        #: do; a browser-saved page has none): every channel's (True), none (False), or these names'.
+        self.peer_ids = peer_ids if isinstance(peer_ids, bool) else {n.lower() for n in peer_ids}
         self._clock = clock or (lambda: world.now)
         self.no_preview = {n.lower() for n in no_preview}
         #: Requests answered (faults included), per path without the query.
@@ -398,7 +403,8 @@ class WebPreviewServer:
         if isinstance(first, types.MessageService):
             return _wrap(post, "service_message", _owner(channel)
                          + f'<div class="tgme_widget_message_text js-message_text" dir="auto">'
-                         f'{_esc(_service_text(first))}</div>' + _footer(first, link, views=False), embed)
+                         f'{_esc(_service_text(first))}</div>' + _footer(first, link, views=False), embed,
+                         self._peer(channel))
         body = [_owner(channel)]
         if first.fwd_from is not None:
             body.append(self._forwarded(first.fwd_from))
@@ -414,7 +420,15 @@ class WebPreviewServer:
             body.append(f'<div class="tgme_widget_message_text js-message_text" dir="auto">'
                         f'{entities_html(captioned.message, captioned.entities)}</div>')
         body.append(_footer(first, link, views=True))
-        return _wrap(post, "", "".join(body), embed)
+        return _wrap(post, "", "".join(body), embed, self._peer(channel))
+
+    def _peer(self, channel: SimChannel) -> str | None:
+        """The `data-peer` of the channel's posts, when its pages carry its id (`peer_ids`)."""
+        if isinstance(self.peer_ids, bool):
+            shown = self.peer_ids
+        else:
+            shown = (channel.username or "").lower() in self.peer_ids
+        return f"c{channel.id}_{channel.access_hash}" if shown else None
 
     def _forwarded(self, fwd: types.MessageFwdHeader) -> str:
         origin = None
@@ -586,10 +600,11 @@ def _footer(msg: Any, link: str, *, views: bool) -> str:
             f'</div></div>')
 
 
-def _wrap(post: str, extra_class: str, bubble: str, embed: bool) -> str:
+def _wrap(post: str, extra_class: str, bubble: str, embed: bool, peer: str | None = None) -> str:
     classes = " ".join(filter(None, ["tgme_widget_message", "text_not_supported_wrap", extra_class,
                                      "js-widget_message"]))
-    widget = (f'<div class="{classes}" data-post="{post}"><div class="tgme_widget_message_bubble">'
+    peer_attr = f' data-peer="{peer}"' if peer else ""
+    widget = (f'<div class="{classes}" data-post="{post}"{peer_attr}><div class="tgme_widget_message_bubble">'
               f'{bubble}</div></div>')
     return widget if embed else f'<div class="tgme_widget_message_wrap js-widget_message_wrap">{widget}</div>'
 

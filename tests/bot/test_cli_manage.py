@@ -50,6 +50,24 @@ def test_channels_add_stores_watched_placeholders_and_list_shows_them_pending(tm
     assert len(listed) == 2 and all("pending" in line and "0 msgs" in line for line in listed)
 
 
+def test_channels_add_with_a_source_reads_it_that_way_and_list_shows_it(tmp_path, capsys):
+    db = tmp_path / "a.db"
+    assert cli(db, "channels", "add", "@rusembc", "--source", "web") == 0
+    assert capsys.readouterr().out.strip() == (
+        "@rusembc: added, read through the web preview (the daemon resolves it when it starts)")
+    assert cli(db, "channels", "add", "MFARussia") == 0
+    assert rows(db, "SELECT username, source, watched FROM channels ORDER BY username") == [
+        ("MFARussia", None, 1), ("rusembc", "web", 1)]
+    assert cli(db, "channels", "add", "mfarussia", "--source", "api") == 0
+    capsys.readouterr()
+    assert cli(db, "channels", "list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.rsplit("  ", 1)[-1] for line in listed] == ["via api", "via web"]
+    assert cli(db, "channels", "list", "--json") == 0
+    assert [json.loads(line)["source"] for line in capsys.readouterr().out.splitlines()] == ["api", "web"]
+    assert cli(db, "channels", "add", "other_name", "--source", "telegram") == 2
+
+
 def test_channels_add_with_a_bad_name_changes_nothing(tmp_path, capsys):
     db = tmp_path / "a.db"
     assert cli(db, "channels", "add", "goodname", "t.me/+invitecode") == 2

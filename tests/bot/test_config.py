@@ -64,6 +64,8 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
         ("CHANWATCH_WEB_RATE", "0", "more than 0 and at most 10"),
         ("CHANWATCH_WEB_RATE", "fast", "requests a second"),
         ("CHANWATCH_WEB_RATE", "nan", "at most 10"),
+        ("CHANWATCH_SOURCE", "telegram", "auto (the API when a user session is configured, else"),
+        ("CHANWATCH_FETCH_ORIGINS", "sometimes", "true or false"),
     ],
 )
 def test_bad_value_names_the_variable_and_the_fix(tmp_path, name, value, fix):
@@ -148,3 +150,10 @@ def test_web_preview_defaults_to_t_me_at_one_request_a_second_and_reads_a_mirror
     assert (load(tmp_path).web_url, load(tmp_path).web_rate) == ("https://t.me", 1.0)
     settings = load(tmp_path, CHANWATCH_WEB_URL="http://127.0.0.1:8080/", CHANWATCH_WEB_RATE="0.5")
     assert (settings.web_url, settings.web_rate) == ("http://127.0.0.1:8080", 0.5)
+
+
+def test_the_source_defaults_to_auto_reads_api_or_web_and_origins_are_not_fetched_unless_asked(tmp_path):
+    assert (load(tmp_path).source, load(tmp_path).fetch_origins) == ("auto", False)
+    settings = load(tmp_path, CHANWATCH_SOURCE="Web", CHANWATCH_FETCH_ORIGINS="true")
+    assert (settings.source, settings.fetch_origins) == ("web", True)
+    assert load(tmp_path, CHANWATCH_SOURCE="api").source == "api"
