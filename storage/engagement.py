@@ -130,10 +130,13 @@ def end_past_horizon(conn: sqlite3.Connection, now: datetime, days: float) -> in
 
 def due(conn: sqlite3.Connection, now: datetime, limit: int = ROUND_LIMIT) -> dict[int, list[int]]:
     """Messages of watched channels whose reading is due by `now`, oldest due first, at most `limit`:
-    {channel id: [message ids]} (channels in the order of their oldest due message)."""
+    {channel id: [message ids]} (channels in the order of their oldest due message). Only channels the
+    reading account can ask (an access hash): a channel read by its web preview gets its readings from
+    the web re-reads, and its due messages must not fill the round ahead of those the API can read."""
     rows = conn.execute(
         """SELECT m.channel_id, m.message_id FROM messages m JOIN channels c ON c.id = m.channel_id
            WHERE m.stats_due IS NOT NULL AND m.stats_due <= ? AND m.deleted_at IS NULL AND c.watched = 1
+           AND c.access_hash IS NOT NULL
            ORDER BY m.stats_due, m.channel_id, m.message_id LIMIT ?""",
         (iso(now), limit),
     )

@@ -12,7 +12,7 @@ from storage import engagement
 from storage.database import connect_sync
 from storage.engagement import SCHEDULE, due, end_past_horizon, next_due, offsets, write_readings
 from storage.ingest import ingest_batch
-from storage.records import Reading, iso
+from storage.records import Channel, Reading, iso
 from tests.storage.factories import EMBASSY, MFA, T0, batch, msg
 
 H = timedelta(hours=1)
@@ -136,6 +136,13 @@ def test_due_groups_by_channel_oldest_first_and_is_bounded(conn):
     assert due(conn, T0 + H) == {EMBASSY.id: [7], MFA.id: [1, 2, 3]}
     assert list(due(conn, T0 + H)) == [EMBASSY.id, MFA.id]  # its reading is due 30 min earlier
     assert sum(map(len, due(conn, T0 + H, limit=2).values())) == 2
+
+
+def test_channels_the_api_cannot_ask_fill_no_round(conn):
+    web = Channel(-3, "webonly", "Read by web", None, watched=True)  # no access hash: read by its preview
+    ingest_batch(conn, batch(web, *(msg(web, i, f"w{i}", views=i) for i in (1, 2, 3)), seen_at=T0), now=T0)
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "m", views=1, minutes=30), seen_at=T0), now=T0)
+    assert due(conn, T0 + 2 * H, limit=1) == {MFA.id: [1]}  # not the web channel's older ones
 
 
 def test_a_smaller_horizon_unschedules_messages_past_it(conn):
