@@ -29,6 +29,7 @@ __all__ = [
     "counts",
     "sent_delays",
     "defer",
+    "expire_logged",
     "get_alerts",
     "mark_failed",
     "mark_logged",
@@ -149,6 +150,17 @@ def mark_logged(conn: sqlite3.Connection, alert_ids: Sequence[int], now: datetim
     for alert_id in dict.fromkeys(alert_ids):
         conn.execute("UPDATE alerts SET logged_at = ? WHERE id = ? AND logged_at IS NULL",
                      (iso(now), alert_id))
+
+
+def expire_logged(conn: sqlite3.Connection, created_before: datetime, reason: str) -> int:
+    """Give up the alerts that waited in the log for a bot since before `created_before` (pending,
+    logged, created earlier): kept with `reason` as their error, never sent. So a bot configured
+    weeks later does not flood its chats with stale alerts. Returns how many."""
+    return conn.execute(
+        "UPDATE alerts SET attempts = ?, last_error = ?, next_try_at = NULL"
+        " WHERE sent_at IS NULL AND attempts < ? AND logged_at IS NOT NULL AND created_at < ?",
+        (MAX_ATTEMPTS, reason[:ERROR_CHARS], MAX_ATTEMPTS, iso(created_before)),
+    ).rowcount
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
