@@ -72,17 +72,44 @@ class Settings:
     stats_days: int = 14  # engagement re-read for messages this young (days); 0: off
     web_url: str = "https://t.me"  # where the web preview is read (a mirror, the tests' local server)
     web_rate: float = 1.0  # web-preview requests a second, across all channels
+    source: str = "auto"  # CHANWATCH_SOURCE: 'auto' (api with a user session, else web), 'api' or 'web'
 
     def secrets(self) -> list[str]:
         """The secret values, for log redaction."""
         return [s for s in (self.api_hash, self.session, self.bot_token) if s]
 
-    def require_telegram(self) -> None:
-        """Check what `chanwatch run` needs before it connects: the credentials (the offline commands
-        need none) and the keyword queries, so a typo is found before anything starts."""
-        self.require_api()
-        self.require_session()
-        self.require_bot_token()
+    @property
+    def has_user_session(self) -> bool:
+        """Whether a user session is configured (TG_SESSION or TG_SESSION_FILE set): the reading account
+        that the API source needs. Whether it is logged in is checked when it connects."""
+        return self.session is not None or self.session_file is not None
+
+    @property
+    def default_source(self) -> str:
+        """How a channel with no source of its own is read: 'api' or 'web'. CHANWATCH_SOURCE=auto is
+        'api' when a user session is configured, else 'web'."""
+        if self.source == "auto":
+            return "api" if self.has_user_session else "web"
+        return self.source
+
+    def require_run(self) -> None:
+        """Check what `chanwatch run` needs before anything is opened or connected, for its mode:
+        nothing at all to read by web; api_id/api_hash for a bot (TG_BOT_TOKEN) or a user session;
+        a user session when CHANWATCH_SOURCE=api. The keyword queries too, so a typo is found first.
+        Nothing is demanded that the mode does not use."""
+        if self.source == "api" and not self.has_user_session:
+            raise ConfigError("TG_SESSION", "CHANWATCH_SOURCE=api reads channels through a user session, "
+                              "and none is set; run `chanwatch login` and set TG_SESSION (string session) or "
+                              "TG_SESSION_FILE, or set CHANWATCH_SOURCE=auto to read by web preview")
+        if self.has_user_session or self.bot_token is not None:
+            who = "the user session" if self.has_user_session else "the bot (TG_BOT_TOKEN)"
+            try:
+                self.require_api()
+            except ConfigError as exc:
+                detail = str(exc).removeprefix(f"{exc.variable}: ")
+                raise ConfigError(exc.variable, f"{detail}; {who} needs it (to read channels by web "
+                                  "preview with no Telegram account, leave out TG_BOT_TOKEN, TG_SESSION "
+                                  "and TG_SESSION_FILE)") from None
         check_keywords(self.keywords)
 
     def require_api(self) -> tuple[int, str]:
@@ -182,6 +209,16 @@ def _web_rate(raw: str) -> float:
     if not 0 < value <= 10:  # NaN fails too
         raise ValueError(raw)
     return value
+
+
+SOURCES = ("auto", "api", "web")
+
+
+def _source(raw: str) -> str:
+    lowered = raw.lower()
+    if lowered not in SOURCES:
+        raise ValueError(raw)
+    return lowered
 
 
 def _stats_days(raw: str) -> int:
@@ -366,4 +403,6 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                   "must be an http(s) URL with a host and no query, e.g. https://t.me"),
         web_rate=p(env, "CHANWATCH_WEB_RATE", _web_rate, 1.0,
                    "must be web-preview requests a second, more than 0 and at most 10, e.g. 1 or 0.5"),
+        source=p(env, "CHANWATCH_SOURCE", _source, "auto",
+                 "must be auto (the API with a user session, else the web preview), api or web"),
     )
