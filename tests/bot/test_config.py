@@ -100,7 +100,7 @@ def test_run_with_a_session_and_a_bot_requires_the_api_credentials_by_name(tmp_p
 
 
 def test_run_with_no_credentials_at_all_reads_by_web_and_demands_nothing(tmp_path):
-    settings = load(tmp_path, TG_API_ID="", TG_SESSION="", TG_BOT_TOKEN="")  # as config.example.env leaves them
+    settings = load(tmp_path, TG_API_ID="", TG_SESSION="", TG_BOT_TOKEN="")  # as config.example.env has them
     settings.require_run()
     assert not settings.has_user_session and settings.default_source == "web"
 
