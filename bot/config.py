@@ -88,9 +88,7 @@ class Settings:
     def default_source(self) -> str:
         """How a channel with no source of its own is read: 'api' or 'web'. CHANWATCH_SOURCE=auto is
         'api' when a user session is configured, else 'web'."""
-        if self.source == "auto":
-            return "api" if self.has_user_session else "web"
-        return self.source
+        return resolve_source(self.source, self.has_user_session)
 
     def require_run(self) -> None:
         """Check what `chanwatch run` needs before anything is opened or connected, for its mode:
@@ -152,6 +150,20 @@ class Settings:
         if self.bot_token is None:
             raise ConfigError("TG_BOT_TOKEN", "not set; create a bot with @BotFather and paste its token")
         return self.bot_token
+
+
+def resolve_source(source: str, has_user_session: bool) -> str:
+    """'api' or 'web' for CHANWATCH_SOURCE `source`: auto is 'api' with a user session, else 'web'."""
+    if source in ("api", "web"):
+        return source
+    return "api" if has_user_session else "web"
+
+
+def default_source_from(env: Mapping[str, str | None]) -> str:
+    """The default source from unparsed `env` (see `read_env`), for the offline commands that show
+    it; a CHANWATCH_SOURCE that is not api or web counts as auto (`run` refuses a bad one)."""
+    source = (_get(env, "CHANWATCH_SOURCE") or "auto").lower()
+    return resolve_source(source, bool(_get(env, "TG_SESSION") or _get(env, "TG_SESSION_FILE")))
 
 
 def media_dir_of(media_path: Path | None, db_path: Path) -> Path:

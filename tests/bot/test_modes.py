@@ -120,11 +120,14 @@ async def test_a_bot_without_a_user_session_answers_commands_and_sends_alerts_wi
         assert "poll" not in job_ids(service) and "outbox log" not in job_ids(service)
         world.say(alice, bot_account, "/watch newsroom")
         await world.settle()
+        world.say(alice, bot_account, "/status")
+        await world.settle()
         archive_post(settings.db_path, service, 7, "New sanctions announced", datetime.now(UTC))
         assert await service.dispatcher.dispatch_instant() == 1
         await service.stop()
     sent = [e.text for e in world.chat_log(alice, with_=bot_account) if e.sender_id == bot_account.id]
     assert any("watching @newsroom by its web preview" in text for text in sent)
+    assert any("Read by: web preview 1" in text for text in sent)
     assert any("New sanctions announced" in text for text in sent)
     assert reader_account.id not in world.logins
     assert rows(settings.db_path, "SELECT username, watched FROM channels WHERE username = 'newsroom'") == [
@@ -202,3 +205,25 @@ class await_db:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.db.close()
+
+
+def test_stats_says_how_the_watched_channels_are_read_by_default_and_by_their_own_source(
+        clean_env, tmp_path, capsys):
+    from bot.cli import main
+    from storage.database import connect_sync
+    from storage.identity import set_source
+
+    db = str(tmp_path / "archive.db")
+    assert main(["--db", db, "channels", "add", "embassy", "newsroom"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "stats"]) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-1]
+    assert "watched channels read by" in last and last.endswith("web preview 2")  # no session: web
+    conn = connect_sync(db)
+    try:
+        set_source(conn, "newsroom", "web")
+    finally:
+        conn.close()
+    clean_env.setenv("TG_SESSION", "a-session")  # auto: the API for channels with no source of their own
+    assert main(["--db", db, "stats"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("API 1 · web preview 1")
