@@ -5,6 +5,7 @@ each message within Telegram's 4096-character limit. /status shows `storage.stat
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from bot.formatting import (
@@ -241,10 +242,21 @@ def media_line(media: MediaStatus) -> str:
     return ("⚠️ " if media.failed else "") + line
 
 
-def status_text(stats: ArchiveStats, media: MediaStatus | None = None) -> str:
-    """/status: archive size, today's posts, pending alerts, last poll, channels in trouble, and the
-    media download queue (`media`, None when downloads are off and nothing was ever queued), with a
-    warning while a full media disk pauses downloads."""
+SOURCE_NAMES = {"api": "API", "web": "web preview"}
+
+
+def sources_line(sources: Sequence[str | None], default: str) -> str:
+    """How the watched channels are read, from each one's own source (None: `default`):
+    'API 2 · web preview 1'; '' with no channel."""
+    counted = Counter(source or default for source in sources)
+    return " · ".join(f"{SOURCE_NAMES[s]} {counted[s]}" for s in ("api", "web") if counted[s])
+
+
+def status_text(stats: ArchiveStats, media: MediaStatus | None = None, sources: str = "") -> str:
+    """/status: archive size, today's posts, pending alerts, last poll, how the channels are read
+    (`sources`, see `sources_line`), channels in trouble, and the media download queue (`media`,
+    None when downloads are off and nothing was ever queued), with a warning while a full media disk
+    pauses downloads."""
     lines = [
         "📊 <b>Archive</b>",
         f"{_plural(stats.posts, 'post')}, {_plural(stats.sightings, 'sighting')}",
@@ -253,6 +265,8 @@ def status_text(stats: ArchiveStats, media: MediaStatus | None = None) -> str:
         f"Last poll: {_when(stats.last_poll)}",
         f"Watched channels: {stats.watched}",
     ]
+    if sources:
+        lines.append(f"Read by: {sources}")
     if media is not None:
         lines.append(media_line(media))
         if media.full_since:  # set until a later run runs to the end

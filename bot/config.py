@@ -79,12 +79,36 @@ class Settings:
         """The secret values, for log redaction."""
         return [s for s in (self.api_hash, self.session, self.bot_token) if s]
 
-    def require_telegram(self) -> None:
-        """Check what `chanwatch run` needs before it connects: the credentials (the offline commands
-        need none) and the keyword queries, so a typo is found before anything starts."""
-        self.require_api()
-        self.require_session()
-        self.require_bot_token()
+    @property
+    def has_user_session(self) -> bool:
+        """Whether a user session is configured (TG_SESSION or TG_SESSION_FILE set): the reading account
+        that the API source needs. Whether it is logged in is checked when it connects."""
+        return self.session is not None or self.session_file is not None
+
+    @property
+    def default_source(self) -> str:
+        """How a channel with no source of its own is read: 'api' or 'web'. CHANWATCH_SOURCE=auto is
+        'api' when a user session is configured, else 'web'."""
+        return resolve_source(self.source, self.has_user_session)
+
+    def require_run(self) -> None:
+        """Check what `chanwatch run` needs before anything is opened or connected, for its mode:
+        nothing at all to read by web; api_id/api_hash for a bot (TG_BOT_TOKEN) or a user session;
+        a user session when CHANWATCH_SOURCE=api. The keyword queries too, so a typo is found first.
+        Nothing is demanded that the mode does not use."""
+        if self.source == "api" and not self.has_user_session:
+            raise ConfigError("TG_SESSION", "CHANWATCH_SOURCE=api reads channels through a user session, "
+                              "and none is set; run `chanwatch login` and set TG_SESSION (string session) or "
+                              "TG_SESSION_FILE, or set CHANWATCH_SOURCE=auto to read by web preview")
+        if self.has_user_session or self.bot_token is not None:
+            who = "the user session" if self.has_user_session else "the bot (TG_BOT_TOKEN)"
+            try:
+                self.require_api()
+            except ConfigError as exc:
+                detail = str(exc).removeprefix(f"{exc.variable}: ")
+                raise ConfigError(exc.variable, f"{detail}; {who} needs it (to read channels by web "
+                                  "preview with no Telegram account, leave out TG_BOT_TOKEN, TG_SESSION "
+                                  "and TG_SESSION_FILE)") from None
         check_keywords(self.keywords)
 
     def require_api(self) -> tuple[int, str]:
@@ -127,6 +151,20 @@ class Settings:
         if self.bot_token is None:
             raise ConfigError("TG_BOT_TOKEN", "not set; create a bot with @BotFather and paste its token")
         return self.bot_token
+
+
+def resolve_source(source: str, has_user_session: bool) -> str:
+    """'api' or 'web' for CHANWATCH_SOURCE `source`: auto is 'api' with a user session, else 'web'."""
+    if source in ("api", "web"):
+        return source
+    return "api" if has_user_session else "web"
+
+
+def default_source_from(env: Mapping[str, str | None]) -> str:
+    """The default source from unparsed `env` (see `read_env`), for the offline commands that show
+    it; a CHANWATCH_SOURCE that is not api or web counts as auto (`run` refuses a bad one)."""
+    source = (_get(env, "CHANWATCH_SOURCE") or "auto").lower()
+    return resolve_source(source, bool(_get(env, "TG_SESSION") or _get(env, "TG_SESSION_FILE")))
 
 
 def media_dir_of(media_path: Path | None, db_path: Path) -> Path:
@@ -186,10 +224,14 @@ def _web_rate(raw: str) -> float:
     return value
 
 
+SOURCES = ("auto", "api", "web")
+
+
 def _source(raw: str) -> str:
-    if raw.lower() not in ("auto", "api", "web"):
+    lowered = raw.lower()
+    if lowered not in SOURCES:
         raise ValueError(raw)
-    return raw.lower()
+    return lowered
 
 
 def _stats_days(raw: str) -> int:

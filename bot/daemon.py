@@ -1,5 +1,11 @@
-"""The daemon's lifecycle: check the configuration, open the archive, connect both clients, serve
-until asked to stop, close everything.
+"""The daemon's lifecycle: check the configuration, open the archive, connect the clients the mode
+needs, serve until asked to stop, close everything.
+
+Modes (`docs/architecture.md`): with no Telegram credentials at all, nothing connects to Telegram:
+channels are read through the web preview and alerts are printed in the log. With a bot token (and
+api_id/hash) the bot connects; with a user session the reading account connects too (unless
+CHANWATCH_SOURCE=web and no channel reads by API). A `WebClient` is opened when any channel reads by
+web (the default source or a channel's own).
 
 `chanwatch run` (`bot.cli.daemon`, which owns logging and signal handling) does::
 
@@ -28,6 +34,8 @@ from bot.config import ConfigError, Settings
 from bot.connect import Prepare, connect_bot, connect_user
 from bot.service import Service
 from bot.telegram import describe_client
+from bot.web.http import WebClient
+from storage.channels import load_watched
 from storage.database import Database, StorageError
 
 __all__ = ["connected", "serve"]
@@ -38,16 +46,17 @@ log = logging.getLogger("chanwatch.service")
 @asynccontextmanager
 async def connected(settings: Settings, *, prepare: Prepare | None = None,
                     scheduler: AsyncIOScheduler | None = None) -> AsyncIterator[Service]:
-    """The daemon ready to serve: configuration checked, archive open, both clients connected and
-    authorised. Raises `ConfigError` or `ConnectError` if it cannot start; on exit the clients
-    disconnect (saving the bot's session) and the archive closes. `scheduler` replaces the
-    service's own (tests pass a paused one and run the jobs themselves)."""
+    """The daemon ready to serve: configuration checked, archive open, the clients its mode needs
+    connected and authorised. Raises `ConfigError` or `ConnectError` if it cannot start; on exit the
+    clients disconnect (saving the bot's session), the web client closes and the archive closes.
+    `scheduler` replaces the service's own (tests pass a paused one and run the jobs themselves)."""
     user: TelegramClient | None = None
     bot: TelegramClient | None = None
+    web: WebClient | None = None
     db: Database | None = None
     served = False
     try:
-        settings.require_telegram()
+        settings.require_run()
         problem = _archive_problem(settings.db_path)
         if problem is not None:
             raise ConfigError("CHANWATCH_DB", f"cannot open the archive at {settings.db_path}: {problem}")
@@ -55,13 +64,29 @@ async def connected(settings: Settings, *, prepare: Prepare | None = None,
             db = await Database.open(settings.db_path)
         except StorageError as exc:
             raise ConfigError("CHANWATCH_DB", str(exc)) from None
-        user = await connect_user(settings, prepare=prepare)
-        bot = await connect_bot(settings, prepare=prepare)
-        log.info("chanwatch running: archive %s, user %s, bot %s", settings.db_path, describe_client(user),
-                 describe_client(bot))
+        sources = {state.source or settings.default_source for state in await db.run(load_watched)}
+        if settings.has_user_session and (settings.default_source == "api" or "api" in sources):
+            user = await connect_user(settings, prepare=prepare)
+        elif "api" in sources:
+            log.warning("some channels are set to be read through the API (`channels add NAME --source "
+                        "api`) but no user session is configured: they are not read; run `chanwatch "
+                        "login` and set TG_SESSION, or set them to --source web")
+        if settings.bot_token is not None:
+            bot = await connect_bot(settings, prepare=prepare)
+        if settings.default_source == "web" or "web" in sources:
+            web = WebClient(settings.web_url, rate=settings.web_rate)
+        log.info("chanwatch running: archive %s, user %s, bot %s, web preview %s", settings.db_path,
+                 describe_client(user) if user is not None else "none (no user session)",
+                 describe_client(bot) if bot is not None else "none (alerts are printed in this log)",
+                 settings.web_url if web is not None else "not used")
         served = True
-        yield Service(settings, db, user, bot, scheduler=scheduler)
+        yield Service(settings, db, user, bot, web=web, scheduler=scheduler)
     finally:
+        if web is not None:
+            try:
+                await web.aclose()
+            except Exception:
+                log.debug("closing the web client failed", exc_info=True)
         for client in (bot, user):
             if client is not None:
                 try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -151,7 +151,8 @@ class Poller:
     `join=True`: the account joins the watched channels, and one messages.GetPeerDialogs per 100
     channels tells which have news (an idle cycle for 200 channels costs 2 requests). Without it,
     each due channel costs one messages.GetHistory per cycle. `after_ingest` runs inside each ingest
-    transaction (the alert percolator). `now` and `sleep` are injectable for tests.
+    transaction (the alert percolator). `reads` says which watched channels are this poller's (the
+    daemon leaves out those read by their web preview). `now` and `sleep` are injectable for tests.
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class Poller:
         now: Clock = utcnow,
         sleep: Sleep = asyncio.sleep,
         after_ingest: AfterIngest | None = None,
+        reads: Callable[[ChannelState], bool] | None = None,
         logger: logging.Logger = log,
     ) -> None:
         if not 1 <= page_size <= PAGE_SIZE:
@@ -179,9 +181,15 @@ class Poller:
         self.join = join
         self.now = now
         self.after_ingest = after_ingest
+        self.reads = reads
         self.log = logger
         self.requests = Requests(client, self.flood, sleep=sleep, now=now, logger=logger)
         self._semaphore = asyncio.Semaphore(concurrency)
+
+    async def _watched(self) -> list[ChannelState]:
+        """The watched channels this poller reads (`reads`: not those read by their web preview)."""
+        states = await self.db.run(channels.load_watched)
+        return states if self.reads is None else [s for s in states if self.reads(s)]
 
     # -- poll cycle -------------------------------------------------------------------------------
 
@@ -189,7 +197,7 @@ class Poller:
         """One poll cycle over the watched channels (read from the DB each time, so /watch applies)."""
         started = self.now()
         count0, slept0 = self.requests.count, self.requests.flood_slept
-        states = await self.db.run(channels.load_watched)
+        states = await self._watched()
         results: list[ChannelPoll] = []
         due: list[ChannelState] = []
         for state in states:
@@ -400,7 +408,7 @@ class Poller:
         started = self.now()
         count0 = self.requests.count
         since = iso(started - timedelta(days=window_days)) or ""
-        states = await self.db.run(channels.load_watched)
+        states = await self._watched()
         results: list[ChannelRecheck] = []
         due = []
         for state in states:

@@ -1,7 +1,13 @@
 """The daemon: poller, percolator, dispatcher and bot commands wired together under one scheduler.
 
-`Service` owns the running parts for one archive and two connected clients (the user session that
-reads channels, the bot that answers and alerts). Jobs run on an APScheduler `AsyncIOScheduler`:
+`Service` owns the running parts for one archive and the clients the configuration has (each
+optional): the user session that reads channels through the API, the bot that answers and alerts,
+and the web-preview client that reads channels with no account (`docs/architecture.md`, "Modes").
+The jobs that need the reading account (API poll, recheck, sweep, engagement, media, live updates,
+resolving names) run only with it; the `web` and `web recheck` jobs read the channels whose source
+is 'web' through `bot.web.reader.WebReader`; without a bot there are no commands and no dispatcher,
+and the `outbox log` job prints each pending alert once instead (`bot.alert_log`).
+Jobs run on an APScheduler `AsyncIOScheduler`:
 poll (CHANWATCH_POLL_INTERVAL), recheck (CHANWATCH_RECHECK_INTERVAL), the slow deletion sweep
 (every 5 min unless CHANWATCH_SWEEP_PER_HOUR=0), engagement re-reads (every 5 min unless
 CHANWATCH_STATS_DAYS=0), media downloads (every 30 s unless CHANWATCH_MEDIA=none), the dispatcher's
@@ -32,21 +38,27 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient
 
+from bot.alert_log import AlertLog, expire_stale
 from bot.alerts import Dispatcher
 from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
-from bot.config import Settings
+from bot.config import Settings, resolve_source
 from bot.engagement import Engagement
 from bot.live import Live, Wakeup
 from bot.media import Downloader, MediaPolicy, media_job
+from bot.names import parse_channel_name
 from bot.poller import Poller
 from bot.resolve import WatchList
 from bot.sweep import SWEEP_EVERY, Sweeper
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
+from bot.web.http import WebClient
+from bot.web.reader import WebReader, source_of
+from storage import channels
 from storage.database import Database
 from storage.faults import explain
 from storage.media_store import MediaStore
 from storage.percolator import Percolator
+from storage.records import ChannelState
 from storage.rules import seed_alert_chat
 
 __all__ = [
@@ -63,6 +75,7 @@ INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by t
 MEDIA_EVERY = 30.0  # seconds between media download runs (divided by time_scale)
 MEDIA_JOB = "media"
 ENGAGEMENT_EVERY = 300.0  # seconds between engagement rounds (divided by time_scale)
+OUTBOX_LOG_EVERY = 5.0  # seconds between runs printing pending alerts when no bot exists
 
 
 class GracefulExecutor(AsyncIOExecutor):
@@ -88,9 +101,10 @@ class Service:
         self,
         settings: Settings,
         db: Database,
-        user: TelegramClient,
-        bot: TelegramClient,
+        user: TelegramClient | None,
+        bot: TelegramClient | None,
         *,
+        web: WebClient | None = None,
         scheduler: AsyncIOScheduler | None = None,
         now: Clock = utcnow,
         time_scale: float = 1.0,
@@ -104,6 +118,7 @@ class Service:
         self.db = db
         self.user = user
         self.bot = bot
+        self.web = web
         self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
         self.now = now
         self.time_scale = time_scale
@@ -112,14 +127,23 @@ class Service:
         self.flood = flood or FloodPolicy(max_wait=float(settings.flood_max_wait))
         hours = settings.alert_max_age_hours
         self.percolator = Percolator(max_age=timedelta(hours=hours) if hours else None)
-        self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep,
-                             after_ingest=self.percolator)
-        self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
-                                   now=now, sleep=sleep)
-        self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
-                               window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
-                               after_ingest=self.percolator) if settings.sweep_per_hour else None
-        self.engagement = Engagement(db, user, self.flood, days=settings.stats_days, now=now, sleep=sleep)
+        # the reading account's parts: none without a user session
+        self.poller: Poller | None = None
+        self.watchlist: WatchList | None = None
+        self.sweeper: Sweeper | None = None
+        self.engagement: Engagement | None = None
+        if user is not None:
+            self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep,
+                                 after_ingest=self.percolator, reads=lambda s: not self.reads_by_web(s))
+            self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
+                                       now=now, sleep=sleep)
+            self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
+                                   window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
+                                   after_ingest=self.percolator) if settings.sweep_per_hour else None
+            self.engagement = Engagement(db, user, self.flood, days=settings.stats_days, now=now,
+                                         sleep=sleep)
+        self.web_reader: WebReader | None = None  # made at the first channel read by web
+        self.alert_log: AlertLog | None = None  # no bot: pending alerts printed in the log
         self.dispatcher: Dispatcher | None = None
         self.live: Live | None = None  # CHANWATCH_JOIN: pushed updates ingested at once (bot/live.py)
         self._poll_lock = asyncio.Lock()  # the poll job and a reconnection's poll never overlap
@@ -144,7 +168,12 @@ class Service:
             return
         self._started = True
         await self._seed_alert_chat()
-        await self.watchlist.resolve_configured()
+        if self.watchlist is not None:
+            await self.watchlist.resolve_configured()
+        else:
+            await self._watch_configured_by_name()
+        if self.bot is not None:
+            await expire_stale(self.db, self.settings.alert_max_age_hours, self.now(), self.log)
         self._build_alerting()
         self._build_media()
         self._install_executor()
@@ -158,9 +187,12 @@ class Service:
         if not self.scheduler.running:
             self.scheduler.start()
         await self._start_live()
-        self.log.info("service started: %d jobs, poll every %gs, recheck every %gs",
-                      len(self.scheduler.get_jobs()), self.settings.poll_interval / self.time_scale,
-                      self.settings.recheck_interval / self.time_scale)
+        self.log.info("service started: %d jobs, poll every %gs, recheck every %gs; channels read by %s "
+                      "by default; %s", len(self.scheduler.get_jobs()),
+                      self.settings.poll_interval / self.time_scale,
+                      self.settings.recheck_interval / self.time_scale, self.default_source,
+                      "alerts sent by the bot" if self.bot is not None
+                      else "no bot: alerts are printed in this log and wait in the outbox")
 
     async def stop(self) -> None:
         """Stop taking new work, let the running jobs finish (their transactions commit), stop the
@@ -234,7 +266,10 @@ class Service:
             await self._poll_cycle()
 
     async def _poll_cycle(self) -> None:
-        await self._connected(self.bot, "the bot")
+        if self.bot is not None:
+            await self._connected(self.bot, "the bot")
+        if self.user is None or self.poller is None or self.watchlist is None:
+            return  # no reading account: the web job reads the channels
         if not await self._connected(self.user, "the reading account"):
             return
         try:
@@ -247,7 +282,9 @@ class Service:
 
     async def recheck_cycle(self) -> None:
         """Re-read the recent window of every watched channel for edits and deletions."""
-        if self._stopping or not await self._connected(self.user, "the reading account"):
+        if self._stopping or self.user is None or self.poller is None:
+            return
+        if not await self._connected(self.user, "the reading account"):
             return
         try:
             report = await self.poller.recheck_once(self.settings.recheck_window_ids,
@@ -262,7 +299,7 @@ class Service:
 
     async def sweep_cycle(self) -> None:
         """One run of the slow deletion sweep: its share of CHANWATCH_SWEEP_PER_HOUR (`bot.sweep`)."""
-        if self.sweeper is None or self._stopping or not self.user.is_connected():
+        if self.sweeper is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects
         try:
             await self.sweeper.run_once()
@@ -272,7 +309,7 @@ class Service:
             self.log.exception("sweep failed; the next run will try again")
     async def engagement_cycle(self) -> None:
         """One engagement round (`bot.engagement`): due views and reactions into message_stats."""
-        if self._stopping or not self.user.is_connected():
+        if self.engagement is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects, the next round reads what is due
         try:
             await self.engagement.run_once()
@@ -281,9 +318,14 @@ class Service:
         except Exception:
             self.log.exception("engagement round failed; the next round will try again")
 
+    async def outbox_log_cycle(self) -> None:
+        """No bot: print each pending alert not logged yet, once (`bot.alert_log`)."""
+        if self.alert_log is not None and not self._stopping:
+            await self.alert_log.log_pending()
+
     async def media_cycle(self) -> None:
         """One media download run (`bot.media.Downloader.run_once`); `stop` may cancel it."""
-        if self._media_body is None or self._stopping or not self.user.is_connected():
+        if self._media_body is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects, the next media run goes on
         self._media_task = asyncio.current_task()
         try:
@@ -294,12 +336,94 @@ class Service:
         finally:
             self._media_task = None
 
+    @property
+    def default_source(self) -> str:
+        """How a channel with no source of its own is read: 'api' or 'web' (CHANWATCH_SOURCE; auto is
+        the API when this service has a reading account, whatever made it)."""
+        return resolve_source(self.settings.source, self.user is not None)
+
+    def reads_by_web(self, state: ChannelState) -> bool:
+        """Whether the web job reads this channel (its own source, else the default), and so the
+        API poller does not."""
+        return source_of(state, self.default_source) == "web"
+
+    async def web_states(self) -> list[ChannelState]:
+        """The watched channels read through the web preview (none without a web client)."""
+        if self.web is None:
+            return []
+        return [s for s in await self.db.run(channels.load_watched) if self.reads_by_web(s)]
+
+    def _reader(self) -> WebReader:
+        """The web reader, made when a channel first reads by web."""
+        if self.web_reader is None:
+            self.web_reader = WebReader(self.db, self.web, now=self.now, after_ingest=self.percolator,
+                                        fetch_origins=self.settings.fetch_origins, logger=self.log)
+        return self.web_reader
+
+    async def web_cycle(self) -> None:
+        """One web-preview poll of the channels read by web (`WebReader.poll_once`); with no reading
+        account, the bot's lost connection is restored here (the API poll does it otherwise)."""
+        if self._stopping:
+            return
+        if self.bot is not None and self.user is None:
+            await self._connected(self.bot, "the bot")
+        try:
+            states = await self.web_states()
+            if states:
+                await self._reader().poll_once(states)
+        except sqlite3.Error as exc:
+            self.log.warning("web poll failed: %s", explain(exc, self.db.path, daemon=True))
+        except Exception:
+            self.log.exception("web poll failed; the next cycle will try again")
+
+    async def web_recheck_cycle(self) -> None:
+        """Re-read the newest pages of the channels read by web for edits and deletions."""
+        if self._stopping:
+            return
+        try:
+            states = await self.web_states()
+            if states:
+                await self._reader().recheck_once(states, self.settings.recheck_window_ids)
+        except sqlite3.Error as exc:
+            self.log.warning("web recheck failed: %s", explain(exc, self.db.path, daemon=True))
+        except Exception:
+            self.log.exception("web recheck failed; the next cycle will try again")
+
     # -- wiring -----------------------------------------------------------------------------------
+
+    async def _watch_configured_by_name(self) -> None:
+        """No reading account to resolve names: CHANWATCH_CHANNELS are watched by username (a
+        placeholder each, `storage.channels.add_watch_name`), for the web reader."""
+        now = self.now()
+        for name in self.settings.channels:
+            await self.db.transaction(channels.add_watch_name, name, now)
+        if self.settings.channels:
+            self.log.info("channels: %d configured, read by web preview", len(self.settings.channels))
+
+    async def _watch_by_name(self, name: str) -> str:
+        """/watch without a reading account: watch the name for the web reader; the reply line."""
+        try:
+            username = parse_channel_name(name)
+        except ValueError as exc:
+            return str(exc)
+        outcome = await self.db.transaction(channels.add_watch_name, username, self.now())
+        if outcome == "already watched":
+            return f"@{username} is already watched"
+        return f"watching @{username} by its web preview; new posts arrive with the next poll"
+
+    async def _unwatch_by_name(self, name: str) -> str:
+        """/unwatch without a reading account: stop reading the name (its archive stays)."""
+        try:
+            username = parse_channel_name(name)
+        except ValueError as exc:
+            return str(exc)
+        changed = await self.db.transaction(channels.unwatch_name, username)
+        return f"stopped watching @{username}" if changed else f"@{username} is not watched"
 
     async def _start_live(self) -> None:
         """With CHANWATCH_JOIN, take the joined channels' pushed updates (bot/live.py): stored at once,
         the dispatcher woken for their alerts, and a poll at once after a reconnection."""
-        if not self.settings.join or self.dispatcher is None:
+        if not self.settings.join or self.dispatcher is None or self.user is None:
             return
         self.alerts_now = Wakeup(self.dispatcher.dispatch_instant, "alerts", logger=self.log)
         self.live = Live(self.db, self.user, after_ingest=self.percolator, on_ingest=self.alerts_now,
@@ -309,8 +433,8 @@ class Service:
     def _build_media(self) -> None:
         """The media downloader, unless CHANWATCH_MEDIA=none (then no media job at all)."""
         kinds = self.settings.media_kinds
-        if kinds is not None and not kinds:
-            return
+        if (kinds is not None and not kinds) or self.user is None:
+            return  # the web preview gives no original files to download
         policy = MediaPolicy.from_settings(kinds, self.settings.media_max_mb)
         self.downloader = Downloader(self.db, self.user, MediaStore(self.settings.media_dir), policy,
                                      now=self.now, sleep=self.sleep, flood=self.flood)
@@ -328,7 +452,12 @@ class Service:
 
     def _build_alerting(self) -> None:
         """The dispatcher (sends what the percolator queued in the ingest transaction) and the bot
-        commands (with the /watch hooks and digest rescheduling)."""
+        commands (with the /watch hooks and digest rescheduling); with no bot, the alert log."""
+        if self.bot is None:
+            self.alert_log = AlertLog(self.db, now=self.now, logger=self.log)
+            return
+        watch, unwatch = ((self.watchlist.watch, self.watchlist.unwatch) if self.watchlist is not None
+                          else (self._watch_by_name, self._unwatch_by_name))
         self.dispatcher = Dispatcher(
             self.db, self.bot, default_schedule=self.settings.digest_schedule,
             default_timezone=self.settings.timezone, now=self.now, sleep=self.sleep,
@@ -336,7 +465,7 @@ class Service:
             photo_dir=self.settings.media_dir if self.settings.alert_media else None,
         )
         self.commands = Commands(
-            self.db, self.bot, self.settings, watch=self.watchlist.watch, unwatch=self.watchlist.unwatch,
+            self.db, self.bot, self.settings, watch=watch, unwatch=unwatch,
             on_subscription_change=self._subscription_changed, now=self.now,
         )
 
@@ -373,14 +502,22 @@ class Service:
 
     def _add_jobs(self) -> None:
         started = datetime.now(UTC)  # APScheduler runs on the wall clock, whatever `now` says
-        self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
-        self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval), first=None)
+        if self.user is not None:
+            self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
+            self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval),
+                               first=None)
+        if self.web is not None:
+            self._interval_job(self.web_cycle, "web", float(self.settings.poll_interval), first=started)
+            self._interval_job(self.web_recheck_cycle, "web recheck", float(self.settings.recheck_interval),
+                               first=None)
         if self.sweeper is not None:
             self._interval_job(self.sweep_cycle, "sweep", SWEEP_EVERY, first=None)
         if self.downloader is not None:
             self._interval_job(self.media_cycle, MEDIA_JOB, MEDIA_EVERY, first=None)
-        if self.settings.stats_days > 0:
+        if self.engagement is not None and self.settings.stats_days > 0:
             self._interval_job(self.engagement_cycle, "engagement", ENGAGEMENT_EVERY, first=None)
         if self.dispatcher is not None:
             self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale,
                                      executor=self._executor_alias)
+        if self.alert_log is not None:
+            self._interval_job(self.outbox_log_cycle, "outbox log", OUTBOX_LOG_EVERY, first=started)

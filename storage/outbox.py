@@ -5,6 +5,9 @@ Plain synchronous functions on a `sqlite3.Connection`; run them with `Database.r
 `Database.transaction`. An alert is *pending* while unsent and not given up; a failed send backs
 off exponentially (30 s, 1 min, 2 min ... capped at 1 h) and after `MAX_ATTEMPTS` failures it is
 given up: kept with its `last_error`, never retried again.
+
+While no bot is configured, the daemon prints each pending alert in its log once (`unlogged`,
+`mark_logged`: the `logged_at` column), and the alerts stay pending until a bot sends them.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ __all__ = [
     "counts",
     "sent_delays",
     "defer",
+    "expire_logged",
     "get_alerts",
     "mark_failed",
+    "mark_logged",
     "mark_sent",
     "pending_digest",
     "pending_instant",
+    "unlogged",
 ]
 
 BACKOFF_BASE = 30.0  # seconds after the first failure; doubles with each further one
@@ -125,6 +131,36 @@ def defer(conn: sqlite3.Connection, alert_ids: Sequence[int], until: datetime,
             " WHERE id = ? AND sent_at IS NULL",
             (iso(until), reason[:ERROR_CHARS] if reason else None, alert_id),
         )
+
+
+def unlogged(conn: sqlite3.Connection, limit: int = 100) -> list[Alert]:
+    """Pending alerts (unsent, not given up) of chats neither paused nor denied that were never logged,
+    oldest first: what the daemon without a bot prints, once each."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts a JOIN subscribers s ON s.chat_id = a.chat_id"
+        f" WHERE a.logged_at IS NULL AND a.sent_at IS NULL AND a.attempts < ? AND {_DELIVERABLE}"
+        " ORDER BY a.id LIMIT ?",
+        (MAX_ATTEMPTS, limit),
+    ).fetchall()
+    return [_alert(r) for r in rows]
+
+
+def mark_logged(conn: sqlite3.Connection, alert_ids: Sequence[int], now: datetime) -> None:
+    """Record that these alerts were printed in the log (a logged alert keeps its first time)."""
+    for alert_id in dict.fromkeys(alert_ids):
+        conn.execute("UPDATE alerts SET logged_at = ? WHERE id = ? AND logged_at IS NULL",
+                     (iso(now), alert_id))
+
+
+def expire_logged(conn: sqlite3.Connection, created_before: datetime, reason: str) -> int:
+    """Give up the alerts that waited in the log for a bot since before `created_before` (pending,
+    logged, created earlier): kept with `reason` as their error, never sent. So a bot configured
+    weeks later does not flood its chats with stale alerts. Returns how many."""
+    return conn.execute(
+        "UPDATE alerts SET attempts = ?, last_error = ?, next_try_at = NULL"
+        " WHERE sent_at IS NULL AND attempts < ? AND logged_at IS NOT NULL AND created_at < ?",
+        (MAX_ATTEMPTS, reason[:ERROR_CHARS], MAX_ATTEMPTS, iso(created_before)),
+    ).rowcount
 
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:

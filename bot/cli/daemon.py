@@ -55,7 +55,8 @@ async def run_daemon(settings: Settings, *, log_format: str = "text", prepare: P
                      stop: asyncio.Event | None = None, install_logging: bool = True) -> int:
     """`chanwatch run`: serve until SIGINT/SIGTERM; returns the exit status.
 
-    2 with one line on stderr for missing credentials, a session that is not logged in, a bot
+    2 with one line on stderr for a setting the mode needs that is missing (with no Telegram
+    credentials at all it reads by web preview: `bot.daemon`), a session that is not logged in, a bot
     token Telegram refuses, or an archive that cannot be opened; 1 when Telegram is out of reach.
     `prepare(client, "user"|"bot")` runs on each client before it connects (tests attach the
     simulator there); `stop` replaces the signal-driven event.

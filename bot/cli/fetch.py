@@ -24,7 +24,7 @@ from bot.history import records_of
 from bot.names import parse_post_link, username_of
 from bot.telegram import FloodDeferred, FloodPolicy, Requests, input_channel, redact
 from bot.web.http import WebClient, WebError
-from bot.web.reader import WebReader, default_source
+from bot.web.reader import WebReader
 from storage import channels, identity
 from storage.database import Database
 from storage.ingest import ingest
@@ -89,7 +89,7 @@ async def fetch_link(settings: Settings, link: str, *, source: str | None = None
         username, message_id = parse_post_link(link)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    way = source or default_source(settings)
+    way = source or settings.default_source
     db = await Database.open(settings.db_path)
     try:
         if way == "api":

@@ -6,7 +6,10 @@ import argparse
 import json
 from datetime import UTC, datetime
 
-from bot.cli.common import EXIT_OK, Command, archive_path, open_archive
+from bot.cli.common import EXIT_OK, Command, archive_path, environment, open_archive
+from bot.command_text import sources_line
+from bot.config import default_source_from
+from storage.channels import channel_listing
 from storage.stats import ArchiveStats, archive_stats
 
 
@@ -58,6 +61,7 @@ def _stats(args: argparse.Namespace) -> int:
     path = archive_path(args)
     with open_archive(path, readonly=True) as conn:
         stats = stats_json(archive_stats(conn, datetime.now(UTC)))
+        listing = channel_listing(conn)
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
         return EXIT_OK
@@ -66,6 +70,9 @@ def _stats(args: argparse.Namespace) -> int:
     for name, value in stats.items():
         shown = _human_bytes(value) if name == "database bytes" else f"{value:,}"
         print(f"  {LABELS.get(name, name):<{width}}  {shown}")
+    sources = sources_line([c.source for c in listing], default_source_from(environment(args)))
+    if sources:  # each channel's own source, else CHANWATCH_SOURCE's (auto: API with a user session)
+        print(f"  {'watched channels read by':<{width}}  {sources}")
     return EXIT_OK
 
 

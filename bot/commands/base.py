@@ -282,7 +282,9 @@ class CommandsBase:
         media = await self._db(media_status)
         downloading = self.settings.media_kinds is None or bool(self.settings.media_kinds)
         shown = media if downloading or media != MediaStatus() else None
-        await self._reply(req.event, text.status_text(stats, shown))
+        listing = await self._db(channel_listing)
+        sources = text.sources_line([c.source for c in listing], self.settings.default_source)
+        await self._reply(req.event, text.status_text(stats, shown, sources))
 
     async def _handle_callback(self, event: Any) -> None:
         raise NotImplementedError  # the search pages' buttons (bot.commands.search)

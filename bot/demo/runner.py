@@ -110,6 +110,7 @@ def demo_settings(demo: DemoWorld, scenario: Scenario, db_path: Path) -> Setting
         alert_max_age_hours=ALERT_MAX_AGE_HOURS,
         join=True,
         flood_max_wait=60,
+        source="api",  # the demo's reader is logged in already: no session setting says so
     )
 
 

@@ -25,7 +25,6 @@ from typing import Any
 
 from bot.backfill import BackfillReport
 from bot.clock import Clock, utcnow
-from bot.config import Settings
 from bot.poller import ChannelPoll, ChannelRecheck
 from bot.web.http import WebClient, WebDeferred, WebError, WebNotFound
 from bot.web.preview import WebPage, WebPost, parse_embed_page, parse_page
@@ -38,7 +37,7 @@ from storage.ingest import AfterIngest, ingest
 from storage.progress import Progress
 from storage.records import Batch, Channel, ChannelState, IngestResult, iso
 
-__all__ = ["SOURCES", "PageUnreadable", "WebReader", "default_source", "source_of"]
+__all__ = ["SOURCES", "PageUnreadable", "WebReader", "source_of"]
 
 log = logging.getLogger("chanwatch.web")
 
@@ -53,14 +52,6 @@ def source_of(state: ChannelState, default: str) -> str:
     if state.source in ("api", "web"):
         return state.source
     return "web" if default == "web" else "api"
-
-
-def default_source(settings: Settings) -> str:
-    """CHANWATCH_SOURCE resolved: 'api' or 'web' as set, and for 'auto' the API when a user session
-    is configured (TG_SESSION or TG_SESSION_FILE), else the web preview."""
-    if settings.source in ("api", "web"):
-        return settings.source
-    return "api" if settings.session or settings.session_file else "web"
 
 
 class PageUnreadable(WebError):

@@ -207,6 +207,7 @@ async def test_status_counts_posts_sightings_today_pending_alerts_and_errors(h, 
         "Alerts pending: 1",
         "Last poll: 2025-12-18 10:00 UTC",
         "Watched channels: 2",
+        "Read by: web preview 2",  # no user session in these settings: the web preview by default
         "Media: 0 stored (0 B) · 0 queued · 0 skipped · 0 failed",
         "⚠️ Channels with errors: 1 — @rusembc",
     ]

@@ -91,15 +91,52 @@ def test_secrets_stay_out_of_repr(tmp_path):
 
 @pytest.mark.parametrize(
     ("missing", "variable"),
-    [("TG_API_ID", "TG_API_ID"), ("TG_API_HASH", "TG_API_HASH"), ("TG_SESSION", "TG_SESSION"),
-     ("TG_BOT_TOKEN", "TG_BOT_TOKEN")],
+    [("TG_API_ID", "TG_API_ID"), ("TG_API_HASH", "TG_API_HASH")],
 )
-def test_run_requires_each_credential_by_name(tmp_path, missing, variable):
+def test_run_with_a_session_and_a_bot_requires_the_api_credentials_by_name(tmp_path, missing, variable):
     env = {"TG_API_ID": "1", "TG_API_HASH": HASH, "TG_SESSION": "x", "TG_BOT_TOKEN": TOKEN}
     del env[missing]
     with pytest.raises(ConfigError) as caught:
-        load(tmp_path, **env).require_telegram()
-    assert caught.value.variable == variable
+        load(tmp_path, **env).require_run()
+    assert caught.value.variable == variable and "the user session needs it" in str(caught.value)
+
+
+def test_run_with_no_credentials_at_all_reads_by_web_and_demands_nothing(tmp_path):
+    settings = load(tmp_path, TG_API_ID="", TG_SESSION="", TG_BOT_TOKEN="")  # as config.example.env has them
+    settings.require_run()
+    assert not settings.has_user_session and settings.default_source == "web"
+
+
+def test_run_with_a_bot_token_but_no_api_id_names_tg_api_id_and_why(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, TG_BOT_TOKEN=TOKEN).require_run()
+    assert caught.value.variable == "TG_API_ID"
+    assert "the bot (TG_BOT_TOKEN) needs it" in str(caught.value) and TOKEN not in str(caught.value)
+
+
+def test_run_with_a_bot_only_needs_no_session_and_reads_by_web(tmp_path):
+    settings = load(tmp_path, TG_API_ID="1", TG_API_HASH=HASH, TG_BOT_TOKEN=TOKEN)
+    settings.require_run()
+    assert settings.default_source == "web"
+
+
+def test_source_auto_reads_by_api_with_a_session_and_web_forces_the_preview(tmp_path):
+    full = {"TG_API_ID": "1", "TG_API_HASH": HASH, "TG_BOT_TOKEN": TOKEN}
+    assert load(tmp_path, **full, TG_SESSION="x").default_source == "api"
+    assert load(tmp_path, **full, TG_SESSION_FILE="user.session").default_source == "api"
+    assert load(tmp_path, **full, TG_SESSION="x", CHANWATCH_SOURCE="WEB").default_source == "web"
+
+
+def test_source_api_without_a_session_names_the_session_and_chanwatch_login(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, TG_API_ID="1", TG_API_HASH=HASH, CHANWATCH_SOURCE="api").require_run()
+    assert caught.value.variable == "TG_SESSION"
+    assert "TG_SESSION_FILE" in str(caught.value) and "chanwatch login" in str(caught.value)
+
+
+def test_a_bad_source_names_the_three_choices(tmp_path):
+    with pytest.raises(ConfigError, match="CHANWATCH_SOURCE: must be auto .*, api or web; got 'telegram'"):
+        load(tmp_path, CHANWATCH_SOURCE="telegram")
 
 
 def test_missing_env_file_is_reported(tmp_path):

@@ -16,6 +16,7 @@ from bot.simulator import World
 from bot.telegram import FloodPolicy, classify_error
 from storage.channels import backoff
 from storage.database import Database
+from storage.identity import set_source
 from tests.bot.conftest import FakeSleep
 
 # --- helpers shared with test_backfill / test_recheck -------------------------------------------
@@ -455,3 +456,16 @@ async def test_one_log_line_per_channel_per_cycle(world, reader, db, caplog):
     assert any("@chanl0: 2 new" in line for line in per_channel)
     assert any("private" in line for line in per_channel)
     assert any(line.startswith("poll cycle: 3 channels, 4 new messages") for line in lines)
+
+
+async def test_channels_read_by_their_web_preview_are_left_to_the_web_reader(world, reader, db):
+    api, web = world.add_channel("apichan", "By API"), world.add_channel("webchan", "By web")
+    fill(world, api, 3)
+    fill(world, web, 3)
+    await resolve_channels(db, reader, ["@apichan", "@webchan"])
+    await db.transaction(set_source, "webchan", "web")
+    poller = make_poller(db, reader, world, reads=lambda state: state.source != "web")
+    report = await poller.poll_once()
+    recheck = await poller.recheck_once()
+    assert [r.channel_id for r in report.channels] == [api.id] == [r.channel_id for r in recheck.channels]
+    assert message_ids(db, web.id) == [] and channel_row(db, web.id)["status"] == "ok"

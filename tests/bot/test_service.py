@@ -221,11 +221,22 @@ async def test_watch_and_unwatch_hooks_resolve_through_the_user_client(world, re
 
 
 def test_run_with_a_missing_variable_exits_2_naming_it_and_creates_no_archive(clean_env, tmp_path, capsys):
-    env_file = tmp_path / "empty.env"
-    env_file.write_text("CHANWATCH_DB=archive.db\n")
+    env_file = tmp_path / "bot.env"
+    env_file.write_text(f"CHANWATCH_DB=archive.db\nTG_BOT_TOKEN=123456:{'B' * 35}\n")
     assert main(["run", "--env-file", str(env_file)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "TG_API_ID" in err[0] and "my.telegram.org" in err[0]
+    assert "the bot (TG_BOT_TOKEN) needs it" in err[0]
+    assert not (tmp_path / "archive.db").exists()
+
+
+def test_run_with_source_api_and_no_session_exits_2_naming_the_session_and_login(clean_env, tmp_path, capsys):
+    env_file = tmp_path / "api.env"
+    env_file.write_text("CHANWATCH_DB=archive.db\nCHANWATCH_SOURCE=api\n")
+    assert main(["run", "--env-file", str(env_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("chanwatch: TG_SESSION:")
+    assert "TG_SESSION_FILE" in err[0] and "chanwatch login" in err[0]
     assert not (tmp_path / "archive.db").exists()
 
 

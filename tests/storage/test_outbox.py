@@ -13,12 +13,15 @@ from storage.outbox import (
     backoff,
     counts,
     defer,
+    expire_logged,
     get_alerts,
     mark_failed,
+    mark_logged,
     mark_sent,
     pending_digest,
     pending_instant,
     sent_delays,
+    unlogged,
 )
 from storage.records import iso
 from storage.rules import set_allowed, set_mode, set_paused
@@ -141,3 +144,36 @@ def test_sent_delays_run_from_the_post_to_the_send_and_leave_out_alerts_made_lat
     mark_sent(conn, [late, by_rule], T0 + timedelta(seconds=2))
     assert sent_delays(conn) == [2.0, 330.0]  # oldest send first; the later-made alert is not a delay
     assert sent_delays(conn, since=T0 + timedelta(seconds=10)) == [330.0]
+
+
+def test_a_logged_alert_is_not_listed_for_the_log_again_but_stays_pending_for_a_bot(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    b = queue_alert(conn, ALICE, posts[1])
+    assert [x.id for x in unlogged(conn)] == [a, b]
+    mark_logged(conn, [a], T0)
+    assert [x.id for x in unlogged(conn)] == [b]
+    assert [x.id for x in pending_instant(conn, T0)] == [a, b]  # logging is no delivery
+
+
+def test_sent_given_up_and_undeliverable_alerts_are_not_logged(conn, posts) -> None:
+    sent = queue_alert(conn, ALICE, posts[0])
+    mark_sent(conn, [sent], T0)
+    failed = queue_alert(conn, ALICE, posts[1])
+    for _ in range(MAX_ATTEMPTS):
+        conn.execute("UPDATE alerts SET next_try_at = NULL WHERE id = ?", (failed,))
+        mark_failed(conn, failed, "boom", T0)
+    queue_alert(conn, BOB, posts[2])
+    set_allowed(conn, BOB, False, T0)
+    assert unlogged(conn) == []
+
+
+def test_alerts_that_waited_in_the_log_too_long_are_given_up_and_younger_or_unlogged_ones_kept(
+        conn, posts) -> None:
+    old = queue_alert(conn, ALICE, posts[0], created_at=T0)
+    young = queue_alert(conn, ALICE, posts[1], created_at=T0 + timedelta(hours=5))
+    unlogged_old = queue_alert(conn, BOB, posts[2], created_at=T0)
+    mark_logged(conn, [old, young], T0 + timedelta(hours=5))
+    assert expire_logged(conn, T0 + timedelta(hours=1), "too old") == 1
+    assert [x.id for x in pending_instant(conn, T0 + timedelta(days=1))] == [young, unlogged_old]
+    given_up = get_alerts(conn, ALICE)[0]
+    assert given_up.id == old and given_up.last_error == "too old" and counts(conn)["failed"] == 1
