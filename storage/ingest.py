@@ -24,7 +24,6 @@ from storage import dedup, engagement, text
 from storage.channels import channel_names, raise_cursor, upsert_channel
 from storage.database import run_in_transaction
 from storage.ingest_rows import (
-    EDITED,
     INSERT_MESSAGE,
     INSERT_POST,
     Counts,
@@ -339,7 +338,7 @@ class _Ingest(PostSettling):
         if edited and reworded:
             self._edited(record, post_id)
         elif "edit_date" in changes:  # shown edited now, a media-only edit, or an edit Telegram hides
-            self.conn.execute(EDITED, (post_id,))
+            self._mark_edited(post_id, edited)
         self.counts.updated += 1
 
     # -- engagement (storage.engagement) ----------------------------------------------------------

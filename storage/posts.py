@@ -142,7 +142,17 @@ class PostSettling:
         if moved or changes.get("fingerprint", post["fingerprint"]) != post["fingerprint"]:
             self._keep_mark(post_id, post["fingerprint"], post["word_count"], post["date"])
         self._update_post(post_id, **changes)
+        self._mark_edited(post_id, edit and post_id not in self.counts.edited_posts)
+
+    def _mark_edited(self, post_id: int, edit: bool) -> None:
+        """Recompute the post's `edited` flag; when an edit of one of its messages (`edit`) turns it
+        on with the text unchanged (an edited message merged in, a media-only edit), the post is
+        edited for the percolator too: `is:edited` matches it now."""
+        before = self.conn.execute("SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()
         self.conn.execute(EDITED, (post_id,))
+        if edit and before is not None and not before[0] and self.conn.execute(
+                "SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()[0]:
+            self.counts.edited_posts.append(post_id)
 
     def _origin_columns(self, origin: sqlite3.Row, key: str) -> dict[str, Any]:
         """The post's origin columns from its origin sighting: the message, or its header's original."""

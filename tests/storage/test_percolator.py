@@ -169,6 +169,18 @@ def test_an_edit_that_adds_a_watched_word_alerts_once(conn):
     assert alerts(conn) == [(1, post, [arctic])]
 
 
+def test_an_edit_that_merges_a_message_into_a_post_showing_the_same_text_alerts_is_edited(conn):
+    """The post's words stay; the edit makes it `is:edited` (its origin is the message just edited)."""
+    percolator = Percolator()
+    is_edited = rule(conn, 1, "is:edited")
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, ""), msg(MFA, 2, STATEMENT)), after=percolator)
+    ingest_batch(conn, batch(MFA, edited(1, STATEMENT, 1)), after=percolator)  # joins message 2's post
+    assert post_id(conn, MFA.id, 1) == post_id(conn, MFA.id, 2)
+    assert alerts(conn) == [(1, post_id(conn, MFA.id, 2), [is_edited])]
+    ingest_batch(conn, batch(MFA, edited(1, "Canada", 2)), after=percolator)
+    assert len(alerts(conn)) == 1
+
+
 def test_an_edit_of_a_post_that_already_matched_adds_no_row(conn):
     percolator = Percolator()
     canada = rule(conn, 1, "canada")
