@@ -16,7 +16,8 @@ from bot.cli.daemon import run_daemon
 from bot.config import Settings
 from bot.daemon import connected
 from bot.service import Service
-from bot.simulator import attach
+from bot.simulator import World, attach
+from bot.simulator.web import WebPreviewServer
 from storage.database import Database
 from storage.ingest import ingest_batch
 from storage.outbox import counts, get_alerts
@@ -227,3 +228,34 @@ def test_stats_says_how_the_watched_channels_are_read_by_default_and_by_their_ow
     clean_env.setenv("TG_SESSION", "a-session")  # auto: the API for channels with no source of their own
     assert main(["--db", db, "stats"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("API 1 · web preview 1")
+
+
+async def test_run_with_no_credentials_archives_the_preview_with_provenance_and_logs_the_alert_once(
+        tmp_path, caplog):
+    world = World()
+    mfa, embassy = world.add_channel("mfa_web", "Ministry"), world.add_channel("embassy_web", "Embassy")
+    statement = world.post(mfa, "Statement by the minister on the new sanctions against our country",
+                           views=1234)
+    forward = world.forward(mfa, statement.id, embassy)
+    world.set_views(embassy, forward.id, 56)
+    world.post(embassy, "A reception at the embassy")
+    caplog.set_level(logging.INFO)
+    async with WebPreviewServer(world) as server:
+        settings = replace(no_credentials(tmp_path, channels=("embassy_web", "mfa_web"), alert_chat=555,
+                                          keywords=("sanctions",), alert_max_age_hours=0),  # old World time
+                           web_url=server.url)
+        async with connected(settings, scheduler=paused_scheduler()) as service:
+            await service.start()
+            await service.web_cycle()
+            await service.outbox_log_cycle()
+            await service.outbox_log_cycle()
+            await service.stop()
+        assert set(server.requests) == {"/s/embassy_web", "/s/mfa_web"}  # t.me's pages, nothing else
+    sightings = rows(settings.db_path, """SELECT c.username, m.relation, m.views, p.origin_username,
+        p.origin_message_id FROM messages m JOIN channels c ON c.id = m.channel_id
+        JOIN posts p ON p.id = m.post_id WHERE p.text LIKE '%sanctions%' ORDER BY c.username""")
+    assert sightings == [("embassy_web", "forward", 56, "mfa_web", statement.id),
+                         ("mfa_web", "original", 1200, "mfa_web", statement.id)]  # "1.2K": approximate
+    assert rows(settings.db_path, "SELECT count(*) FROM posts") == [(2,)]  # the forward is no post of its own
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("alert for chat 555")]
+    assert len(logged) == 1 and f"https://t.me/mfa_web/{statement.id}" in logged[0]
