@@ -82,11 +82,13 @@ class Counts:
     deletions: int = 0
     new_posts: list[int] = field(default_factory=list)
     edited_posts: list[int] = field(default_factory=list)
+    flagged_posts: list[int] = field(default_factory=list)  # edited: the flag alone, the words kept
 
     def result(self) -> IngestResult:
         return IngestResult(
             self.new, self.updated, self.unchanged, self.edits, self.deletions,
             tuple(self.new_posts), tuple(dict.fromkeys(self.edited_posts)),
+            tuple(dict.fromkeys(self.flagged_posts)),
         )
 
 

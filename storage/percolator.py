@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -179,7 +179,7 @@ class Percolator:
             return
         conn.execute("SAVEPOINT chanwatch_percolate")
         try:
-            count = self._percolate(conn, new, edited)
+            count = self._percolate(conn, new, edited, set(result.flagged_post_ids))
         except Exception:
             # Alerts for this batch are lost, the archive is not: log it and let the ingest commit.
             conn.execute("ROLLBACK TO chanwatch_percolate")
@@ -190,7 +190,8 @@ class Percolator:
         finally:
             conn.execute("RELEASE chanwatch_percolate")
 
-    def _percolate(self, conn: sqlite3.Connection, new: list[int], edited: list[int]) -> int:
+    def _percolate(self, conn: sqlite3.Connection, new: list[int], edited: list[int],
+                   flagged: Collection[int] = ()) -> int:
         index = self.refresh(conn)
         if not len(index):
             return 0
@@ -204,7 +205,7 @@ class Percolator:
             for chat_id, rules in _by_chat(index.match(doc)).items():
                 rows.append((chat_id, doc.post_id, _json([r.id for r in rules])))
         if edited:
-            rows += self._edits(conn, index, edited)
+            rows += self._edits(conn, index, edited, flagged)
         if not rows:
             return 0
         unread = [p for p in dict.fromkeys(r[1] for r in rows) if p not in stamps]
@@ -230,9 +231,10 @@ class Percolator:
                 out.append(doc)
         return out
 
-    def _edits(self, conn: sqlite3.Connection, index: RuleIndex, post_ids: list[int]
-               ) -> list[tuple[int, int, str]]:
-        """Rows for edited posts that newly match a rule of a chat not yet alerted about them."""
+    def _edits(self, conn: sqlite3.Connection, index: RuleIndex, post_ids: list[int],
+               flagged: Collection[int] = ()) -> list[tuple[int, int, str]]:
+        """Rows for edited posts that newly match a rule of a chat not yet alerted about them. A
+        `flagged` post kept its words and only became `is:edited`: it read so, unedited, before."""
         docs = _docs(conn, post_ids)
         dead = _dead(conn, [d.post_id for d in docs if d.deleted])
         rows = []
@@ -247,6 +249,8 @@ class Percolator:
             if not chats:
                 continue
             earlier = _earlier_docs(conn, doc)
+            if doc.post_id in flagged:
+                earlier.append(replace(doc, edited=False))
             for chat_id, rules in chats.items():
                 if any(not any(r.query.matches(old) for old in earlier) for r in rules):
                     rows.append((chat_id, doc.post_id, _json([r.id for r in rules])))

@@ -153,6 +153,7 @@ class PostSettling:
         if edit and before is not None and not before[0] and self.conn.execute(
                 "SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()[0]:
             self.counts.edited_posts.append(post_id)
+            self.counts.flagged_posts.append(post_id)
 
     def _origin_columns(self, origin: sqlite3.Row, key: str) -> dict[str, Any]:
         """The post's origin columns from its origin sighting: the message, or its header's original."""

@@ -224,7 +224,8 @@ class Batch:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     """Counts of what one ingest changed; `new_post_ids` are canonical posts created by it (one that a
-    later message of the batch merged into another is listed still, and no longer exists)."""
+    later message of the batch merged into another is listed still, and no longer exists);
+    `flagged_post_ids` are edited posts whose words stayed, an edit making them `is:edited`."""
 
     messages_new: int = 0
     messages_updated: int = 0
@@ -233,6 +234,7 @@ class IngestResult:
     deletions: int = 0
     new_post_ids: tuple[int, ...] = ()
     edited_post_ids: tuple[int, ...] = ()
+    flagged_post_ids: tuple[int, ...] = ()  # of the edited: only `is:edited` changed, the text did not
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,6 +181,14 @@ def test_an_edit_that_merges_a_message_into_a_post_showing_the_same_text_alerts_
     assert len(alerts(conn)) == 1
 
 
+def test_such_an_edit_does_not_alert_a_rule_added_since_that_the_words_matched_before(conn):
+    percolator = Percolator()
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, ""), msg(MFA, 2, STATEMENT)), after=percolator)
+    rule(conn, 1, "sanctions")  # added after the post was stored: its words matched already
+    ingest_batch(conn, batch(MFA, edited(1, STATEMENT, 1)), after=percolator)
+    assert alerts(conn) == []
+
+
 def test_an_edit_of_a_post_that_already_matched_adds_no_row(conn):
     percolator = Percolator()
     canada = rule(conn, 1, "canada")
