@@ -42,7 +42,7 @@ from storage import channels
 from storage.database import Database
 from storage.faults import explain
 from storage.ingest import AfterIngest, ingest
-from storage.records import Batch, IngestResult, MessageRecord
+from storage.records import Batch, ChannelState, IngestResult, MessageRecord
 
 __all__ = ["Live", "Wakeup"]
 
@@ -94,10 +94,12 @@ class Wakeup:
 
 def _live_ingest(conn: sqlite3.Connection, channel_id: int, chats: list[Any], records: list[MessageRecord],
                  deleted_ids: tuple[int, ...], seen_at: datetime, now: datetime,
-                 after: AfterIngest | None) -> IngestResult | None:
-    """Ingest what one update brought, if its channel is watched (else None); the cursor stays."""
+                 after: AfterIngest | None, reads: Callable[[ChannelState], bool] | None = None
+                 ) -> IngestResult | None:
+    """Ingest what one update brought, if its channel is watched and read through the account (else
+    None: `reads` leaves out the channels read by their web preview); the cursor stays."""
     state = channels.load_channel(conn, channel_id=channel_id)
-    if state is None or not state.watched:
+    if state is None or not state.watched or (reads is not None and not reads(state)):
         return None
     batch = Batch(refreshed(state.channel(), chats), tuple(records), deleted_ids=deleted_ids, seen_at=seen_at,
                   deleted_via="update")
@@ -124,8 +126,10 @@ class Live:
 
     def __init__(self, db: Database, client: TelegramClient, *, after_ingest: AfterIngest | None = None,
                  on_ingest: Callable[[], None] | None = None, on_reconnect: Callable[[], None] | None = None,
-                 now: Clock = utcnow, logger: logging.Logger = log) -> None:
+                 reads: Callable[[ChannelState], bool] | None = None, now: Clock = utcnow,
+                 logger: logging.Logger = log) -> None:
         self.db = db
+        self.reads = reads
         self.client = client
         self.after_ingest = after_ingest
         self.on_ingest = on_ingest
@@ -233,7 +237,7 @@ class Live:
                 records = [normalize(message, chats={c.id: c for c in chats})]
             arrived = self.now()
             result = await self.db.transaction(_live_ingest, channel_id, chats, records, deleted, arrived,
-                                               arrived, self.after_ingest)
+                                               arrived, self.after_ingest, self.reads)
         except sqlite3.Error as exc:
             self.failed += 1
             self.log.warning("live %s not stored: %s; the next poll reads it again", what,

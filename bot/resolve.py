@@ -207,17 +207,33 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[ResolveOutcome]
                                      outcome.detail or outcome.status, now)
 
 
+async def watch_by_web(db: Database, name: str, now: datetime) -> str:
+    """/watch for a channel read by its web preview: put the name on the watch list for the web
+    reader (no account involved); the reply line."""
+    try:
+        username = parse_channel_name(name)
+    except ValueError as exc:
+        return str(exc)
+    outcome = await db.transaction(channels.add_watch_name, username, now)
+    if outcome == "already watched":
+        return f"@{username} is already watched"
+    return f"watching @{username} by its web preview; new posts arrive with the next poll"
+
+
 class WatchList:
     """The daemon's watch list through the reading account: the configured names and those added
     offline are resolved at start, names added since before each poll, and /watch and /unwatch
-    answer with one line. Every outcome is recorded on the archive (`record_outcomes`)."""
+    answer with one line. Every outcome is recorded on the archive (`record_outcomes`). Names read by
+    their web preview (their own source, else `default_source`) are left to the web reader."""
 
     def __init__(self, db: Database, client: TelegramClient, configured: Sequence[str] = (), *,
                  join: bool = False, flood: FloodPolicy | None = None, now: Clock = utcnow,
-                 sleep: Sleep = asyncio.sleep, logger: logging.Logger = log) -> None:
+                 sleep: Sleep = asyncio.sleep, default_source: str = "api", logger: logging.Logger = log
+                 ) -> None:
         self.db = db
         self.client = client
         self.configured = tuple(configured)
+        self.default_source = default_source
         self.join = join
         self.flood = flood or FloodPolicy()
         self.now = now
@@ -225,6 +241,12 @@ class WatchList:
         self.log = logger
 
     async def _resolve(self, names: Sequence[str], *, watch_failed: bool = False) -> list[ResolveOutcome]:
+        """Resolve (and join) the names the account reads; a channel read by its web preview is the
+        web reader's: the account neither looks it up nor joins it."""
+        web = await self.db.run(channels.read_by_web, names, self.default_source)
+        names = [n for n in names if n.lower().lstrip("@") not in web]
+        if not names:
+            return []
         outcomes = await resolve_channels(self.db, self.client, names, join=self.join, flood=self.flood,
                                           now=self.now, sleep=self.sleep, logger=self.log)
         await self.db.transaction(record_outcomes, outcomes, self.now(), watch_failed=watch_failed)
@@ -259,6 +281,8 @@ class WatchList:
             parse_channel_name(name)
         except ValueError as exc:
             return str(exc)
+        if await self.db.run(channels.read_by_web, [name], self.default_source):
+            return await watch_by_web(self.db, name, self.now())
         [outcome] = await self._resolve([name])
         if outcome.channel_id is not None and outcome.status == "ok":
             shown = channel_label(outcome.username, None, outcome.channel_id)

@@ -48,7 +48,7 @@ from bot.live import Live, Wakeup
 from bot.media import Downloader, MediaPolicy, media_job
 from bot.names import parse_channel_name
 from bot.poller import Poller
-from bot.resolve import WatchList
+from bot.resolve import WatchList, watch_by_web
 from bot.sweep import SWEEP_EVERY, Sweeper
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from bot.web.http import WebClient
@@ -136,7 +136,7 @@ class Service:
             self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep,
                                  after_ingest=self.percolator, reads=lambda s: not self.reads_by_web(s))
             self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
-                                       now=now, sleep=sleep)
+                                       now=now, sleep=sleep, default_source=self.default_source)
             self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
                                    window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
                                    after_ingest=self.percolator) if settings.sweep_per_hour else None
@@ -402,14 +402,7 @@ class Service:
 
     async def _watch_by_name(self, name: str) -> str:
         """/watch without a reading account: watch the name for the web reader; the reply line."""
-        try:
-            username = parse_channel_name(name)
-        except ValueError as exc:
-            return str(exc)
-        outcome = await self.db.transaction(channels.add_watch_name, username, self.now())
-        if outcome == "already watched":
-            return f"@{username} is already watched"
-        return f"watching @{username} by its web preview; new posts arrive with the next poll"
+        return await watch_by_web(self.db, name, self.now())
 
     async def _unwatch_by_name(self, name: str) -> str:
         """/unwatch without a reading account: stop reading the name (its archive stays)."""
@@ -427,7 +420,7 @@ class Service:
             return
         self.alerts_now = Wakeup(self.dispatcher.dispatch_instant, "alerts", logger=self.log)
         self.live = Live(self.db, self.user, after_ingest=self.percolator, on_ingest=self.alerts_now,
-                         on_reconnect=self.poll_now, now=self.now)
+                         on_reconnect=self.poll_now, reads=lambda s: not self.reads_by_web(s), now=self.now)
         await self.live.start()
 
     def _build_media(self) -> None:

@@ -406,6 +406,16 @@ def unwatch_name(conn: sqlite3.Connection, username: str) -> int:
     return deleted + updated
 
 
+def read_by_web(conn: sqlite3.Connection, names: Sequence[str], default: str) -> set[str]:
+    """Of `names`, those read by the web preview (lower-cased): a row's own `source`, else `default`
+    (also for a name the archive does not know yet)."""
+    own: dict[str, str | None] = {}
+    for username, source in conn.execute(
+            "SELECT lower(username), source FROM channels WHERE username IS NOT NULL ORDER BY id < 0"):
+        own.setdefault(username, source)  # a resolved row (positive id) before its placeholder
+    return {n.lower().lstrip("@") for n in names if (own.get(n.lower().lstrip("@")) or default) == "web"}
+
+
 def pending_names(conn: sqlite3.Connection, due_at: str | None) -> list[str]:
     """Watched names with no access hash yet (to resolve); with `due_at`, only those not backing off."""
     sql = "SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL"

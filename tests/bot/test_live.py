@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.live import Live, Wakeup
 from bot.service import Service
 from storage.channels import unwatch_name
+from storage.identity import set_source
 from storage.records import iso
 from tests.bot.conftest import rows
 
@@ -302,3 +303,24 @@ async def test_live_chains_telethons_own_reconnection_callback_and_gives_it_back
     assert calls == ["telethon", "poll"]
     await live.stop()
     assert sender._auto_reconnect_callback is telethons
+
+
+async def test_a_channel_read_by_its_web_preview_is_neither_resolved_joined_nor_taken_live(
+        world, reader, bot_client, bot_account, reader_account, alice, db, tmp_path, fake_sleep):
+    api, web, later = (world.add_channel(n, n.title()) for n in ("apilive", "weblive", "weblater"))
+    world.join(web, reader_account)  # a member already: Telegram pushes its posts to the account
+    for name in ("weblive", "weblater"):
+        await db.transaction(set_source, name, "web")
+    service = await joined_service(world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep,
+                                   "apilive", "weblive", admins=frozenset({alice.id}))
+    assert rows(db.path, "SELECT username, access_hash IS NULL FROM channels WHERE username LIKE 'web%'"
+                " ORDER BY username") == [("weblater", 1), ("weblive", 1)]  # never looked up by the account
+    world.say(alice, bot_account, "/watch @weblater")
+    world.post(web, "Sanctions on the web channel")
+    world.post(api, "Sanctions on the API channel")
+    await settled(world, service)
+    [reply] = [e.text for e in world.chat_log(alice, with_=bot_account) if e.text.startswith("watching")]
+    assert reply == "watching @weblater by its web preview; new posts arrive with the next poll"
+    assert reader_account.id not in later.members
+    assert [r[0] for r in rows(db.path, "SELECT text FROM messages")] == ["Sanctions on the API channel"]
+    await service.stop()
