@@ -244,6 +244,9 @@ class WatchList:
         """Resolve (and join) the names the account reads; a channel read by its web preview is the
         web reader's: the account neither looks it up nor joins it."""
         web = await self.db.run(channels.read_by_web, names, self.default_source)
+        if web and watch_failed:  # configured: on the watch list, for the web reader
+            for name in sorted(web):
+                await self.db.transaction(channels.add_watch_name, name, self.now())
         names = [n for n in names if n.lower().lstrip("@") not in web]
         if not names:
             return []

@@ -156,6 +156,21 @@ def recent_window(conn: sqlite3.Connection, channel_id: int, window_ids: int, si
     return {r[0]: r[1] for r in rows}
 
 
+def stored_views(conn: sqlite3.Connection, channel_id: int, message_ids: Sequence[int]
+                 ) -> dict[int, int | None]:
+    """{message_id: views} of the given stored messages: what a web re-read compares its counts with,
+    so a count that moved is read again (an engagement reading) and an unchanged one writes nothing."""
+    found: dict[int, int | None] = {}
+    ids = list(message_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT message_id, views FROM messages WHERE channel_id = ? AND message_id IN ({marks})",
+            (channel_id, *chunk)))
+    return found
+
+
 def stored_contents(conn: sqlite3.Connection, channel_id: int, message_ids: Sequence[int]
                     ) -> dict[int, tuple[str, str, str | None]]:
     """{message_id: (text, entities JSON, edit_date)} of the given stored messages: what a reader without

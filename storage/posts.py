@@ -146,12 +146,13 @@ class PostSettling:
 
     def _mark_edited(self, post_id: int, edit: bool) -> None:
         """Recompute the post's `edited` flag; when an edit of one of its messages (`edit`) turns it
-        on with the text unchanged (an edited message merged in, a media-only edit), the post is
-        edited for the percolator too: `is:edited` matches it now."""
+        on with the text unchanged (an edited message merged in, a media-only edit), the post was
+        edited now (`edited_at`) and is for the percolator too: `is:edited` matches it now."""
         before = self.conn.execute("SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()
         self.conn.execute(EDITED, (post_id,))
         if edit and before is not None and not before[0] and self.conn.execute(
                 "SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()[0]:
+            self._update_post(post_id, edited_at=self.now)  # seen edited now, though its words stayed
             self.counts.edited_posts.append(post_id)
             self.counts.flagged_posts.append(post_id)
 

@@ -9,6 +9,10 @@ second; the service's interval jobs are divided by the same factor) or as fast a
 makes sure every interval job runs at least once per simulated period, so the archive, alerts
 and summary are the same at any speed.
 
+One channel (the scenario's `source="web"`) is read as a no-account user would: the World is
+served as t.me pages by `bot.simulator.web.WebPreviewServer` on 127.0.0.1 and the daemon's web reader
+reads them; the others through the reading account, with live updates.
+
 What the terminal shows: each event in the channels (dim), each message the bot sent to the
 subscriber, framed as it would read in Telegram, a line when the daemon's media job has stored
 files (dim), and a summary read back from the archive (media too: the store is `media/` beside it). Lines
@@ -36,8 +40,11 @@ from telethon import TelegramClient
 from bot.config import Settings, media_dir_of
 from bot.post_text import sighting_name, views_curve
 from bot.simulator import connect_client
+from bot.simulator.web import WebPreviewServer
+from bot.web.http import WebClient
 from storage.database import Database
 from storage.engagement import most_read_post, readings_taken
+from storage.identity import set_source
 from storage.media_queue import downloads_saved, media_status
 from storage.outbox import counts, sent_delays
 from storage.post_record import post_record
@@ -216,7 +223,12 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
     db = await Database.open(path)
     clients: list[TelegramClient] = []
     service = None
+    pages = WebPreviewServer(world, peer_ids=True)  # t.me/s pages of the World, as t.me serves them
+    web: WebClient | None = None
     try:
+        for spec in scenario.channels:  # `chanwatch channels add NAME --source web`
+            if spec.source == "web":
+                await db.transaction(set_source, spec.username, "web")
         clients.append(await connect_client(world, as_user=demo.reader, flood_sleep_threshold=0))
         clients.append(await connect_client(world, as_user=demo.bot, bot=True, flood_sleep_threshold=0))
         user, bot = clients
@@ -228,7 +240,9 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
             """The daemon's sleeps (alert pacing, flood waits) pass at the demo's speed."""
             await sleep(seconds / speed if speed else 0)
 
-        service = Service(demo_settings(demo, scenario, path), db, user, bot, scheduler=scheduler,
+        await pages.start()
+        web = WebClient(pages.url, now=lambda: world.now, sleep=simulated_sleep)
+        service = Service(demo_settings(demo, scenario, path), db, user, bot, web=web, scheduler=scheduler,
                           now=lambda: world.now, time_scale=time_scale, sleep=simulated_sleep,
                           logger=logging.getLogger("chanwatch.service"))
         await service.start()
@@ -245,6 +259,9 @@ async def _run(scenario: Scenario, speed: float | None, path: Path, out: TextIO,
     finally:
         if service is not None:
             await service.stop()
+        if web is not None:
+            await web.aclose()
+        await pages.close()
         await world.close()
         await db.close()
     screen.line()
@@ -301,6 +318,10 @@ def _intro(screen: Screen, scenario: Scenario, demo: DemoWorld, speed: float | N
     screen.line(f"chanwatch demo — a simulated day, {scenario.begins:%Y-%m-%d %H:%M}–{scenario.ends:%H:%M} "
                 f"UTC, {pace}")
     screen.line(f"Watching {channels} in an offline, simulated Telegram.", dim=True)
+    web = [f"@{spec.username}" for spec in scenario.channels if spec.source == "web"]
+    if web:
+        screen.line(f"{', '.join(web)} is read without an account, from its public web preview (t.me/s/…); "
+                    "the others through the reading account, live.", dim=True)
     rules = "; ".join(scenario.subscriber.rules)
     screen.line(f"{demo.subscriber.first_name} (@{demo.subscriber.username}) gets alerts from "
                 f"@{demo.bot.username} for: {rules}", dim=True)

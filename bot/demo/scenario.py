@@ -32,13 +32,15 @@ EventKind = Literal["post", "forward", "edit", "delete", "say"]
 @dataclass(frozen=True, slots=True)
 class ChannelSpec:
     """A channel of the sample world: a short key used by events, its @username, title and about;
-    `audience`: the views its posts approach as they age (the simulator's engagement growth)."""
+    `audience`: the views its posts approach as they age (the simulator's engagement growth);
+    `source`: how the daemon reads it, through the account (`api`) or its web preview (`web`)."""
 
     key: str
     username: str
     title: str
     about: str
     audience: int = 1_500
+    source: str = "api"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,7 @@ CHANNELS = (
                 "Фридонии (fictional, chanwatch demo)", audience=24_000),
     ChannelSpec("ca", "freedonia_in_canada", "Freedonia in Canada 🇨🇦",
                 "The Embassy of Freedonia in Canada / Посольство Фридонии в Канаде (fictional)",
-                audience=3_200),
+                audience=3_200, source="web"),
     ChannelSpec("ke", "freedonia_in_kenya", "Freedonia in Kenya 🇰🇪",
                 "The Embassy of Freedonia in Kenya / Посольство Фридонии в Кении (fictional)"),
     ChannelSpec("br", "freedonia_in_brazil", "Freedonia in Brazil 🇧🇷",

@@ -33,6 +33,8 @@ from telethon import TelegramClient
 from bot.simulator import SimUser, World, connect_client
 from storage.database import Database
 
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
 
 class NetworkAccessError(AssertionError):
     """A simulator test tried to open a connection or resolve a name."""
@@ -40,29 +42,47 @@ class NetworkAccessError(AssertionError):
 
 @pytest.fixture
 def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make every outgoing connection and DNS lookup fail; returns the list of attempts."""
+    """Make every outgoing connection and DNS lookup fail, but those to 127.0.0.1 (the project's own
+    local servers, such as the simulator's web preview); returns the list of refused attempts."""
     attempts: list[str] = []
 
-    def refuse(what: str):
+    def loopback(host: object) -> bool:
+        return host in _LOOPBACK
+
+    def refuse(what: str, original):
         def _refuse(*args, **kwargs):
+            target = args[1] if len(args) > 1 else kwargs.get("address", kwargs.get("host"))
+            host = target[0] if isinstance(target, tuple) else (args[0] if what == "socket.getaddrinfo"
+                                                                 else target)
+            if what == "socket.create_connection":
+                host = args[0][0] if args and isinstance(args[0], tuple) else None
+            if loopback(host):
+                return original(*args, **kwargs)
             attempts.append(f"{what}{args[1:] if what.startswith('socket.connect') else args}")
             raise NetworkAccessError(f"network access in a simulator test: {what} {args!r}")
         return _refuse
 
-    def refuse_async(what: str):
+    def refuse_async(what: str, original):
         async def _refuse(*args, **kwargs):
+            host = args[2] if len(args) > 2 and what != "loop.sock_connect" else kwargs.get("host")
+            if what == "loop.sock_connect" and len(args) > 2 and isinstance(args[2], tuple):
+                host = args[2][0]
+            if what == "loop.getaddrinfo" and len(args) > 1:
+                host = args[1]
+            if loopback(host):
+                return await original(*args, **kwargs)
             attempts.append(f"{what}{args[1:]}")
             raise NetworkAccessError(f"network access in a simulator test: {what} {args[1:]!r}")
         return _refuse
 
-    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse("socket.connect_ex"))
-    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
-    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+    for owner, name, label in ((socket.socket, "connect", "socket.connect"),
+                               (socket.socket, "connect_ex", "socket.connect_ex"),
+                               (socket, "create_connection", "socket.create_connection"),
+                               (socket, "getaddrinfo", "socket.getaddrinfo")):
+        monkeypatch.setattr(owner, name, refuse(label, getattr(owner, name)))
     loop_cls = asyncio.BaseEventLoop
-    monkeypatch.setattr(loop_cls, "create_connection", refuse_async("loop.create_connection"))
-    monkeypatch.setattr(loop_cls, "sock_connect", refuse_async("loop.sock_connect"))
-    monkeypatch.setattr(loop_cls, "getaddrinfo", refuse_async("loop.getaddrinfo"))
+    for name in ("create_connection", "sock_connect", "getaddrinfo"):
+        monkeypatch.setattr(loop_cls, name, refuse_async(f"loop.{name}", getattr(loop_cls, name)))
     return attempts
 
 

@@ -30,7 +30,8 @@ from bot.simulator import ChatLogEntry
 # 21 distinct posts (a 3-photo album is one), 9 alerts (3 rules; the sanctions statement forwarded
 # by 3 embassies counts once); 5 files (a photo, a PDF forwarded twice, an album of 3 photos).
 POSTS, SIGHTINGS, ALERTS = 21, 35, 9
-MEDIA_FILES, MEDIA_BYTES, MEDIA_SAVED = 5, 6_000 + 9_000 + 4_000 + 3_500 + 5_000, 2
+# Kenya's forward of the PDF shares the original's file; Canada, read by its web preview, has no file ids
+MEDIA_FILES, MEDIA_BYTES, MEDIA_SAVED = 5, 6_000 + 9_000 + 4_000 + 3_500 + 5_000, 1
 STATEMENT = "Statement by the Ministry of Foreign Affairs of Freedonia on Canada's new sanctions"
 
 
@@ -346,17 +347,27 @@ def test_the_demo_summary_reports_live_alert_delays_and_the_statements_engagemen
     [(statement,)] = rows(archive, "SELECT id FROM posts WHERE text LIKE ?", f"%{STATEMENT}%")
     assert f"How far post {statement} travelled" in out
     assert f"chanwatch --db {archive} show {statement}" in out
-    curve = r"^  @(\w+)/\d+: [▁▂▃▄▅▆▇█]{20} 0 → ([\d,]+) views over 12 h \((\d+) readings\)"
+    curve = r"^  @(\w+)/\d+: [▁▂▃▄▅▆▇█]{20} 0 → ([\d,]+) views over \d+ h[ \d]*(?:min)? \((\d+) readings\)"
     curves = re.findall(curve, out, re.M)
     assert [name for name, _, _ in curves] == [
         "mfa_freedonia", "freedonia_in_canada", "freedonia_in_kenya", "freedonia_in_brazil"]
     views = [int(v.replace(",", "")) for _, v, _ in curves]
     assert views[0] > views[1] > views[2] > views[3] > 0  # the ministry's audience, then each embassy's
-    assert all(int(n) == 5 for _, _, n in curves)  # at first sight, then 1 h, 3 h, 6 h and 12 h after
+    readings = {name: int(n) for name, _, n in curves}
+    assert readings.pop("freedonia_in_canada") > 5  # read by web: every re-read whose count moved
+    assert set(readings.values()) == {5}  # at first sight, then 1 h, 3 h, 6 h and 12 h after
     [(readings, deleted_via)] = rows(
         archive, "SELECT (SELECT COUNT(*) FROM message_stats),"
                  " (SELECT deleted_via FROM messages WHERE deleted_at IS NOT NULL)")
     assert re.search(rf"^  engagement readings\s+{readings}\b", out, re.M) and deleted_via == "update"
+    # Canada is read from its web preview, the rest through the account: every Canadian message came
+    # from a t.me page, its edit too, and its forwards joined the ministry's posts by the header's link
+    kinds = rows(archive, "SELECT c.username = 'freedonia_in_canada', json_extract(m.raw, '$._'), count(*)"
+                          " FROM messages m JOIN channels c ON c.id = m.channel_id GROUP BY 1, 2 ORDER BY 1")
+    assert [(web, kind) for web, kind, _ in kinds] == [(0, "Message"), (1, "WebPost")]
+    assert rows(archive, "SELECT c.username FROM message_versions v JOIN channels c ON c.id = v.channel_id"
+                ) == [("freedonia_in_canada",)]
+    assert "is read without an account, from its public web preview" in out
 
 
 async def test_paced_demo_gives_the_same_day_as_max_speed(tmp_path, no_network, caplog):

@@ -181,6 +181,16 @@ def test_an_edit_that_merges_a_message_into_a_post_showing_the_same_text_alerts_
     assert len(alerts(conn)) == 1
 
 
+def test_a_rule_added_after_a_post_turned_is_edited_is_not_alerted_by_its_next_edit(conn):
+    percolator = Percolator()
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, ""), msg(MFA, 2, STATEMENT)), after=percolator)
+    ingest_batch(conn, batch(MFA, edited(1, STATEMENT, 1)), after=percolator)  # is:edited from now on
+    assert conn.execute("SELECT edited_at FROM posts WHERE id = ?", (post_id(conn, MFA.id, 1),)).fetchone()[0]
+    rule(conn, 1, "is:edited")
+    ingest_batch(conn, batch(MFA, edited(1, "Canada", 2)), after=percolator)
+    assert alerts(conn) == []  # it matched before this edit: a rule added since gets no alert for it
+
+
 def test_such_an_edit_does_not_alert_a_rule_added_since_that_the_words_matched_before(conn):
     percolator = Percolator()
     ingest_batch(conn, batch(MFA, msg(MFA, 1, ""), msg(MFA, 2, STATEMENT)), after=percolator)
