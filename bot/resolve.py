@@ -220,6 +220,16 @@ async def watch_by_web(db: Database, name: str, now: datetime) -> str:
     return f"watching @{username} by its web preview; new posts arrive with the next poll"
 
 
+async def unwatch(db: Database, name: str) -> str:
+    """/unwatch: stop reading a channel, however it is read (its archive stays); the reply line."""
+    try:
+        username = parse_channel_name(name)
+    except ValueError as exc:
+        return str(exc)
+    changed = await db.transaction(channels.unwatch_name, username)
+    return f"stopped watching @{username}" if changed else f"@{username} is not watched"
+
+
 class WatchList:
     """The daemon's watch list through the reading account: the configured names and those added
     offline are resolved at start, names added since before each poll, and /watch and /unwatch
@@ -298,9 +308,4 @@ class WatchList:
 
     async def unwatch(self, name: str) -> str:
         """The admin /unwatch hook: stop polling a channel (its archive stays); the reply line."""
-        try:
-            username = parse_channel_name(name)
-        except ValueError as exc:
-            return str(exc)
-        changed = await self.db.transaction(channels.unwatch_name, username)
-        return f"stopped watching @{username}" if changed else f"@{username} is not watched"
+        return await unwatch(self.db, name)

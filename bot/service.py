@@ -46,9 +46,8 @@ from bot.config import Settings, resolve_source
 from bot.engagement import Engagement
 from bot.live import Live, Wakeup
 from bot.media import Downloader, MediaPolicy, media_job
-from bot.names import parse_channel_name
 from bot.poller import Poller
-from bot.resolve import WatchList, watch_by_web
+from bot.resolve import WatchList, unwatch, watch_by_web
 from bot.sweep import SWEEP_EVERY, Sweeper
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from bot.web.http import WebClient
@@ -406,12 +405,7 @@ class Service:
 
     async def _unwatch_by_name(self, name: str) -> str:
         """/unwatch without a reading account: stop reading the name (its archive stays)."""
-        try:
-            username = parse_channel_name(name)
-        except ValueError as exc:
-            return str(exc)
-        changed = await self.db.transaction(channels.unwatch_name, username)
-        return f"stopped watching @{username}" if changed else f"@{username} is not watched"
+        return await unwatch(self.db, name)
 
     async def _start_live(self) -> None:
         """With CHANWATCH_JOIN, take the joined channels' pushed updates (bot/live.py): stored at once,

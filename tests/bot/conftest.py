@@ -36,6 +36,19 @@ from storage.database import Database
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+class SeenInLog(logging.Handler):
+    """Sets an event when a log message starts with `prefix` (a daemon test waits on it, not a sleep)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.prefix):
+            self.event.set()
+
+
 class NetworkAccessError(AssertionError):
     """A simulator test tried to open a connection or resolve a name."""
 

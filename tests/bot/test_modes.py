@@ -21,7 +21,7 @@ from bot.simulator.web import WebPreviewServer
 from storage.database import Database
 from storage.ingest import ingest_batch
 from storage.outbox import counts, get_alerts
-from tests.bot.conftest import API_HASH, rows
+from tests.bot.conftest import API_HASH, SeenInLog, rows
 from tests.storage.factories import MFA, batch, msg
 
 
@@ -57,23 +57,12 @@ def archive_post(db_path: Path, service: Service, message_id: int, text: str, wh
         conn.close()
 
 
-class _Seen(logging.Handler):
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-        self.event = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith(self.prefix):
-            self.event.set()
-
-
 async def test_run_with_no_credentials_starts_and_stops_without_connecting_to_telegram(
         tmp_path, no_network, caplog):
     caplog.set_level(logging.INFO)
     attached: list[str] = []
     stop = asyncio.Event()
-    seen = _Seen("service started")
+    seen = SeenInLog("service started")
     logging.getLogger("chanwatch.service").addHandler(seen)
     try:
         daemon = asyncio.create_task(run_daemon(no_credentials(tmp_path), stop=stop, install_logging=False,

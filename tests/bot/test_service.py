@@ -25,7 +25,7 @@ from bot.simulator import attach, connect_client
 from storage.channels import add_watch_name
 from storage.database import Database
 from storage.rules import get_subscriber, is_allowed, list_rules
-from tests.bot.conftest import API_HASH, rows, saved_session
+from tests.bot.conftest import API_HASH, SeenInLog, rows, saved_session
 from tests.bot.not_telegram import not_telegram_thread
 
 
@@ -288,19 +288,6 @@ def daemon_settings(tmp_path: Path, session: str, token: str, **kwargs: object) 
                     bot_token=token, **kwargs)  # type: ignore[arg-type]
 
 
-class _Seen(logging.Handler):
-    """Sets an event when a log message starts with `prefix`."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-        self.event = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith(self.prefix):
-            self.event.set()
-
-
 async def test_run_serves_until_sigterm_exits_0_and_never_logs_a_secret(
         world, reader_account, bot_account, alice, tmp_path, capsys, caplog):
     ch = world.add_channel("newsroom", "Newsroom")
@@ -309,7 +296,7 @@ async def test_run_serves_until_sigterm_exits_0_and_never_logs_a_secret(
     settings = daemon_settings(tmp_path, session, bot_account.bot_token, channels=("newsroom",),
                                alert_chat=alice.id, keywords=("first",))
     caplog.set_level(logging.DEBUG)
-    seen = _Seen("poll cycle")
+    seen = SeenInLog("poll cycle")
     logging.getLogger("chanwatch.poller").addHandler(seen)
     try:
         daemon = asyncio.create_task(run_daemon(settings, log_format="json",
