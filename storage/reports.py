@@ -1,0 +1,252 @@
+"""The amplification report: which of an origin channel's posts other channels carried, how, how fast.
+
+An origin is a channel whose posts (`posts.origin_channel_id`) another channel carried in the window;
+an amplifier is a channel that carried at least one of them (a sighting in `messages` by a channel
+other than the origin, as a forward or as a copy without attribution). The window is on the post's
+original date. Every figure is an SQL aggregate (GROUP BY, window functions): delays are ranked in
+SQL and the median and p90 read at their nearest rank, so no Python loop runs over sightings; the
+report reads a million-message archive in a few passes over `posts` and `messages`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+__all__ = ["DELAY_BUCKETS", "AmplifierFigures", "Amplification", "DayCount", "DelayDistribution",
+           "OriginFigures", "PostFigures", "amplification"]
+
+DELAY_BUCKETS = ("<5 min", "<1 h", "<6 h", "<1 d", ">=1 d")
+"""The delay distribution's buckets, by upper bound (300, 3600, 21600 and 86400 seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OriginFigures:
+    """One origin channel: its posts in the window and how many of them another channel carried."""
+
+    channel_id: int
+    name: str
+    posts: int
+    carried: int
+
+    @property
+    def share(self) -> float:
+        """The share of its posts carried by at least one other channel (0 to 1)."""
+        return self.carried / self.posts if self.posts else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AmplifierFigures:
+    """One channel carrying one origin's posts: how many (forward or copy), how late, what else.
+
+    Delays are seconds from the origin's date to the amplifier's first sighting of the post; the
+    median and p90 are nearest-rank (an even count reads the lower middle). `own_posts` are the
+    amplifier's own posts in the window; `carried_edited` / `carried_deleted` count the posts it
+    carried whose original the origin edited (`posts.edited`, what `is:edited` finds) or deleted.
+    """
+
+    origin_id: int
+    channel_id: int
+    name: str
+    carried: int
+    share: float
+    forwards: int
+    copies: int
+    median_delay_s: int
+    p90_delay_s: int
+    max_delay_s: int
+    own_posts: int
+    carried_edited: int
+    carried_deleted: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostFigures:
+    """One origin post: its sightings (the origin's own included), the other channels that carried
+    it, and the views summed over sightings that report views (None when none does)."""
+
+    post_id: int
+    origin_id: int
+    origin_message_id: int | None
+    date: str
+    text: str
+    sightings: int
+    channels: int
+    views: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """Messages one channel posted (originals, forwards and copies) on one UTC day."""
+
+    channel_id: int
+    name: str
+    day: str
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class DelayDistribution:
+    """How many of one origin's posts one amplifier carried within each of `DELAY_BUCKETS`."""
+
+    origin_id: int
+    channel_id: int
+    counts: tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Amplification:
+    """The whole report; `since` / `until` are the window's days (inclusive), None when open."""
+
+    since: str | None
+    until: str | None
+    origins: tuple[OriginFigures, ...]
+    amplifiers: tuple[AmplifierFigures, ...]
+    top_posts: tuple[PostFigures, ...]
+    uncarried_posts: tuple[PostFigures, ...]
+    timeline: tuple[DayCount, ...]
+    delays: tuple[DelayDistribution, ...]
+
+
+_NAME = "coalesce(c.username, c.title, CAST({id} AS TEXT))"
+
+
+def _window(origin: int | None, since: date | None, until: date | None) -> tuple[str, list[object]]:
+    """The WHERE clause on `p` (posts) selecting origin posts in the window, and its parameters."""
+    clauses, params = ["p.origin_channel_id IS NOT NULL"], []  # type: list[str], list[object]
+    if origin is not None:
+        clauses.append("p.origin_channel_id = ?")
+        params.append(origin)
+    if since is not None:
+        clauses.append("p.date >= ?")
+        params.append(since.isoformat())
+    if until is not None:
+        clauses.append("p.date < ?")
+        params.append((until + timedelta(days=1)).isoformat())
+    return " AND ".join(clauses), params
+
+
+_SIGHTINGS = """
+WITH op AS (SELECT p.id, p.origin_channel_id AS origin, p.date, p.edited FROM posts p WHERE {where}),
+firsts AS (  -- each other channel's first sighting of each origin post
+    SELECT op.origin, m.channel_id, op.id AS post_id, op.edited,
+           max(m.relation = 'forward') AS forwarded, max(m.relation = 'copy') AS copied,
+           CAST(round((julianday(min(m.date)) - julianday(op.date)) * 86400) AS INTEGER) AS delay
+    FROM op JOIN messages m ON m.post_id = op.id AND m.channel_id != op.origin
+    GROUP BY op.origin, m.channel_id, op.id
+)
+"""
+
+
+def amplification(conn: sqlite3.Connection, origin: int | None = None, since: date | None = None,
+                  until: date | None = None, *, top: int = 10) -> Amplification:
+    """The amplification report over posts dated `since`..`until` (UTC days, inclusive), of one
+    origin channel id or of every origin; `top` bounds the lists of most and never carried posts.
+
+    Example: `amplification(conn, 1001, date(2025, 12, 1))` — the MFA's posts since 1 December.
+    """
+    where, params = _window(origin, since, until)
+    sightings = _SIGHTINGS.format(where=where)
+    origin_rows = conn.execute(
+        f"""WITH op AS (SELECT p.id, p.origin_channel_id AS origin FROM posts p WHERE {where})
+        SELECT op.origin, {_NAME.format(id='op.origin')}, count(*),
+               sum(EXISTS (SELECT 1 FROM messages m WHERE m.post_id = op.id AND m.channel_id != op.origin))
+        FROM op LEFT JOIN channels c ON c.id = op.origin GROUP BY op.origin""", params).fetchall()
+    origins = tuple(OriginFigures(r[0], r[1], r[2], r[3]) for r in origin_rows
+                    if r[3] or r[0] == origin)
+    posts_of = {o.channel_id: o.posts for o in origins}
+    deleted = ("EXISTS (SELECT 1 FROM messages d WHERE d.post_id = f.post_id AND d.channel_id = f.origin"
+               " AND d.relation = 'original' AND d.deleted_at IS NOT NULL)")
+    own = ("(SELECT count(*) FROM posts q WHERE q.origin_channel_id = a.channel_id"
+           + "".join(f" AND q.date {op} ?" for op, v in ((">=", since), ("<", until)) if v is not None) + ")")
+    own_params = [v.isoformat() for v in (since, until + timedelta(days=1) if until else None) if v]
+    amp_rows = conn.execute(
+        sightings + f""",
+        ranked AS (
+            SELECT f.*, {deleted} AS deleted,
+                   row_number() OVER (PARTITION BY origin, channel_id ORDER BY delay) AS rank,
+                   count(*) OVER (PARTITION BY origin, channel_id) AS n
+            FROM firsts f
+        ),
+        a AS (
+            SELECT origin, channel_id, count(*) AS carried, sum(forwarded) AS forwards,
+                   sum(copied) AS copies,
+                   max(CASE WHEN rank = (n + 1) / 2 THEN delay END) AS median,
+                   max(CASE WHEN rank = (9 * n + 9) / 10 THEN delay END) AS p90,
+                   max(delay) AS max_delay, sum(edited) AS edited, sum(deleted) AS deleted
+            FROM ranked GROUP BY origin, channel_id
+        )
+        SELECT a.origin, a.channel_id, {_NAME.format(id='a.channel_id')}, a.carried, a.forwards, a.copies,
+               a.median, a.p90, a.max_delay, {own}, a.edited, a.deleted
+        FROM a LEFT JOIN channels c ON c.id = a.channel_id
+        ORDER BY a.origin, a.carried DESC, a.channel_id""", params + own_params).fetchall()
+    amplifiers = tuple(
+        AmplifierFigures(origin_id=r[0], channel_id=r[1], name=r[2], carried=r[3],
+                         share=r[3] / posts_of[r[0]] if posts_of.get(r[0]) else 0.0, forwards=r[4],
+                         copies=r[5], median_delay_s=r[6], p90_delay_s=r[7], max_delay_s=r[8],
+                         own_posts=r[9], carried_edited=r[10], carried_deleted=r[11])
+        for r in amp_rows)
+    delay_rows = conn.execute(
+        sightings + """
+        SELECT origin, channel_id, sum(delay < 300), sum(delay >= 300 AND delay < 3600),
+               sum(delay >= 3600 AND delay < 21600), sum(delay >= 21600 AND delay < 86400),
+               sum(delay >= 86400)
+        FROM firsts GROUP BY origin, channel_id ORDER BY origin, count(*) DESC, channel_id""",
+        params).fetchall()
+    delays = tuple(DelayDistribution(r[0], r[1], (r[2], r[3], r[4], r[5], r[6])) for r in delay_rows)
+    top_posts, uncarried = _posts(conn, where, params, top, origin)
+    return Amplification(
+        since=since.isoformat() if since else None, until=until.isoformat() if until else None,
+        origins=origins, amplifiers=amplifiers, top_posts=top_posts, uncarried_posts=uncarried,
+        timeline=_timeline(conn, where, params, since, until), delays=delays)
+
+
+def _posts(conn: sqlite3.Connection, where: str, params: list[object], top: int, origin: int | None
+           ) -> tuple[tuple[PostFigures, ...], tuple[PostFigures, ...]]:
+    """The `top` most carried origin posts (most channels, then sightings, then views) and the
+    `top` latest posts of the reported origins (those carried, or the one named) no other channel
+    carried, both aggregated in one pass over their messages."""
+    rows = conn.execute(
+        f"""WITH per AS (
+            SELECT p.id, p.origin_channel_id AS origin, p.origin_message_id, p.date, p.text,
+                   count(m.channel_id) AS sightings,
+                   count(DISTINCT CASE WHEN m.channel_id != p.origin_channel_id THEN m.channel_id END)
+                       AS channels,
+                   sum(m.views) AS views
+            FROM posts p LEFT JOIN messages m ON m.post_id = p.id
+            WHERE {where} GROUP BY p.id
+        )
+        SELECT * FROM (SELECT * FROM per WHERE channels > 0
+                       ORDER BY channels DESC, sightings DESC, coalesce(views, 0) DESC, date LIMIT ?)
+        UNION ALL
+        SELECT * FROM (SELECT * FROM per WHERE channels = 0
+                       AND (origin IN (SELECT origin FROM per WHERE channels > 0) OR origin = ?)
+                       ORDER BY date DESC, id DESC LIMIT ?)""",
+        [*params, top, origin, top]).fetchall()
+    figures = [PostFigures(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
+    return tuple(f for f in figures if f.channels), tuple(f for f in figures if not f.channels)
+
+
+def _timeline(conn: sqlite3.Connection, where: str, params: list[object], since: date | None,
+              until: date | None) -> tuple[DayCount, ...]:
+    """Messages per channel per UTC day in the window, for the origins and amplifiers reported."""
+    bounds, extra = "", []  # type: str, list[object]
+    if since is not None:
+        bounds += " AND m.date >= ?"
+        extra.append(since.isoformat())
+    if until is not None:
+        bounds += " AND m.date < ?"
+        extra.append((until + timedelta(days=1)).isoformat())
+    rows = conn.execute(
+        f"""WITH involved AS (
+            SELECT DISTINCT m.channel_id FROM posts p JOIN messages m ON m.post_id = p.id
+            WHERE {where} AND EXISTS (SELECT 1 FROM messages o WHERE o.post_id = p.id
+                                      AND o.channel_id != p.origin_channel_id)
+        )
+        SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*)
+        FROM messages m JOIN involved i ON i.channel_id = m.channel_id
+        LEFT JOIN channels c ON c.id = m.channel_id
+        WHERE 1 {bounds} GROUP BY m.channel_id, day ORDER BY day, m.channel_id""",
+        [*params, *extra]).fetchall()
+    return tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows)

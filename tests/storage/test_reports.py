@@ -1,0 +1,98 @@
+"""`storage.reports.amplification`: exact figures on a small archive with known delays."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+
+import pytest
+
+from storage.database import connect_sync
+from storage.ingest import ingest_batch
+from storage.records import Batch
+from storage.reports import DayCount, DelayDistribution, amplification
+from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
+
+ARCTIC = "Arctic council meets in Tromsø"
+DAY = 24 * 60
+
+
+@pytest.fixture
+def conn() -> sqlite3.Connection:
+    """The MFA posts three statements; the Canadian embassy forwards the first after 5 min, copies
+    the second after 30 min and posts one of its own; the UK embassy forwards the first after 2 min
+    and the second after 25 h. The MFA later edits the second and deletes the first."""
+    conn = connect_sync(":memory:")
+    ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT, views=1000), msg(MFA, 11, STATEMENT_RU, minutes=1),
+                             msg(MFA, 12, ARCTIC, minutes=2)), T0)
+    ingest_batch(conn, batch(EMBASSY, fwd(EMBASSY, 500, MFA, 10, STATEMENT, views=200),
+                             msg(EMBASSY, 501, STATEMENT_RU, minutes=31),
+                             msg(EMBASSY, 502, "Reception at the embassy tonight", minutes=60)), T0)
+    ingest_batch(conn, batch(EMBASSY_UK, fwd(EMBASSY_UK, 700, MFA, 10, STATEMENT, minutes=2)), T0)
+    ingest_batch(conn, batch(MFA, msg(MFA, 11, STATEMENT_RU + " (обновлено)", minutes=1,
+                                      edit_date=T0 + timedelta(hours=1))), T0 + timedelta(hours=1))
+    ingest_batch(conn, batch(EMBASSY_UK, fwd(EMBASSY_UK, 701, MFA, 11, STATEMENT_RU, minutes=1 + 25 * 60,
+                                             origin_minutes=1)), T0 + timedelta(days=1, hours=2))
+    ingest_batch(conn, Batch(MFA, deleted_ids=(10,), seen_at=T0 + timedelta(days=2)), T0 + timedelta(days=2))
+    return conn
+
+
+def test_an_origin_counts_its_posts_in_the_window_and_those_another_channel_carried(conn):
+    report = amplification(conn)
+    assert [(o.name, o.posts, o.carried) for o in report.origins] == [("MFARussia", 3, 2)]
+    assert report.origins[0].share == pytest.approx(2 / 3)
+
+
+def test_each_amplifier_has_its_share_relations_delays_own_posts_and_later_edits_and_deletions(conn):
+    canada, uk = amplification(conn).amplifiers
+    assert (canada.name, canada.carried, canada.forwards, canada.copies) == ("rusembc", 2, 1, 1)
+    assert canada.share == pytest.approx(2 / 3)
+    assert (canada.median_delay_s, canada.p90_delay_s, canada.max_delay_s) == (300, 1800, 1800)
+    assert (canada.own_posts, canada.carried_edited, canada.carried_deleted) == (1, 1, 1)
+    assert (uk.name, uk.carried, uk.forwards, uk.copies) == ("RussianEmbassyUK", 2, 2, 0)
+    assert (uk.median_delay_s, uk.p90_delay_s, uk.max_delay_s) == (120, 90000, 90000)
+    assert (uk.own_posts, uk.carried_edited, uk.carried_deleted) == (0, 1, 1)
+
+
+def test_most_amplified_posts_rank_by_channels_then_sightings_then_views_and_uncarried_are_listed(conn):
+    report = amplification(conn)
+    assert [(p.origin_message_id, p.sightings, p.channels, p.views) for p in report.top_posts] == [
+        (10, 3, 2, 1200), (11, 3, 2, None)]
+    assert [(p.origin_message_id, p.text) for p in report.uncarried_posts] == [(12, ARCTIC)]
+
+
+def test_the_timeline_counts_each_channels_messages_per_day(conn):
+    assert amplification(conn).timeline == (
+        DayCount(MFA.id, "MFARussia", "2025-12-17", 3), DayCount(EMBASSY.id, "rusembc", "2025-12-17", 3),
+        DayCount(EMBASSY_UK.id, "RussianEmbassyUK", "2025-12-17", 1),
+        DayCount(EMBASSY_UK.id, "RussianEmbassyUK", "2025-12-18", 1))
+
+
+def test_the_delay_distribution_buckets_each_carried_post_by_its_first_sighting(conn):
+    assert amplification(conn).delays == (
+        DelayDistribution(MFA.id, EMBASSY.id, (0, 2, 0, 0, 0)),
+        DelayDistribution(MFA.id, EMBASSY_UK.id, (1, 0, 0, 0, 1)))
+
+
+def test_the_window_is_on_the_posts_date_in_whole_utc_days(conn):
+    assert amplification(conn, until=date(2025, 12, 17)).origins[0].posts == 3
+    later = amplification(conn, since=date(2025, 12, 18))
+    assert (later.origins, later.amplifiers, later.top_posts, later.timeline) == ((), (), (), ())
+    assert amplification(conn, until=date(2025, 12, 16)).origins == ()
+
+
+def test_a_named_origin_is_reported_even_when_no_one_carried_it(conn):
+    report = amplification(conn, origin=EMBASSY.id)
+    assert [(o.name, o.posts, o.carried) for o in report.origins] == [("rusembc", 1, 0)]
+    assert report.amplifiers == ()
+    assert [p.origin_message_id for p in report.uncarried_posts] == [502]
+    assert report.top_posts == ()
+
+
+def test_an_amplifiers_own_posts_are_counted_in_the_window_only(conn):
+    [canada, _] = amplification(conn, since=date(2025, 12, 17), until=date(2025, 12, 17)).amplifiers
+    assert canada.own_posts == 1
+    conn.execute("UPDATE posts SET date = '2025-12-20T10:00:00+00:00' WHERE origin_channel_id = ?",
+                 (EMBASSY.id,))
+    [canada, _] = amplification(conn, until=date(2025, 12, 17)).amplifiers
+    assert canada.own_posts == 0
