@@ -17,12 +17,10 @@ ARCTIC = "Arctic council meets in Tromsø"
 DAY = 24 * 60
 
 
-@pytest.fixture
-def conn() -> sqlite3.Connection:
+def amplification_story(conn: sqlite3.Connection) -> None:
     """The MFA posts three statements; the Canadian embassy forwards the first after 5 min, copies
     the second after 30 min and posts one of its own; the UK embassy forwards the first after 2 min
     and the second after 25 h. The MFA later edits the second and deletes the first."""
-    conn = connect_sync(":memory:")
     ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT, views=1000), msg(MFA, 11, STATEMENT_RU, minutes=1),
                              msg(MFA, 12, ARCTIC, minutes=2)), T0)
     ingest_batch(conn, batch(EMBASSY, fwd(EMBASSY, 500, MFA, 10, STATEMENT, views=200),
@@ -34,6 +32,12 @@ def conn() -> sqlite3.Connection:
     ingest_batch(conn, batch(EMBASSY_UK, fwd(EMBASSY_UK, 701, MFA, 11, STATEMENT_RU, minutes=1 + 25 * 60,
                                              origin_minutes=1)), T0 + timedelta(days=1, hours=2))
     ingest_batch(conn, Batch(MFA, deleted_ids=(10,), seen_at=T0 + timedelta(days=2)), T0 + timedelta(days=2))
+
+
+@pytest.fixture
+def conn() -> sqlite3.Connection:
+    conn = connect_sync(":memory:")
+    amplification_story(conn)
     return conn
 
 

@@ -1,0 +1,172 @@
+"""`chanwatch report amplification`: which of an origin's posts other channels carried, how and how
+fast, as text for the terminal, JSON (the report's dataclass tree) or CSV (the amplifier table).
+The figures are `storage.reports`'s; this module only parses, opens read-only and prints."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from bot.cli.common import EXIT_OK, CliError, Command, add_command_parser, archive_path, open_archive
+from bot.formatting import minute
+from storage.channels import channel_by_username
+from storage.reports import DELAY_BUCKETS, Amplification, amplification
+
+FORMATS = ("text", "json", "csv")
+CSV_COLUMNS = ("origin", "origin_posts", "channel", "carried", "share", "forwards", "copies",
+               "median_delay_s", "p90_delay_s", "max_delay_s", "own_posts", "carried_edited",
+               "carried_deleted")
+"""The CSV is the amplifier table alone, one row per (origin, amplifier): the one rectangular table
+a spreadsheet wants; the other sections are in the text and JSON outputs."""
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="report", metavar="REPORT", required=True)
+    amp = add_command_parser(sub, "amplification", help="who carried an origin's posts, how and how fast")
+    amp.add_argument("--origin", metavar="NAME", help="only this origin channel (its username, @ optional)")
+    amp.add_argument("--since", metavar="DATE", help="only posts from this day on (YYYY-MM-DD, UTC)")
+    amp.add_argument("--until", metavar="DATE", help="only posts up to this day, inclusive (YYYY-MM-DD, UTC)")
+    amp.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
+    amp.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
+
+
+def _day(text: str | None, option: str) -> date | None:
+    """A --since/--until day, or a one-line error (argparse's own would add its usage lines)."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option}: not a date: {text!r}; give a day as YYYY-MM-DD, e.g. 2025-12-01") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    since, until = _day(args.since, "--since"), _day(args.until, "--until")
+    if since and until and since > until:
+        raise CliError(f"--since {since} is after --until {until}; swap them")
+    with open_archive(archive_path(args), readonly=True) as conn:
+        origin = None
+        if args.origin is not None:
+            origin = channel_by_username(conn, args.origin.lstrip("@"))
+            if origin is None:
+                raise CliError(f"no channel @{args.origin.lstrip('@')} in the archive; "
+                               "`chanwatch channels list` shows the watched ones")
+        report = amplification(conn, origin, since, until)
+    text = {"text": amplification_text, "json": amplification_json, "csv": amplification_csv}[args.format](
+        report)
+    if args.out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        Path(args.out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}; choose another --out") from None
+    return EXIT_OK
+
+
+def duration(seconds: int | None) -> str:
+    """A delay for people: '45s', '12m', '3h 20m', '1d 1h'."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours}h {rest // 60}m" if rest >= 60 else f"{hours}h"
+    days, rest = divmod(seconds, 86400)
+    return f"{days}d {rest // 3600}h" if rest >= 3600 else f"{days}d"
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]], left: tuple[int, ...] = (0,)) -> list[str]:
+    """Plain aligned columns: the columns numbered in `left` (names, text) to the left, the rest
+    (figures) to the right."""
+    cells = [headers, *[tuple(str(c) for c in row) for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return ["  " + "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            for row in cells]
+
+
+def _clip(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
+
+def amplification_text(report: Amplification) -> str:
+    """The report for a terminal of 100 columns: one titled, aligned table per section."""
+    names = {o.channel_id: o.name for o in report.origins}
+    window = f"{report.since or 'the first post'} to {report.until or 'the last'}"
+    lines = [f"Amplification report, posts from {window} (UTC)", ""]
+    if not report.origins:
+        return "\n".join([*lines, "No origin posts carried by another channel in this window.", ""])
+    lines += ["Origins", *_table(("channel", "posts", "carried", "share"), [
+        (o.name, o.posts, o.carried, f"{o.share:.0%}") for o in report.origins]), ""]
+    for origin in report.origins:
+        mine = [a for a in report.amplifiers if a.origin_id == origin.channel_id]
+        if not mine:
+            continue
+        headers = ("channel", "carried", "share", "fwd", "copy", "median", "p90", "max", "own", "edited",
+                   "deleted")
+        lines += [f"Amplifiers of {origin.name}", *_table(headers, [
+            (_clip(a.name, 24), a.carried, f"{a.share:.0%}", a.forwards, a.copies,
+             duration(a.median_delay_s), duration(a.p90_delay_s), duration(a.max_delay_s), a.own_posts,
+             a.carried_edited, a.carried_deleted) for a in mine]), ""]
+    carriers = {a.channel_id: a.name for a in report.amplifiers}
+    lines += ["Delay after the origin (posts carried within)", *_table(
+        ("origin", "amplifier", *DELAY_BUCKETS),
+        [(_clip(names.get(d.origin_id, str(d.origin_id)), 20), _clip(carriers.get(d.channel_id, ""), 24),
+          *d.counts) for d in report.delays], left=(0, 1)), ""]
+    lines += ["Most amplified posts", *_table(
+        ("date", "origin", "channels", "sightings", "views", "text"),
+        [(minute(p.date), _clip(names.get(p.origin_id, ""), 16), p.channels, p.sightings,
+          "-" if p.views is None else f"{p.views:,}", _clip(p.text, 36)) for p in report.top_posts],
+        left=(0, 1, 5)), ""]
+    if report.uncarried_posts:
+        lines += ["Posts no one carried (latest)", *_table(
+            ("date", "origin", "text"),
+            [(minute(p.date), _clip(names.get(p.origin_id, ""), 16), _clip(p.text, 70))
+             for p in report.uncarried_posts], left=(0, 1, 2)), ""]
+    lines += ["Messages per day", *_table(
+        ("day", "channel", "messages"), [(d.day, _clip(d.name, 24), d.messages) for d in report.timeline],
+        left=(0, 1)), ""]
+    return "\n".join(lines)
+
+
+def amplification_json(report: Amplification) -> str:
+    """The report's dataclass tree as one JSON object, with each origin's share and the delay
+    buckets' names beside their counts."""
+    tree = asdict(report)
+    for origin, figures in zip(tree["origins"], report.origins, strict=True):
+        origin["share"] = figures.share
+    tree["delay_buckets"] = list(DELAY_BUCKETS)
+    return json.dumps(tree, ensure_ascii=False, indent=1) + "\n"
+
+
+def amplification_csv(report: Amplification) -> str:
+    """The amplifier table as CSV (`CSV_COLUMNS`), with the origin's name and post count on each row."""
+    origins = {o.channel_id: o for o in report.origins}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for a in report.amplifiers:
+        origin = origins[a.origin_id]
+        writer.writerow((origin.name, origin.posts, a.name, a.carried, f"{a.share:.4f}", a.forwards, a.copies,
+                         a.median_delay_s, a.p90_delay_s, a.max_delay_s, a.own_posts, a.carried_edited,
+                         a.carried_deleted))
+    return out.getvalue()
+
+
+COMMANDS = (
+    Command("report", "reports over the archive: amplification", _report, _report_arguments,
+            "Reports over the archive. `amplification`: per origin channel, which of its posts other "
+            "channels carried (forward or copy), how fast, and which they dropped."),
+)

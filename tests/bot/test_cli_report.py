@@ -1,0 +1,102 @@
+"""`chanwatch report amplification`: text, JSON and CSV of the same figures, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from storage.database import connect_sync
+from tests.storage.test_reports import amplification_story
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    path = tmp_path / "archive.db"
+    conn = connect_sync(path)
+    amplification_story(conn)
+    conn.commit()
+    conn.close()
+    return str(path)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_text_shows_each_section_in_aligned_columns_within_100_columns(capsys, db) -> None:
+    code, out, err = run(capsys, "--db", db, "report", "amplification")
+    assert (code, err) == (0, "")
+    assert max(len(line) for line in out.splitlines()) <= 100
+    lines = out.splitlines()
+    assert "  MFARussia      3        2    67%" in lines
+    assert ("  rusembc                 2    67%    1     1      5m    30m    30m    1       1        1"
+            in lines)
+    assert ("  RussianEmbassyUK        2    67%    2     0      2m  1d 1h  1d 1h    0       1        1"
+            in lines)
+    assert "  MFARussia  RussianEmbassyUK       1     0     0     0      1" in lines
+    assert any(line.startswith("  2025-12-17 10:02  MFARussia  Arctic council") for line in lines)
+    assert "  2025-12-18  RussianEmbassyUK         1" in lines
+
+
+def test_json_is_the_report_tree_with_shares_and_bucket_names(capsys, db) -> None:
+    code, out, _ = run(capsys, "--db", db, "report", "amplification", "--format", "json")
+    tree = json.loads(out)
+    assert code == 0 and tree["delay_buckets"] == ["<5 min", "<1 h", "<6 h", "<1 d", ">=1 d"]
+    assert [(o["name"], o["posts"], o["carried"], round(o["share"], 3)) for o in tree["origins"]] == [
+        ("MFARussia", 3, 2, 0.667)]
+    assert [(a["name"], a["median_delay_s"], a["p90_delay_s"]) for a in tree["amplifiers"]] == [
+        ("rusembc", 300, 1800), ("RussianEmbassyUK", 120, 90000)]
+    assert [p["origin_message_id"] for p in tree["uncarried_posts"]] == [12]
+
+
+def test_csv_is_the_amplifier_table_with_its_origin_on_each_row(capsys, db) -> None:
+    code, out, _ = run(capsys, "--db", db, "report", "amplification", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0
+    assert [(r["origin"], r["origin_posts"], r["channel"], r["forwards"], r["copies"], r["max_delay_s"])
+            for r in rows] == [("MFARussia", "3", "rusembc", "1", "1", "1800"),
+                               ("MFARussia", "3", "RussianEmbassyUK", "2", "0", "90000")]
+
+
+def test_out_writes_the_report_to_a_file_and_leaves_the_archive_unchanged(capsys, db, tmp_path) -> None:
+    before = Path(db).read_bytes()
+    target = tmp_path / "amp.csv"
+    code, out, err = run(capsys, "--db", db, "report", "amplification", "--format", "csv",
+                         "--out", str(target))
+    assert (code, out, err) == (0, "", "")
+    assert target.read_text(encoding="utf-8").startswith("origin,origin_posts,channel,")
+    assert Path(db).read_bytes() == before
+
+
+def test_origin_and_window_narrow_the_report(capsys, db) -> None:
+    code, out, _ = run(capsys, "--db", db, "report", "amplification", "--origin", "@rusembc",
+                       "--since", "2025-12-17", "--until", "2025-12-17", "--format", "json")
+    tree = json.loads(out)
+    assert code == 0 and (tree["since"], tree["until"]) == ("2025-12-17", "2025-12-17")
+    assert [(o["name"], o["posts"], o["carried"]) for o in tree["origins"]] == [("rusembc", 1, 0)]
+    assert tree["amplifiers"] == [] and tree["top_posts"] == []
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--origin", "nobody"), "chanwatch: no channel @nobody in the archive; "),
+    (("--since", "2025-13-01"), "chanwatch: --since: not a date: '2025-13-01'; give a day as YYYY-MM-DD"),
+    (("--until", "yesterday"), "chanwatch: --until: not a date: 'yesterday'"),
+    (("--since", "2025-12-18", "--until", "2025-12-17"), "chanwatch: --since 2025-12-18 is after --until"),
+    (("--out", "/nonexistent/dir/amp.txt"), "chanwatch: cannot write /nonexistent/dir/amp.txt: "),
+])
+def test_a_bad_channel_date_or_output_is_one_line_and_exit_2(capsys, db, argv, message) -> None:
+    code, out, err = run(capsys, "--db", db, "report", "amplification", *argv)
+    assert (code, out) == (2, "")
+    assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_an_empty_window_says_so(capsys, db) -> None:
+    code, out, _ = run(capsys, "--db", db, "report", "amplification", "--since", "2026-01-01")
+    assert code == 0 and "No origin posts carried by another channel in this window." in out
