@@ -1,11 +1,13 @@
-"""The amplification report: which of an origin channel's posts other channels carried, how, how fast.
+"""Reports over the archive. The amplification report: which of an origin channel's posts other
+channels carried, how, how fast.
 
 An origin is a channel whose posts (`posts.origin_channel_id`) another channel carried in the window;
 an amplifier is a channel that carried at least one of them (a sighting in `messages` by a channel
 other than the origin, as a forward or as a copy without attribution). The window is on the post's
 original date. Every figure is an SQL aggregate (GROUP BY, window functions): delays are ranked in
 SQL and the median and p90 read at their nearest rank, so no Python loop runs over sightings; the
-report reads a million-message archive in a few passes over `posts` and `messages`.
+report reads a million-message archive in a few passes over `posts` and `messages`. The query
+report (`query_timeline`) counts a search's matches per day per channel.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from storage.query import parse
+
 __all__ = ["DELAY_BUCKETS", "AmplifierFigures", "Amplification", "DayCount", "DelayDistribution",
-           "OriginFigures", "PostFigures", "amplification"]
+           "OriginFigures", "PostFigures", "QueryTimeline", "amplification", "query_timeline"]
 
 DELAY_BUCKETS = ("<5 min", "<1 h", "<6 h", "<1 d", ">=1 d")
 """The delay distribution's buckets, by upper bound (300, 3600, 21600 and 86400 seconds)."""
@@ -250,3 +254,32 @@ def _timeline(conn: sqlite3.Connection, where: str, params: list[object], since:
         WHERE 1 {bounds} GROUP BY m.channel_id, day ORDER BY day, m.channel_id""",
         [*params, *extra]).fetchall()
     return tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTimeline:
+    """How a topic rose: per UTC day and channel, the messages carrying a post that matches `query`
+    (originals, forwards and copies, by the message's own date); `posts` counts the matching posts."""
+
+    query: str
+    posts: int
+    days: tuple[DayCount, ...]
+
+
+def query_timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
+    """The matches of a search query over time per channel, in one grouped pass; the condition is
+    `storage.query`'s own compilation (the same as `chanwatch search`), so the report and a search
+    find the same posts. Raises `QueryError` for a malformed query; the connection needs
+    `storage.search.register_functions` (from: compares titles through it).
+
+    Example: `query_timeline(conn, 'sanctions channel:rusembc')`.
+    """
+    where, params = parse(query).to_sql()
+    rows = conn.execute(
+        f"""WITH hits AS (SELECT p.id FROM posts p WHERE {where})
+        SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*),
+               (SELECT count(*) FROM hits)
+        FROM hits JOIN messages m ON m.post_id = hits.id LEFT JOIN channels c ON c.id = m.channel_id
+        GROUP BY m.channel_id, day ORDER BY day, m.channel_id""", params).fetchall()
+    posts = rows[0][4] if rows else 0
+    return QueryTimeline(query, posts, tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows))

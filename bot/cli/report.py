@@ -1,5 +1,6 @@
 """`chanwatch report amplification`: which of an origin's posts other channels carried, how and how
-fast, as text for the terminal, JSON (the report's dataclass tree) or CSV (the amplifier table).
+fast, as text for the terminal, JSON (the report's dataclass tree) or CSV (the amplifier table);
+`chanwatch report query`: a search's matches per day per channel.
 The figures are `storage.reports`'s; this module only parses, opens read-only and prints."""
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot.cli.common import EXIT_OK, CliError, Command, add_command_parser, archive_path, open_archive
+from bot.cli.common import (
+    EXIT_OK,
+    CliError,
+    Command,
+    add_command_parser,
+    archive_path,
+    open_archive,
+    plural,
+)
 from bot.formatting import minute
 from storage.channels import channel_by_username
-from storage.reports import DELAY_BUCKETS, Amplification, amplification
+from storage.reports import DELAY_BUCKETS, Amplification, QueryTimeline, amplification, query_timeline
 
 FORMATS = ("text", "json", "csv")
 CSV_COLUMNS = ("origin", "origin_posts", "channel", "carried", "share", "forwards", "copies",
@@ -35,6 +44,11 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     amp.add_argument("--until", metavar="DATE", help="only posts up to this day, inclusive (YYYY-MM-DD, UTC)")
     amp.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
     amp.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
+    query = add_command_parser(sub, "query", help="a search's matches per day per channel: how a topic rose")
+    # nargs="?" lets a QUERY start with - (bot.cli.app takes it); _report says when it is missing
+    query.add_argument("query", metavar="QUERY", nargs="?", help="a search query, e.g. 'canada sanctions'")
+    query.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
+    query.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -48,6 +62,8 @@ def _day(text: str | None, option: str) -> date | None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.report == "query":
+        return _query_report(args)
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
     if since and until and since > until:
         raise CliError(f"--since {since} is after --until {until}; swap them")
@@ -61,13 +77,27 @@ def _report(args: argparse.Namespace) -> int:
         report = amplification(conn, origin, since, until)
     text = {"text": amplification_text, "json": amplification_json, "csv": amplification_csv}[args.format](
         report)
-    if args.out is None:
+    return _write(text, args.out)
+
+
+def _query_report(args: argparse.Namespace) -> int:
+    if args.query is None:
+        raise CliError("report query: give a query, e.g. chanwatch report query 'canada sanctions'")
+    with open_archive(archive_path(args), readonly=True) as conn:
+        timeline = query_timeline(conn, args.query)
+    text = {"text": query_text, "json": query_json, "csv": query_csv}[args.format](timeline)
+    return _write(text, args.out)
+
+
+def _write(text: str, out: str | None) -> int:
+    """The report on standard output, or in the file `out`."""
+    if out is None:
         sys.stdout.write(text)
         return EXIT_OK
     try:
-        Path(args.out).write_text(text, encoding="utf-8")
+        Path(out).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}; choose another --out") from None
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}; choose another --out") from None
     return EXIT_OK
 
 
@@ -165,8 +195,34 @@ def amplification_csv(report: Amplification) -> str:
     return out.getvalue()
 
 
+def query_text(timeline: QueryTimeline) -> str:
+    """A query's matches for a terminal: the total, then day, channel and messages in columns."""
+    verb = "matches" if timeline.posts == 1 else "match"
+    head = f"{timeline.posts:,} {plural(timeline.posts, 'post')} {verb} {timeline.query!r}"
+    if not timeline.days:
+        return head + "\n"
+    rows = [(d.day, _clip(d.name, 40), d.messages) for d in timeline.days]
+    table = _table(("day", "channel", "messages"), rows, left=(0, 1))
+    return "\n".join([head, "", "Messages per day", *table, ""])
+
+
+def query_json(timeline: QueryTimeline) -> str:
+    """A query's matches as one JSON object: query, posts and the days."""
+    return json.dumps(asdict(timeline), ensure_ascii=False, indent=1) + "\n"
+
+
+def query_csv(timeline: QueryTimeline) -> str:
+    """A query's matches as CSV: one row per day and channel."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("day", "channel_id", "channel", "messages"))
+    writer.writerows((d.day, d.channel_id, d.name, d.messages) for d in timeline.days)
+    return out.getvalue()
+
+
 COMMANDS = (
-    Command("report", "reports over the archive: amplification", _report, _report_arguments,
+    Command("report", "reports over the archive: amplification, query", _report, _report_arguments,
             "Reports over the archive. `amplification`: per origin channel, which of its posts other "
-            "channels carried (forward or copy), how fast, and which they dropped."),
+            "channels carried (forward or copy), how fast, and which they dropped. `query`: a search's "
+            "matches per day per channel."),
 )

@@ -100,3 +100,31 @@ def test_a_bad_channel_date_or_output_is_one_line_and_exit_2(capsys, db, argv, m
 def test_an_empty_window_says_so(capsys, db) -> None:
     code, out, _ = run(capsys, "--db", db, "report", "amplification", "--since", "2026-01-01")
     assert code == 0 and "No origin posts carried by another channel in this window." in out
+
+
+def test_report_query_counts_matching_messages_per_day_per_channel(capsys, db) -> None:
+    code, out, err = run(capsys, "--db", db, "report", "query", "санкций")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "1 post matches 'санкций'", "", "Messages per day",
+        "  day         channel           messages",
+        "  2025-12-17  MFARussia                1",
+        "  2025-12-17  rusembc                  1",
+        "  2025-12-18  RussianEmbassyUK         1"]
+
+
+def test_report_query_as_csv_and_json(capsys, db) -> None:
+    _, out, _ = run(capsys, "--db", db, "report", "query", "sanctions", "--format", "csv")
+    assert out.splitlines()[:2] == ["day,channel_id,channel,messages", "2025-12-17,1001,MFARussia,1"]
+    _, out, _ = run(capsys, "--db", db, "report", "query", "sanctions", "--format", "json")
+    tree = json.loads(out)
+    assert (tree["query"], tree["posts"], len(tree["days"])) == ("sanctions", 1, 3)
+
+
+def test_report_query_with_a_bad_or_missing_query_says_why_and_exits_2(capsys, db) -> None:
+    code, out, err = run(capsys, "--db", db, "report", "query", "-visa")
+    assert (code, out) == (2, "") and err.startswith("chanwatch: bad query: the query only excludes")
+    assert "Traceback" not in err
+    code, _, err = run(capsys, "--db", db, "report", "query")
+    assert (code, err) == (2, "chanwatch: report query: give a query, e.g. "
+                               "chanwatch report query 'canada sanctions'\n")

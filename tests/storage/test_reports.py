@@ -1,4 +1,5 @@
-"""`storage.reports.amplification`: exact figures on a small archive with known delays."""
+"""`storage.reports`: exact figures of the amplification and query reports on a small archive with
+known delays."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 from storage.database import connect_sync
 from storage.ingest import ingest_batch
+from storage.query import QueryError
 from storage.records import Batch
-from storage.reports import DayCount, DelayDistribution, amplification
+from storage.reports import DayCount, DelayDistribution, amplification, query_timeline
+from storage.search import register_functions, search
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
 
 ARCTIC = "Arctic council meets in Tromsø"
@@ -100,3 +103,25 @@ def test_an_amplifiers_own_posts_are_counted_in_the_window_only(conn):
                  (EMBASSY.id,))
     [canada, _] = amplification(conn, until=date(2025, 12, 17)).amplifiers
     assert canada.own_posts == 0
+
+
+def test_a_query_timeline_counts_each_channels_matching_messages_per_day(conn):
+    register_functions(conn)
+    timeline = query_timeline(conn, "санкций")
+    assert (timeline.query, timeline.posts) == ("санкций", 1)
+    assert timeline.days == (
+        DayCount(MFA.id, "MFARussia", "2025-12-17", 1), DayCount(EMBASSY.id, "rusembc", "2025-12-17", 1),
+        DayCount(EMBASSY_UK.id, "RussianEmbassyUK", "2025-12-18", 1))
+
+
+def test_a_query_timeline_takes_the_search_filters_and_finds_what_search_finds(conn):
+    register_functions(conn)
+    query = "sanctions OR arctic -channel:rusembc"
+    timeline = query_timeline(conn, query)
+    assert timeline.posts == search(conn, query).total == 2
+    assert query_timeline(conn, "nothingmatcheshere").days == ()
+
+
+def test_a_malformed_query_is_the_query_languages_error(conn):
+    with pytest.raises(QueryError):
+        query_timeline(conn, "-visa")
