@@ -7,7 +7,8 @@ other than the origin, as a forward or as a copy without attribution). The windo
 original date. Every figure is an SQL aggregate (GROUP BY, window functions): delays are ranked in
 SQL and the median and p90 read at their nearest rank, so no Python loop runs over sightings; the
 report reads a million-message archive in a few passes over `posts` and `messages`. The query
-report (`query_timeline`) counts a search's matches per day per channel.
+report (`query_timeline`) counts a search's matches per day per channel; the channel report
+(`channel_report`) sums up one channel's activity.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from datetime import date, timedelta
 
 from storage.query import parse
 
-__all__ = ["DELAY_BUCKETS", "AmplifierFigures", "Amplification", "DayCount", "DelayDistribution",
-           "OriginFigures", "PostFigures", "QueryTimeline", "amplification", "query_timeline"]
+__all__ = ["DELAY_BUCKETS", "AmplifierFigures", "Amplification", "ChannelDay", "ChannelReport", "DayCount",
+           "DelayDistribution", "OriginFigures", "PostFigures", "QueryTimeline", "Source", "amplification",
+           "channel_report", "query_timeline"]
 
 DELAY_BUCKETS = ("<5 min", "<1 h", "<6 h", "<1 d", ">=1 d")
 """The delay distribution's buckets, by upper bound (300, 3600, 21600 and 86400 seconds)."""
@@ -283,3 +285,99 @@ def query_timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
         GROUP BY m.channel_id, day ORDER BY day, m.channel_id""", params).fetchall()
     posts = rows[0][4] if rows else 0
     return QueryTimeline(query, posts, tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows))
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDay:
+    """One channel's messages on one UTC day, by relation."""
+
+    day: str
+    originals: int
+    forwards: int
+    copies: int
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A channel whose posts this channel forwarded (with attribution) or copied (without)."""
+
+    channel_id: int | None
+    name: str
+    forwards: int
+    copies: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelReport:
+    """One channel's activity in a window: messages per day, per hour of day (UTC, 0 to 23), per
+    language, its top hashtags (without '#') and where what it carried comes from."""
+
+    channel_id: int
+    name: str
+    since: str | None
+    until: str | None
+    messages: int
+    days: tuple[ChannelDay, ...]
+    hours: tuple[int, ...]
+    languages: tuple[tuple[str, int], ...]
+    hashtags: tuple[tuple[str, int], ...]
+    sources: tuple[Source, ...]
+
+
+def _message_window(since: date | None, until: date | None) -> tuple[str, list[object]]:
+    """Conditions on `m.date` for the UTC days `since`..`until` (inclusive), and their parameters."""
+    sql, params = "", []  # type: str, list[object]
+    if since is not None:
+        sql += " AND m.date >= ?"
+        params.append(since.isoformat())
+    if until is not None:
+        sql += " AND m.date < ?"
+        params.append((until + timedelta(days=1)).isoformat())
+    return sql, params
+
+
+def channel_report(conn: sqlite3.Connection, channel_id: int, since: date | None = None,
+                   until: date | None = None, *, top: int = 10) -> ChannelReport:
+    """The activity of one channel over its messages dated `since`..`until` (UTC days, inclusive),
+    each section one grouped query; hashtags are split from `posts.tags` by a recursive CTE.
+
+    Example: `channel_report(conn, 2002, date(2025, 12, 1))` — the Canadian embassy since 1 December.
+    """
+    window, wparams = _message_window(since, until)
+    params = [channel_id, *wparams]
+    mine = f"FROM messages m JOIN posts p ON p.id = m.post_id WHERE m.channel_id = ?{window}"
+    name = conn.execute(f"SELECT {_NAME.format(id='?')} FROM (SELECT 1) LEFT JOIN channels c ON c.id = ?",
+                        (channel_id, channel_id)).fetchone()[0]
+    days = tuple(ChannelDay(*r) for r in conn.execute(
+        f"""SELECT substr(m.date, 1, 10) AS day, sum(m.relation = 'original'), sum(m.relation = 'forward'),
+               sum(m.relation = 'copy') {mine} GROUP BY day ORDER BY day""", params))
+    per_hour = dict(conn.execute(
+        f"SELECT CAST(substr(m.date, 12, 2) AS INTEGER) AS hour, count(*) {mine} GROUP BY hour", params))
+    languages = tuple((r[0], r[1]) for r in conn.execute(
+        f"""SELECT coalesce(p.language, '?') AS lang, count(*) {mine} GROUP BY lang
+            ORDER BY count(*) DESC, lang""", params))
+    hashtags = tuple((r[0], r[1]) for r in conn.execute(
+        f"""WITH RECURSIVE split(rest, tag) AS (
+                SELECT p.tags || ' ', NULL {mine} AND p.tags != ''
+                UNION ALL
+                SELECT substr(rest, instr(rest, ' ') + 1), substr(rest, 1, instr(rest, ' ') - 1)
+                FROM split WHERE rest != ''
+            )
+            SELECT tag, count(*) FROM split WHERE tag != ''
+            GROUP BY tag ORDER BY count(*) DESC, tag LIMIT ?""",
+        [*params, top]))
+    sources = tuple(Source(*r) for r in conn.execute(
+        f"""SELECT p.origin_channel_id,
+                   coalesce(c.username, max(p.origin_username), c.title, max(p.origin_title),
+                            CAST(p.origin_channel_id AS TEXT), '(hidden sender)'),
+                   sum(m.relation = 'forward'), sum(m.relation = 'copy')
+            FROM messages m JOIN posts p ON p.id = m.post_id
+            LEFT JOIN channels c ON c.id = p.origin_channel_id
+            WHERE m.channel_id = ?{window} AND m.relation != 'original'
+            GROUP BY p.origin_channel_id ORDER BY count(*) DESC, p.origin_channel_id""", params))
+    return ChannelReport(
+        channel_id=channel_id, name=name, since=since.isoformat() if since else None,
+        until=until.isoformat() if until else None, messages=sum(d.originals + d.forwards + d.copies
+                                                                 for d in days),
+        days=days, hours=tuple(per_hour.get(h, 0) for h in range(24)), languages=languages,
+        hashtags=hashtags, sources=sources)

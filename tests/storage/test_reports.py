@@ -12,7 +12,15 @@ from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.query import QueryError
 from storage.records import Batch
-from storage.reports import DayCount, DelayDistribution, amplification, query_timeline
+from storage.reports import (
+    ChannelDay,
+    DayCount,
+    DelayDistribution,
+    Source,
+    amplification,
+    channel_report,
+    query_timeline,
+)
 from storage.search import register_functions, search
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
 
@@ -125,3 +133,24 @@ def test_a_query_timeline_takes_the_search_filters_and_finds_what_search_finds(c
 def test_a_malformed_query_is_the_query_languages_error(conn):
     with pytest.raises(QueryError):
         query_timeline(conn, "-visa")
+
+
+def test_a_channel_report_counts_days_by_relation_hours_languages_hashtags_and_sources(conn):
+    report = channel_report(conn, EMBASSY.id)
+    assert (report.name, report.messages) == ("rusembc", 3)
+    assert report.days == (ChannelDay("2025-12-17", 1, 1, 1),)
+    assert report.hours[10:12] == (2, 1) and sum(report.hours) == 3 and len(report.hours) == 24
+    assert report.languages == (("en", 2), ("ru", 1))
+    assert report.hashtags == (("mfa", 1), ("мид", 1))
+    assert report.sources == (Source(MFA.id, "MFARussia", 1, 1),)
+
+
+def test_a_channel_reports_top_hashtags_rank_by_messages_and_its_window_is_on_message_dates(conn):
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 503, "Visa news #Canada #visa", minutes=DAY),
+                             msg(EMBASSY, 504, "More #canada", minutes=DAY + 1)), T0 + timedelta(days=1))
+    report = channel_report(conn, EMBASSY.id, top=2)
+    assert report.hashtags == (("canada", 2), ("mfa", 1))
+    later = channel_report(conn, EMBASSY.id, since=date(2025, 12, 18))
+    assert later.days == (ChannelDay("2025-12-18", 2, 0, 0),)
+    uk = channel_report(conn, EMBASSY_UK.id, until=date(2025, 12, 17))
+    assert (uk.messages, uk.sources) == (1, (Source(MFA.id, "MFARussia", 1, 0),))
