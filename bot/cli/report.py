@@ -1,6 +1,7 @@
 """`chanwatch report amplification`: which of an origin's posts other channels carried, how and how
 fast, as text for the terminal, JSON (the report's dataclass tree) or CSV (the amplifier table);
-`chanwatch report query`: a search's matches per day per channel.
+`chanwatch report query`: a search's matches per day per channel; `chanwatch report channel`: one
+channel's activity.
 The figures are `storage.reports`'s; this module only parses, opens read-only and prints."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import argparse
 import csv
 import io
 import json
+import sqlite3
 import sys
 from dataclasses import asdict
 from datetime import date
@@ -26,7 +28,15 @@ from bot.cli.common import (
 )
 from bot.formatting import minute
 from storage.channels import channel_by_username
-from storage.reports import DELAY_BUCKETS, Amplification, QueryTimeline, amplification, query_timeline
+from storage.reports import (
+    DELAY_BUCKETS,
+    Amplification,
+    ChannelReport,
+    QueryTimeline,
+    amplification,
+    channel_report,
+    query_timeline,
+)
 
 FORMATS = ("text", "json", "csv")
 CSV_COLUMNS = ("origin", "origin_posts", "channel", "carried", "share", "forwards", "copies",
@@ -49,6 +59,15 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     query.add_argument("query", metavar="QUERY", nargs="?", help="a search query, e.g. 'canada sanctions'")
     query.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
     query.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
+    channel = add_command_parser(sub, "channel",
+                                 help="one channel's days, hours, languages, hashtags and sources")
+    channel.add_argument("name", metavar="NAME", help="the channel's username, @ optional")
+    channel.add_argument("--since", metavar="DATE", help="only messages from this day on (YYYY-MM-DD, UTC)")
+    channel.add_argument("--until", metavar="DATE",
+                         help="only messages up to this day, inclusive (YYYY-MM-DD, UTC)")
+    channel.add_argument("--format", choices=FORMATS, default="text",
+                         help="output format (default text; csv: the days table)")
+    channel.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
 
 
 def _day(text: str | None, option: str) -> date | None:
@@ -61,19 +80,30 @@ def _day(text: str | None, option: str) -> date | None:
         raise CliError(f"{option}: not a date: {text!r}; give a day as YYYY-MM-DD, e.g. 2025-12-01") from None
 
 
-def _report(args: argparse.Namespace) -> int:
-    if args.report == "query":
-        return _query_report(args)
+def _window(args: argparse.Namespace) -> tuple[date | None, date | None]:
     since, until = _day(args.since, "--since"), _day(args.until, "--until")
     if since and until and since > until:
         raise CliError(f"--since {since} is after --until {until}; swap them")
+    return since, until
+
+
+def _channel_id(conn: sqlite3.Connection, name: str) -> int:
+    """The channel filed under this username, or a one-line error saying where to look."""
+    found = channel_by_username(conn, name.lstrip("@"))
+    if found is None:
+        raise CliError(f"no channel @{name.lstrip('@')} in the archive; "
+                       "`chanwatch channels list` shows the watched ones")
+    return found
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.report == "query":
+        return _query_report(args)
+    if args.report == "channel":
+        return _channel_report(args)
+    since, until = _window(args)
     with open_archive(archive_path(args), readonly=True) as conn:
-        origin = None
-        if args.origin is not None:
-            origin = channel_by_username(conn, args.origin.lstrip("@"))
-            if origin is None:
-                raise CliError(f"no channel @{args.origin.lstrip('@')} in the archive; "
-                               "`chanwatch channels list` shows the watched ones")
+        origin = None if args.origin is None else _channel_id(conn, args.origin)
         report = amplification(conn, origin, since, until)
     text = {"text": amplification_text, "json": amplification_json, "csv": amplification_csv}[args.format](
         report)
@@ -86,6 +116,14 @@ def _query_report(args: argparse.Namespace) -> int:
     with open_archive(archive_path(args), readonly=True) as conn:
         timeline = query_timeline(conn, args.query)
     text = {"text": query_text, "json": query_json, "csv": query_csv}[args.format](timeline)
+    return _write(text, args.out)
+
+
+def _channel_report(args: argparse.Namespace) -> int:
+    since, until = _window(args)
+    with open_archive(archive_path(args), readonly=True) as conn:
+        report = channel_report(conn, _channel_id(conn, args.name), since, until)
+    text = {"text": channel_text, "json": channel_json, "csv": channel_csv}[args.format](report)
     return _write(text, args.out)
 
 
@@ -220,9 +258,50 @@ def query_csv(timeline: QueryTimeline) -> str:
     return out.getvalue()
 
 
+BAR_WIDTH = 40
+
+
+def channel_text(report: ChannelReport) -> str:
+    """One channel's activity for a terminal: messages per day by relation, per hour (with a bar),
+    languages, top hashtags and sources, each a titled table."""
+    window = f"{report.since or 'the first message'} to {report.until or 'the last'}"
+    lines = [f"Channel {report.name}: {report.messages:,} {plural(report.messages, 'message')} "
+             f"from {window} (UTC)", ""]
+    if not report.messages:
+        return "\n".join(lines)
+    lines += ["Messages per day", *_table(("day", "own", "forwards", "copies"), [
+        (d.day, d.originals, d.forwards, d.copies) for d in report.days]), ""]
+    most = max(report.hours)
+    lines += ["Messages per hour of day (UTC)", *_table(("hour", "messages", ""), [
+        (f"{h:02d}", n, "█" * round(BAR_WIDTH * n / most)) for h, n in enumerate(report.hours)],
+        left=(0, 2)), ""]
+    lines += ["Languages", *_table(("language", "messages"), list(report.languages)), ""]
+    if report.hashtags:
+        lines += ["Top hashtags", *_table(("hashtag", "messages"),
+                                          [(_clip("#" + t, 40), n) for t, n in report.hashtags]), ""]
+    if report.sources:
+        lines += ["Where what it carried comes from", *_table(("origin", "forwards", "copies"), [
+            (_clip(s.name, 40), s.forwards, s.copies) for s in report.sources]), ""]
+    return "\n".join(lines)
+
+
+def channel_json(report: ChannelReport) -> str:
+    """One channel's activity as one JSON object (the report's dataclass tree)."""
+    return json.dumps(asdict(report), ensure_ascii=False, indent=1) + "\n"
+
+
+def channel_csv(report: ChannelReport) -> str:
+    """One channel's messages per day by relation as CSV (the other sections are in text and JSON)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("day", "originals", "forwards", "copies"))
+    writer.writerows((d.day, d.originals, d.forwards, d.copies) for d in report.days)
+    return out.getvalue()
+
+
 COMMANDS = (
-    Command("report", "reports over the archive: amplification, query", _report, _report_arguments,
+    Command("report", "reports over the archive: amplification, channel, query", _report, _report_arguments,
             "Reports over the archive. `amplification`: per origin channel, which of its posts other "
             "channels carried (forward or copy), how fast, and which they dropped. `query`: a search's "
-            "matches per day per channel."),
+            "matches per day per channel. `channel`: one channel's activity."),
 )

@@ -128,3 +128,34 @@ def test_report_query_with_a_bad_or_missing_query_says_why_and_exits_2(capsys, d
     code, _, err = run(capsys, "--db", db, "report", "query")
     assert (code, err) == (2, "chanwatch: report query: give a query, e.g. "
                                "chanwatch report query 'canada sanctions'\n")
+
+
+def test_report_channel_shows_days_hours_languages_hashtags_and_sources(capsys, db) -> None:
+    code, out, err = run(capsys, "--db", db, "report", "channel", "@rusembc")
+    lines = out.splitlines()
+    assert (code, err) == (0, "") and max(len(line) for line in lines) <= 100
+    assert lines[0] == "Channel rusembc: 3 messages from the first message to the last (UTC)"
+    assert "  2025-12-17    1         1       1" in lines
+    assert "  10           2  " + "█" * 40 in lines and "  11           1  " + "█" * 20 in lines
+    assert "  #mfa            1" in lines
+    assert "  MFARussia         1       1" in lines
+
+
+def test_report_channel_csv_is_the_days_table_and_json_the_tree(capsys, db) -> None:
+    _, out, _ = run(capsys, "--db", db, "report", "channel", "RussianEmbassyUK", "--format", "csv")
+    assert out.splitlines() == ["day,originals,forwards,copies", "2025-12-17,0,1,0", "2025-12-18,0,1,0"]
+    _, out, _ = run(capsys, "--db", db, "report", "channel", "RussianEmbassyUK", "--since", "2025-12-18",
+                    "--format", "json")
+    tree = json.loads(out)
+    assert (tree["messages"], tree["since"], tree["sources"]) == (
+        1, "2025-12-18", [{"channel_id": 1001, "name": "MFARussia", "forwards": 1, "copies": 0}])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("nobody",), "chanwatch: no channel @nobody in the archive; "),
+    (("rusembc", "--until", "17.12.2025"), "chanwatch: --until: not a date: '17.12.2025'"),
+])
+def test_report_channel_with_an_unknown_channel_or_bad_date_is_one_line_and_exit_2(capsys, db, argv,
+                                                                                   message) -> None:
+    code, out, err = run(capsys, "--db", db, "report", "channel", *argv)
+    assert (code, out) == (2, "") and err.startswith(message) and err.count("\n") == 1
