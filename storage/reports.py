@@ -180,11 +180,14 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
                    sum(copied) AS copies,
                    max(CASE WHEN rank = (n + 1) / 2 THEN delay END) AS median,
                    max(CASE WHEN rank = (9 * n + 9) / 10 THEN delay END) AS p90,
-                   max(delay) AS max_delay, sum(edited) AS edited, sum(deleted) AS deleted
+                   max(delay) AS max_delay, sum(edited) AS edited, sum(deleted) AS deleted,
+                   sum(delay < 300) AS b0, sum(delay >= 300 AND delay < 3600) AS b1,
+                   sum(delay >= 3600 AND delay < 21600) AS b2, sum(delay >= 21600 AND delay < 86400) AS b3,
+                   sum(delay >= 86400) AS b4
             FROM ranked GROUP BY origin, channel_id
         )
         SELECT a.origin, a.channel_id, {_NAME.format(id='a.channel_id')}, a.carried, a.forwards, a.copies,
-               a.median, a.p90, a.max_delay, {own}, a.edited, a.deleted
+               a.median, a.p90, a.max_delay, {own}, a.edited, a.deleted, a.b0, a.b1, a.b2, a.b3, a.b4
         FROM a LEFT JOIN channels c ON c.id = a.channel_id
         ORDER BY a.origin, a.carried DESC, a.channel_id""", params + own_params).fetchall()
     amplifiers = tuple(
@@ -193,14 +196,7 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
                          copies=r[5], median_delay_s=r[6], p90_delay_s=r[7], max_delay_s=r[8],
                          own_posts=r[9], carried_edited=r[10], carried_deleted=r[11])
         for r in amp_rows)
-    delay_rows = conn.execute(
-        sightings + """
-        SELECT origin, channel_id, sum(delay < 300), sum(delay >= 300 AND delay < 3600),
-               sum(delay >= 3600 AND delay < 21600), sum(delay >= 21600 AND delay < 86400),
-               sum(delay >= 86400)
-        FROM firsts GROUP BY origin, channel_id ORDER BY origin, count(*) DESC, channel_id""",
-        params).fetchall()
-    delays = tuple(DelayDistribution(r[0], r[1], (r[2], r[3], r[4], r[5], r[6])) for r in delay_rows)
+    delays = tuple(DelayDistribution(r[0], r[1], (r[12], r[13], r[14], r[15], r[16])) for r in amp_rows)
     top_posts, uncarried = _posts(conn, where, params, top, origin)
     return Amplification(
         since=since.isoformat() if since else None, until=until.isoformat() if until else None,
