@@ -198,10 +198,11 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
         for r in amp_rows)
     delays = tuple(DelayDistribution(r[0], r[1], (r[12], r[13], r[14], r[15], r[16])) for r in amp_rows)
     top_posts, uncarried = _posts(conn, where, params, top, origin)
+    involved = sorted({o.channel_id for o in origins} | {a.channel_id for a in amplifiers})
     return Amplification(
         since=since.isoformat() if since else None, until=until.isoformat() if until else None,
         origins=origins, amplifiers=amplifiers, top_posts=top_posts, uncarried_posts=uncarried,
-        timeline=_timeline(conn, where, params, since, until), delays=delays)
+        timeline=_timeline(conn, involved, since, until), delays=delays)
 
 
 def _posts(conn: sqlite3.Connection, where: str, params: list[object], top: int, origin: int | None
@@ -230,27 +231,18 @@ def _posts(conn: sqlite3.Connection, where: str, params: list[object], top: int,
     return tuple(f for f in figures if f.channels), tuple(f for f in figures if not f.channels)
 
 
-def _timeline(conn: sqlite3.Connection, where: str, params: list[object], since: date | None,
+def _timeline(conn: sqlite3.Connection, channels: list[int], since: date | None,
               until: date | None) -> tuple[DayCount, ...]:
-    """Messages per channel per UTC day in the window, for the origins and amplifiers reported."""
-    bounds, extra = "", []  # type: str, list[object]
-    if since is not None:
-        bounds += " AND m.date >= ?"
-        extra.append(since.isoformat())
-    if until is not None:
-        bounds += " AND m.date < ?"
-        extra.append((until + timedelta(days=1)).isoformat())
+    """Messages per channel per UTC day in the window, for the origins and amplifiers reported
+    (a short list: each channel's messages are read by their primary key's prefix)."""
+    if not channels:
+        return ()
+    window, params = _message_window(since, until)
     rows = conn.execute(
-        f"""WITH involved AS (
-            SELECT DISTINCT m.channel_id FROM posts p JOIN messages m ON m.post_id = p.id
-            WHERE {where} AND EXISTS (SELECT 1 FROM messages o WHERE o.post_id = p.id
-                                      AND o.channel_id != p.origin_channel_id)
-        )
-        SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*)
-        FROM messages m JOIN involved i ON i.channel_id = m.channel_id
-        LEFT JOIN channels c ON c.id = m.channel_id
-        WHERE 1 {bounds} GROUP BY m.channel_id, day ORDER BY day, m.channel_id""",
-        [*params, *extra]).fetchall()
+        f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*)
+        FROM messages m LEFT JOIN channels c ON c.id = m.channel_id
+        WHERE m.channel_id IN ({", ".join("?" * len(channels))}){window}
+        GROUP BY m.channel_id, day ORDER BY day, m.channel_id""", [*channels, *params]).fetchall()
     return tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows)
 
 

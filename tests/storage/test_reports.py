@@ -102,6 +102,7 @@ def test_a_named_origin_is_reported_even_when_no_one_carried_it(conn):
     assert report.amplifiers == ()
     assert [p.origin_message_id for p in report.uncarried_posts] == [502]
     assert report.top_posts == ()
+    assert report.timeline == (DayCount(EMBASSY.id, "rusembc", "2025-12-17", 3),)
 
 
 def test_an_amplifiers_own_posts_are_counted_in_the_window_only(conn):
