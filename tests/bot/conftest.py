@@ -36,6 +36,15 @@ from storage.database import Database
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`chanwatch ARGV` in-process: (exit status, stdout, stderr)."""
+    from bot.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 class SeenInLog(logging.Handler):
     """Sets an event when a log message starts with `prefix` (a daemon test waits on it, not a sleep)."""
 

@@ -17,6 +17,7 @@ from bot.cli import main
 from bot.cli.app import COMMANDS, build_parser
 from bot.cli.common import Command, archive_path
 from bot.cli.exchange import sample_files
+from tests.bot.conftest import run_cli as run
 from tests.real_fixtures import real
 
 REAL = real("desktop_export")
@@ -32,12 +33,6 @@ def sample_db(db: str, capsys) -> str:
     assert main(["--db", db, "import", "--sample", "--no-progress"]) == 0
     capsys.readouterr()
     return db
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:

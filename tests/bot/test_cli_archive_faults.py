@@ -31,18 +31,13 @@ import pytest
 
 from bot.cli import main
 from storage.database import SCHEMA_VERSION, _migrations
+from tests.bot.conftest import run_cli as run
 
 NOBODY = 65534
 BAD_UTF8 = "53616e6374696f6e73ff fec328".replace(" ", "")  # "Sanctions" then bytes no UTF-8 text holds
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code: int, err: str, *fragments: str) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from storage.database import connect_sync, run_in_transaction
 from storage.ingest import ingest_batch
 from storage.media_queue import mark_done, mark_skipped
 from storage.media_store import MediaStore
 from storage.records import Media
+from tests.bot.conftest import run_cli as run
 from tests.storage.factories import EMBASSY, MFA, STATEMENT, T0, batch, msg
 
 PDF = b"%PDF-1.7 a signed note " * 400
@@ -41,12 +41,6 @@ def archive(tmp_path: Path) -> tuple[Path, Path]:
     run_in_transaction(conn, mark_skipped, 12, "kind video is not fetched (CHANWATCH_MEDIA)")
     conn.close()
     return db, media
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_status_counts_files_by_state_and_the_bytes_stored(capsys, archive):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from storage.database import connect_sync
+from tests.bot.conftest import run_cli as run
 from tests.storage.test_reports import amplification_story
 
 
@@ -22,12 +22,6 @@ def db(tmp_path: Path) -> str:
     conn.commit()
     conn.close()
     return str(path)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_text_shows_each_section_in_aligned_columns_within_100_columns(capsys, db) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 from storage.database import connect_sync
+from tests.bot.conftest import run_cli as run
 from tests.storage.test_post_record import EDITED, statement_story
 
 
@@ -21,12 +21,6 @@ def db(tmp_path: Path) -> str:
     conn.commit()
     conn.close()
     return str(path)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_show_prints_origin_sightings_with_delays_diffs_deletions_and_engagement(capsys, db) -> None:
