@@ -26,8 +26,9 @@ from datetime import datetime, timedelta
 from storage.ingest_rows import json_text
 from storage.records import MessageRecord, Reading, iso, parse_iso
 
-__all__ = ["BATCH", "DEFAULT_DAYS", "ROUND_LIMIT", "SCHEDULE", "due", "end_past_horizon", "most_read_post",
-           "next_due", "offsets", "reading_of", "readings_of", "readings_taken", "write_readings"]
+__all__ = ["BATCH", "DEFAULT_DAYS", "ROUND_LIMIT", "SCHEDULE", "due", "end_past_horizon", "first_due",
+           "most_read_post", "next_due", "offsets", "reading_of", "readings_of", "readings_taken",
+           "write_readings"]
 
 SCHEDULE: tuple[timedelta, ...] = tuple(
     timedelta(hours=h) for h in (1, 3, 6, 12, 24, 48, 96, 168, 336)
@@ -157,15 +158,10 @@ def readings_of(channel_id: int, at: datetime, ids: list[int], views: list[tuple
     ]
 
 
-def schedule_first(conn: sqlite3.Connection, channel_id: int, message_id: int, posted: datetime,
-                   seen: datetime, days: float = DEFAULT_DAYS) -> None:
-    """A message just archived: its next reading, if it is young enough for one."""
-    following = next_due(posted, seen, days)
-    if following is not None:
-        conn.execute(
-            "UPDATE messages SET stats_due = ? WHERE channel_id = ? AND message_id = ?",
-            (iso(following), channel_id, message_id),
-        )
+def first_due(posted: datetime, seen: datetime, days: float = DEFAULT_DAYS) -> str | None:
+    """A message just archived: when its next reading is due (ISO), None when it is too old for one.
+    Ingest writes it with the message (`messages.stats_due`)."""
+    return iso(next_due(posted, seen, days))
 
 
 def readings_taken(conn: sqlite3.Connection) -> int:

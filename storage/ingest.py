@@ -67,6 +67,7 @@ class _Ingest(PostSettling):
         self.channel = batch.channel
         self.now = iso(now) or ""
         self.seen = iso(batch.seen_at) or self.now  # when Telegram showed the batch's messages present
+        self.seen_at = parse_iso(self.seen) or now  # the same moment, for the engagement schedule
         self.counts = Counts()
         self.keys = Keys(conn)
         # This channel's stored messages, by id. Another message's ingest can change only their
@@ -281,7 +282,7 @@ class _Ingest(PostSettling):
             record.text, entities_json(record), record.views, record.forwards, record.replies,
             record.reply_to, record.grouped_id, record.post_author, media_json(record),
             *header, self.now, json_text(record.raw) if record.raw is not None else None,
-            reactions_json(record), self.seen,
+            reactions_json(record), self.seen, engagement.first_due(record.date, self.seen_at),
         ))
 
     # -- messages seen before -----------------------------------------------------------------
@@ -344,13 +345,10 @@ class _Ingest(PostSettling):
     # -- engagement (storage.engagement) ----------------------------------------------------------
 
     def _first_reading(self, record: MessageRecord) -> None:
-        """A new message's counts are its first reading; a young one is scheduled for the next."""
+        """A new message's counts are its first reading (its next is due as `_insert_message` wrote)."""
         reading = engagement.reading_of(record, self.seen)
         if engagement.known(reading):
             engagement.insert_reading(self.conn, reading)
-        seen = parse_iso(self.seen)
-        if seen is not None:
-            engagement.schedule_first(self.conn, record.channel_id, record.message_id, record.date, seen)
 
     def _reread(self, record: MessageRecord, old: sqlite3.Row, changes: dict[str, Any]) -> None:
         """Counts a re-read message shows anew (views, forwards, replies in `changes` already; reactions

@@ -162,7 +162,7 @@ MESSAGE_COLUMNS = (
     "views", "forwards", "replies", "reply_to", "grouped_id", "post_author", "media",
     "fwd_from_type", "fwd_from_id", "fwd_channel_post", "fwd_from_name", "fwd_date", "fwd_post_author",
     "fwd_saved_from_type", "fwd_saved_from_id", "fwd_saved_from_msg_id", "first_seen", "raw",
-    "reactions", "last_seen",
+    "reactions", "last_seen", "stats_due",
 )
 INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)})"

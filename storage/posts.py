@@ -87,7 +87,8 @@ class PostSettling:
         """
         rows = self.conn.execute(SIGHTINGS, (post_id,)).fetchall()
         post = self.conn.execute(
-            "SELECT key, text, entities, fingerprint, word_count, date, media_kind FROM posts WHERE id = ?",
+            "SELECT key, text, entities, fingerprint, word_count, date, media_kind, edited FROM posts"
+            " WHERE id = ?",
             (post_id,),
         ).fetchone()
 
@@ -142,15 +143,18 @@ class PostSettling:
         if moved or changes.get("fingerprint", post["fingerprint"]) != post["fingerprint"]:
             self._keep_mark(post_id, post["fingerprint"], post["word_count"], post["date"])
         self._update_post(post_id, **changes)
-        self._mark_edited(post_id, edit and post_id not in self.counts.edited_posts)
+        self._mark_edited(post_id, edit and post_id not in self.counts.edited_posts, was=post["edited"])
 
-    def _mark_edited(self, post_id: int, edit: bool) -> None:
+    def _mark_edited(self, post_id: int, edit: bool, was: int | None = None) -> None:
         """Recompute the post's `edited` flag; when an edit of one of its messages (`edit`) turns it
         on with the text unchanged (an edited message merged in, a media-only edit), the post was
-        edited now (`edited_at`) and is for the percolator too: `is:edited` matches it now."""
-        before = self.conn.execute("SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()
+        edited now (`edited_at`) and is for the percolator too: `is:edited` matches it now. `was`: the
+        flag before, when the caller read the post already."""
+        if was is None and edit:
+            row = self.conn.execute("SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()
+            was = row[0] if row is not None else 1
         self.conn.execute(EDITED, (post_id,))
-        if edit and before is not None and not before[0] and self.conn.execute(
+        if edit and not was and self.conn.execute(
                 "SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()[0]:
             self._update_post(post_id, edited_at=self.now)  # seen edited now, though its words stayed
             self.counts.edited_posts.append(post_id)
