@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from storage.ingest_rows import json_text
+from storage.ingest_rows import counts_json
 from storage.records import MessageRecord, Reading, iso, parse_iso
 
 __all__ = ["BATCH", "DEFAULT_DAYS", "ROUND_LIMIT", "SCHEDULE", "due", "end_past_horizon", "first_due",
@@ -63,11 +63,6 @@ def next_due(posted: datetime, after: datetime, days: float) -> datetime | None:
     return None
 
 
-def _counts_json(reactions: dict[str, int] | None) -> str | None:
-    """As `messages.reactions` holds them (`storage.ingest_rows.reactions_json`)."""
-    return None if reactions is None else json_text(reactions)
-
-
 def reading_of(record: MessageRecord, at: str) -> Reading:
     """The counts a message carried when read at `at` (ISO), as a reading."""
     return Reading(record.channel_id, record.message_id, at, record.views, record.forwards, record.replies,
@@ -85,7 +80,7 @@ def insert_reading(conn: sqlite3.Connection, reading: Reading) -> None:
         """INSERT OR IGNORE INTO message_stats
            (channel_id, message_id, at, views, forwards, replies, reactions) VALUES (?, ?, ?, ?, ?, ?, ?)""",
         (reading.channel_id, reading.message_id, reading.at, reading.views, reading.forwards,
-         reading.replies, _counts_json(reading.reactions)),
+         reading.replies, counts_json(reading.reactions)),
     )
 
 
@@ -111,7 +106,7 @@ def write_readings(conn: sqlite3.Connection, readings: Iterable[Reading], days: 
             """UPDATE messages SET views = coalesce(?, views), forwards = coalesce(?, forwards),
                    replies = coalesce(?, replies), reactions = coalesce(?, reactions), stats_due = ?
                WHERE channel_id = ? AND message_id = ?""",
-            (reading.views, reading.forwards, reading.replies, _counts_json(reading.reactions),
+            (reading.views, reading.forwards, reading.replies, counts_json(reading.reactions),
              iso(following), reading.channel_id, reading.message_id),
         )
     return written

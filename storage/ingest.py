@@ -306,7 +306,7 @@ class _Ingest(PostSettling):
         new_edit = iso(record.edit_date)
         newer = new_edit is not None and new_edit > (old["edit_date"] or "")
         reworded = record.text != old["text"] or entities != old["entities"]
-        remedia = refiled or media_content(media) != media_content(old["media"])
+        remedia = newer and (refiled or media_content(media) != media_content(old["media"]))
         edited = newer and (reworded or remedia)  # a whole version: text, entities or media changed
         if edited:
             self.conn.execute(

@@ -13,8 +13,8 @@ from storage import dedup, text
 from storage.records import IngestResult, MessageRecord, iso
 
 __all__ = ["EDITED", "INSERT_MESSAGE", "INSERT_POST", "SIGHTINGS", "Counts", "Keys", "Mark", "New", "chunks",
-           "entities_json", "id_forward",
-           "reactions_json", "json_text", "media_content", "media_json", "shown_edited", "text_columns"]
+           "counts_json", "entities_json", "id_forward", "json_text", "media_content", "media_json",
+           "reactions_json", "shown_edited", "text_columns"]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -24,9 +24,14 @@ def json_text(value: Any) -> str:
     return _ENCODER.encode(value)  # = json.dumps with these options, without a new encoder each time
 
 
+def counts_json(reactions: dict[str, int] | None) -> str | None:
+    """Reaction counts as stored (`messages.reactions`, `message_stats.reactions`)."""
+    return None if reactions is None else json_text(reactions)
+
+
 def reactions_json(record: MessageRecord) -> str | None:
-    """The message's reaction counts as stored (`messages.reactions`, `message_stats.reactions`)."""
-    return None if record.reactions is None else json_text(record.reactions)
+    """The message's reaction counts as stored."""
+    return counts_json(record.reactions)
 
 
 def entities_json(record: MessageRecord) -> str:

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+from storage import engagement
 from storage.exchange.check import (
     DATA_ERRORS,
     Malformed,
@@ -271,12 +272,8 @@ def _restore_record(conn: sqlite3.Connection, plan: _Plan, new: set[tuple[int, i
         if (channel_id, message_id) in new:
             conn.execute("DELETE FROM message_stats WHERE channel_id = ? AND message_id = ?",
                          (channel_id, message_id))
-        conn.executemany(
-            """INSERT OR IGNORE INTO message_stats (channel_id, message_id, at, views, forwards, replies,
-               reactions) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            [(r.channel_id, r.message_id, r.at, r.views, r.forwards, r.replies,
-              None if r.reactions is None else json_text(r.reactions)) for r in readings],
-        )
+        for reading in readings:
+            engagement.insert_reading(conn, reading)
 
 
 def _message_state(conn: sqlite3.Connection, channel_id: int, message_id: int) -> tuple[Any, ...] | None:
