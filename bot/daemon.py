@@ -35,6 +35,7 @@ from bot.connect import Prepare, connect_bot, connect_user
 from bot.service import Service
 from bot.telegram import describe_client
 from bot.web.http import WebClient
+from bot.web.reader import source_of
 from storage.channels import load_watched
 from storage.database import Database, StorageError
 
@@ -64,7 +65,7 @@ async def connected(settings: Settings, *, prepare: Prepare | None = None,
             db = await Database.open(settings.db_path)
         except StorageError as exc:
             raise ConfigError("CHANWATCH_DB", str(exc)) from None
-        sources = {state.source or settings.default_source for state in await db.run(load_watched)}
+        sources = {source_of(state, settings.default_source) for state in await db.run(load_watched)}
         if settings.has_user_session and (settings.default_source == "api" or "api" in sources):
             user = await connect_user(settings, prepare=prepare)
         elif "api" in sources:

@@ -270,7 +270,8 @@ class WatchList:
         when CHANWATCH_JOIN is set); each failure is logged and recorded (a configured name that
         failed stays on the watch list as a placeholder, tried again before a later poll), the
         others go on."""
-        names = list(dict.fromkeys([*self.configured, *await self.db.run(channels.pending_names, None)]))
+        pending = await self.db.run(channels.pending_names, None, self.default_source)
+        names = list(dict.fromkeys([*self.configured, *pending]))
         if not names:
             return []
         try:
@@ -284,7 +285,7 @@ class WatchList:
 
     async def resolve_due(self) -> None:
         """Names added while the daemon runs (or due for another try) are resolved before a poll."""
-        names = await self.db.run(channels.pending_names, iso(self.now()))
+        names = await self.db.run(channels.pending_names, iso(self.now()), self.default_source)
         if names:
             await self._resolve(names)
 

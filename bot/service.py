@@ -140,7 +140,7 @@ class Service:
                                    window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
                                    after_ingest=self.percolator) if settings.sweep_per_hour else None
             self.engagement = Engagement(db, user, self.flood, days=settings.stats_days, now=now,
-                                         sleep=sleep)
+                                         sleep=sleep) if settings.stats_days else None
         self.web_reader: WebReader | None = None  # made at the first channel read by web
         self.alert_log: AlertLog | None = None  # no bot: pending alerts printed in the log
         self.dispatcher: Dispatcher | None = None
@@ -501,7 +501,7 @@ class Service:
             self._interval_job(self.sweep_cycle, "sweep", SWEEP_EVERY, first=None)
         if self.downloader is not None:
             self._interval_job(self.media_cycle, MEDIA_JOB, MEDIA_EVERY, first=None)
-        if self.engagement is not None and self.settings.stats_days > 0:
+        if self.engagement is not None:
             self._interval_job(self.engagement_cycle, "engagement", ENGAGEMENT_EVERY, first=None)
         if self.dispatcher is not None:
             self.dispatcher.schedule(self.scheduler, instant_every=INSTANT_EVERY / self.time_scale,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from storage.ingest_rows import chunks
 from storage.records import Channel, ChannelState, WatchedChannel, iso, parse_iso
 from storage.retry import doubling
 
@@ -37,7 +38,6 @@ __all__ = [
     "defer_unresolved",
     "fail_unresolved",
     "forget_placeholder",
-    "has_messages",
     "load_channel",
     "load_watched",
     "mark_backfill_done",
@@ -156,34 +156,18 @@ def recent_window(conn: sqlite3.Connection, channel_id: int, window_ids: int, si
     return {r[0]: r[1] for r in rows}
 
 
-def stored_views(conn: sqlite3.Connection, channel_id: int, message_ids: Sequence[int]
-                 ) -> dict[int, int | None]:
-    """{message_id: views} of the given stored messages: what a web re-read compares its counts with,
-    so a count that moved is read again (an engagement reading) and an unchanged one writes nothing."""
-    found: dict[int, int | None] = {}
-    ids = list(message_ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        marks = ", ".join("?" * len(chunk))
-        found.update((r[0], r[1]) for r in conn.execute(
-            f"SELECT message_id, views FROM messages WHERE channel_id = ? AND message_id IN ({marks})",
-            (channel_id, *chunk)))
-    return found
-
-
 def stored_contents(conn: sqlite3.Connection, channel_id: int, message_ids: Sequence[int]
-                    ) -> dict[int, tuple[str, str, str | None]]:
-    """{message_id: (text, entities JSON, edit_date)} of the given stored messages: what a reader without
-    edit dates (the web preview) compares a re-read with to tell an edit from an unchanged post."""
-    found: dict[int, tuple[str, str, str | None]] = {}
-    ids = list(message_ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+                    ) -> dict[int, tuple[str, str, str | None, int | None]]:
+    """{message_id: (text, entities JSON, edit_date, views)} of the given stored messages: what a reader
+    without edit dates (the web preview) compares a re-read with to tell an edit, or a moved count (an
+    engagement reading), from an unchanged post."""
+    found: dict[int, tuple[str, str, str | None, int | None]] = {}
+    for chunk in chunks(list(message_ids)):
         marks = ", ".join("?" * len(chunk))
         for row in conn.execute(
-                f"SELECT message_id, text, entities, edit_date FROM messages WHERE channel_id = ?"
+                f"SELECT message_id, text, entities, edit_date, views FROM messages WHERE channel_id = ?"
                 f" AND message_id IN ({marks})", (channel_id, *chunk)):
-            found[row[0]] = (row[1], row[2], row[3])
+            found[row[0]] = (row[1], row[2], row[3], row[4])
     return found
 
 
@@ -289,12 +273,6 @@ def placeholder_ids(conn: sqlite3.Connection, username: str) -> list[int]:
     """The placeholder rows (negative ids) standing for this (case-insensitive) username."""
     return [r[0] for r in conn.execute(
         "SELECT id FROM channels WHERE id < 0 AND lower(username) = lower(?) ORDER BY id DESC", (username,))]
-
-
-def has_messages(conn: sqlite3.Connection, channel_id: int) -> bool:
-    """Whether any message is stored under this channel id."""
-    row = conn.execute("SELECT 1 FROM messages WHERE channel_id = ? LIMIT 1", (channel_id,)).fetchone()
-    return row is not None
 
 
 def channel_by_username(conn: sqlite3.Connection, username: str) -> int | None:
@@ -431,13 +409,15 @@ def read_by_web(conn: sqlite3.Connection, names: Sequence[str], default: str) ->
     return {n.lower().lstrip("@") for n in names if (own.get(n.lower().lstrip("@")) or default) == "web"}
 
 
-def pending_names(conn: sqlite3.Connection, due_at: str | None) -> list[str]:
-    """Watched names with no access hash yet (to resolve); with `due_at`, only those not backing off."""
-    sql = "SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL"
-    args: tuple[Any, ...] = ()
+def pending_names(conn: sqlite3.Connection, due_at: str | None, default_source: str = "api") -> list[str]:
+    """Watched names with no access hash yet that the reading account resolves (not those read by their
+    web preview: their own `source`, else `default_source`); with `due_at`, only those not backing off."""
+    sql = ("SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL"
+           " AND coalesce(source, ?) != 'web'")
+    args: tuple[Any, ...] = (default_source,)
     if due_at is not None:
         sql += " AND (retry_at IS NULL OR retry_at <= ?)"
-        args = (due_at,)
+        args += (due_at,)
     return [r[0] for r in conn.execute(sql + " ORDER BY id", args).fetchall()]
 
 

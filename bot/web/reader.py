@@ -264,16 +264,14 @@ class WebReader:
         def store(conn: sqlite3.Connection) -> IngestResult:
             real = next((p.channel_id for p in posts if p.channel_id), None)
             channel_id = channel_id_for(conn, username, real, seen) if real and real != state.id else state.id
-            records = records_for(conn, channel_id, posts, seen)
-            ids = [r.message_id for r in records]
-            contents = channels.stored_contents(conn, channel_id, ids)
-            views = channels.stored_views(conn, channel_id, ids)  # a moved count is a reading
-            changed = tuple(r for r in records
-                            if (r.edit_date and iso(r.edit_date)) != contents[r.message_id][2]
-                            or (r.views is not None and r.views != views[r.message_id]))
+            stored = channels.stored_contents(conn, channel_id, [p.message_id for p in posts])
+            records = records_for(conn, channel_id, posts, seen, stored)
+            changed = tuple(r for r in records  # a new version, or a moved count (a reading)
+                            if (r.edit_date and iso(r.edit_date)) != stored[r.message_id][2]
+                            or (r.views is not None and r.views != stored[r.message_id][3]))
+            changed_ids = {r.message_id for r in changed}
             batch = Batch(channel_record(channel, channel_id, username), changed, deleted_ids=deleted,
-                          seen_at=seen, present_ids=tuple(i for i in present
-                                                          if i not in {r.message_id for r in changed}),
+                          seen_at=seen, present_ids=tuple(i for i in present if i not in changed_ids),
                           deleted_via="recheck")
             return ingest(conn, batch, seen, self.after_ingest)
 

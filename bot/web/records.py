@@ -79,10 +79,13 @@ def channel_id_for(conn: sqlite3.Connection, username: str, real_id: int | None,
 
 
 def records_for(conn: sqlite3.Connection, channel_id: int, posts: list[WebPost] | tuple[WebPost, ...],
-                now: datetime) -> list[MessageRecord]:
+                now: datetime, stored: dict[int, tuple[str, str, str | None, int | None]] | None = None
+                ) -> list[MessageRecord]:
     """The posts of one channel as records, each `edit_date` derived against the stored message (see
-    the module docstring) so that only a changed text or entities makes a version."""
-    stored = channels.stored_contents(conn, channel_id, [p.message_id for p in posts])
+    the module docstring) so that only a changed text or entities makes a version. `stored`: what
+    `channels.stored_contents` says of them, when the caller read it already."""
+    if stored is None:
+        stored = channels.stored_contents(conn, channel_id, [p.message_id for p in posts])
     records: list[MessageRecord] = []
     for post in posts:
         record = record_of(post, channel_id, forward=forward_header(conn, post.forward, now), edit_date=None)
@@ -90,7 +93,7 @@ def records_for(conn: sqlite3.Connection, channel_id: int, posts: list[WebPost] 
         if before is None:
             edit_date = post.date if post.edited else None
         else:
-            text, entities, stored_edit = before
+            text, entities, stored_edit, _ = before
             old_edit = parse_iso(stored_edit)
             if record.text == text and entities_json(record) == entities:
                 edit_date = old_edit if old_edit is not None or not post.edited else now
