@@ -15,12 +15,12 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from bot.alerts import rules_of
 from bot.clock import Clock, utcnow
 from storage.database import Database
 from storage.faults import explain
 from storage.outbox import expire_logged, mark_logged, unlogged
 from storage.records import Alert, Post, Rule
-from storage.rules import get_rule
 from storage.search import load_posts
 
 __all__ = ["TEXT_CHARS", "AlertLog", "alert_line"]
@@ -48,11 +48,9 @@ def _unlogged_with_context(conn: sqlite3.Connection, limit: int
                            ) -> list[tuple[Alert, Post | None, list[Rule]]]:
     alerts = unlogged(conn, limit)
     posts = {p.id: p for p in load_posts(conn, [a.post_id for a in alerts])}
-    out = []
-    for alert in alerts:
-        rules = [rule for rule in (get_rule(conn, r) for r in alert.rule_ids) if rule is not None]
-        out.append((alert, posts.get(alert.post_id), rules))
-    return out
+    rules = rules_of(conn, alerts)
+    return [(alert, posts.get(alert.post_id), [rules[r] for r in alert.rule_ids if r in rules])
+            for alert in alerts]
 
 
 class AlertLog:

@@ -165,12 +165,17 @@ def _context(conn: sqlite3.Connection, alerts: Sequence[Alert]
     """The posts, rules and posts' files the alerts refer to (removed rules are simply absent)."""
     posts = {p.id: p for p in load_posts(conn, [a.post_id for a in alerts])}
     files = {post_id: files_of_post(conn, post_id) for post_id in posts}
+    return posts, rules_of(conn, alerts), files
+
+
+def rules_of(conn: sqlite3.Connection, alerts: Sequence[Alert]) -> dict[int, Rule]:
+    """The rules the alerts matched, by id, each read once (a removed rule is absent)."""
     rules: dict[int, Rule] = {}
     for rule_id in dict.fromkeys(r for a in alerts for r in a.rule_ids):
         rule = get_rule(conn, rule_id)
         if rule is not None:
             rules[rule_id] = rule
-    return posts, rules, files
+    return rules
 
 
 def _mark_sent_at(conn: sqlite3.Connection, sent: dict[int, datetime]) -> None:

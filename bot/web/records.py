@@ -43,14 +43,20 @@ def raw_of(post: WebPost) -> dict[str, Any]:
     return {"_": "WebPost", **data}
 
 
-def forward_header(conn: sqlite3.Connection, forward: WebForward | None, now: datetime
-                   ) -> ForwardHeader | None:
+def forward_header(conn: sqlite3.Connection, forward: WebForward | None, now: datetime,
+                   origins: dict[str, int] | None = None) -> ForwardHeader | None:
     """The "Forwarded from" header as the API path records it: the origin channel by its id (a
-    placeholder when only its username is known), or a hidden sender's name."""
+    placeholder when only its username is known), or a hidden sender's name. `origins` remembers the
+    ids a page's forwards named already (a page often forwards one origin many times)."""
     if forward is None:
         return None
     if forward.username:
-        origin = identity.channel_for_username(conn, forward.username, now)
+        key = forward.username.lower()
+        origin = (origins or {}).get(key)
+        if origin is None:
+            origin = identity.channel_for_username(conn, forward.username, now)
+            if origins is not None:
+                origins[key] = origin
         return ForwardHeader(from_peer_type="channel", from_peer_id=origin, channel_post=forward.message_id,
                              origin_username=forward.username, origin_title=forward.name)
     return ForwardHeader(from_name=forward.name)
@@ -87,8 +93,10 @@ def records_for(conn: sqlite3.Connection, channel_id: int, posts: list[WebPost] 
     if stored is None:
         stored = channels.stored_contents(conn, channel_id, [p.message_id for p in posts])
     records: list[MessageRecord] = []
+    origins: dict[str, int] = {}
     for post in posts:
-        record = record_of(post, channel_id, forward=forward_header(conn, post.forward, now), edit_date=None)
+        record = record_of(post, channel_id, forward=forward_header(conn, post.forward, now, origins),
+                           edit_date=None)
         before = stored.get(post.message_id)
         if before is None:
             edit_date = post.date if post.edited else None
