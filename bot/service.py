@@ -271,13 +271,23 @@ class Service:
             return  # no reading account: the web job reads the channels
         if not await self._connected(self.user, "the reading account"):
             return
+        watchlist, poller = self.watchlist, self.poller
+
+        async def poll() -> None:
+            await watchlist.resolve_due()
+            await poller.poll_once()
+
+        await self._guarded("poll cycle", "cycle", poll())
+
+    async def _guarded(self, what: str, next_one: str, body: Awaitable[object]) -> None:
+        """Run a job body so that nothing it raises stops the daemon: the archive's failure (full,
+        locked, I/O) is one line, it is not a bug; anything else is logged with its traceback."""
         try:
-            await self.watchlist.resolve_due()
-            await self.poller.poll_once()
-        except sqlite3.Error as exc:  # the archive (full, locked, I/O): one line, it is not a bug
-            self.log.warning("poll cycle failed: %s", explain(exc, self.db.path, daemon=True))
+            await body
+        except sqlite3.Error as exc:
+            self.log.warning("%s failed: %s", what, explain(exc, self.db.path, daemon=True))
         except Exception:
-            self.log.exception("poll cycle failed; the next cycle will try again")
+            self.log.exception("%s failed; the next %s will try again", what, next_one)
 
     async def recheck_cycle(self) -> None:
         """Re-read the recent window of every watched channel for edits and deletions."""
@@ -285,37 +295,28 @@ class Service:
             return
         if not await self._connected(self.user, "the reading account"):
             return
-        try:
-            report = await self.poller.recheck_once(self.settings.recheck_window_ids,
-                                                    float(self.settings.recheck_window_days))
+        poller = self.poller
+
+        async def recheck() -> None:
+            report = await poller.recheck_once(self.settings.recheck_window_ids,
+                                               float(self.settings.recheck_window_days))
             self.log.info("recheck cycle: %d channels, %d edited, %d deleted, %d requests",
                           len(report.channels), sum(c.edited for c in report.channels),
                           sum(c.deleted for c in report.channels), report.requests)
-        except sqlite3.Error as exc:
-            self.log.warning("recheck cycle failed: %s", explain(exc, self.db.path, daemon=True))
-        except Exception:
-            self.log.exception("recheck cycle failed; the next cycle will try again")
+
+        await self._guarded("recheck cycle", "cycle", recheck())
 
     async def sweep_cycle(self) -> None:
         """One run of the slow deletion sweep: its share of CHANWATCH_SWEEP_PER_HOUR (`bot.sweep`)."""
         if self.sweeper is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects
-        try:
-            await self.sweeper.run_once()
-        except sqlite3.Error as exc:
-            self.log.warning("sweep failed: %s", explain(exc, self.db.path, daemon=True))
-        except Exception:
-            self.log.exception("sweep failed; the next run will try again")
+        await self._guarded("sweep", "run", self.sweeper.run_once())
+
     async def engagement_cycle(self) -> None:
         """One engagement round (`bot.engagement`): due views and reactions into message_stats."""
         if self.engagement is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects, the next round reads what is due
-        try:
-            await self.engagement.run_once()
-        except sqlite3.Error as exc:
-            self.log.warning("engagement round failed: %s", explain(exc, self.db.path, daemon=True))
-        except Exception:
-            self.log.exception("engagement round failed; the next round will try again")
+        await self._guarded("engagement round", "round", self.engagement.run_once())
 
     async def outbox_log_cycle(self) -> None:
         """No bot: print each pending alert not logged yet, once (`bot.alert_log`)."""
@@ -366,27 +367,21 @@ class Service:
             return
         if self.bot is not None and self.user is None:
             await self._connected(self.bot, "the bot")
-        try:
-            states = await self.web_states()
-            if states:
+        async def poll() -> None:
+            if states := await self.web_states():
                 await self._reader().poll_once(states)
-        except sqlite3.Error as exc:
-            self.log.warning("web poll failed: %s", explain(exc, self.db.path, daemon=True))
-        except Exception:
-            self.log.exception("web poll failed; the next cycle will try again")
+
+        await self._guarded("web poll", "cycle", poll())
 
     async def web_recheck_cycle(self) -> None:
         """Re-read the newest pages of the channels read by web for edits and deletions."""
         if self._stopping:
             return
-        try:
-            states = await self.web_states()
-            if states:
+        async def recheck() -> None:
+            if states := await self.web_states():
                 await self._reader().recheck_once(states, self.settings.recheck_window_ids)
-        except sqlite3.Error as exc:
-            self.log.warning("web recheck failed: %s", explain(exc, self.db.path, daemon=True))
-        except Exception:
-            self.log.exception("web recheck failed; the next cycle will try again")
+
+        await self._guarded("web recheck", "cycle", recheck())
 
     # -- wiring -----------------------------------------------------------------------------------
 
