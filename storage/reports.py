@@ -120,17 +120,12 @@ _NAME = "coalesce(c.username, c.title, CAST({id} AS TEXT))"
 
 def _window(origin: int | None, since: date | None, until: date | None) -> tuple[str, list[object]]:
     """The WHERE clause on `p` (posts) selecting origin posts in the window, and its parameters."""
-    clauses, params = ["p.origin_channel_id IS NOT NULL"], []  # type: list[str], list[object]
+    sql, params = "p.origin_channel_id IS NOT NULL", []  # type: str, list[object]
     if origin is not None:
-        clauses.append("p.origin_channel_id = ?")
+        sql += " AND p.origin_channel_id = ?"
         params.append(origin)
-    if since is not None:
-        clauses.append("p.date >= ?")
-        params.append(since.isoformat())
-    if until is not None:
-        clauses.append("p.date < ?")
-        params.append((until + timedelta(days=1)).isoformat())
-    return " AND ".join(clauses), params
+    days, day_params = _days("p.date", since, until)
+    return sql + days, params + day_params
 
 
 _SIGHTINGS = """
@@ -164,9 +159,8 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
     posts_of = {o.channel_id: o.posts for o in origins}
     deleted = ("EXISTS (SELECT 1 FROM messages d WHERE d.post_id = f.post_id AND d.channel_id = f.origin"
                " AND d.relation = 'original' AND d.deleted_at IS NOT NULL)")
-    own = ("(SELECT count(*) FROM posts q WHERE q.origin_channel_id = a.channel_id"
-           + "".join(f" AND q.date {op} ?" for op, v in ((">=", since), ("<", until)) if v is not None) + ")")
-    own_params = [v.isoformat() for v in (since, until + timedelta(days=1) if until else None) if v]
+    own_days, own_params = _days("q.date", since, until)
+    own = f"(SELECT count(*) FROM posts q WHERE q.origin_channel_id = a.channel_id{own_days})"
     amp_rows = conn.execute(
         sightings + f""",
         ranked AS (
@@ -237,7 +231,7 @@ def _timeline(conn: sqlite3.Connection, channels: list[int], since: date | None,
     (a short list: each channel's messages are read by their primary key's prefix)."""
     if not channels:
         return ()
-    window, params = _message_window(since, until)
+    window, params = _days("m.date", since, until)
     rows = conn.execute(
         f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*)
         FROM messages m LEFT JOIN channels c ON c.id = m.channel_id
@@ -312,14 +306,14 @@ class ChannelReport:
     sources: tuple[Source, ...]
 
 
-def _message_window(since: date | None, until: date | None) -> tuple[str, list[object]]:
-    """Conditions on `m.date` for the UTC days `since`..`until` (inclusive), and their parameters."""
+def _days(column: str, since: date | None, until: date | None) -> tuple[str, list[object]]:
+    """Conditions on a date `column` for the UTC days `since`..`until` (inclusive), and their parameters."""
     sql, params = "", []  # type: str, list[object]
     if since is not None:
-        sql += " AND m.date >= ?"
+        sql += f" AND {column} >= ?"
         params.append(since.isoformat())
     if until is not None:
-        sql += " AND m.date < ?"
+        sql += f" AND {column} < ?"
         params.append((until + timedelta(days=1)).isoformat())
     return sql, params
 
@@ -331,7 +325,7 @@ def channel_report(conn: sqlite3.Connection, channel_id: int, since: date | None
 
     Example: `channel_report(conn, 2002, date(2025, 12, 1))` — the Canadian embassy since 1 December.
     """
-    window, wparams = _message_window(since, until)
+    window, wparams = _days("m.date", since, until)
     params = [channel_id, *wparams]
     mine = f"FROM messages m JOIN posts p ON p.id = m.post_id WHERE m.channel_id = ?{window}"
     name = conn.execute(f"SELECT {_NAME.format(id='?')} FROM (SELECT 1) LEFT JOIN channels c ON c.id = ?",
