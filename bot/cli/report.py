@@ -12,7 +12,8 @@ import io
 import json
 import sqlite3
 import sys
-from dataclasses import asdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, is_dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,20 @@ def amplification_text(report: Amplification) -> str:
     return "\n".join(lines)
 
 
+def _json(tree: Any) -> str:
+    """A report's tree as one indented JSON object (a dataclass is written as its fields)."""
+    return json.dumps(asdict(tree) if is_dataclass(tree) else tree, ensure_ascii=False, indent=1) + "\n"
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """One table as CSV text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
 def amplification_json(report: Amplification) -> str:
     """The report's dataclass tree as one JSON object, with each origin's share and the delay
     buckets' names beside their counts."""
@@ -216,21 +231,16 @@ def amplification_json(report: Amplification) -> str:
     for origin, figures in zip(tree["origins"], report.origins, strict=True):
         origin["share"] = figures.share
     tree["delay_buckets"] = list(DELAY_BUCKETS)
-    return json.dumps(tree, ensure_ascii=False, indent=1) + "\n"
+    return _json(tree)
 
 
 def amplification_csv(report: Amplification) -> str:
     """The amplifier table as CSV (`CSV_COLUMNS`), with the origin's name and post count on each row."""
     origins = {o.channel_id: o for o in report.origins}
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for a in report.amplifiers:
-        origin = origins[a.origin_id]
-        writer.writerow((origin.name, origin.posts, a.name, a.carried, f"{a.share:.4f}", a.forwards, a.copies,
-                         a.median_delay_s, a.p90_delay_s, a.max_delay_s, a.own_posts, a.carried_edited,
-                         a.carried_deleted))
-    return out.getvalue()
+    return _csv(CSV_COLUMNS, (
+        (origins[a.origin_id].name, origins[a.origin_id].posts, a.name, a.carried, f"{a.share:.4f}",
+         a.forwards, a.copies, a.median_delay_s, a.p90_delay_s, a.max_delay_s, a.own_posts,
+         a.carried_edited, a.carried_deleted) for a in report.amplifiers))
 
 
 def query_text(timeline: QueryTimeline) -> str:
@@ -246,16 +256,13 @@ def query_text(timeline: QueryTimeline) -> str:
 
 def query_json(timeline: QueryTimeline) -> str:
     """A query's matches as one JSON object: query, posts and the days."""
-    return json.dumps(asdict(timeline), ensure_ascii=False, indent=1) + "\n"
+    return _json(timeline)
 
 
 def query_csv(timeline: QueryTimeline) -> str:
     """A query's matches as CSV: one row per day and channel."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("day", "channel_id", "channel", "messages"))
-    writer.writerows((d.day, d.channel_id, d.name, d.messages) for d in timeline.days)
-    return out.getvalue()
+    return _csv(("day", "channel_id", "channel", "messages"),
+                ((d.day, d.channel_id, d.name, d.messages) for d in timeline.days))
 
 
 BAR_WIDTH = 40
@@ -287,16 +294,13 @@ def channel_text(report: ChannelReport) -> str:
 
 def channel_json(report: ChannelReport) -> str:
     """One channel's activity as one JSON object (the report's dataclass tree)."""
-    return json.dumps(asdict(report), ensure_ascii=False, indent=1) + "\n"
+    return _json(report)
 
 
 def channel_csv(report: ChannelReport) -> str:
     """One channel's messages per day by relation as CSV (the other sections are in text and JSON)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(("day", "originals", "forwards", "copies"))
-    writer.writerows((d.day, d.originals, d.forwards, d.copies) for d in report.days)
-    return out.getvalue()
+    return _csv(("day", "originals", "forwards", "copies"),
+                ((d.day, d.originals, d.forwards, d.copies) for d in report.days))
 
 
 COMMANDS = (
