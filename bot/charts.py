@@ -138,7 +138,8 @@ def bar_chart(bars: Sequence[tuple[str, float]], *, title: str, unit: str = "") 
     if not bars:
         return _no_data(title, "bar-chart")
     suffix = unit if unit in ("%", "") else f" {unit}"
-    ticks = nice_ticks(0, max(max(v for _, v in bars), 0) or 1)
+    whole = all(float(v).is_integer() for _, v in bars)
+    ticks = nice_ticks(0, max(max(v for _, v in bars), 0) or 1, integer=whole)
     label_w, right, top, row = 160, 96, 44, 20
     x0, width = label_w + 8, WIDTH - label_w - 8 - right
     scale = width / ticks[-1]
@@ -276,7 +277,7 @@ def matrix_chart(rows: Sequence[str], cols: Sequence[str], values: Mapping[tuple
     head = 16 + 4.5 * max(len(cut(" ".join(col.split()), 18)) for col in cols)  # the slanted labels' height
     most = max((v for v in values.values() if v > 0), default=1)
     x0, top = label_w + 8, 26 + head
-    width = max(x0 + cell_w * len(cols) + 16, 320)
+    width = max(x0 + cell_w * len(cols) + 16, min(WIDTH, 24 + 7 * len(title)))  # room for the heading
     marks = []
     for j, col in enumerate(cols):
         cx = x0 + j * cell_w + cell_w / 2
