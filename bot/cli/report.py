@@ -1,5 +1,6 @@
 """`chanwatch report amplification`: which of an origin's posts other channels carried, how and how
-fast, as text for the terminal, JSON (the report's dataclass tree) or CSV (the amplifier table);
+fast, as text for the terminal, JSON (the report's dataclass tree), CSV (the amplifier table) or HTML
+(one self-contained page with charts, `bot.report_html`);
 `chanwatch report query`: a search's matches per day per channel; `chanwatch report channel`: one
 channel's activity.
 The figures are `storage.reports`'s; this module only parses, opens read-only and prints."""
@@ -28,6 +29,7 @@ from bot.cli.common import (
     plural,
 )
 from bot.formatting import duration, minute
+from bot.report_html import amplification_html, channel_html, page, query_html
 from storage.channels import channel_by_username
 from storage.reports import (
     DELAY_BUCKETS,
@@ -39,7 +41,7 @@ from storage.reports import (
     query_timeline,
 )
 
-FORMATS = ("text", "json", "csv")
+FORMATS = ("text", "json", "csv", "html")
 CSV_COLUMNS = ("origin", "origin_posts", "channel", "carried", "share", "forwards", "copies",
                "median_delay_s", "p90_delay_s", "max_delay_s", "own_posts", "carried_edited",
                "carried_deleted")
@@ -106,8 +108,9 @@ def _report(args: argparse.Namespace) -> int:
     with open_archive(archive_path(args), readonly=True) as conn:
         origin = None if args.origin is None else _channel_id(conn, args.origin)
         report = amplification(conn, origin, since, until)
-    text = {"text": amplification_text, "json": amplification_json, "csv": amplification_csv}[args.format](
-        report)
+    text = {"text": amplification_text, "json": amplification_json, "csv": amplification_csv,
+            "html": lambda r: page("chanwatch: amplification report", amplification_html(r)),
+            }[args.format](report)
     return _write(text, args.out)
 
 
@@ -116,7 +119,8 @@ def _query_report(args: argparse.Namespace) -> int:
         raise CliError("report query: give a query, e.g. chanwatch report query 'canada sanctions'")
     with open_archive(archive_path(args), readonly=True) as conn:
         timeline = query_timeline(conn, args.query)
-    text = {"text": query_text, "json": query_json, "csv": query_csv}[args.format](timeline)
+    text = {"text": query_text, "json": query_json, "csv": query_csv,
+            "html": lambda t: page(f"chanwatch: query {t.query}", query_html(t))}[args.format](timeline)
     return _write(text, args.out)
 
 
@@ -124,7 +128,8 @@ def _channel_report(args: argparse.Namespace) -> int:
     since, until = _window(args)
     with open_archive(archive_path(args), readonly=True) as conn:
         report = channel_report(conn, _channel_id(conn, args.name), since, until)
-    text = {"text": channel_text, "json": channel_json, "csv": channel_csv}[args.format](report)
+    text = {"text": channel_text, "json": channel_json, "csv": channel_csv,
+            "html": lambda r: page(f"chanwatch: channel {r.name}", channel_html(r))}[args.format](report)
     return _write(text, args.out)
 
 

@@ -1,4 +1,4 @@
-"""`chanwatch report amplification`: text, JSON and CSV of the same figures, one-line errors."""
+"""`chanwatch report amplification`: text, JSON, CSV and HTML of the same figures, one-line errors."""
 
 from __future__ import annotations
 
@@ -153,3 +153,24 @@ def test_report_channel_with_an_unknown_channel_or_bad_date_is_one_line_and_exit
                                                                                    message) -> None:
     code, out, err = run(capsys, "--db", db, "report", "channel", *argv)
     assert (code, out) == (2, "") and err.startswith(message) and err.count("\n") == 1
+
+
+def test_html_amplification_is_written_to_out_as_one_page_with_its_three_charts(capsys, db, tmp_path) -> None:
+    target = tmp_path / "amplification.html"
+    code, out, err = run(capsys, "--db", db, "report", "amplification", "--format", "html",
+                         "--out", str(target))
+    assert (code, out, err) == (0, "", "")
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count("<html") == 1 and page.count("<svg") == 3
+    assert "<title>chanwatch: amplification report</title>" in page and "<td>RussianEmbassyUK</td>" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+@pytest.mark.parametrize(("argv", "title", "charts"), [
+    (("channel", "@rusembc"), "chanwatch: channel rusembc", 4),
+    (("query", "санкций"), "chanwatch: query санкций", 1),
+])
+def test_html_channel_and_query_reports_go_to_standard_output(capsys, db, argv, title, charts) -> None:
+    code, out, err = run(capsys, "--db", db, "report", *argv, "--format", "html")
+    assert (code, err) == (0, "")
+    assert out.count("<html") == 1 and f"<title>{title}</title>" in out and out.count("<svg") == charts
