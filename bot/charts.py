@@ -98,8 +98,8 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", fill: str = I
 
 def _legend(names: Sequence[str], colours: Sequence[str], y: float, *, dashes: Sequence[str] = ()
             ) -> tuple[list[str], float]:
-    """Legend items in rows of five from `y`; returns the marks and the height used."""
-    marks, per_row, item = [], 5, (WIDTH - 16) / 5
+    """Legend items in rows of four from `y`; returns the marks and the height used."""
+    marks, per_row, item = [], 4, (WIDTH - 16) / 4
     for i, (name, colour) in enumerate(zip(names, colours, strict=True)):
         x, row_y = 8 + (i % per_row) * item, y + (i // per_row) * 16
         if dashes:
@@ -110,7 +110,7 @@ def _legend(names: Sequence[str], colours: Sequence[str], y: float, *, dashes: S
             marks.append(f'<rect class="swatch" x="{x:.1f}" y="{row_y:.1f}" width="10" height="10" '
                          f'fill="{colour}"/>')
             offset = 14
-        marks.append(_text(x + offset, row_y + 9, _label(name, 18)))
+        marks.append(_text(x + offset, row_y + 9, _label(name, 22)))
     rows = math.ceil(len(names) / per_row)
     return marks, rows * 16
 
@@ -274,14 +274,14 @@ def matrix_chart(rows: Sequence[str], cols: Sequence[str], values: Mapping[tuple
     if not rows or not cols:
         return _no_data(title, "matrix-chart")
     label_w, cell_w, cell_h = 160, 56, 26
-    head = 16 + 4.5 * max(len(cut(" ".join(col.split()), 18)) for col in cols)  # the slanted labels' height
+    head = 16 + 4.5 * max(len(cut(" ".join(col.split()), LABEL_CHARS)) for col in cols)  # slanted labels
     most = max((v for v in values.values() if v > 0), default=1)
     x0, top = label_w + 8, 26 + head
     width = max(x0 + cell_w * len(cols) + 16, min(WIDTH, 24 + 7 * len(title)))  # room for the heading
     marks = []
     for j, col in enumerate(cols):
         cx = x0 + j * cell_w + cell_w / 2
-        marks.append(_text(cx, top - 6, _label(col, 18),
+        marks.append(_text(cx, top - 6, _label(col),
                            extra=f' transform="rotate(-45 {cx:.1f} {top - 6:.1f})"'))
     for i, row in enumerate(rows):
         y = top + i * cell_h

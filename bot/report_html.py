@@ -32,10 +32,11 @@ h2 { font-size: 18px; margin: 24px 0 4px; }
 h3 { font-size: 15px; margin: 20px 0 6px; }
 p.window, p.key { color: #666; margin: 0 0 12px; }
 table { border-collapse: collapse; margin: 4px 0 12px; }
-th, td { padding: 3px 10px 3px 0; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+th, td { padding: 3px 10px 3px 0; border-bottom: 1px solid #eee; text-align: left; vertical-align: top;
+         white-space: nowrap; }
 th { font-weight: 600; border-bottom: 1px solid #ccc; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.text { max-width: 520px; }
+td.text { max-width: 520px; white-space: normal; }
 svg.chart { display: block; margin: 8px 0 16px; }
 footer { color: #888; font-size: 12px; max-width: 1000px; margin: 0 auto; padding: 0 24px 24px; }
 """
