@@ -98,7 +98,8 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", fill: str = I
 
 def _legend(names: Sequence[str], colours: Sequence[str], y: float, *, dashes: Sequence[str] = ()
             ) -> tuple[list[str], float]:
-    """Legend items in rows of four from `y`; returns the marks and the height used."""
+    """Legend items in rows of four from `y`, a colour swatch each or, with `dashes`, a line drawn
+    with that dash pattern; returns the marks and the height used."""
     marks, per_row, item = [], 4, (WIDTH - 16) / 4
     for i, (name, colour) in enumerate(zip(names, colours, strict=True)):
         x, row_y = 8 + (i % per_row) * item, y + (i // per_row) * 16
@@ -343,7 +344,7 @@ RELATION_DASH = {"forward": "", "copy": "6 4", "original": "2 3"}
 def carry_graph(origin: str, carriers: Sequence[tuple[str, int | None, str]], *, title: str) -> str:
     """A post's origin at the left and each channel that carried it at the right, fastest first
     (unknown delays last), joined by an edge drawn by the relation ('forward' solid, 'copy' dashed,
-    'original' dotted) and labelled with the delay.
+    'original' dotted; a legend names those drawn) and labelled with the delay.
 
     Example: `carry_graph("MFARussia", [("rusembc", 300, "forward")], title="Who carried it")`.
     """
@@ -372,4 +373,7 @@ def carry_graph(origin: str, carriers: Sequence[tuple[str, int | None, str]], *,
         marks.append(f'<rect class="node" x="{right_x}" y="{y:.1f}" width="{node_w}" height="22" rx="4" '
                      f'fill="#f2f2f2" stroke="{GRID}"><title>{_esc(name)}</title></rect>')
         marks.append(_text(right_x + 8, y + 15, _label(name, 28)))
-    return _svg(WIDTH, height + 6, title, marks, "carry-graph")
+    relations = list(dict.fromkeys(relation for _, _, relation in ordered))
+    legend, used = _legend(relations, [MUTED] * len(relations), height + 8,
+                           dashes=[RELATION_DASH.get(r, "") or "none" for r in relations])
+    return _svg(WIDTH, height + 12 + used, title, marks + legend, "carry-graph")

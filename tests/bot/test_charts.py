@@ -127,6 +127,8 @@ def test_a_carry_graph_draws_an_edge_per_carrier_fastest_first_copies_dashed():
     assert [e.find("title").text for e in edges] == [
         "rusembc: copy after 5m", "uk: forward after 1d 1h", "lost: forward after -"]
     assert edges[0].get("stroke-dasharray") and edges[1].get("stroke-dasharray") is None
+    legend = [t.text for t in root.iter("text")][-2:]
+    assert legend == ["copy", "forward"]
 
 
 @pytest.mark.parametrize("index", range(6))
