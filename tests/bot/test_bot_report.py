@@ -93,6 +93,21 @@ async def test_the_report_arrives_as_an_html_document_named_for_the_day_with_its
     assert file.reply_to is not None and file.reply_to.text == "/report amplification"
 
 
+async def test_in_a_group_the_summary_and_the_file_go_to_the_group(h, world, alice, bot_account,
+                                                                   story) -> None:
+    group = world.add_group("Research", [alice, bot_account])
+    h.start()
+    await h.allow(group)
+
+    world.say(alice, group, "/report@chanwatch_bot amplification 7d")
+    await h.settle()
+
+    summary, file = h.answers(group)
+    assert summary.text.startswith("📈 Amplification") and file.is_group and file.peer_id == group.id
+    assert document(world, file)[0] == "amplification-2025-12-18.html"
+    assert h.answers(alice) == []  # nothing went to her private chat with the bot
+
+
 async def test_an_origin_narrows_the_report_to_its_posts(h, alice, db, world) -> None:
     h.start()
     await h.allow(alice)
