@@ -70,6 +70,21 @@ def minute(stamp: str) -> str:
     return stamp[:16].replace("T", " ")
 
 
+def duration(seconds: int | None) -> str:
+    """A delay for people (reports, charts): '45s', '12m', '3h 20m', '1d 1h'."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours}h {rest // 60}m" if rest >= 60 else f"{hours}h"
+    days, rest = divmod(seconds, 86400)
+    return f"{days}d {rest // 3600}h" if rest >= 3600 else f"{days}d"
+
+
 def origin_line(post: Post) -> str:
     """Who posted it first and when, linked to the original where Telegram has a link."""
     name = post.origin_title or channel_label(post.origin_username, None, post.origin_channel_id)

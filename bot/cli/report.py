@@ -27,7 +27,7 @@ from bot.cli.common import (
     open_archive,
     plural,
 )
-from bot.formatting import minute
+from bot.formatting import duration, minute
 from storage.channels import channel_by_username
 from storage.reports import (
     DELAY_BUCKETS,
@@ -138,21 +138,6 @@ def _write(text: str, out: str | None) -> int:
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror or exc}; choose another --out") from None
     return EXIT_OK
-
-
-def duration(seconds: int | None) -> str:
-    """A delay for people: '45s', '12m', '3h 20m', '1d 1h'."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        hours, rest = divmod(seconds, 3600)
-        return f"{hours}h {rest // 60}m" if rest >= 60 else f"{hours}h"
-    days, rest = divmod(seconds, 86400)
-    return f"{days}d {rest // 3600}h" if rest >= 3600 else f"{days}d"
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]], left: tuple[int, ...] = (0,)) -> list[str]:
