@@ -87,7 +87,9 @@ async def test_the_report_arrives_as_an_html_document_named_for_the_day_with_its
 
     name, mime, html = document(world, file)
     assert (name, mime) == ("amplification-2025-12-18.html", "text/html")
-    assert html.lstrip().lower().startswith("<!doctype html>") and "<svg" in html
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    charts = re.findall(r"<svg\b[^>]*>", html)
+    assert len(charts) >= 3 and all('role="img"' in tag for tag in charts)  # carry, delays, timeline
     assert "rusembc" in html and "RussianEmbassyUK" in html
     assert "<script" not in html.lower()
     assert file.reply_to is not None and file.reply_to.text == "/report amplification"
