@@ -23,7 +23,6 @@ from bot.formatting import (
 from storage.query import QueryError
 from storage.records import MediaStatus, Post, PostFile, Rule, Subscriber, WatchedChannel
 from storage.reports import Amplification, ChannelReport, QueryTimeline
-from storage.sparkline import duration_text
 from storage.stats import ArchiveStats
 
 PAGE_SIZE = 5
@@ -324,16 +323,38 @@ def report_unknown_channel(name: str) -> str:
             "/channels lists the watched ones.")
 
 
+def _middle_cut(name: str, width: int) -> str:
+    """`name` in `width` characters, cut in the middle: freedonia_in_canada -> freedoni…_canada, so
+    channels sharing a prefix stay apart."""
+    if len(name) <= width:
+        return name
+    head = width // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+
+
+def short_delay(seconds: int) -> str:
+    """A delay in at most 6 characters, for narrow tables: '45s', '35m', '1h5m', '3d4h'."""
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days}d{hours}h" if hours else f"{days}d"
+
+
 def _pre(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int = REPORT_WIDTH) -> str:
     """A <pre> table at most `width` columns wide: the first column (a name, a day) left-aligned and
-    clipped to the room the figures leave, the others right-aligned; everything escaped."""
+    cut in the middle to the room the figures leave, the others right-aligned; everything escaped."""
     cells = [list(headers), *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     room = max(6, width - sum(widths[1:]) - 2 * (len(widths) - 1))
     widths[0] = min(widths[0], room)
     lines = []
     for row in cells:
-        first = row[0] if len(row[0]) <= widths[0] else row[0][:widths[0] - 1] + "…"
+        first = _middle_cut(row[0], widths[0])
         lines.append("  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:],
                                                                                      strict=True))]).rstrip())
     return "<pre>" + escape("\n".join(lines)) + "</pre>"
@@ -371,7 +392,7 @@ def amplification_summary(report: Amplification, limit: int = LIMIT) -> str:
         if mine:
             blocks.append(f"<b>Top amplifiers of {escape(origin.name)}</b>\n" + _pre(
                 ("channel", "carried", "share", "median"),
-                [(a.name, a.carried, f"{a.share:.0%}", duration_text(a.median_delay_s))
+                [(a.name, a.carried, f"{a.share:.0%}", short_delay(a.median_delay_s))
                  for a in mine[:REPORT_ROWS]]))
     if report.top_posts:
         names = {o.channel_id: o.name for o in report.origins}

@@ -8,13 +8,16 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from html import unescape
 
 import pytest
 from telethon import helpers, types
 
+from bot.command_text import amplification_summary, short_delay
 from bot.commands.report import WindowError, window
 from bot.simulator import ChatLogEntry, SimUser, World
 from storage.ingest import ingest_batch
+from storage.reports import Amplification, AmplifierFigures, OriginFigures
 from tests.bot.commands_support import Harness, code
 from tests.storage.factories import EMBASSY, MFA, T0, batch, fwd, msg
 from tests.storage.test_reports import amplification_story
@@ -70,8 +73,8 @@ async def test_amplification_summary_shows_the_archives_figures_in_tables_a_phon
     assert summary.text.startswith("📈 Amplification, posts of 2025-12-12 to 2025-12-18 (UTC)")
     lines = pre_lines(summary)
     assert "MFARussia      3        2    67%" in lines
-    assert "rusembc                 2    67%   5 min" in lines
-    assert "RussianEmbassyUK        2    67%   2 min" in lines
+    assert "rusembc                 2    67%      5m" in lines
+    assert "RussianEmbassyUK        2    67%      2m" in lines
     assert max(len(line) for line in lines) <= 40
     assert "1. 2025-12-17 10:00 · MFARussia · 2 channels · 1,200 views" in summary.text
     assert re.search(r"/post \d+", summary.text) and "Posts no one carried: 1" in summary.text
@@ -272,3 +275,24 @@ def test_a_window_names_the_utc_days_it_covers(token: str, days: tuple[date, dat
 def test_a_window_naming_no_days_is_refused(token: str) -> None:
     with pytest.raises(WindowError):
         window(token, NOW)
+
+
+# -- narrow tables ----------------------------------------------------------------------------------
+
+
+def test_names_too_long_for_a_phone_are_cut_in_the_middle_so_siblings_stay_apart() -> None:
+    amplifiers = tuple(AmplifierFigures(1, i, f"freedonia_in_{country}", 5, 5 / 11, 5, 0, 3900, 3900, 3900, 0,
+                                        0, 0) for i, country in enumerate(("canada", "kenya_and_uganda"), 2))
+    origins = (OriginFigures(1, "mfa_freedonia", 11, 8),)
+    report = Amplification("2025-12-01", "2025-12-07", origins, amplifiers, (), (), (), ())
+
+    summary = amplification_summary(report)
+
+    assert "\nfreedoni…_canada        5    45%    1h5m\nfreedoni…_uganda        5    45%    1h5m</pre>" \
+        in unescape(summary)
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(45, "45s"), (300, "5m"), (3900, "1h5m"), (7200, "2h"),
+                                                (90000, "1d1h"), (86400 * 12 + 3600 * 23, "12d23h")])
+def test_a_delay_fits_six_characters(seconds: int, shown: str) -> None:
+    assert short_delay(seconds) == shown
