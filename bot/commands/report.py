@@ -94,7 +94,7 @@ class ReportCommands(CommandsBase):
     PUBLIC = {**CommandsBase.PUBLIC, "report": "_report"}
 
     async def _report(self, req: Request) -> None:
-        kind, _, rest = req.args.partition(" ")
+        kind, rest = [*req.args.split(None, 1), "", ""][:2]  # a newline may separate them too
         kind, rest = kind.lower(), rest.strip()
         today = self.now().date()
         try:
@@ -125,7 +125,13 @@ class ReportCommands(CommandsBase):
         found = [t for t in tokens if not t.startswith("@")]
         if len(found) > 1:
             raise WindowError(found[1], ": give one window")
-        return window(found[0] if found else DEFAULT_WINDOW, self.now())
+        token = found[0] if found else DEFAULT_WINDOW
+        try:
+            return window(token, self.now())
+        except WindowError as exc:
+            if not exc.why and _NAME.fullmatch(token) and token[0].isalpha():  # a channel without its @?
+                raise WindowError(token, f"; for a channel, write @{token}") from None
+            raise
 
     async def _amplification(self, req: Request, rest: str, today: date) -> ReportFile | None:
         tokens = rest.split()

@@ -225,6 +225,15 @@ async def test_a_window_it_cannot_read_gets_the_accepted_forms(h, alice, story) 
         assert "24h" in code(answer) and "2025-12-01..2025-12-31" in code(answer)
     [swapped] = await report(h, alice, "/report channel @rusembc 2025-12-31..2025-12-01")
     assert "the first day is after the last; swap them" in swapped.text
+    [bare] = await report(h, alice, "/report amplification MFARussia")
+    assert "window MFARussia; for a channel, write @MFARussia." in bare.text
+
+
+async def test_a_newline_may_separate_the_report_from_its_arguments(h, alice, story) -> None:
+    h.start()
+    await h.allow(alice)
+    summary, _file = await report(h, alice, "/report channel\n@rusembc")
+    assert summary.text.startswith("📡 rusembc: 3 messages")
 
 
 async def test_an_unknown_channel_is_named_in_the_answer(h, alice, story) -> None:
