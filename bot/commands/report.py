@@ -145,8 +145,8 @@ class ReportCommands(CommandsBase):
 
     async def _channel(self, req: Request, rest: str, today: date) -> ReportFile | None:
         tokens = rest.split()
-        if not tokens or not _NAME.fullmatch(tokens[0]):
-            await self._reply(req.event, text.report_usage("Name the channel: /report channel @rusembc"))
+        if not tokens or not _NAME.fullmatch(tokens[0]) or any(t.startswith("@") for t in tokens[1:]):
+            await self._reply(req.event, text.report_usage("Name one channel: /report channel @rusembc"))
             return None
         name = tokens[0].lstrip("@")
         since, until = self._windowed(tokens[1:])

@@ -210,6 +210,9 @@ async def test_report_alone_answers_the_usage_with_an_example_of_each_report(h, 
     for example in ("/report amplification 7d @MFARussia", "/report channel @rusembc 30d",
                     "/report query canada sanctions -visa", "2025-12-01..2025-12-31"):
         assert example in code(answer)
+    for command in ("/report channel", "/report channel @rusembc @MFARussia"):
+        [answer] = await report(h, alice, command)
+        assert answer.text.startswith("Name one channel: /report channel @rusembc\n📈 /report")
     [unknown] = await report(h, alice, "/report weather 7d")
     assert unknown.text.startswith("I don't know the report weather.") and "/report channel" in unknown.text
 
