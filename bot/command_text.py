@@ -1,6 +1,7 @@
-"""What the bot's command answers say: help, query errors with a caret, result pages, rules, channels
-and status. Pure functions returning Telegram HTML (everything user- or archive-supplied escaped),
-each message within Telegram's 4096-character limit. /status shows `storage.stats.ArchiveStats`.
+"""What the bot's command answers say: help, query errors with a caret, result pages, rules, channels,
+status and the /report summaries. Pure functions returning Telegram HTML (everything user- or
+archive-supplied escaped), each message within Telegram's 4096-character limit. /status shows
+`storage.stats.ArchiveStats`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bot.formatting import (
 )
 from storage.query import QueryError
 from storage.records import MediaStatus, Post, PostFile, Rule, Subscriber, WatchedChannel
+from storage.reports import Amplification, ChannelReport, QueryTimeline
 from storage.stats import ArchiveStats
 
 PAGE_SIZE = 5
@@ -55,6 +57,9 @@ COMMANDS = (
     ("resume", "", "send them again", "/resume"),
     ("post", "ID", "the whole record of one post: every sighting, edit, deletion and its views over time",
      "/post https://t.me/MFARussia/5678"),
+    ("report", "amplification|channel|query …",
+     "reports with charts (a summary and an HTML file): who carried whose posts, a channel, a topic",
+     "/report amplification 7d @MFARussia"),
     ("channels", "", "watched channels, their status and last posts", "/channels"),
     ("status", "", "archive size, posts today, pending alerts, last poll", "/status"),
     ("help", "", "this message", "/help"),
@@ -280,3 +285,164 @@ def status_text(stats: ArchiveStats, media: MediaStatus | None = None, sources: 
     else:
         lines.append("No channel errors.")
     return "\n".join(lines)
+
+
+# -- /report ----------------------------------------------------------------------------------------
+
+REPORT_WIDTH = 40  # columns of a <pre> table: what a phone shows without wrapping
+REPORT_ROWS = 5  # rows of each summary table; the whole report is in the attached file
+WINDOW_FORMS = ("<code>24h</code>, <code>7d</code>, <code>30d</code> (any number of hours or days up to now) "
+                "or a span of UTC days: <code>2025-12-01..2025-12-31</code>")
+
+
+def report_usage(note: str = "") -> str:
+    """/report without (or with a wrong) report name: the three reports, each with an example."""
+    lines = [note] if note else []
+    lines += [
+        "📈 <b>/report</b> — a summary here and the whole report with charts as an HTML file:",
+        "<code>/report amplification [WINDOW] [@origin]</code> — who carried an origin's posts, how, "
+        "how fast; e.g. <code>/report amplification 7d @MFARussia</code>",
+        "<code>/report channel @name [WINDOW]</code> — one channel's days, hours, languages, hashtags "
+        "and sources; e.g. <code>/report channel @rusembc 30d</code>",
+        "<code>/report query QUERY</code> — a search's matches per day and channel; e.g. "
+        f"<code>/report query {escape(EXAMPLE_QUERY)}</code>",
+        f"WINDOW: {WINDOW_FORMS}; the last 7 days when left out.",
+    ]
+    return "\n".join(lines)
+
+
+def report_bad_window(token: str, why: str = "") -> str:
+    """A window /report cannot read: what was given and the forms it accepts."""
+    return (f"❌ I can't read the window <code>{escape(cut(token, 60))}</code>{escape(why)}.\n"
+            f"Give {WINDOW_FORMS}.")
+
+
+def report_unknown_channel(name: str) -> str:
+    """/report naming a channel the archive does not have."""
+    return (f"❌ The archive knows no channel <code>@{escape(cut(name, 60))}</code>. Check the spelling; "
+            "/channels lists the watched ones.")
+
+
+def _middle_cut(name: str, width: int) -> str:
+    """`name` in `width` characters, cut in the middle: freedonia_in_canada -> freedoni…_canada, so
+    channels sharing a prefix stay apart."""
+    if len(name) <= width:
+        return name
+    head = width // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+
+
+def short_delay(seconds: int) -> str:
+    """A delay in at most 6 characters, for narrow tables: '45s', '35m', '1h5m', '3d4h'."""
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days}d{hours}h" if hours else f"{days}d"
+
+
+def _pre(headers: Sequence[str], rows: Sequence[Sequence[object]], width: int = REPORT_WIDTH) -> str:
+    """A <pre> table at most `width` columns wide: the first column (a name, a day) left-aligned and
+    cut in the middle to the room the figures leave, the others right-aligned; everything escaped."""
+    cells = [list(headers), *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    room = max(6, width - sum(widths[1:]) - 2 * (len(widths) - 1))
+    widths[0] = min(widths[0], room)
+    lines = []
+    for row in cells:
+        first = _middle_cut(row[0], widths[0])
+        lines.append("  ".join([first.ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:],
+                                                                                     strict=True))]).rstrip())
+    return "<pre>" + escape("\n".join(lines)) + "</pre>"
+
+
+def _span(since: str | None, until: str | None) -> str:
+    return f"{since or 'the first day'} to {until or 'the last'} (UTC)"
+
+
+def _fit(blocks: Sequence[str], tail: str, limit: int = LIMIT) -> str:
+    """As many leading `blocks` as fit under `limit` with `tail` after them (the first always)."""
+    shown = [blocks[0]]
+    for block in blocks[1:]:
+        if utf16_len("\n\n".join([*shown, block, tail])) > limit:
+            break
+        shown.append(block)
+    return "\n\n".join([*shown, tail])
+
+
+ATTACHED = "📎 The whole report, with its charts, is in the file below: open it in a browser."
+
+
+def amplification_summary(report: Amplification, limit: int = LIMIT) -> str:
+    """/report amplification: origins, each origin's top amplifiers (share, median delay) and the most
+    amplified posts, in narrow tables within one message."""
+    head = f"📈 <b>Amplification</b>, posts of {_span(report.since, report.until)}"
+    if not report.origins:
+        return f"{head}\nNo origin's post was carried by another channel in this window."
+    blocks = [head + "\n" + _pre(("origin", "posts", "carried", "share"), [
+        (o.name, o.posts, o.carried, f"{o.share:.0%}") for o in report.origins[:REPORT_ROWS]])]
+    if len(report.origins) > REPORT_ROWS:
+        blocks[0] += f"\n…and {len(report.origins) - REPORT_ROWS} more origins in the file"
+    for origin in report.origins[:3]:
+        mine = [a for a in report.amplifiers if a.origin_id == origin.channel_id]
+        if mine:
+            blocks.append(f"<b>Top amplifiers of {escape(origin.name)}</b>\n" + _pre(
+                ("channel", "carried", "share", "median"),
+                [(a.name, a.carried, f"{a.share:.0%}", short_delay(a.median_delay_s))
+                 for a in mine[:REPORT_ROWS]]))
+    if report.top_posts:
+        names = {o.channel_id: o.name for o in report.origins}
+        lines = ["<b>Most amplified posts</b>"]
+        for i, post in enumerate(report.top_posts[:REPORT_ROWS], 1):
+            views = "" if post.views is None else f" · {post.views:,} views"
+            lines.append(f"{i}. {escape(minute(post.date))} · {escape(names.get(post.origin_id, ''))} · "
+                         f"{_plural(post.channels, 'channel')}{views} · <code>/post {post.post_id}</code>\n"
+                         f"{escape(cut(' '.join(post.text.split()), 140))}")
+        blocks.append("\n".join(lines))
+    if report.uncarried_posts:
+        blocks.append(f"Posts no one carried: {len(report.uncarried_posts)}"
+                      f"{'+' if len(report.uncarried_posts) >= 10 else ''} (listed in the file)")
+    return _fit(blocks, ATTACHED, limit)
+
+
+def channel_summary(report: ChannelReport, limit: int = LIMIT) -> str:
+    """/report channel: messages in the window, the latest days by relation, busiest hours,
+    languages, hashtags and sources, in narrow tables within one message."""
+    head = (f"📡 <b>{escape(report.name)}</b>: {_plural(report.messages, 'message')}, "
+            f"{_span(report.since, report.until)}")
+    if not report.messages:
+        return f"{head}\nNothing archived from this channel in this window."
+    blocks = [head + "\n" + _pre(("day", "own", "fwd", "copy"), [
+        (d.day, d.originals, d.forwards, d.copies) for d in report.days[-7:]])]
+    busiest = sorted(range(24), key=lambda h: (-report.hours[h], h))[:3]
+    blocks.append("Busiest hours (UTC): " + ", ".join(
+        f"{h:02d}:00 ({report.hours[h]})" for h in busiest if report.hours[h]))
+    if report.languages:
+        blocks.append("Languages: " + ", ".join(f"{escape(lang)} {n}" for lang, n in report.languages[:5]))
+    if report.hashtags:
+        blocks.append("Top hashtags: " + ", ".join(f"#{escape(tag)} {n}" for tag, n in report.hashtags[:8]))
+    if report.sources:
+        blocks.append("<b>Where what it carried comes from</b>\n" + _pre(("origin", "fwd", "copy"), [
+            (s.name, s.forwards, s.copies) for s in report.sources[:REPORT_ROWS]]))
+    return _fit(blocks, ATTACHED, limit)
+
+
+def query_summary(timeline: QueryTimeline, limit: int = LIMIT) -> str:
+    """/report query: the matching posts, the channels that carried them most and the latest days."""
+    verb = "matches" if timeline.posts == 1 else "match"
+    head = f"🔎 <b>{_plural(timeline.posts, 'post')}</b> {verb} {shown_query(timeline.query)}"
+    if not timeline.days:
+        return head + "."
+    per_channel: Counter[str] = Counter()
+    per_day: Counter[str] = Counter()
+    for day in timeline.days:
+        per_channel[day.name] += day.messages
+        per_day[day.day] += day.messages
+    blocks = [head + "\n" + _pre(("channel", "messages"), per_channel.most_common(REPORT_ROWS)),
+              "<b>Messages per day</b> (latest)\n" + _pre(("day", "messages"),
+                                                         sorted(per_day.items())[-7:])]
+    return _fit(blocks, ATTACHED, limit)

@@ -658,12 +658,32 @@ class Handlers:
         if isinstance(media, types.InputMediaPoll):
             media = types.MessageMediaPoll(poll=media.poll, results=make(types.PollResults))
         elif isinstance(media, types.InputMediaUploadedPhoto):
-            if len((req.message or "").encode("utf-16-le")) // 2 > 1024:  # counted as Telegram does
-                raise SimRpcError(400, "MEDIA_CAPTION_TOO_LONG")
+            self._check_caption(req.message)
             media = self.world.photo(self._uploaded(me, media.file))
+        elif isinstance(media, types.InputMediaUploadedDocument):
+            self._check_caption(req.message)
+            media = self._uploaded_document(me, media)
         else:
             raise SimulatorUnsupported(f"messages.SendMedia with {type(media).__name__}")
         return self._send(session, me, req, req.message or "", media=media)
+
+    @staticmethod
+    def _check_caption(caption: str | None) -> None:
+        if len((caption or "").encode("utf-16-le")) // 2 > 1024:  # counted as Telegram does
+            raise SimRpcError(400, "MEDIA_CAPTION_TOO_LONG")
+
+    def _uploaded_document(self, me: SimUser, media: types.InputMediaUploadedDocument
+                           ) -> types.MessageMediaDocument:
+        """A file a bot or user sends (`send_file` of a document): its uploaded bytes kept in the World
+        under its name and mime type, so the receiving chat holds a real, downloadable document."""
+        data = self._uploaded(me, media.file)
+        if media.thumb is not None:
+            self._uploaded(me, media.thumb)  # its parts must be whole too; the simulator keeps no thumbs
+        names = [a.file_name for a in media.attributes if isinstance(a, types.DocumentAttributeFilename)]
+        others = [a for a in media.attributes if not isinstance(a, types.DocumentAttributeFilename)]
+        return self.world.document(data, mime_type=media.mime_type or "application/octet-stream",
+                                   file_name=names[0] if names else "file", attributes=others,
+                                   date=self.world.now)
 
     def messages_EditMessage(self, session: SimSender, me: SimUser, req: Any) -> Any:
         from .world import SimChannel as _SimChannel

@@ -216,3 +216,38 @@ async def test_injected_flood_waits_fail_file_downloads(world: World, reader: Te
     assert raised.value.seconds == 30
     assert world.requests_by_account[reader_account.id]["upload.GetFile"] == 2
     assert world.bytes_served[msg.media.document.id] == 128 * 1024  # only the chunk before the flood
+
+
+async def test_a_bot_sends_a_document_the_receiver_gets_its_name_mime_type_and_bytes(
+        world: World, bot_client: TelegramClient, bot_account: SimUser, reader: TelegramClient,
+        reader_account: SimUser, tmp_path) -> None:
+    world.say(reader_account, bot_account, "/start")  # the bot learns how to reach the reader
+    await world.settle()
+    data = blob(300_000, seed=7)  # three of Telethon's 128 KB upload parts, the last one short
+    report = tmp_path / "amplification-2026-11-30.html"
+    report.write_bytes(data)
+
+    sent = await bot_client.send_file(reader_account.id, report, caption="the report", force_document=True)
+
+    [entry] = [e for e in world.chat_log(reader_account, with_=bot_account) if e.sender_id == bot_account.id]
+    assert isinstance(entry.media, types.MessageMediaDocument) and entry.text == "the report"
+    assert entry.media.document.mime_type == "text/html"
+    assert [a.file_name for a in entry.media.document.attributes
+            if isinstance(a, types.DocumentAttributeFilename)] == ["amplification-2026-11-30.html"]
+    assert world.files[entry.media.document.id].data == data
+    assert sent.file.name == "amplification-2026-11-30.html"
+    [received] = await reader.get_messages(bot_account.id, limit=1)
+    assert received.file.name == "amplification-2026-11-30.html" and received.file.size == len(data)
+    assert await reader.download_media(received, file=bytes) == data
+
+
+async def test_a_document_upload_missing_a_part_is_refused_as_telegram_does(
+        world: World, bot_client: TelegramClient, bot_account: SimUser, reader_account: SimUser) -> None:
+    world.say(reader_account, bot_account, "/start")
+    await world.settle()
+    uploaded = await bot_client.upload_file(blob(300_000), file_name="r.html")
+    missing = types.InputFile(id=uploaded.id, parts=uploaded.parts + 1, name="r.html", md5_checksum="")
+    media = types.InputMediaUploadedDocument(file=missing, mime_type="text/html", attributes=[])
+
+    with pytest.raises(errors.FilePartsInvalidError):
+        await bot_client.send_file(reader_account.id, media)
