@@ -13,9 +13,13 @@ on writing to it.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ipaddress
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -63,6 +67,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server with our signal handling: Ctrl-C (or SIGTERM) stops it gracefully and the command
+    exits 0. uvicorn's own handling re-raises the signal after its shutdown, which would end `serve` as
+    an interrupted command (exit 130), or miss a Ctrl-C that came before it started."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def stop(self) -> None:
+        """The first signal: finish the requests in flight and stop; a second one: stop now."""
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+
 def _address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -81,6 +101,11 @@ async def _serve(args: argparse.Namespace) -> int:
     media = media_dir_of(Path(raw_media).expanduser() if raw_media else None, path)
     datasette = build(path, media_dir=media, token=token)
     await datasette.invoke_startup()
+    server = _Server(uvicorn.Config(datasette.app(), lifespan="off", log_level="warning", access_log=False,
+                                    server_header=False))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.stop)
     sock = _listen(args.host, args.port)
     address = _address(sock)
     print(f"chanwatch: serving {path} read-only at {address}", flush=True)
@@ -88,12 +113,12 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"chanwatch: open {address}?token=<CHANWATCH_WEB_TOKEN> once in a browser, or send "
               "Authorization: Bearer <CHANWATCH_WEB_TOKEN>", flush=True)
     print("chanwatch: Ctrl-C to stop", file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(datasette.app(), lifespan="off", log_level="warning",
-                                           access_log=False, server_header=False))
     try:
         await server.serve(sockets=[sock])
     finally:
         sock.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
     return EXIT_OK
 
 
