@@ -4,7 +4,6 @@ driven by Playwright's sync API; the server is a subprocess on a free port (test
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +22,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 def chromium_path() -> str:
     """The Chromium to drive; a missing one fails the test with the command that installs it."""
-    found = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if found is None:
+    if not Path(CHROMIUM).is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's with `{INSTALL}` (.ci/run does) or point "
                     "CHANWATCH_CHROMIUM at one", pytrace=False)
-    return found
+    return CHROMIUM
 
 
 @pytest.fixture(scope="session")
