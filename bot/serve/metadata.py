@@ -21,7 +21,6 @@ TABLES: dict[str, dict[str, Any]] = {
         "description": "One row per canonical post, however many channels carried it; its page with every "
                        "sighting: /-/chanwatch/post/ID. The folded words, stems and tags are hidden "
                        "(add ?_col=words to see them).",
-        "label_column": "text",
         "facets": ["media_kind", "language", "origin_username"],
         "sort_desc": "date",
     },
