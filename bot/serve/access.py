@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from storage.browse import DERIVED_COLUMNS, WITHHELD_COLUMNS
 
@@ -136,8 +136,10 @@ def guard(app: ASGIApp, token: str | None) -> ASGIApp:
                                [(b"www-authenticate", b'Bearer realm="chanwatch"')])
                 return
             rest = urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"])
+            here = "/" + quote(path, safe="/~:@!$&'()*+,;=").lstrip("/")  # never //host: no open redirect
+            location = here + ("?" + rest if rest else "")
             cookie = f"{COOKIE}={cookie_value(token)}; Path=/; HttpOnly; SameSite=Strict"
-            await _respond(send, 303, b"", [(b"location", (path + ("?" + rest if rest else "")).encode()),
+            await _respond(send, 303, b"", [(b"location", location.encode("ascii")),
                                             (b"set-cookie", cookie.encode())])
             return
         if path.startswith("/-/") and not path.startswith(OPEN_PREFIXES) or path.endswith(".db"):

@@ -26,10 +26,10 @@ from bot.report_html import amplification_html, channel_html
 from bot.serve.access import DATABASE
 from storage.browse import stored_file
 from storage.channels import channel_by_username, channel_listing, channel_names
-from storage.post_record import PostRecord, PostRefError, find_post, post_record
+from storage.post_record import PostRecord, PostRefError, Sighting, find_post, post_record
 from storage.query import QueryError
 from storage.records import parse_iso
-from storage.reports import amplification, channel_report
+from storage.reports import Amplification, ChannelReport, amplification, channel_report
 from storage.search import highlight_spans, search
 from storage.sparkline import delay_text
 from storage.stats import archive_stats
@@ -171,7 +171,7 @@ def post_charts(record: PostRecord) -> tuple[str, str | None]:
     return graph, curve
 
 
-def _sighting_view(s: Any, post_text: str) -> dict[str, Any]:
+def _sighting_view(s: Sighting, post_text: str) -> dict[str, Any]:
     versions = []
     for index, v in enumerate(s.versions):
         before = s.versions[index - 1] if index else None
@@ -230,7 +230,8 @@ def _channel_id(conn: sqlite3.Connection, name: str) -> int | None:
     return channel_by_username(conn, name) if name else None
 
 
-def _channel(conn: sqlite3.Connection, name: str, since: date | None, until: date | None) -> Any:
+def _channel(conn: sqlite3.Connection, name: str, since: date | None, until: date | None
+             ) -> ChannelReport | None:
     found = _channel_id(conn, name)
     return None if found is None else channel_report(conn, found, since, until)
 
@@ -251,7 +252,7 @@ async def channel_page(datasette: Datasette, request: Request) -> Response:
 
 
 def _amplification(conn: sqlite3.Connection, origin: str | None, since: date | None,
-                   until: date | None) -> Any:
+                   until: date | None) -> Amplification:
     origin_id = None
     if origin:
         origin_id = _channel_id(conn, origin)

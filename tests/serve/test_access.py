@@ -8,7 +8,7 @@ import sqlite3
 import httpx
 import pytest
 
-from bot.serve.access import COOKIE, cookie_value, table_query
+from bot.serve.access import COOKIE, cookie_value, guard, table_query
 from bot.serve.app import build
 from tests.serve.archive import RULE, SUBSCRIBER
 from tests.serve.conftest import TOKEN
@@ -132,3 +132,20 @@ async def test_the_token_in_the_address_sets_a_strict_httponly_cookie_and_leaves
     guarded.cookies.set(COOKIE, cookie_value(TOKEN))
     page = await guarded.get(visit.headers["location"])
     assert page.status_code == 200 and "<mark>санкциями</mark>" in page.text
+
+
+async def test_the_token_visit_redirects_only_within_the_site(guarded):
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def never_called(scope, receive, send):
+        raise AssertionError("the visit with the token is answered by the guard")
+
+    scope = {"type": "http", "path": "//evil.example/x", "query_string": f"token={TOKEN}".encode(),
+             "headers": []}
+    await guard(never_called, TOKEN)(scope, None, send)
+    assert sent[0]["status"] == 303 and dict(sent[0]["headers"])[b"location"] == b"/evil.example/x"
+    visit = await guarded.get(f"/-/chanwatch/channel/%D0%BC%D0%B8%D0%B4?token={TOKEN}")
+    assert visit.headers["location"] == "/-/chanwatch/channel/%D0%BC%D0%B8%D0%B4"

@@ -102,6 +102,7 @@ async def test_a_post_page_shows_every_sighting_with_its_delay_and_link_and_the_
     assert cells[2].startswith("@RussianEmbassyUK/701 forward") and "+1 d 1 h" in cells[2]
     assert 'href="https://t.me/rusembc/501"' in page.text
     assert "<ins> (обновлено)</ins>" in page.text
+    assert "@rusembc/501 (copy) reads" in _text(page.text)  # the copy kept the text before the edit
     assert re.search(r'<figure id="carry-graph"><svg[^>]*role="img"', page.text)
 
 
