@@ -10,7 +10,7 @@ in front of Datasette (installed through the `asgi_wrapper` hook).
   served.
 - Table pages never show, filter, sort or facet on a withheld column (`storage.browse.WITHHELD_COLUMNS`)
   and hide the derived ones (`DERIVED_COLUMNS`) unless asked for; a post's or a channel's row page is
-  chanwatch's own page for it.
+  chanwatch's own page for it, and the posts table's search box (`_search`) is chanwatch's search.
 """
 
 from __future__ import annotations
@@ -152,6 +152,11 @@ def guard(app: ASGIApp, token: str | None) -> ASGIApp:
             if table in ("posts", "channels") and number.isdigit():
                 page = "post" if table == "posts" else "channel"
                 await _respond(send, 302, b"", [(b"location", f"/-/chanwatch/{page}/{number}".encode())])
+                return
+            words = dict(parse_qsl(query)).get("_search") if table == "posts" else None
+            if words and not rest:  # Datasette's raw FTS misses stems and capital Cyrillic: search ours
+                await _respond(send, 302, b"", [(b"location", b"/-/chanwatch/search?" + urlencode(
+                    {"q": words}).encode("ascii"))])
                 return
             if not rest and (table in WITHHELD_COLUMNS or table in DERIVED_COLUMNS):
                 changed = table_query(table, query).encode("latin-1")

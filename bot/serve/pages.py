@@ -1,8 +1,9 @@
-"""chanwatch's own pages inside Datasette: home, search, a post, a channel, the amplification report and
-downloaded media. Each handler reads the archive through `Database.execute_fn` with a `storage`
-function (no SQL here), builds plain values and renders a Jinja template from bot/serve/templates/
-(autoescaped: user text is never marked safe; only the SVG of `bot.charts`, the HTML of
-`bot.report_html` and `storage.word_diff.html_diff`, which escape every text themselves, are).
+"""chanwatch's own pages inside Datasette: home, search, a query's matches over time, a post, a channel,
+the amplification report and downloaded media. Each handler reads the archive through
+`Database.execute_fn` with a `storage` function (no SQL here), builds plain values and renders a Jinja
+template from bot/serve/templates/ (autoescaped: user text is never marked safe; only the SVG of
+`bot.charts`, the HTML of `bot.report_html` and `storage.word_diff.html_diff`, which escape every
+text themselves, are).
 """
 
 from __future__ import annotations
@@ -22,15 +23,22 @@ from markupsafe import Markup
 from bot.charts import carry_graph, line_chart
 from bot.formatting import channel_label, human_size
 from bot.post_text import deletion_text, file_text, reactions_text, sighting_name, version_head, when
-from bot.report_html import amplification_html, channel_html
+from bot.report_html import amplification_html, channel_html, query_html
 from bot.serve.access import DATABASE
 from storage.browse import stored_file
 from storage.channels import channel_by_username, channel_listing, channel_names
 from storage.post_record import PostRecord, PostRefError, Sighting, find_post, post_record
 from storage.query import QueryError
 from storage.records import parse_iso
-from storage.reports import Amplification, ChannelReport, amplification, channel_report
-from storage.search import highlight_spans, search
+from storage.reports import (
+    Amplification,
+    ChannelReport,
+    QueryTimeline,
+    amplification,
+    channel_report,
+    query_timeline,
+)
+from storage.search import highlight_spans, register_functions, search
 from storage.sparkline import delay_text
 from storage.stats import archive_stats
 from storage.word_diff import html_diff, word_diff
@@ -106,6 +114,12 @@ def marked(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, bool]]:
     return runs
 
 
+def query_error(query: str, exc: QueryError) -> dict[str, Any]:
+    """What the page says of a query that does not parse: why, where (the text split there), the fix."""
+    return {"message": exc.message, "hint": exc.hint, "position": exc.position,
+            "before": query[:exc.position], "after": query[exc.position:]}
+
+
 def _page_number(text: str | None) -> int:
     return int(text) if text and text.isdigit() and 0 < int(text) < 10_000 else 1
 
@@ -121,8 +135,7 @@ async def search_page(datasette: Datasette, request: Request) -> Response:
     try:
         found = await read(datasette, search, query, PAGE_SIZE, (number - 1) * PAGE_SIZE)
     except QueryError as exc:
-        context["error"] = {"message": exc.message, "hint": exc.hint, "position": exc.position,
-                            "before": query[:exc.position], "after": query[exc.position:]}
+        context["error"] = query_error(query, exc)
         return await render(datasette, request, "search.html", context, status=400)
     results = [{
         "post": post,
@@ -135,6 +148,24 @@ async def search_page(datasette: Datasette, request: Request) -> Response:
                    more=shown_to < found.total or not found.total_exact and len(found.posts) == PAGE_SIZE,
                    unknown=found.unknown_channels)
     return await render(datasette, request, "search.html", context)
+
+
+def _timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
+    register_functions(conn)
+    return query_timeline(conn, query)
+
+
+async def timeline_page(datasette: Datasette, request: Request) -> Response:
+    """A query's matches per day per channel (`storage.reports.query_timeline`): how a topic rose."""
+    query = (request.args.get("q") or "").strip()
+    context: dict[str, Any] = {"q": query, "example": SEARCH_EXAMPLE}
+    if query:
+        try:
+            context["body"] = Markup(query_html(await read(datasette, _timeline, query)))
+        except QueryError as exc:
+            context["error"] = query_error(query, exc)
+            return await render(datasette, request, "timeline.html", context, status=400)
+    return await render(datasette, request, "timeline.html", context)
 
 
 # -- a post ---------------------------------------------------------------------------------------
@@ -300,6 +331,7 @@ ROUTES = (
     (r"^/$", home),
     (r"^/-/chanwatch/?$", home),
     (r"^/-/chanwatch/search$", search_page),
+    (r"^/-/chanwatch/timeline$", timeline_page),
     (r"^/-/chanwatch/post/(?P<post>[^/]+)$", post_page),
     (r"^/-/chanwatch/channel/(?P<channel>[^/]+)$", channel_page),
     (r"^/-/chanwatch/reports$", reports_page),

@@ -163,3 +163,18 @@ async def test_the_origin_field_narrows_the_report_to_one_origin(client):
     page = await client.get("/-/chanwatch/reports", params={"origin": "MFARussia", "since": "2025-12-17",
                                                             "until": "2025-12-18"})
     assert page.status_code == 200 and 'value="MFARussia"' in page.text
+
+
+async def test_the_timeline_page_charts_a_querys_matches_per_day_per_channel(client):
+    page = await client.get("/-/chanwatch/timeline", params={"q": "arctic update"})
+    assert page.status_code == 200
+    assert f"{ARCTIC_MANY} posts match the query." in _text(page.text)
+    assert re.search(r"<svg[^>]*>.*<polyline", page.text, re.S)
+    bad = await client.get("/-/chanwatch/timeline", params={"q": "<i>x</i> OR"})
+    assert bad.status_code == 400 and "Bad query:" in bad.text and "<i>x</i>" not in bad.text
+
+
+async def test_the_posts_tables_search_box_is_chanwatchs_search(client):
+    page = await client.get("/archive/posts", params={"_search": "санкция"})
+    assert page.status_code == 302
+    assert page.headers["location"] == "/-/chanwatch/search?q=%D1%81%D0%B0%D0%BD%D0%BA%D1%86%D0%B8%D1%8F"
