@@ -15,7 +15,7 @@ import re
 import sqlite3
 from dataclasses import dataclass
 
-__all__ = ["ARCHIVE_TABLES", "CANNED_QUERIES", "DERIVED_COLUMNS", "DERIVED_TABLES", "PRIVATE_TABLES",
+__all__ = ["ARCHIVE_TABLES", "CANNED_QUERIES", "HIDDEN_COLUMNS", "DERIVED_TABLES", "PRIVATE_TABLES",
            "WITHHELD_COLUMNS", "StoredFile", "archive_tables", "is_sha256", "stored_file", "table_names"]
 
 ARCHIVE_TABLES = frozenset({
@@ -32,8 +32,9 @@ outbox, the media worker's bookkeeping. Listed so the metadata can say `allow: f
 DERIVED_TABLES = ("post_keys", "posts_fts")
 """Search and dedup machinery derived from the posts: served, but hidden from the table lists."""
 
-DERIVED_COLUMNS = {"posts": ("words", "stems", "tags")}
-"""Folded words, stems and tags: posts_fts's external content, rebuilt from the text; hidden."""
+HIDDEN_COLUMNS = {"posts": ("words", "stems", "tags"), "messages": ("raw",), "message_versions": ("raw",)}
+"""Shown only when asked for (`?_col=`): the folded words, stems and tags (posts_fts's external content,
+derived from the text) and the raw JSON Telegram sent (kilobytes a row; the post page has the rest)."""
 
 WITHHELD_COLUMNS = {"channels": ("access_hash",)}
 """Columns never shown, filtered, sorted or faceted on: the reading account's access hash of a

@@ -9,7 +9,7 @@ in front of Datasette (installed through the `asgi_wrapper` hook).
   the database download answer 404: only the archive's pages, chanwatch's pages and static files are
   served.
 - Table pages never show, filter, sort or facet on a withheld column (`storage.browse.WITHHELD_COLUMNS`)
-  and hide the derived ones (`DERIVED_COLUMNS`) unless asked for; a post's or a channel's row page is
+  and hide the derived and bulky ones (`HIDDEN_COLUMNS`) unless asked for; a post's or a channel's row page is
   chanwatch's own page for it, and the posts table's search box (`_search`) is chanwatch's search.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from storage.browse import DERIVED_COLUMNS, WITHHELD_COLUMNS
+from storage.browse import HIDDEN_COLUMNS, WITHHELD_COLUMNS
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -110,13 +110,13 @@ def _mentions(key: str, value: str, columns: tuple[str, ...]) -> bool:
 
 def table_query(table: str, query: str) -> str:
     """The query string a table page is served with: pairs touching a withheld column dropped, and the
-    derived and withheld columns left out (`_nocol`) unless a derived one is asked for by `_col`."""
+    hidden and withheld columns left out (`_nocol`) unless a hidden one is asked for by `_col`."""
     withheld = WITHHELD_COLUMNS.get(table, ())
-    derived = DERIVED_COLUMNS.get(table, ())
+    hidden = HIDDEN_COLUMNS.get(table, ())
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not _mentions(k, v, withheld)]
     asked = {v for k, v in pairs if k == "_col"}
-    pairs = [(k, v) for k, v in pairs if not (k == "_nocol" and v in withheld + derived)]
-    pairs += [("_nocol", c) for c in (*withheld, *(c for c in derived if c not in asked))]
+    pairs = [(k, v) for k, v in pairs if not (k == "_nocol" and v in withheld + hidden)]
+    pairs += [("_nocol", c) for c in (*withheld, *(c for c in hidden if c not in asked))]
     return urlencode(pairs)
 
 
@@ -158,7 +158,7 @@ def guard(app: ASGIApp, token: str | None) -> ASGIApp:
                 await _respond(send, 302, b"", [(b"location", b"/-/chanwatch/search?" + urlencode(
                     {"q": words}).encode("ascii"))])
                 return
-            if not rest and (table in WITHHELD_COLUMNS or table in DERIVED_COLUMNS):
+            if not rest and (table in WITHHELD_COLUMNS or table in HIDDEN_COLUMNS):
                 changed = table_query(table, query).encode("latin-1")
                 scope = {**scope, "query_string": changed}
         await app(scope, receive, send)

@@ -25,7 +25,8 @@ TABLES: dict[str, dict[str, Any]] = {
         "sort_desc": "date",
     },
     "messages": {
-        "description": "Every message seen in a channel: a sighting of a post (original, forward or copy).",
+        "description": "Every message seen in a channel: a sighting of a post (original, forward or copy). "
+                       "The raw JSON Telegram sent is hidden (add ?_col=raw to see it).",
         "facets": ["relation", "channel_id"],
         "sort_desc": "date",
     },

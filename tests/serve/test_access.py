@@ -3,6 +3,7 @@ pages, SQL of the visitor's, the download, withheld columns; and the token rules
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import httpx
@@ -149,3 +150,10 @@ async def test_the_token_visit_redirects_only_within_the_site(guarded):
     assert sent[0]["status"] == 303 and dict(sent[0]["headers"])[b"location"] == b"/evil.example/x"
     visit = await guarded.get(f"/-/chanwatch/channel/%D0%BC%D0%B8%D0%B4?token={TOKEN}")
     assert visit.headers["location"] == "/-/chanwatch/channel/%D0%BC%D0%B8%D0%B4"
+
+
+async def test_the_raw_json_of_messages_is_hidden_unless_asked_for(client):
+    rows = (await client.get("/archive/messages.json", params={"_shape": "array"})).json()
+    assert rows and "raw" not in rows[0] and "text" in rows[0]
+    asked = (await client.get("/archive/messages.json", params={"_shape": "array", "_col": "raw"})).json()
+    assert json.loads(asked[0]["raw"])["_"] == "Message"
