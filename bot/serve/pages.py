@@ -212,7 +212,7 @@ def _sighting_view(s: Sighting, post_text: str) -> dict[str, Any]:
     return {"s": s, "name": sighting_name(s), "delay": delay_text(s.delay_s), "date": when(s.date),
             "deleted": deletion_text(s), "reactions": reactions_text(s.reactions),
             "versions": versions if len(versions) > 1 else [],
-            "other_text": len(s.versions) == 1 and s.versions[0].text != post_text}
+            "other_text": len(s.versions) == 1 and s.versions[0].text not in ("", post_text)}
 
 
 async def post_page(datasette: Datasette, request: Request) -> Response:

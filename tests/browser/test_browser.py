@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page
 
-from tests.serve.archive import EDITED_POST_ORIGIN, SANCTIONS_CAPS, SANCTIONS_INSTR
+from tests.serve.archive import EDITED_POST_ORIGIN, PHOTO_SIZE, SANCTIONS_CAPS, SANCTIONS_INSTR
 
 MIN_PNG = 10_000  # bytes: a page with text and charts, not a blank frame
 
@@ -58,3 +58,13 @@ def test_the_amplification_report_draws_its_charts(page, address, tmp_path):
         box = chart.bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 50
     _screenshot(page, tmp_path, "amplification")
+
+
+def test_a_downloaded_photo_is_shown_on_its_post_page(page, address, tmp_path):
+    page.goto(address + "-/chanwatch/search?q=" + "фото")
+    page.locator("#results .result a").first.click()
+    page.wait_for_url("**/-/chanwatch/post/*")
+    image = page.locator("#files img.media")
+    image.wait_for()
+    assert image.evaluate("img => img.complete && img.naturalWidth") == PHOTO_SIZE[0]
+    _screenshot(page, tmp_path, "photo")

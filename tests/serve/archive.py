@@ -6,6 +6,8 @@ a message holding `<script>`, enough matches to page, a downloaded photo, a subs
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +26,18 @@ ARCTIC_MANY = 23  # more than one page of 20 results
 SUBSCRIBER = 424242424
 ACCESS_HASH = 7018639715332310000
 RULE = "secret-subscriber-rule-words"
-PHOTO_BYTES = b"\x89PNG\r\n\x1a\n" + b"chanwatch test photo" * 10
+def _png(width: int, height: int) -> bytes:
+    """A real PNG (red, 8-bit RGB) that a browser decodes, written with zlib alone."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"\xcc\x22\x22" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+PHOTO_SIZE = (64, 48)
+PHOTO_BYTES = _png(*PHOTO_SIZE)
 PHOTO_SHA = hashlib.sha256(PHOTO_BYTES).hexdigest()
 PHOTO_FILE_ID = 777001
 EDITED_POST_ORIGIN = 11  # MFA's message 11: copied by EMBASSY, forwarded by EMBASSY_UK, edited by the MFA
