@@ -50,9 +50,11 @@ async def test_no_page_of_the_archive_shows_a_subscriber_or_a_rule(client):
 @pytest.mark.parametrize("path", ["/-/versions", "/-/versions.json", "/-/plugins.json", "/-/settings.json",
                                   "/-/config", "/-/databases.json", "/-/threads.json", "/-/actor.json",
                                   "/-/metadata.json", "/-/permissions", "/-/messages", "/-/allow-debug",
-                                  "/-/patterns", "/archive.db"])
+                                  "/-/patterns", "/archive.db", "/_memory", "/_internal.json"])
 async def test_datasettes_introspection_pages_and_the_download_are_closed(client, path):
-    assert (await client.get(path)).status_code == 404
+    page = await client.get(path)
+    assert page.status_code == (403 if path.startswith("/_internal") else 404)  # Datasette's own refusal
+    assert "datasette_version" not in page.text and "sqlite_version" not in page.text
 
 
 async def test_sql_of_the_visitors_own_is_refused_but_canned_queries_run(client):
