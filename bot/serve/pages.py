@@ -21,7 +21,7 @@ from datasette.utils.asgi import NotFound, Request, Response
 from markupsafe import Markup
 
 from bot.charts import carry_graph, line_chart
-from bot.formatting import channel_label, human_size
+from bot.formatting import channel_label
 from bot.post_text import deletion_text, file_text, reactions_text, sighting_name, version_head, when
 from bot.report_html import amplification_html, channel_html, query_html
 from bot.serve.access import DATABASE
@@ -223,7 +223,7 @@ async def post_page(datasette: Datasette, request: Request) -> Response:
     if record is None:
         return await render(datasette, request, "missing.html", {"what": f"post {ref}"}, status=404)
     graph, curve = post_charts(record)
-    files = [{"f": f, "text": file_text(f), "size": human_size(f.size) if f.size else None,
+    files = [{"f": f, "text": file_text(f),
               "image": (f.mime_type or "").startswith("image/") and f.mime_type != "image/svg+xml"}
              for f in record.files]
     context = {
