@@ -26,7 +26,7 @@ T = TypeVar("T")
 _BOT_TOKEN = re.compile(r"^\d{3,}:[A-Za-z0-9_-]{30,}$")
 _API_HASH = re.compile(r"^[0-9a-fA-F]{32}$")
 
-SECRET_NAMES = ("TG_API_HASH", "TG_SESSION", "TG_BOT_TOKEN")
+SECRET_NAMES = ("TG_API_HASH", "TG_SESSION", "TG_BOT_TOKEN", "CHANWATCH_WEB_TOKEN")
 
 
 class ConfigError(Exception):
@@ -74,10 +74,12 @@ class Settings:
     web_rate: float = 1.0  # web-preview requests a second, across all channels
     source: str = "auto"  # how channels are read: auto (the API with a user session, else web), api, web
     fetch_origins: bool = False  # the web reader fetches an unwatched forward origin's post once
+    web_token: str | None = field(default=None, repr=False)  # what `chanwatch serve` asks every request for
+
 
     def secrets(self) -> list[str]:
         """The secret values, for log redaction."""
-        return [s for s in (self.api_hash, self.session, self.bot_token) if s]
+        return [s for s in (self.api_hash, self.session, self.bot_token, self.web_token) if s]
 
     @property
     def has_user_session(self) -> bool:
@@ -330,6 +332,23 @@ def db_path_from(env: Mapping[str, str | None]) -> Path:
     return Path(_get(env, "CHANWATCH_DB") or "chanwatch.db").expanduser()
 
 
+WEB_TOKEN_MIN = 16
+WEB_TOKEN_HINT = (f"must be at least {WEB_TOKEN_MIN} characters without spaces; make one with "
+                  "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`")
+
+
+def _web_token(raw: str) -> str:
+    if len(raw) < WEB_TOKEN_MIN or any(c.isspace() for c in raw):
+        raise ValueError("bad format")
+    return raw
+
+
+def web_token_from(env: Mapping[str, str | None]) -> str | None:
+    """CHANWATCH_WEB_TOKEN of `env` (see `read_env`): the token `chanwatch serve` asks every request for,
+    or None; ConfigError (never showing the value) when it is too short to guess at."""
+    return _parse(env, "CHANWATCH_WEB_TOKEN", _web_token, None, WEB_TOKEN_HINT)
+
+
 def alert_chat_from(env: Mapping[str, str | None]) -> int | None:
     """CHANWATCH_ALERT_CHAT of `env` (see `read_env`), or None; ConfigError if it is not a chat id."""
     return _parse(env, "CHANWATCH_ALERT_CHAT", int, None,
@@ -420,4 +439,5 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                  "must be auto (the API when a user session is configured, else the web preview), "
                  "api or web"),
         fetch_origins=p(env, "CHANWATCH_FETCH_ORIGINS", _bool, False, "must be true or false"),
+        web_token=web_token_from(env),
     )

@@ -194,3 +194,12 @@ def test_the_source_defaults_to_auto_reads_api_or_web_and_origins_are_not_fetche
     settings = load(tmp_path, CHANWATCH_SOURCE="Web", CHANWATCH_FETCH_ORIGINS="true")
     assert (settings.source, settings.fetch_origins) == ("web", True)
     assert load(tmp_path, CHANWATCH_SOURCE="api").source == "api"
+
+
+def test_the_web_token_is_a_secret_and_a_short_one_is_refused_without_showing_it(tmp_path):
+    web = "served-archive-token-0123"
+    settings = load(tmp_path, CHANWATCH_WEB_TOKEN=web)
+    assert settings.web_token == web and web not in repr(settings) and web in settings.secrets()
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, CHANWATCH_WEB_TOKEN="short-one")
+    assert caught.value.variable == "CHANWATCH_WEB_TOKEN" and "short-one" not in str(caught.value)

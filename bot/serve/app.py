@@ -1,0 +1,41 @@
+"""The served archive assembled: a Datasette over the archive file, read-only, with chanwatch's plugin,
+metadata and templates, and the settings that keep it to the archive (no SQL of the visitor's, no
+download, no suggested facets on a large archive).
+
+    ds = build(Path("chanwatch.db"), media_dir=Path("media"), token=None)
+    app = ds.app()      # an ASGI app: uvicorn runs it (`chanwatch serve`), httpx drives it in tests
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasette.app import Database, Datasette
+from datasette.plugins import pm
+
+from bot.serve import plugin
+from bot.serve.access import DATABASE
+from bot.serve.metadata import metadata
+from bot.serve.pages import ServeConfig
+
+TEMPLATES = Path(__file__).with_name("templates")
+SETTINGS = {
+    "default_allow_sql": False,
+    "allow_download": False,
+    "allow_csv_stream": True,
+    "suggest_facets": False,  # each suggestion is a query per column: slow over a million messages
+    "default_page_size": 50,
+    "sql_time_limit_ms": 5000,
+}
+
+
+def build(db_path: Path, *, media_dir: Path, token: str | None = None) -> Datasette:
+    """A Datasette serving the archive at `db_path` read-only (SQLite's `mode=ro`: the daemon may be
+    writing to it meanwhile) under the name `archive`, with chanwatch's pages and rules."""
+    if not pm.is_registered(plugin):
+        pm.register(plugin, name="chanwatch")
+    ds = Datasette(metadata=metadata(), template_dir=str(TEMPLATES), settings=SETTINGS)
+    ds.chanwatch = ServeConfig(media_dir=media_dir, token=token)  # type: ignore[attr-defined]
+    ds.remove_database("_memory")
+    ds.add_database(Database(ds, path=str(db_path), is_mutable=True), name=DATABASE)
+    return ds

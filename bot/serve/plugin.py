@@ -1,0 +1,92 @@
+"""The chanwatch Datasette plugin: its hooks. Each one acts only on a Datasette that `bot.serve.app.build`
+made (it carries a `chanwatch` ServeConfig), so another Datasette in the same process is left alone.
+
+- `register_routes`: chanwatch's pages (`bot.serve.pages.ROUTES`), the home page at `/` among them.
+- `permission_allowed`: only the archive's tables are served (`storage.browse.ARCHIVE_TABLES`; every
+  other table, known or added later, is refused), arbitrary SQL and the database download are off,
+  canned queries run.
+- `asgi_wrapper`: the token and the closed paths (`bot.serve.access.guard`).
+- `prepare_connection`: the SQL functions `storage.search` compiles queries to.
+- `render_cell`: links for the references Datasette cannot infer (no declared single-column foreign
+  key): a post's origin channel, the channel id of the version, reading and file tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from datasette import hookimpl
+from datasette.app import Datasette
+from markupsafe import Markup, escape
+
+from bot.serve.access import DATABASE, ASGIApp, Receive, Scope, Send, guard
+from bot.serve.pages import ROUTES, ServeConfig
+from storage.browse import ARCHIVE_TABLES
+from storage.search import register_functions
+
+CLOSED_ACTIONS = frozenset({"execute-sql", "view-database-download", "permissions-debug", "debug-menu"})
+
+CHANNEL_LINKS = frozenset({("posts", "origin_channel_id"), ("message_versions", "channel_id"),
+                           ("message_stats", "channel_id"), ("tg_files", "channel_id"),
+                           ("message_media", "channel_id")})
+"""Channel ids Datasette cannot link itself: no foreign key is declared (messages.channel_id is one)."""
+
+
+def _config(datasette: Datasette) -> ServeConfig | None:
+    found = getattr(datasette, "chanwatch", None)
+    return found if isinstance(found, ServeConfig) else None
+
+
+@hookimpl
+def register_routes(datasette: Datasette) -> list[tuple[str, Callable[..., Any]]]:
+    """chanwatch's pages (they answer 404 on a Datasette that is not chanwatch's)."""
+    return list(ROUTES)
+
+
+@hookimpl
+def permission_allowed(datasette: Datasette, actor: Any, action: str, resource: Any) -> bool | None:
+    """The archive's tables and canned queries only; no SQL of the visitor's, no download."""
+    if _config(datasette) is None:
+        return None
+    if action in CLOSED_ACTIONS:
+        return False
+    if action == "view-table" and isinstance(resource, tuple):
+        database, table = resource
+        return database == DATABASE and table in ARCHIVE_TABLES
+    if action == "view-database" and resource not in (DATABASE, None):
+        return False
+    return None
+
+
+@hookimpl
+def asgi_wrapper(datasette: Datasette) -> Callable[[ASGIApp], ASGIApp]:
+    """Datasette behind the token check and the closed paths. The settings are looked up per request:
+    Datasette builds its app (for `datasette.client`) before `build` has given it chanwatch's."""
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        async def chanwatch_app(scope: Scope, receive: Receive, send: Send) -> None:
+            config = _config(datasette)
+            await (app if config is None else guard(app, config.token))(scope, receive, send)
+
+        return chanwatch_app
+
+    return wrap
+
+
+@hookimpl
+def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Datasette) -> None:
+    """The SQL functions search queries call (`chanwatch_fold`, `chanwatch_name`)."""
+    if _config(datasette) is not None and database == DATABASE:
+        register_functions(conn)
+
+
+@hookimpl
+def render_cell(row: Any, value: Any, column: str, table: str | None, database: str,
+                datasette: Datasette) -> Markup | None:
+    """A channel id Datasette cannot link as a link to chanwatch's page for that channel."""
+    if (_config(datasette) is None or database != DATABASE or (table, column) not in CHANNEL_LINKS
+            or not isinstance(value, int)):
+        return None
+    return Markup(f'<a href="/-/chanwatch/channel/{value}">{escape(str(value))}</a>')
