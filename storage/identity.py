@@ -75,6 +75,7 @@ class _Adoption(PostSettling):
         self.counts = Counts()
         self.keys = Keys(conn)
         self.merged = {}
+        self.edited_merged = set()
 
     def post(self, post_id: int) -> int:
         while post_id in self.merged:

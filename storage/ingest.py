@@ -76,6 +76,7 @@ class _Ingest(PostSettling):
         self.written: set[int] = set()  # message ids this batch wrote: `stored` no longer tells
         self.unmarked: set[str] = set()  # fingerprints no post shows nor has a copy mark of
         self.merged: dict[int, int] = {}  # post id merged away -> the post it went into
+        self.edited_merged: set[int] = set()
 
     def run(self) -> IngestResult:
         upsert_channel(self.conn, self.channel, self.now)

@@ -26,6 +26,7 @@ class PostSettling:
     counts: Counts
     keys: Keys
     merged: dict[int, int]
+    edited_merged: set[int]  # posts a merge gave an `is:edited` post: they read edited before
 
     def _update_post(self, post_id: int, **columns: Any) -> None:
         sets = ", ".join(f"{name} = :{name}" for name in columns)
@@ -42,10 +43,12 @@ class PostSettling:
         A chat alerted about both keeps one alert, the one already sent if either was. Returns the
         text `gone` showed.
         """
-        first_seen, edited_at, media_kind, shown, fingerprint, words, date = self.conn.execute(
-            "SELECT first_seen, edited_at, media_kind, text, fingerprint, word_count, date FROM posts"
-            " WHERE id = ?", (gone,)
+        first_seen, edited_at, media_kind, shown, fingerprint, words, date, edited = self.conn.execute(
+            "SELECT first_seen, edited_at, media_kind, text, fingerprint, word_count, date, edited"
+            " FROM posts WHERE id = ?", (gone,)
         ).fetchone()
+        if edited:
+            self.edited_merged.add(keep)
         args = {"keep": keep, "gone": gone}
         self.conn.execute("UPDATE messages SET post_id = :keep WHERE post_id = :gone", args)
         self.conn.execute("UPDATE post_keys SET post_id = :keep WHERE post_id = :gone", args)
@@ -143,7 +146,8 @@ class PostSettling:
         if moved or changes.get("fingerprint", post["fingerprint"]) != post["fingerprint"]:
             self._keep_mark(post_id, post["fingerprint"], post["word_count"], post["date"])
         self._update_post(post_id, **changes)
-        self._mark_edited(post_id, edit and post_id not in self.counts.edited_posts, was=post["edited"])
+        was = post["edited"] or post_id in self.edited_merged  # a post merged in read `is:edited` before
+        self._mark_edited(post_id, edit and post_id not in self.counts.edited_posts, was=was)
 
     def _mark_edited(self, post_id: int, edit: bool, was: int | None = None) -> None:
         """Recompute the post's `edited` flag; when an edit of one of its messages (`edit`) turns it

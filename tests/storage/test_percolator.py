@@ -151,8 +151,8 @@ def test_a_forward_of_an_alerted_post_adds_nothing_even_for_a_channel_rule(conn)
 # -- edits ----------------------------------------------------------------------------------------
 
 
-def edited(message_id: int, text: str, hours: int):
-    return msg(MFA, message_id, text, edit_date=T0 + timedelta(hours=hours))
+def edited(message_id: int, text: str, hours: int, channel=MFA):
+    return msg(channel, message_id, text, edit_date=T0 + timedelta(hours=hours))
 
 
 def test_an_edit_that_adds_a_watched_word_alerts_once(conn):
@@ -189,6 +189,19 @@ def test_a_rule_added_after_a_post_turned_is_edited_is_not_alerted_by_its_next_e
     rule(conn, 1, "is:edited")
     ingest_batch(conn, batch(MFA, edited(1, "Canada", 2)), after=percolator)
     assert alerts(conn) == []  # it matched before this edit: a rule added since gets no alert for it
+
+
+def test_an_edit_merging_in_a_post_that_read_edited_already_does_not_alert_a_rule_added_since(conn):
+    """Found by the property test: post A was edited to the statement, then a rule `is:edited` came;
+    post B's message edited to the same words merges A in. The post read so, edited, before the rule."""
+    percolator = Percolator()
+    ingest_batch(conn, batch(MFA, msg(MFA, 1, "")), after=percolator)
+    ingest_batch(conn, batch(EMBASSY, msg(EMBASSY, 2, "")), after=percolator)
+    ingest_batch(conn, batch(MFA, edited(1, STATEMENT, 1)), after=percolator)
+    rule(conn, 1, "is:edited")
+    ingest_batch(conn, batch(EMBASSY, edited(2, STATEMENT, 2, channel=EMBASSY)), after=percolator)
+    assert post_id(conn, MFA.id, 1) == post_id(conn, EMBASSY.id, 2)
+    assert alerts(conn) == []
 
 
 def test_such_an_edit_does_not_alert_a_rule_added_since_that_the_words_matched_before(conn):
