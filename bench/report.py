@@ -43,7 +43,6 @@ def build(path: Path, messages: int) -> None:
     for batch in amplification_batches(messages):
         ingest_batch(conn, batch)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.execute("ANALYZE")
     conn.close()
     os.replace(partial, path)
     print(f"built {path} in {time.perf_counter() - start:.0f} s")
