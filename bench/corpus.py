@@ -98,15 +98,16 @@ def amplification_batches(
     # messages per origin post: itself and its carriers; the rest of `total` is the amplifiers' own posts
     weight = [1.0] if origins == 1 else [0.7, *[0.3 / (origins - 1)] * (origins - 1)]  # of origin posts
     per_post = 1 + sum(w * sum(row) for w, row in zip(weight, carry, strict=True))
-    origin_posts_per_day = 0.65 * total / per_post / days
-    own_per_day = 0.35 * total / days / amplifiers
+    # 3% over: the draws fall short of their means as often as not, and the last day is cut at `total`
+    origin_posts_per_day = 1.03 * 0.65 * total / per_post / days
+    own_per_day = 1.03 * 0.35 * total / days / amplifiers
     next_id = {c.id: 1 for c in (*origin_chans, *amp_chans)}
     pending: list[tuple[datetime, int, str, tuple]] = []  # (date, tie-breaker, kind, payload) heap
     order = itertools.count()
     made = 0
-    for day in range(days * 10):  # the pending carriers of the last day spill over; stop at `total`
+    for day in range(days * 10):  # stop at `total`, going on past `days` if the draws fell short
         start = T0 + timedelta(days=day)
-        if day < days:
+        if day < days or made < total:
             for o, origin in enumerate(origin_chans):
                 for when in sorted(start + timedelta(seconds=rng.uniform(0, 86400))
                                    for _ in range(_count(rng, origin_posts_per_day * weight[o]))):
@@ -171,7 +172,7 @@ def amplification_batches(
                 chunk = tuple(records[at:at + batch_size])
                 yield Batch(chans[channel_id], chunk, cursor=chunk[-1].message_id)
         yield from later
-        if made >= total or (day >= days and not pending):
+        if made >= total:
             return
 
 
