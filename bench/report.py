@@ -44,6 +44,8 @@ def build(path: Path, messages: int) -> None:
         ingest_batch(conn, batch)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    for suffix in ("-wal", "-shm"):  # a removed archive's leftovers must not meet the new one
+        Path(str(path) + suffix).unlink(missing_ok=True)
     os.replace(partial, path)
     print(f"built {path} in {time.perf_counter() - start:.0f} s")
 
