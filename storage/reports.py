@@ -258,16 +258,18 @@ def _uncarried(conn: sqlite3.Connection, where: str, params: list[object], top: 
 
 def _timeline(conn: sqlite3.Connection, channels: list[int], since: date | None,
               until: date | None) -> tuple[DayCount, ...]:
-    """Messages per channel per UTC day in the window, for the origins and amplifiers reported
-    (a short list: each channel's messages are read by their primary key's prefix)."""
+    """Messages per channel per UTC day in the window, for the origins and amplifiers reported,
+    counted along the index `messages_channel_day` (schema v14), grouped by its own expression so
+    that no message is sorted."""
     if not channels:
         return ()
-    window, params = _days("m.date", since, until)
+    day = "substr(m.date, 1, 10)"
+    window, params = _days(day, since, until)
     rows = conn.execute(
-        f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*)
-        FROM messages m LEFT JOIN channels c ON c.id = m.channel_id
+        f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, {day}, count(*)
+        FROM messages m INDEXED BY messages_channel_day LEFT JOIN channels c ON c.id = m.channel_id
         WHERE m.channel_id IN ({", ".join("?" * len(channels))}){window}
-        GROUP BY m.channel_id, day ORDER BY day, m.channel_id""", [*channels, *params]).fetchall()
+        GROUP BY m.channel_id, {day} ORDER BY {day}, m.channel_id""", [*channels, *params]).fetchall()
     return tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows)
 
 

@@ -30,10 +30,10 @@ def test_text_shows_each_section_as_a_table_within_100_columns(capsys, db) -> No
     assert max(len(line) for line in out.splitlines()) <= 100
     lines = out.splitlines()
     assert "  MFARussia │     3 │       2 │   67%" in lines
-    assert ("  rusembc          │       2 │   67% │   1 │    1 │     5m │   30m │   30m │   1 │      1 │       1"
-            in lines)
-    assert ("  RussianEmbassyUK │       2 │   67% │   2 │    0 │     2m │ 1d 1h │ 1d 1h │   0 │      1 │       1"
-            in lines)
+    assert ("  rusembc          │       2 │   67% │   1 │    1 │     5m │   30m │   30m │   1 │      1 │"
+            "       1") in lines
+    assert ("  RussianEmbassyUK │       2 │   67% │   2 │    0 │     2m │ 1d 1h │ 1d 1h │   0 │      1 │"
+            "       1") in lines
     assert "  MFARussia │ RussianEmbassyUK │      1 │    0 │    0 │    0 │     1" in lines
     assert "  2025-12-17 10:02 │ MFARussia │ Arctic council meets in Tromsø" in lines
     assert any(line.startswith("  2025-12-17 10:00 │ MFARussia │        2 │         3 │ 1,200 │ Statement")

@@ -136,6 +136,7 @@ def test_the_amplification_report_reads_posts_and_messages_through_indexes_only_
                                                                                          "posts", "messages")]
     assert any("COVERING INDEX messages_post" in p for p in plans)
     assert any("posts_origin" in p for p in plans)
+    assert any("COVERING INDEX messages_channel_day" in p for p in plans)  # the timeline
     assert conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0
 
 
