@@ -4,9 +4,11 @@ channels carried, how, how fast.
 An origin is a channel whose posts (`posts.origin_channel_id`) another channel carried in the window;
 an amplifier is a channel that carried at least one of them (a sighting in `messages` by a channel
 other than the origin, as a forward or as a copy without attribution). The window is on the post's
-original date. Every figure is an SQL aggregate (GROUP BY, window functions): delays are ranked in
-SQL and the median and p90 read at their nearest rank, so no Python loop runs over sightings; the
-report reads a million-message archive in a few passes over `posts` and `messages`. The query
+original date. Every figure is an SQL aggregate, so no Python loop runs over sightings: one pass over
+the indexes `posts_origin` and `messages_post` (schema v14) fills a temporary table of (origin post,
+carrying channel) pairs sorted by delay, from which the amplifiers' figures (the median and p90 at
+their nearest rank, read by rowid) and the most carried posts are grouped; the report reads a
+million-message archive in about 2-4 s (bench/report.py) without reading a message row. The query
 report (`query_timeline`) counts a search's matches per day per channel; the channel report
 (`channel_report`) sums up one channel's activity.
 """
@@ -128,62 +130,81 @@ def _window(origin: int | None, since: date | None, until: date | None) -> tuple
     return sql + days, params + day_params
 
 
-_SIGHTINGS = """
-WITH op AS (SELECT p.id, p.origin_channel_id AS origin, p.date, p.edited FROM posts p WHERE {where}),
-firsts AS (  -- each other channel's first sighting of each origin post
-    SELECT op.origin, m.channel_id, op.id AS post_id, op.edited,
-           max(m.relation = 'forward') AS forwarded, max(m.relation = 'copy') AS copied,
-           CAST(round((julianday(min(m.date)) - julianday(op.date)) * 86400) AS INTEGER) AS delay
-    FROM op JOIN messages m ON m.post_id = op.id AND m.channel_id != op.origin
-    GROUP BY op.origin, m.channel_id, op.id
+_PAIRS = "report_pairs"
+"""The temporary table of one report's (origin post, carrying channel) pairs; see `_pairs`."""
+
+_PAIRS_SQL = """
+CREATE TEMP TABLE report_pairs AS
+WITH op AS (  -- the origin posts in the window, from the index alone (posts_origin, schema v14)
+    SELECT p.id, p.origin_channel_id AS origin, p.date, p.edited,
+           EXISTS (SELECT 1 FROM messages d INDEXED BY messages_deleted WHERE d.post_id = p.id
+                   AND d.deleted_at IS NOT NULL AND d.channel_id = p.origin_channel_id
+                   AND d.relation = 'original') AS deleted
+    FROM posts p INDEXED BY posts_origin WHERE {where}
 )
+SELECT op.origin, m.channel_id, op.id AS post_id, op.edited, op.deleted,
+       max(m.relation = 'forward') AS forwarded, max(m.relation = 'copy') AS copied, count(*) AS sightings,
+       CAST(round((julianday(min(m.date)) - julianday(op.date)) * 86400) AS INTEGER) AS delay
+FROM op JOIN messages m ON m.post_id = op.id AND m.channel_id != op.origin
+GROUP BY op.origin, op.date, op.edited, op.id, m.channel_id  -- the order of posts_origin: no sort
+ORDER BY op.origin, m.channel_id, delay
 """
+
+
+def _pairs(conn: sqlite3.Connection, where: str, params: list[object]) -> None:
+    """Fill `report_pairs`: one row per origin post in the window and other channel that carried it,
+    with that channel's first sighting's delay, how it carried it (forward, copy), its sightings and
+    the post's `edited` / `deleted` flags, in one pass over the indexes `posts_origin` and
+    `messages_post` (schema v14). The rows are inserted sorted by (origin, channel, delay), so each
+    amplifier's delays are consecutive rowids in rank order: its median and p90 are read by rowid,
+    with neither a window function nor a second sort."""
+    conn.execute(f"DROP TABLE IF EXISTS temp.{_PAIRS}")
+    conn.execute(_PAIRS_SQL.format(where=where), params)
 
 
 def amplification(conn: sqlite3.Connection, origin: int | None = None, since: date | None = None,
                   until: date | None = None, *, top: int = 10) -> Amplification:
     """The amplification report over posts dated `since`..`until` (UTC days, inclusive), of one
     origin channel id or of every origin; `top` bounds the lists of most and never carried posts.
+    The connection needs nothing but reading the archive (a read-only one will do): the pairs of
+    origin posts and carrying channels live in a temporary table for the call (`_pairs`).
 
     Example: `amplification(conn, 1001, date(2025, 12, 1))` — the MFA's posts since 1 December.
     """
     where, params = _window(origin, since, until)
-    sightings = _SIGHTINGS.format(where=where)
     origin_rows = conn.execute(
-        f"""WITH op AS (SELECT p.id, p.origin_channel_id AS origin FROM posts p WHERE {where})
+        f"""WITH op AS (SELECT p.id, p.origin_channel_id AS origin FROM posts p INDEXED BY posts_origin
+                        WHERE {where})
         SELECT op.origin, {_NAME.format(id='op.origin')}, count(*),
                sum(EXISTS (SELECT 1 FROM messages m WHERE m.post_id = op.id AND m.channel_id != op.origin))
         FROM op LEFT JOIN channels c ON c.id = op.origin GROUP BY op.origin""", params).fetchall()
     origins = tuple(OriginFigures(r[0], r[1], r[2], r[3]) for r in origin_rows
                     if r[3] or r[0] == origin)
     posts_of = {o.channel_id: o.posts for o in origins}
-    deleted = ("EXISTS (SELECT 1 FROM messages d WHERE d.post_id = f.post_id AND d.channel_id = f.origin"
-               " AND d.relation = 'original' AND d.deleted_at IS NOT NULL)")
     own_days, own_params = _days("q.date", since, until)
-    own = f"(SELECT count(*) FROM posts q WHERE q.origin_channel_id = a.channel_id{own_days})"
-    amp_rows = conn.execute(
-        sightings + f""",
-        ranked AS (
-            SELECT f.*, {deleted} AS deleted,
-                   row_number() OVER (PARTITION BY origin, channel_id ORDER BY delay) AS rank,
-                   count(*) OVER (PARTITION BY origin, channel_id) AS n
-            FROM firsts f
-        ),
-        a AS (
-            SELECT origin, channel_id, count(*) AS carried, sum(forwarded) AS forwards,
-                   sum(copied) AS copies,
-                   max(CASE WHEN rank = (n + 1) / 2 THEN delay END) AS median,
-                   max(CASE WHEN rank = (9 * n + 9) / 10 THEN delay END) AS p90,
-                   max(delay) AS max_delay, sum(edited) AS edited, sum(deleted) AS deleted,
-                   sum(delay < 300) AS b0, sum(delay >= 300 AND delay < 3600) AS b1,
-                   sum(delay >= 3600 AND delay < 21600) AS b2, sum(delay >= 21600 AND delay < 86400) AS b3,
-                   sum(delay >= 86400) AS b4
-            FROM ranked GROUP BY origin, channel_id
-        )
-        SELECT a.origin, a.channel_id, {_NAME.format(id='a.channel_id')}, a.carried, a.forwards, a.copies,
-               a.median, a.p90, a.max_delay, {own}, a.edited, a.deleted, a.b0, a.b1, a.b2, a.b3, a.b4
-        FROM a LEFT JOIN channels c ON c.id = a.channel_id
-        ORDER BY a.origin, a.carried DESC, a.channel_id""", params + own_params).fetchall()
+    own = (f"(SELECT count(*) FROM posts q INDEXED BY posts_origin"
+           f" WHERE q.origin_channel_id = a.channel_id{own_days})")
+    _pairs(conn, where, params)
+    try:
+        amp_rows = conn.execute(
+            f"""WITH a AS (
+                SELECT origin, channel_id, count(*) AS carried, min(rowid) AS first,
+                       sum(forwarded) AS forwards, sum(copied) AS copies, max(delay) AS max_delay,
+                       sum(edited) AS edited, sum(deleted) AS deleted,
+                       sum(delay < 300) AS b0, sum(delay >= 300 AND delay < 3600) AS b1,
+                       sum(delay >= 3600 AND delay < 21600) AS b2,
+                       sum(delay >= 21600 AND delay < 86400) AS b3, sum(delay >= 86400) AS b4
+                FROM {_PAIRS} GROUP BY origin, channel_id
+            )
+            SELECT a.origin, a.channel_id, {_NAME.format(id='a.channel_id')}, a.carried, a.forwards, a.copies,
+                   (SELECT delay FROM {_PAIRS} WHERE rowid = a.first + (a.carried + 1) / 2 - 1),
+                   (SELECT delay FROM {_PAIRS} WHERE rowid = a.first + (9 * a.carried + 9) / 10 - 1),
+                   a.max_delay, {own}, a.edited, a.deleted, a.b0, a.b1, a.b2, a.b3, a.b4
+            FROM a LEFT JOIN channels c ON c.id = a.channel_id
+            ORDER BY a.origin, a.carried DESC, a.channel_id""", own_params).fetchall()
+        top_posts = _top_posts(conn, top)
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{_PAIRS}")
     amplifiers = tuple(
         AmplifierFigures(origin_id=r[0], channel_id=r[1], name=r[2], carried=r[3],
                          share=r[3] / posts_of[r[0]] if posts_of.get(r[0]) else 0.0, forwards=r[4],
@@ -191,7 +212,7 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
                          own_posts=r[9], carried_edited=r[10], carried_deleted=r[11])
         for r in amp_rows)
     delays = tuple(DelayDistribution(r[0], r[1], (r[12], r[13], r[14], r[15], r[16])) for r in amp_rows)
-    top_posts, uncarried = _posts(conn, where, params, top, origin)
+    uncarried = _uncarried(conn, where, params, top, [o.channel_id for o in origins])
     involved = sorted({o.channel_id for o in origins} | {a.channel_id for a in amplifiers})
     return Amplification(
         since=since.isoformat() if since else None, until=until.isoformat() if until else None,
@@ -199,44 +220,56 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
         timeline=_timeline(conn, involved, since, until), delays=delays)
 
 
-def _posts(conn: sqlite3.Connection, where: str, params: list[object], top: int, origin: int | None
-           ) -> tuple[tuple[PostFigures, ...], tuple[PostFigures, ...]]:
-    """The `top` most carried origin posts (most channels, then sightings, then views) and the
-    `top` latest posts of the reported origins (those carried, or the one named) no other channel
-    carried, both aggregated in one pass over their messages."""
+_POST_FIGURES = """p.id, p.origin_channel_id, p.origin_message_id, p.date, p.text,
+    (SELECT count(*) FROM messages m WHERE m.post_id = p.id) AS sightings, {channels} AS channels,
+    (SELECT sum(m.views) FROM messages m WHERE m.post_id = p.id) AS views"""
+
+
+def _top_posts(conn: sqlite3.Connection, top: int) -> tuple[PostFigures, ...]:
+    """The `top` most carried origin posts: most channels, then sightings, then views. Channels per
+    post are counted from `report_pairs`; only the posts that can still make the list (as many
+    channels as the `top`-th post, or more) have their sightings and views summed."""
     rows = conn.execute(
-        f"""WITH per AS (
-            SELECT p.id, p.origin_channel_id AS origin, p.origin_message_id, p.date, p.text,
-                   count(m.channel_id) AS sightings,
-                   count(DISTINCT CASE WHEN m.channel_id != p.origin_channel_id THEN m.channel_id END)
-                       AS channels,
-                   sum(m.views) AS views
-            FROM posts p LEFT JOIN messages m ON m.post_id = p.id
-            WHERE {where} GROUP BY p.id
-        )
-        SELECT * FROM (SELECT * FROM per WHERE channels > 0
-                       ORDER BY channels DESC, sightings DESC, coalesce(views, 0) DESC, date LIMIT ?)
-        UNION ALL
-        SELECT * FROM (SELECT * FROM per WHERE channels = 0
-                       AND (origin IN (SELECT origin FROM per WHERE channels > 0) OR origin = ?)
-                       ORDER BY date DESC, id DESC LIMIT ?)""",
-        [*params, top, origin, top]).fetchall()
-    figures = [PostFigures(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
-    return tuple(f for f in figures if f.channels), tuple(f for f in figures if not f.channels)
+        f"""WITH per AS (SELECT post_id, count(*) AS channels FROM {_PAIRS} GROUP BY post_id),
+            cut AS (SELECT channels FROM per ORDER BY channels DESC LIMIT 1 OFFSET ?),
+            candidates AS (SELECT post_id, channels FROM per
+                           WHERE channels >= coalesce((SELECT channels FROM cut), 0))
+        SELECT {_POST_FIGURES.format(channels="candidates.channels")}
+        FROM candidates JOIN posts p ON p.id = candidates.post_id
+        ORDER BY channels DESC, sightings DESC, coalesce(views, 0) DESC, p.date LIMIT ?""",
+        (top - 1, top)).fetchall()
+    return tuple(PostFigures(*r) for r in rows)
+
+
+def _uncarried(conn: sqlite3.Connection, where: str, params: list[object], top: int,
+               origins: list[int]) -> tuple[PostFigures, ...]:
+    """The `top` latest posts of the reported origins (those carried, or the one named) that no other
+    channel carried, read backwards along each origin's range of `posts_origin`."""
+    if not origins:
+        return ()
+    rows = conn.execute(
+        f"""SELECT {_POST_FIGURES.format(channels="0")} FROM posts p INDEXED BY posts_origin
+        WHERE {where} AND p.origin_channel_id IN ({", ".join("?" * len(origins))})
+              AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.post_id = p.id
+                              AND m.channel_id != p.origin_channel_id)
+        ORDER BY p.date DESC, p.id DESC LIMIT ?""", [*params, *origins, top]).fetchall()
+    return tuple(PostFigures(*r) for r in rows)
 
 
 def _timeline(conn: sqlite3.Connection, channels: list[int], since: date | None,
               until: date | None) -> tuple[DayCount, ...]:
-    """Messages per channel per UTC day in the window, for the origins and amplifiers reported
-    (a short list: each channel's messages are read by their primary key's prefix)."""
+    """Messages per channel per UTC day in the window, for the origins and amplifiers reported,
+    counted along the index `messages_channel_day` (schema v14), grouped by its own expression so
+    that no message is sorted."""
     if not channels:
         return ()
-    window, params = _days("m.date", since, until)
+    day = "substr(m.date, 1, 10)"
+    window, params = _days(day, since, until)
     rows = conn.execute(
-        f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*)
-        FROM messages m LEFT JOIN channels c ON c.id = m.channel_id
+        f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, {day}, count(*)
+        FROM messages m INDEXED BY messages_channel_day LEFT JOIN channels c ON c.id = m.channel_id
         WHERE m.channel_id IN ({", ".join("?" * len(channels))}){window}
-        GROUP BY m.channel_id, day ORDER BY day, m.channel_id""", [*channels, *params]).fetchall()
+        GROUP BY m.channel_id, {day} ORDER BY {day}, m.channel_id""", [*channels, *params]).fetchall()
     return tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows)
 
 

@@ -49,3 +49,11 @@ def test_the_media_benchmark_runs_at_a_tiny_size_and_downloads_no_file_twice(tmp
     out = bench("media.py", "--items", "40", "--scale", "0.01", "--runs", "1", "--big-mb", "100",
                 cwd=tmp_path)
     assert "no file twice" in out and "MB/s" in out and "peak memory" in out
+
+
+def test_the_report_benchmark_builds_a_tiny_archive_once_and_times_both_cases(tmp_path):
+    db = str(tmp_path / "report.db")
+    out = bench("report.py", "--messages", "3000", "--runs", "1", "--db", db, cwd=tmp_path)
+    assert "built" in out and "whole archive:" in out and "@mfa0, " in out and "max RSS" in out
+    again = bench("report.py", "--messages", "3000", "--runs", "1", "--db", db, cwd=tmp_path)
+    assert "built" not in again and "archive: 3,000 messages" in again  # the kept archive is reused

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from bot.cli.common import (
     open_archive,
     plural,
 )
+from bot.cli.table import DEFAULT_WIDTH, output_width, table
 from bot.formatting import duration, minute
 from bot.report_html import amplification_html, channel_html, page, query_html
 from storage.channels import channel_by_username
@@ -108,7 +110,8 @@ def _report(args: argparse.Namespace) -> int:
     with open_archive(archive_path(args), readonly=True) as conn:
         origin = None if args.origin is None else _channel_id(conn, args.origin)
         report = amplification(conn, origin, since, until)
-    text = {"text": amplification_text, "json": amplification_json, "csv": amplification_csv,
+    text = {"text": partial(amplification_text, width=_width(args.out)), "json": amplification_json,
+            "csv": amplification_csv,
             "html": lambda r: page("chanwatch: amplification report", amplification_html(r)),
             }[args.format](report)
     return _write(text, args.out)
@@ -119,7 +122,7 @@ def _query_report(args: argparse.Namespace) -> int:
         raise CliError("report query: give a query, e.g. chanwatch report query 'canada sanctions'")
     with open_archive(archive_path(args), readonly=True) as conn:
         timeline = query_timeline(conn, args.query)
-    text = {"text": query_text, "json": query_json, "csv": query_csv,
+    text = {"text": partial(query_text, width=_width(args.out)), "json": query_json, "csv": query_csv,
             "html": lambda t: page(f"chanwatch: query {t.query}", query_html(t))}[args.format](timeline)
     return _write(text, args.out)
 
@@ -128,9 +131,15 @@ def _channel_report(args: argparse.Namespace) -> int:
     since, until = _window(args)
     with open_archive(archive_path(args), readonly=True) as conn:
         report = channel_report(conn, _channel_id(conn, args.name), since, until)
-    text = {"text": channel_text, "json": channel_json, "csv": channel_csv,
+    text = {"text": partial(channel_text, width=_width(args.out)), "json": channel_json,
+            "csv": channel_csv,
             "html": lambda r: page(f"chanwatch: channel {r.name}", channel_html(r))}[args.format](report)
     return _write(text, args.out)
+
+
+def _width(out: str | None) -> int:
+    """The width of the text output: the terminal's on a terminal, 100 columns in a pipe or an --out file."""
+    return DEFAULT_WIDTH if out is not None else output_width()
 
 
 def _write(text: str, out: str | None) -> int:
@@ -145,58 +154,48 @@ def _write(text: str, out: str | None) -> int:
     return EXIT_OK
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]], left: tuple[int, ...] = (0,)) -> list[str]:
-    """Plain aligned columns: the columns numbered in `left` (names, text) to the left, the rest
-    (figures) to the right."""
-    cells = [headers, *[tuple(str(c) for c in row) for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return ["  " + "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in cells]
+def _flat(text: str) -> str:
+    """A text on one line (a table cell), its runs of whitespace and line breaks as one space."""
+    return " ".join(text.split())
 
 
-def _clip(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[:width - 1] + "…"
-
-
-def amplification_text(report: Amplification) -> str:
-    """The report for a terminal of 100 columns: one titled, aligned table per section."""
+def amplification_text(report: Amplification, width: int = DEFAULT_WIDTH) -> str:
+    """The report for a terminal `width` columns wide: one titled table per section."""
     names = {o.channel_id: o.name for o in report.origins}
     window = f"{report.since or 'the first post'} to {report.until or 'the last'}"
     lines = [f"Amplification report, posts from {window} (UTC)", ""]
     if not report.origins:
         return "\n".join([*lines, "No origin posts carried by another channel in this window.", ""])
-    lines += ["Origins", *_table(("channel", "posts", "carried", "share"), [
-        (o.name, o.posts, o.carried, f"{o.share:.0%}") for o in report.origins]), ""]
+    lines += ["Origins", *table(("channel", "posts", "carried", "share"), [
+        (o.name, o.posts, o.carried, f"{o.share:.0%}") for o in report.origins], wrap=(0,), width=width), ""]
     for origin in report.origins:
         mine = [a for a in report.amplifiers if a.origin_id == origin.channel_id]
         if not mine:
             continue
         headers = ("channel", "carried", "share", "fwd", "copy", "median", "p90", "max", "own", "edited",
                    "deleted")
-        lines += [f"Amplifiers of {origin.name}", *_table(headers, [
-            (_clip(a.name, 24), a.carried, f"{a.share:.0%}", a.forwards, a.copies,
-             duration(a.median_delay_s), duration(a.p90_delay_s), duration(a.max_delay_s), a.own_posts,
-             a.carried_edited, a.carried_deleted) for a in mine]), ""]
+        lines += [f"Amplifiers of {origin.name}", *table(headers, [
+            (a.name, a.carried, f"{a.share:.0%}", a.forwards, a.copies, duration(a.median_delay_s),
+             duration(a.p90_delay_s), duration(a.max_delay_s), a.own_posts, a.carried_edited,
+             a.carried_deleted) for a in mine], wrap=(0,), width=width), ""]
     carriers = {a.channel_id: a.name for a in report.amplifiers}
-    lines += ["Delay after the origin (posts carried within)", *_table(
+    lines += ["Delay after the origin (posts carried within)", *table(
         ("origin", "amplifier", *DELAY_BUCKETS),
-        [(_clip(names.get(d.origin_id, str(d.origin_id)), 20), _clip(carriers.get(d.channel_id, ""), 24),
-          *d.counts) for d in report.delays], left=(0, 1)), ""]
-    lines += ["Most amplified posts", *_table(
+        [(names.get(d.origin_id, str(d.origin_id)), carriers.get(d.channel_id, ""), *d.counts)
+         for d in report.delays], left=(0, 1), wrap=(0, 1), width=width), ""]
+    lines += ["Most amplified posts", *table(
         ("date", "origin", "channels", "sightings", "views", "text"),
-        [(minute(p.date), _clip(names.get(p.origin_id, ""), 16), p.channels, p.sightings,
-          "-" if p.views is None else f"{p.views:,}", _clip(p.text, 36)) for p in report.top_posts],
-        left=(0, 1, 5)), ""]
+        [(minute(p.date), names.get(p.origin_id, ""), p.channels, p.sightings,
+          "-" if p.views is None else f"{p.views:,}", _flat(p.text)) for p in report.top_posts],
+        left=(0, 1, 5), wrap=(1,), clip=(5,), width=width), ""]
     if report.uncarried_posts:
-        lines += ["Posts no one carried (latest)", *_table(
+        lines += ["Posts no one carried (latest)", *table(
             ("date", "origin", "text"),
-            [(minute(p.date), _clip(names.get(p.origin_id, ""), 16), _clip(p.text, 70))
-             for p in report.uncarried_posts], left=(0, 1, 2)), ""]
-    lines += ["Messages per day", *_table(
-        ("day", "channel", "messages"), [(d.day, _clip(d.name, 24), d.messages) for d in report.timeline],
-        left=(0, 1)), ""]
+            [(minute(p.date), names.get(p.origin_id, ""), _flat(p.text)) for p in report.uncarried_posts],
+            left=(0, 1, 2), wrap=(1,), clip=(2,), width=width), ""]
+    lines += ["Messages per day", *table(
+        ("day", "channel", "messages"), [(d.day, d.name, d.messages) for d in report.timeline],
+        left=(0, 1), wrap=(1,), width=width), ""]
     return "\n".join(lines)
 
 
@@ -233,15 +232,16 @@ def amplification_csv(report: Amplification) -> str:
          a.carried_edited, a.carried_deleted) for a in report.amplifiers))
 
 
-def query_text(timeline: QueryTimeline) -> str:
-    """A query's matches for a terminal: the total, then day, channel and messages in columns."""
+def query_text(timeline: QueryTimeline, width: int = DEFAULT_WIDTH) -> str:
+    """A query's matches for a terminal `width` columns wide: the total, then day, channel and
+    messages in columns."""
     verb = "matches" if timeline.posts == 1 else "match"
     head = f"{timeline.posts:,} {plural(timeline.posts, 'post')} {verb} {timeline.query!r}"
     if not timeline.days:
         return head + "\n"
-    rows = [(d.day, _clip(d.name, 40), d.messages) for d in timeline.days]
-    table = _table(("day", "channel", "messages"), rows, left=(0, 1))
-    return "\n".join([head, "", "Messages per day", *table, ""])
+    rows = [(d.day, d.name, d.messages) for d in timeline.days]
+    return "\n".join([head, "", "Messages per day",
+                      *table(("day", "channel", "messages"), rows, left=(0, 1), wrap=(1,), width=width), ""])
 
 
 def query_json(timeline: QueryTimeline) -> str:
@@ -258,27 +258,27 @@ def query_csv(timeline: QueryTimeline) -> str:
 BAR_WIDTH = 40
 
 
-def channel_text(report: ChannelReport) -> str:
-    """One channel's activity for a terminal: messages per day by relation, per hour (with a bar),
-    languages, top hashtags and sources, each a titled table."""
+def channel_text(report: ChannelReport, width: int = DEFAULT_WIDTH) -> str:
+    """One channel's activity for a terminal `width` columns wide: messages per day by relation, per
+    hour (with a bar), languages, top hashtags and sources, each a titled table."""
     window = f"{report.since or 'the first message'} to {report.until or 'the last'}"
     lines = [f"Channel {report.name}: {report.messages:,} {plural(report.messages, 'message')} "
              f"from {window} (UTC)", ""]
     if not report.messages:
         return "\n".join(lines)
-    lines += ["Messages per day", *_table(("day", "own", "forwards", "copies"), [
-        (d.day, d.originals, d.forwards, d.copies) for d in report.days]), ""]
+    lines += ["Messages per day", *table(("day", "own", "forwards", "copies"), [
+        (d.day, d.originals, d.forwards, d.copies) for d in report.days], width=width), ""]
     most = max(report.hours)
-    lines += ["Messages per hour of day (UTC)", *_table(("hour", "messages", ""), [
+    lines += ["Messages per hour of day (UTC)", *table(("hour", "messages", ""), [
         (f"{h:02d}", n, "█" * round(BAR_WIDTH * n / most)) for h, n in enumerate(report.hours)],
-        left=(0, 2)), ""]
-    lines += ["Languages", *_table(("language", "messages"), list(report.languages)), ""]
+        left=(0, 2), clip=(2,), width=width), ""]
+    lines += ["Languages", *table(("language", "messages"), list(report.languages), width=width), ""]
     if report.hashtags:
-        lines += ["Top hashtags", *_table(("hashtag", "messages"),
-                                          [(_clip("#" + t, 40), n) for t, n in report.hashtags]), ""]
+        lines += ["Top hashtags", *table(("hashtag", "messages"), [("#" + t, n) for t, n in report.hashtags],
+                                         wrap=(0,), width=width), ""]
     if report.sources:
-        lines += ["Where what it carried comes from", *_table(("origin", "forwards", "copies"), [
-            (_clip(s.name, 40), s.forwards, s.copies) for s in report.sources]), ""]
+        lines += ["Where what it carried comes from", *table(("origin", "forwards", "copies"), [
+            (s.name, s.forwards, s.copies) for s in report.sources], wrap=(0,), width=width), ""]
     return "\n".join(lines)
 
 

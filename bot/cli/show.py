@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 from bot.cli.common import EXIT_OK, CliError, Command, archive_path, open_archive
+from bot.cli.table import DEFAULT_WIDTH, output_width, table
 from bot.formatting import channel_label
 from bot.post_text import deletion_text, file_text, sighting_name, version_head, views_curve, when
 from storage.post_record import FORMS, PostRecord, PostRefError, Sighting, find_post, post_record, record_json
@@ -33,14 +34,12 @@ def _wrapped(text: str, indent: str) -> list[str]:
     return lines
 
 
-def _sightings_table(record: PostRecord) -> list[str]:
-    rows = [("CHANNEL/MESSAGE", "RELATION", "DATE (UTC)", "DELAY", "VIEWS", "")]
-    for s in record.sightings:
-        rows.append((sighting_name(s), s.relation, when(s.date)[:16], delay_text(s.delay_s),
-                     f"{s.views:,}" if s.views is not None else "-", "deleted" if s.deleted_at else ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+def _sightings_table(record: PostRecord, width: int) -> list[str]:
+    """One row per sighting: where, as what, when, how late after the origin, views, deleted."""
+    return table(("CHANNEL/MESSAGE", "RELATION", "DATE (UTC)", "DELAY", "VIEWS", ""), [
+        (sighting_name(s), s.relation, when(s.date)[:16], delay_text(s.delay_s),
+         f"{s.views:,}" if s.views is not None else "-", "deleted" if s.deleted_at else "")
+        for s in record.sightings], left=(0, 1, 2, 3, 5), wrap=(0,), width=width)
 
 
 def _sighting(s: Sighting, post_text: str, colour: bool) -> list[str]:
@@ -67,8 +66,9 @@ def _sighting(s: Sighting, post_text: str, colour: bool) -> list[str]:
     return lines
 
 
-def format_record(record: PostRecord, colour: bool = False) -> str:
-    """The record for people: origin and text, the sightings table, each sighting in detail, files."""
+def format_record(record: PostRecord, colour: bool = False, width: int = DEFAULT_WIDTH) -> str:
+    """The record for people: origin and text, the sightings table (`width` columns wide), each
+    sighting in detail, files."""
     origin = channel_label(record.origin_username, record.origin_title, record.origin_channel_id)
     if record.origin_username and record.origin_title:
         origin += f" ({record.origin_title})"
@@ -80,7 +80,7 @@ def format_record(record: PostRecord, colour: bool = False) -> str:
     elif record.media_kind:
         lines.append(f"  ({record.media_kind}, no text)")
     count = len(record.sightings)
-    lines += ["", f"{count} sighting{'s' if count != 1 else ''}:", *_sightings_table(record)]
+    lines += ["", f"{count} sighting{'s' if count != 1 else ''}:", *_sightings_table(record, width)]
     for s in record.sightings:
         lines += ["", *_sighting(s, record.text, colour)]
     if record.files:
@@ -105,7 +105,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record_json(record), ensure_ascii=False))
     else:
-        print(format_record(record, _colour()))
+        print(format_record(record, _colour(), output_width()))
     return EXIT_OK
 
 

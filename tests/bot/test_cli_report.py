@@ -24,19 +24,22 @@ def db(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_text_shows_each_section_in_aligned_columns_within_100_columns(capsys, db) -> None:
+def test_text_shows_each_section_as_a_table_within_100_columns(capsys, db) -> None:
     code, out, err = run(capsys, "--db", db, "report", "amplification")
     assert (code, err) == (0, "")
     assert max(len(line) for line in out.splitlines()) <= 100
     lines = out.splitlines()
-    assert "  MFARussia      3        2    67%" in lines
-    assert ("  rusembc                 2    67%    1     1      5m    30m    30m    1       1        1"
-            in lines)
-    assert ("  RussianEmbassyUK        2    67%    2     0      2m  1d 1h  1d 1h    0       1        1"
-            in lines)
-    assert "  MFARussia  RussianEmbassyUK       1     0     0     0      1" in lines
-    assert any(line.startswith("  2025-12-17 10:02  MFARussia  Arctic council") for line in lines)
-    assert "  2025-12-18  RussianEmbassyUK         1" in lines
+    assert "  MFARussia │     3 │       2 │   67%" in lines
+    assert ("  rusembc          │       2 │   67% │   1 │    1 │     5m │   30m │   30m │   1 │      1 │"
+            "       1") in lines
+    assert ("  RussianEmbassyUK │       2 │   67% │   2 │    0 │     2m │ 1d 1h │ 1d 1h │   0 │      1 │"
+            "       1") in lines
+    assert "  MFARussia │ RussianEmbassyUK │      1 │    0 │    0 │    0 │     1" in lines
+    assert "  2025-12-17 10:02 │ MFARussia │ Arctic council meets in Tromsø" in lines
+    assert any(line.startswith("  2025-12-17 10:00 │ MFARussia │        2 │         3 │ 1,200 │ Statement")
+               and line.endswith("…") for line in lines)  # the text clipped to the width
+    assert "  2025-12-18 │ RussianEmbassyUK │        1" in lines
+    assert "\x1b" not in out  # no colour or terminal codes in a pipe
 
 
 def test_json_is_the_report_tree_with_shares_and_bucket_names(capsys, db) -> None:
@@ -101,10 +104,11 @@ def test_report_query_counts_matching_messages_per_day_per_channel(capsys, db) -
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         "1 post matches 'санкций'", "", "Messages per day",
-        "  day         channel           messages",
-        "  2025-12-17  MFARussia                1",
-        "  2025-12-17  rusembc                  1",
-        "  2025-12-18  RussianEmbassyUK         1"]
+        "  day        │ channel          │ messages",
+        "  ───────────┼──────────────────┼─────────",
+        "  2025-12-17 │ MFARussia        │        1",
+        "  2025-12-17 │ rusembc          │        1",
+        "  2025-12-18 │ RussianEmbassyUK │        1"]
 
 
 def test_report_query_as_csv_and_json(capsys, db) -> None:
@@ -129,10 +133,10 @@ def test_report_channel_shows_days_hours_languages_hashtags_and_sources(capsys, 
     lines = out.splitlines()
     assert (code, err) == (0, "") and max(len(line) for line in lines) <= 100
     assert lines[0] == "Channel rusembc: 3 messages from the first message to the last (UTC)"
-    assert "  2025-12-17    1         1       1" in lines
-    assert "  10           2  " + "█" * 40 in lines and "  11           1  " + "█" * 20 in lines
-    assert "  #mfa            1" in lines
-    assert "  MFARussia         1       1" in lines
+    assert "  2025-12-17 │   1 │        1 │      1" in lines
+    assert "  10   │        2 │ " + "█" * 40 in lines and "  11   │        1 │ " + "█" * 20 in lines
+    assert "  #mfa    │        1" in lines
+    assert "  MFARussia │        1 │      1" in lines
 
 
 def test_report_channel_csv_is_the_days_table_and_json_the_tree(capsys, db) -> None:

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from storage.database import connect_sync
+from storage.database import connect_readonly, connect_sync
 from storage.ingest import ingest_batch
 from storage.query import QueryError
 from storage.records import Batch
@@ -112,6 +112,55 @@ def test_an_amplifiers_own_posts_are_counted_in_the_window_only(conn):
                  (EMBASSY.id,))
     [canada, _] = amplification(conn, until=date(2025, 12, 17)).amplifiers
     assert canada.own_posts == 0
+
+
+class Planned:
+    """A connection that records the query plan of every statement before running it (of a
+    CREATE ... AS, its SELECT's), while the temporary tables it reads still exist."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.plans = conn, []  # type: sqlite3.Connection, list[str]
+
+    def execute(self, sql: str, params=()):
+        query = sql.split(" AS\n", 1)[1] if sql.lstrip().startswith("CREATE TEMP TABLE") else sql
+        if query.lstrip().upper().startswith(("SELECT", "WITH")):
+            self.plans += [row[3] for row in self.conn.execute("EXPLAIN QUERY PLAN " + query, params)]
+        return self.conn.execute(sql, params)
+
+
+def test_the_amplification_report_reads_posts_and_messages_through_indexes_only_and_leaves_nothing(conn):
+    planned = Planned(conn)
+    amplification(planned)
+    plans = planned.plans
+    assert plans and not [p for p in plans if p.startswith("SCAN") and p.split()[1] in ("p", "q", "m", "d",
+                                                                                         "posts", "messages")]
+    assert any("COVERING INDEX messages_post" in p for p in plans)
+    assert any("posts_origin" in p for p in plans)
+    assert any("COVERING INDEX messages_channel_day" in p for p in plans)  # the timeline
+    assert conn.execute("SELECT count(*) FROM temp.sqlite_master").fetchone()[0] == 0
+
+
+def test_the_amplification_report_runs_on_a_read_only_connection(tmp_path):
+    path = tmp_path / "archive.db"
+    writer = connect_sync(path)
+    amplification_story(writer)
+    writer.close()
+    reader = connect_readonly(path)
+    assert [(a.name, a.median_delay_s, a.p90_delay_s) for a in amplification(reader).amplifiers] == [
+        ("rusembc", 300, 1800), ("RussianEmbassyUK", 120, 90000)]
+
+
+def test_most_amplified_posts_tied_on_channels_rank_by_sightings_then_views_beyond_the_cut():
+    conn = connect_sync(":memory:")
+    texts = [f"Statement number {i} on the Arctic council and its many working groups" for i in range(4)]
+    ingest_batch(conn, batch(MFA, *(msg(MFA, 10 + i, t, minutes=i, views=100 * i)
+                                    for i, t in enumerate(texts))), T0)
+    ingest_batch(conn, batch(EMBASSY, *(fwd(EMBASSY, 500 + i, MFA, 10 + i, t, minutes=10 + i, views=1)
+                                        for i, t in enumerate(texts))), T0)
+    ingest_batch(conn, batch(EMBASSY, fwd(EMBASSY, 600, MFA, 11, texts[1], minutes=30)), T0)  # twice
+    report = amplification(conn, top=2)
+    assert [(p.origin_message_id, p.channels, p.sightings) for p in report.top_posts] == [
+        (11, 1, 3), (13, 1, 2)]  # all four carried by one channel: 11 seen most, then 13 viewed most
 
 
 def test_a_query_timeline_counts_each_channels_matching_messages_per_day(conn):
