@@ -29,11 +29,19 @@ SETTINGS = {
 }
 
 
+DEFAULT_ERRORS = "datasette.handle_exception"
+
+
 def build(db_path: Path, *, media_dir: Path, token: str | None = None) -> Datasette:
     """A Datasette serving the archive at `db_path` read-only (SQLite's `mode=ro`: the daemon may be
     writing to it meanwhile) under the name `archive`, with chanwatch's pages and rules."""
     if not pm.is_registered(plugin):
         pm.register(plugin, name="chanwatch")
+    # Ours replaces Datasette's error page hook, which prints each exception with its local variables
+    # through rich when rich is installed (the CLI's tables use it): the token or archive rows in the
+    # server's output, and a ValueError outside an except block that turned every 404 into a 500.
+    if pm.has_plugin(DEFAULT_ERRORS):
+        pm.unregister(name=DEFAULT_ERRORS)
     ds = Datasette(metadata=metadata(), template_dir=str(TEMPLATES), settings=SETTINGS)
     ds.chanwatch = ServeConfig(media_dir=media_dir, token=token)  # type: ignore[attr-defined]
     ds.remove_database("_memory")

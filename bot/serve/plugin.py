@@ -7,24 +7,32 @@ made (it carries a `chanwatch` ServeConfig), so another Datasette in the same pr
   canned queries run.
 - `asgi_wrapper`: the token and the closed paths (`bot.serve.access.guard`).
 - `prepare_connection`: the SQL functions `storage.search` compiles queries to.
+- `handle_exception`: the error pages, in place of Datasette's default (unregistered by `build`), which
+  prints each exception with its local variables through rich when rich is installed: the token or
+  archive rows in the server's output, and a ValueError outside an `except` block (404s became 500s).
 - `render_cell`: links for the references Datasette cannot infer (no declared single-column foreign
   key): a post's origin channel, the channel id of the version, reading and file tables.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from datasette import hookimpl
+from datasette import Response, hookimpl
 from datasette.app import Datasette
+from datasette.utils.asgi import Base400
+from datasette.views.base import DatasetteError
 from markupsafe import Markup, escape
 
 from bot.serve.access import DATABASE, ASGIApp, Receive, Scope, Send, guard
 from bot.serve.pages import ROUTES, ServeConfig
 from storage.browse import ARCHIVE_TABLES
 from storage.search import register_functions
+
+log = logging.getLogger(__name__)
 
 CLOSED_ACTIONS = frozenset({"execute-sql", "view-database-download", "permissions-debug", "debug-menu"})
 
@@ -90,3 +98,27 @@ def render_cell(row: Any, value: Any, column: str, table: str | None, database: 
             or not isinstance(value, int)):
         return None
     return Markup(f'<a href="/-/chanwatch/channel/{value}">{escape(str(value))}</a>')
+
+
+@hookimpl
+def handle_exception(datasette: Datasette, request: Any, exception: Exception
+                     ) -> Callable[[], Awaitable[Response]]:
+    """The error page: a client's mistake (404, 400, 403) with its message; anything else a 500 whose
+    cause goes to the log by type and message only (no local variables, no archive rows). It answers
+    for any Datasette in the process: `build` took Datasette's default handler away."""
+
+    async def page() -> Response:
+        if isinstance(exception, Base400 | DatasetteError):
+            status, message = exception.status, str(exception.args[0] if exception.args else exception)
+        else:
+            status, message = 500, "Something went wrong on the server; its log says what."
+            log.error("serve: %s on %s: %s", type(exception).__name__, request.path, exception)
+        if request.path.endswith(".json"):
+            return Response.json({"ok": False, "error": message, "status": status}, status=status)
+        template = datasette.jinja_env.select_template([f"{status}.html", "error.html"])
+        html = await template.render_async({"ok": False, "error": message, "status": status, "title": None,
+                                            "urls": datasette.urls, "app_css_hash": datasette.app_css_hash(),
+                                            "menu_links": lambda: []})
+        return Response.html(html, status=status)
+
+    return page
