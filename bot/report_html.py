@@ -12,7 +12,8 @@ Example: `page("Amplification", amplification_html(amplification(conn)))`.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from bot.charts import bar_chart, distribution_chart, matrix_chart, timeline_chart
@@ -57,12 +58,22 @@ def _text(text: str) -> str:
     return cut(" ".join(text.split()), POST_CHARS)
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links somewhere (both parts escaped): the web view's post pages."""
+
+    href: str
+    text: str
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], numeric: Sequence[int] = (),
            wide: Sequence[int] = ()) -> str:
     """One table, every cell escaped; columns numbered in `numeric` right-aligned (figures), in
     `wide` allowed to wrap (post texts)."""
     def cell(tag: str, i: int, value: object) -> str:
         cls = ' class="num"' if i in numeric else ' class="text"' if i in wide else ""
+        if isinstance(value, Link):
+            return f'<{tag}{cls}><a href="{_esc(value.href)}">{_esc(value.text)}</a></{tag}>'
         return f"<{tag}{cls}>{_esc(value)}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
@@ -86,10 +97,11 @@ def _series(days: Sequence[DayCount]) -> dict[str, list[tuple[date, int]]]:
     return series
 
 
-def amplification_html(report: Amplification) -> str:
+def amplification_html(report: Amplification, post_href: Callable[[int], str] | None = None) -> str:
     """The amplification report: origins, each origin's amplifiers, the carry matrix (origin ×
     amplifier, share carried), the delay distribution per amplifier, messages per day per channel,
-    the most amplified posts and the posts no one carried."""
+    the most amplified posts and the posts no one carried. `post_href(post_id)`: where a post's date
+    links to (the web view's post page); none in the self-contained file, which links nowhere."""
     window = _window(report.since, report.until, "the first post", "the last")
     parts = ['<section class="report amplification">', "<h2>Amplification report</h2>",
              f'<p class="window">Posts from {_esc(window)}.</p>']
@@ -126,22 +138,26 @@ def amplification_html(report: Amplification) -> str:
               distribution_chart(rows, DELAY_BUCKETS, title="Carried posts by delay after the origin")]
     parts += ["<h3>Messages per day</h3>",
               timeline_chart(_series(report.timeline), title="Messages per day per channel (UTC)")]
-    parts += ["<h3>Most amplified posts</h3>", _posts(report.top_posts, names, carried=True)]
+    parts += ["<h3>Most amplified posts</h3>", _posts(report.top_posts, names, post_href, carried=True)]
     if report.uncarried_posts:
         parts += ["<h3>Posts no one carried (latest)</h3>",
-                  _posts(report.uncarried_posts, names, carried=False)]
+                  _posts(report.uncarried_posts, names, post_href, carried=False)]
     parts.append("</section>")
     return "".join(parts)
 
 
-def _posts(posts: Sequence[PostFigures], names: dict[int, str], *, carried: bool) -> str:
+def _posts(posts: Sequence[PostFigures], names: dict[int, str], post_href: Callable[[int], str] | None,
+           *, carried: bool) -> str:
     """A table of origin posts, their text clipped; with their spread when `carried`."""
+    def when(p: PostFigures) -> object:
+        return minute(p.date) if post_href is None else Link(post_href(p.post_id), minute(p.date))
+
     if carried:
         return _table(("date", "origin", "channels", "sightings", "views", "text"), [
-            (minute(p.date), names.get(p.origin_id, p.origin_id), p.channels, p.sightings, _views(p.views),
+            (when(p), names.get(p.origin_id, p.origin_id), p.channels, p.sightings, _views(p.views),
              _text(p.text)) for p in posts], numeric=(2, 3, 4), wide=(5,))
     return _table(("date", "origin", "text"), [
-        (minute(p.date), names.get(p.origin_id, p.origin_id), _text(p.text)) for p in posts], wide=(2,))
+        (when(p), names.get(p.origin_id, p.origin_id), _text(p.text)) for p in posts], wide=(2,))
 
 
 def channel_html(report: ChannelReport) -> str:

@@ -302,7 +302,7 @@ async def reports_page(datasette: Datasette, request: Request) -> Response:
         report = await read(datasette, _amplification, origin, since, until)
     except (ValueError, LookupError) as exc:
         return await render(datasette, request, "reports.html", {**context, "error": str(exc)}, status=400)
-    body = Markup(amplification_html(report))
+    body = Markup(amplification_html(report, post_href=lambda post_id: f"/-/chanwatch/post/{post_id}"))
     return await render(datasette, request, "reports.html", {**context, "body": body})
 
 

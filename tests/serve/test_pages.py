@@ -150,6 +150,8 @@ async def test_the_amplification_page_draws_the_report_of_the_archive(client, ar
         assert amplifier.name in text
     assert page.text.count("<svg") >= 2
     assert re.search(r"<svg[^>]*>.*<(rect|polyline|circle|path)\b", page.text, re.S)
+    for post in report.top_posts:  # each most amplified post links to its page
+        assert f'href="/-/chanwatch/post/{post.post_id}"' in page.text
 
 
 async def test_the_amplification_page_says_what_is_wrong_with_its_fields(client):
