@@ -424,7 +424,11 @@ def summary_text(summary: DemoSummary, scenario: Scenario = SCENARIO) -> str:
         lines += ["", f"The archive is kept in {summary.archive} (its media files in {media}/). Search it:",
                   f"  chanwatch --db {summary.archive} search '{query}'",
                   f"  chanwatch --db {summary.archive} show {summary.curve_post or 1}",
-                  f"  chanwatch --db {summary.archive} stats"]
+                  f"  chanwatch --db {summary.archive} stats",
+                  "See how the ministry's posts travelled, as a report with charts and in a browser:",
+                  f"  chanwatch --db {summary.archive} report amplification --format html"
+                  " --out amplification.html",
+                  f"  chanwatch --db {summary.archive} serve    (then open http://127.0.0.1:8001/)"]
     else:
         lines += ["", "The archive was temporary and is gone. Keep it with --db, then search it:",
                   "  chanwatch demo --speed max --db demo.db",

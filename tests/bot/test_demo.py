@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telethon import Button
@@ -24,6 +25,7 @@ from bot.demo.render import render_message, to_terminal
 from bot.demo.runner import ALERT_MAX_AGE_HOURS, DemoSummary, Screen, run_demo, summary_text
 from bot.demo.scenario import SCENARIO, Event, FileSpec, validate
 from bot.demo.timeline import Timeline, build_world, parse_text, utf16_len
+from bot.serve.app import build as build_served
 from bot.simulator import ChatLogEntry
 
 # What the sample day leaves in the archive (see bot/demo/scenario.py): 35 messages in 4 channels,
@@ -368,6 +370,25 @@ def test_the_demo_summary_reports_live_alert_delays_and_the_statements_engagemen
     assert rows(archive, "SELECT c.username FROM message_versions v JOIN channels c ON c.id = v.channel_id"
                 ) == [("freedonia_in_canada",)]
     assert "is read without an account, from its public web preview" in out
+    assert f"chanwatch --db {archive} serve" in out
+    # the reports and the web view work on the demo's archive: the statement's four sightings
+    page = tmp_path / "amplification.html"
+    assert cli.main(["--db", str(archive), "report", "amplification", "--format", "html",
+                     "--out", str(page)]) == 0
+    report = page.read_text(encoding="utf-8")
+    assert report.count("<svg") >= 3 and "freedonia_in_kenya" in report and "mfa_freedonia" in report
+    served = asyncio.run(_served(archive, f"/-/chanwatch/post/{statement}"))
+    assert served.status_code == 200
+    for name in ("mfa_freedonia", "freedonia_in_canada", "freedonia_in_kenya", "freedonia_in_brazil"):
+        assert f"https://t.me/{name}/" in served.text
+
+
+async def _served(archive: Path, path: str) -> httpx.Response:
+    """One page of `chanwatch serve` over the archive, in-process."""
+    app = build_served(archive, media_dir=archive.parent / "media").app()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        return await client.get(path)
 
 
 async def test_paced_demo_gives_the_same_day_as_max_speed(tmp_path, no_network, caplog):
