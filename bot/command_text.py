@@ -431,6 +431,11 @@ def channel_summary(report: ChannelReport, limit: int = LIMIT) -> str:
     return _fit(blocks, ATTACHED, limit)
 
 
+def cut_note(limit: int) -> str:
+    """Said above an answer whose query was longer than the commands read (/search, /report query)."""
+    return f"<i>(your query was cut to {limit} characters)</i>\n"
+
+
 def query_summary(timeline: QueryTimeline, limit: int = LIMIT) -> str:
     """/report query: the matching posts, the channels that carried them most and the latest days."""
     verb = "matches" if timeline.posts == 1 else "match"

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from bot import command_text as text
-from bot.commands.base import CommandsBase, Request
-from bot.formatting import cut, escape
+from bot.commands.base import MAX_INPUT, CommandsBase, Request
+from bot.formatting import LIMIT, cut, escape
 from bot.report_html import amplification_html, channel_html, page, query_html
 from bot.telegram import answered_within
 from storage.channels import channel_by_username
@@ -161,7 +161,7 @@ class ReportCommands(CommandsBase):
         except QueryError as exc:
             await self._reply(req.event, text.query_error("report query", rest, exc))
             return None
-        return await self._db(_query_report, rest, today)
+        return await self._db(_query_report, rest, today, text.cut_note(MAX_INPUT) if req.cut else "")
 
     async def _send_document(self, req: Request, file_name: str, html: str) -> None:
         """The report's HTML as a document in the chat the command came from, under the summary."""
@@ -208,8 +208,10 @@ def _channel_report(conn: sqlite3.Connection, name: str, since: date, until: dat
                  lambda: channel_html(report), today, report.name, empty=not report.messages)
 
 
-def _query_report(conn: sqlite3.Connection, query: str, today: date) -> ReportFile:
+def _query_report(conn: sqlite3.Connection, query: str, today: date, note: str = "") -> ReportFile:
+    """The query report; `note` (the query was cut) goes above its summary, within the limit."""
     register_functions(conn)  # from: compares titles through it
     timeline = query_timeline(conn, query)
-    return _made(text.query_summary(timeline), "query", f"Query {' '.join(query.split())[:80]}",
+    title = f"Query {' '.join(query.split())[:80]}"
+    return _made(note + text.query_summary(timeline, LIMIT - len(note)), "query", title,
                  lambda: query_html(timeline), today, empty=not timeline.days)

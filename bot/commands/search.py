@@ -50,7 +50,7 @@ class SearchCommands(CommandsBase):
         if query is None:
             return
         token = self.pages.put(req.caller.chat_id, req.args)
-        note = f"<i>(your query was cut to {MAX_INPUT} characters)</i>\n" if req.cut else ""
+        note = text.cut_note(MAX_INPUT) if req.cut else ""
         body, buttons = await self._page(query, token, 0, note)
         sent = await self._reply(req.event, body, buttons)
         self.pages.bind(token, sent.id)

@@ -14,6 +14,7 @@ import pytest
 from telethon import helpers, types
 
 from bot.command_text import amplification_summary, short_delay
+from bot.commands.base import MAX_INPUT
 from bot.commands.report import WindowError, window
 from bot.simulator import ChatLogEntry, SimUser, World
 from storage.ingest import ingest_batch
@@ -168,6 +169,14 @@ async def test_query_report_counts_matches_per_channel_and_day(h, alice, story, 
     assert {"MFARussia                1", "rusembc                  1", "RussianEmbassyUK         1",
             "2025-12-17         3"} <= set(lines)
     assert document(world, file)[0] == "query-2025-12-18.html"
+
+
+async def test_a_report_query_longer_than_the_bot_reads_is_cut_and_says_so(h, alice, story, world) -> None:
+    h.start()
+    await h.allow(alice)
+    [summary] = await report(h, alice, "/report query canada " + "x" * 10_000)  # matches none: no file
+    assert summary.text.startswith(f"(your query was cut to {MAX_INPUT} characters)")
+    assert len(summary.text) < 4096
 
 
 async def test_report_query_with_a_bad_query_answers_the_syntax_error_and_an_example(h, alice, story) -> None:
