@@ -1,0 +1,114 @@
+"""Leases: readers divide the watched channels fairly, a dead reader's channels are taken over once
+its leases lapse, private channels go only to an account that can read them, one dispatcher."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from storage.channels import upsert_channel
+from storage.database import connect_sync, run_in_transaction
+from storage.leases import DISPATCHER, can_read, claim, holds, release, role_holder, status, take_role
+from storage.records import Channel, iso
+from tests.storage.factories import T0
+
+PERIOD = timedelta(minutes=2)
+ALICE, BOB = 501, 502  # reading accounts
+
+
+@pytest.fixture
+def conn() -> sqlite3.Connection:
+    conn = connect_sync(":memory:")
+    for n in range(10):
+        upsert_channel(conn, Channel(100 + n, f"chan{n}", f"Channel {n}", 1, watched=True), iso(T0))
+    return conn
+
+
+def tx(conn: sqlite3.Connection, fn, *args):
+    return run_in_transaction(conn, fn, *args)
+
+
+def test_a_lone_reader_takes_every_watched_channel(conn):
+    got = tx(conn, claim, "r1", ALICE, T0, PERIOD)
+    assert got.held == tuple(range(100, 110)) and got.gained == got.held and got.share == 10
+
+
+def test_two_readers_split_the_channels_within_two_rounds_and_never_share_one(conn):
+    tx(conn, claim, "r1", ALICE, T0, PERIOD)
+    b = tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=10), PERIOD)
+    assert b.held == () and b.share == 5  # r1's leases have not lapsed: nothing taken from it
+    a = tx(conn, claim, "r1", ALICE, T0 + timedelta(seconds=20), PERIOD)
+    assert len(a.held) == 5 and len(a.released) == 5  # beyond its share now that r2 is alive
+    b = tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=30), PERIOD)
+    assert len(b.held) == 5 and not set(a.held) & set(b.held)
+    at = T0 + timedelta(seconds=31)
+    for channel in range(100, 110):
+        assert holds(conn, "r1", channel, at) != holds(conn, "r2", channel, at)
+
+
+def test_a_dead_readers_channels_are_taken_over_once_its_leases_lapse(conn):
+    tx(conn, claim, "r1", ALICE, T0, PERIOD)
+    tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=1), PERIOD)
+    tx(conn, claim, "r1", ALICE, T0 + timedelta(seconds=2), PERIOD)
+    b = tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=3), PERIOD)
+    assert len(b.held) == 5
+    # r1 dies: no more claims. Before its leases lapse, r2 takes nothing of its
+    early = tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=60), PERIOD)
+    assert early.held == b.held
+    late = tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=2) + PERIOD, PERIOD)  # r1's lapsed
+    assert late.held == tuple(range(100, 110)) and late.readers == 1
+    assert not holds(conn, "r1", 100, T0 + timedelta(seconds=2) + PERIOD)
+
+
+def test_a_private_channel_goes_only_to_a_reader_whose_account_can_read_it(conn):
+    upsert_channel(conn, Channel(200, None, "Private", 9, watched=True), iso(T0))
+    bob = tx(conn, claim, "r2", BOB, T0, PERIOD)
+    assert 200 not in bob.held
+    tx(conn, can_read, ALICE, 200)
+    alice = tx(conn, claim, "r1", ALICE, T0 + timedelta(seconds=1), PERIOD)
+    assert 200 in alice.held
+
+
+def test_a_reader_without_an_account_leases_only_what_the_web_preview_shows(conn):
+    upsert_channel(conn, Channel(200, None, "Private", 9, watched=True), iso(T0))
+    web = tx(conn, claim, "web", None, T0, PERIOD)
+    assert 200 not in web.held and len(web.held) == 10
+
+
+def test_an_unwatched_channel_is_let_go(conn):
+    tx(conn, claim, "r1", ALICE, T0, PERIOD)
+    conn.execute("UPDATE channels SET watched = 0 WHERE id = 104")
+    again = tx(conn, claim, "r1", ALICE, T0 + timedelta(seconds=5), PERIOD)
+    assert 104 not in again.held and len(again.held) == 9
+
+
+def test_a_clean_stop_frees_leases_and_roles_at_once(conn):
+    tx(conn, claim, "r1", ALICE, T0, PERIOD)
+    assert tx(conn, take_role, DISPATCHER, "r1", T0, PERIOD)
+    tx(conn, release, "r1")
+    assert role_holder(conn, DISPATCHER, T0) is None
+    assert tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=1), PERIOD).held == tuple(range(100, 110))
+
+
+def test_one_dispatcher_until_its_role_lapses(conn):
+    assert tx(conn, take_role, DISPATCHER, "r1", T0, PERIOD)
+    assert not tx(conn, take_role, DISPATCHER, "r2", T0 + timedelta(seconds=30), PERIOD)
+    assert tx(conn, take_role, DISPATCHER, "r1", T0 + timedelta(seconds=60), PERIOD)  # renewed
+    assert not tx(conn, take_role, DISPATCHER, "r2", T0 + timedelta(seconds=60) + PERIOD / 2, PERIOD)
+    later = T0 + timedelta(seconds=60) + PERIOD
+    assert tx(conn, take_role, DISPATCHER, "r2", later, PERIOD)  # r1 stopped renewing: taken over
+    assert role_holder(conn, DISPATCHER, later) == "r2"
+
+
+def test_status_lists_readers_their_channels_roles_and_lease_ages(conn):
+    tx(conn, claim, "r1", ALICE, T0, PERIOD)
+    tx(conn, take_role, DISPATCHER, "r1", T0, PERIOD)
+    tx(conn, claim, "r2", BOB, T0 + timedelta(seconds=1), PERIOD)
+    readers, leases = status(conn, T0 + timedelta(seconds=2), PERIOD)
+    assert [(r.name, r.account_id, r.alive, r.channels, r.roles) for r in readers] == [
+        ("r1", ALICE, True, 10, (DISPATCHER,)), ("r2", BOB, True, 0, ())]
+    assert {lease.reader for lease in leases} == {"r1"} and leases[0].name == "chan0"
+    readers, leases = status(conn, T0 + PERIOD * 2, PERIOD)
+    assert [r.alive for r in readers] == [False, False] and all(lease.lapsed for lease in leases)
