@@ -85,11 +85,15 @@ def _readable(account_id: int | None) -> str:
     return PUBLIC if account_id is None else READABLE
 
 
-def can_read(conn: sqlite3.Connection, account_id: int, channel_id: int) -> None:
-    """Record that `account_id` can read `channel_id` (it resolved or joined it): a private channel is
-    then leased to that account's readers."""
-    conn.execute("INSERT INTO account_channels (account_id, channel_id) VALUES (?, ?)"
-                 " ON CONFLICT DO NOTHING", (account_id, channel_id))
+def can_read(conn: sqlite3.Connection, account_id: int, channel_id: int,
+             access_hash: int | None = None) -> None:
+    """Record that `account_id` can read `channel_id` (it resolved or joined it), with the access hash
+    Telegram gave that account: a private channel is then leased to that account's readers."""
+    conn.execute(
+        """INSERT INTO account_channels (account_id, channel_id, access_hash) VALUES (?, ?, ?)
+           ON CONFLICT (account_id, channel_id) DO UPDATE
+           SET access_hash = coalesce(excluded.access_hash, account_channels.access_hash)""",
+        (account_id, channel_id, access_hash))
 
 
 def claim(conn: sqlite3.Connection, reader: str, account_id: int | None, now: datetime,

@@ -16,12 +16,14 @@ CREATE TABLE leases (
     expires_at  TEXT
 );
 CREATE INDEX leases_reader ON leases (reader);
--- The channels an account can read that not every account can (a private channel it joined): such
--- a channel is leased only to readers with that account. Public channels (with a username) are
--- readable by any account, and web channels by any reader.
+-- The channels each account has resolved or joined, with the access hash Telegram gave that account
+-- (an access hash is valid for one account only: channels.access_hash is the first reader's). A
+-- channel without a public username (a private one an account joined) is leased only to readers with
+-- an account listed here; public channels are readable by any account, web channels by any reader.
 CREATE TABLE account_channels (
     account_id  BIGINT NOT NULL,
     channel_id  BIGINT NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+    access_hash BIGINT,
     PRIMARY KEY (account_id, channel_id)
 );
 -- Work exactly one process does (the bot and the alert dispatcher: 'dispatcher'), by lease.

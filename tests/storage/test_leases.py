@@ -66,9 +66,11 @@ def test_a_private_channel_goes_only_to_a_reader_whose_account_can_read_it(conn)
     upsert_channel(conn, Channel(200, None, "Private", 9, watched=True), iso(T0))
     bob = tx(conn, claim, "r2", BOB, T0, PERIOD)
     assert 200 not in bob.held
-    tx(conn, can_read, ALICE, 200)
+    tx(conn, can_read, ALICE, 200, 77)
+    tx(conn, can_read, ALICE, 200)  # seen again without a hash: the one it had stays
     alice = tx(conn, claim, "r1", ALICE, T0 + timedelta(seconds=1), PERIOD)
     assert 200 in alice.held
+    assert [tuple(r) for r in conn.execute("SELECT access_hash FROM account_channels")] == [(77,)]
 
 
 def test_a_reader_without_an_account_leases_only_what_the_web_preview_shows(conn):
