@@ -430,7 +430,9 @@ def summary_text(summary: DemoSummary, scenario: Scenario = SCENARIO) -> str:
                   " --out amplification.html",
                   f"  chanwatch --db {summary.archive} serve    (then open http://127.0.0.1:8001/)"]
     else:
-        lines += ["", "The archive was temporary and is gone. Keep it with --db, then search it:",
+        lines += ["", "The archive was temporary and is gone. Keep it with --db, then search it, or open it"
+                  " in a browser:",
                   "  chanwatch demo --speed max --db demo.db",
-                  f"  chanwatch --db demo.db search '{query}'"]
+                  f"  chanwatch --db demo.db search '{query}'",
+                  "  chanwatch --db demo.db serve"]
     return "\n".join(lines)

@@ -516,3 +516,4 @@ def test_summary_text_says_where_the_archive_is_and_how_to_search_it(tmp_path):
     assert re.search(r"^  duplicates avoided +2  ", text, re.M)
     assert f"chanwatch --db {tmp_path / 'd.db'} search 'sanctions OR санкции'" in text
     assert "--db demo.db" in summary_text(replace(kept, archive=None))
+    assert "chanwatch --db demo.db serve" in summary_text(replace(kept, archive=None))
