@@ -25,9 +25,11 @@ ARCHIVE_TABLES = frozenset({
 """The tables that are the archive: what the channels published and what was seen of it. Every other
 table (subscribers, rules, alerts, the media worker's runs, anything added later) is not served."""
 
-PRIVATE_TABLES = ("subscribers", "rules", "alerts", "media_runs")
+PRIVATE_TABLES = ("subscribers", "rules", "alerts", "media_runs", "readers", "leases", "account_channels",
+                  "roles")
 """The tables known not to be the archive: the bot's subscribers (chat ids), their rules, the alert
-outbox, the media worker's bookkeeping. Listed so the metadata can say `allow: false` for each."""
+outbox, the media worker's bookkeeping, the readers' leases and each account's access hashes (schema
+v15). Listed so the metadata can say `allow: false` for each."""
 
 DERIVED_TABLES = ("post_keys", "posts_fts")
 """Search and dedup machinery derived from the posts: served, but hidden from the table lists."""

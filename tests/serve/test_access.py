@@ -14,7 +14,7 @@ from bot.serve.app import build
 from tests.serve.archive import RULE, SUBSCRIBER
 from tests.serve.conftest import TOKEN
 
-PRIVATE = ("subscribers", "rules", "alerts", "media_runs")
+PRIVATE = ("subscribers", "rules", "alerts", "media_runs", "readers", "leases", "account_channels", "roles")
 
 
 @pytest.mark.parametrize("table", PRIVATE)
