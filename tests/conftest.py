@@ -1,0 +1,42 @@
+"""Fixtures shared by every test: the archive on each backend (tests/pg_support.py has the server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from storage.database import connect_sync
+from storage.location import ServerUrl
+from tests.pg_support import fresh_schema
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[ServerUrl]:
+    """A fresh, empty PostgreSQL schema for this test (skipped, or failed under CHANWATCH_REQUIRE_PG=1,
+    when no server answers)."""
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_conn(pg_url: ServerUrl) -> Iterator[Any]:
+    """A migrated PostgreSQL archive connection in this test's own schema."""
+    conn = connect_sync(pg_url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def archive(request: pytest.FixtureRequest) -> Any:
+    """A migrated, empty archive connection, once on SQLite (in memory) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        conn = connect_sync(":memory:")
+        request.addfinalizer(conn.close)
+        return conn
+    return request.getfixturevalue("pg_conn")
