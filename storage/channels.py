@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from storage.dialect import dialect_of
 from storage.ingest_rows import chunks
 from storage.records import Channel, ChannelState, WatchedChannel, iso, parse_iso
 from storage.retry import doubling
@@ -78,20 +79,21 @@ def backoff(failures: int) -> timedelta:
 def upsert_channel(conn: sqlite3.Connection, channel: Channel, now: str) -> None:
     """Create or refresh a channel row; known fields are never overwritten with unknowns."""
     conn.execute(
-        """INSERT INTO channels (id, username, title, access_hash, watched, added_at)
+        f"""INSERT INTO channels (id, username, title, access_hash, watched, added_at)
            VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET
-             username = coalesce(excluded.username, username),
-             title = coalesce(excluded.title, title),
-             access_hash = coalesce(excluded.access_hash, access_hash),
-             watched = max(watched, excluded.watched)""",
+             username = coalesce(excluded.username, channels.username),
+             title = coalesce(excluded.title, channels.title),
+             access_hash = coalesce(excluded.access_hash, channels.access_hash),
+             watched = {dialect_of(conn).greatest}(channels.watched, excluded.watched)""",
         (channel.id, channel.username, channel.title, channel.access_hash, int(channel.watched), now),
     )
 
 
 def raise_cursor(conn: sqlite3.Connection, channel_id: int, cursor: int) -> None:
     """The highest message id stored for the channel is at least `cursor` (it never goes down)."""
-    conn.execute("UPDATE channels SET cursor = max(cursor, ?) WHERE id = ?", (cursor, channel_id))
+    conn.execute(f"UPDATE channels SET cursor = {dialect_of(conn).greatest}(cursor, ?) WHERE id = ?",
+                 (cursor, channel_id))
 
 
 def channel_names(conn: sqlite3.Connection, channel_id: int) -> tuple[str | None, str | None] | None:
