@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from storage.database import connect_sync
 from storage.location import ServerUrl
-from tests.pg_support import fresh_schema
+from tests.pg_support import ScratchArchives, fresh_schema, require_server
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -40,3 +40,23 @@ def archive(request: pytest.FixtureRequest) -> Any:
         request.addfinalizer(conn.close)
         return conn
     return request.getfixturevalue("pg_conn")
+
+
+@pytest.fixture
+def pg_scratch() -> Iterator[Callable[[], Any]]:
+    """A maker of empty PostgreSQL archives for property tests, which need new ones for every example
+    (at most three in use at once: `ScratchArchives`)."""
+    require_server()  # skip, or fail under CHANWATCH_REQUIRE_PG=1, without a server
+    scratch = ScratchArchives()
+    try:
+        yield scratch.new
+    finally:
+        scratch.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def new_archive(request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """A maker of empty archives, on SQLite (in memory) and on PostgreSQL (`pg_scratch`)."""
+    if request.param == "sqlite":
+        return lambda: connect_sync(":memory:")
+    return request.getfixturevalue("pg_scratch")

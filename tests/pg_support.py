@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from storage.database import PG_VERSION_TABLE, connect_sync
 from storage.location import ServerUrl, parse_location
 
 URL_ENV = "CHANWATCH_TEST_PG"
@@ -66,8 +68,9 @@ def require_server() -> ServerUrl:
 
 
 def _with_search_path(url: str, schema: str) -> str:
-    """`url` whose connections use `schema` first (libpq's `options`)."""
-    option = "options=" + quote(f"-csearch_path={schema}", safe="")
+    """`url` whose connections use `schema` first (libpq's `options`), and commit without waiting for
+    the disk (a test's rows need not survive a crash of the server; each commit is ~10x faster)."""
+    option = "options=" + quote(f"-csearch_path={schema} -csynchronous_commit=off", safe="")
     return url + ("&" if "?" in url else "?") + option
 
 
@@ -86,3 +89,59 @@ def fresh_schema() -> Iterator[ServerUrl]:
     finally:
         with psycopg.connect(base.url, autocommit=True) as admin:
             admin.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+def _emptying_order(conn: Any) -> list[str]:
+    """The schema's tables (the version table aside), each after every table that references it."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != ?",
+        (PG_VERSION_TABLE,))]
+    refs: dict[str, set[str]] = {t: set() for t in tables}  # table -> the tables referencing it
+    for child, parent in conn.execute(
+        "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint"
+        " WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
+    ):
+        if child != parent:
+            refs[parent].add(child)
+    order: list[str] = []
+    while refs:
+        ready = sorted(t for t, children in refs.items() if children <= set(order))
+        order += ready
+        for t in ready:
+            del refs[t]
+    return order
+
+
+class ScratchArchives:
+    """Empty PostgreSQL archives for property tests, whose every example needs fresh ones: `new()`
+    empties and returns the least recently handed out of `size` migrated schemas (rows deleted, ids
+    restarted: ~10 ms, where a new schema costs ~0.8 s). At most `size` archives are in use at once."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self._made: list[tuple[Any, Any]] = []  # (the schema's context manager, its connection)
+        self._next = 0
+        self._order: list[str] = []
+
+    def new(self) -> Any:
+        if len(self._made) < self.size:
+            scope = fresh_schema()
+            conn = connect_sync(scope.__enter__())
+            self._made.append((scope, conn))
+            self._order = self._order or _emptying_order(conn)
+            return conn
+        scope, conn = self._made[self._next]
+        self._next = (self._next + 1) % self.size
+        conn.execute("BEGIN")
+        for table in self._order:
+            conn.execute(f"DELETE FROM {table}")
+        for table in ("posts", "message_versions", "rules", "alerts"):  # ids from 1 again (no DDL)
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), 1, false)")
+        conn.execute("COMMIT")
+        return conn
+
+    def close(self) -> None:
+        for scope, conn in self._made:
+            conn.close()
+            scope.__exit__(None, None, None)
+        self._made.clear()

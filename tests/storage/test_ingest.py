@@ -73,7 +73,8 @@ def fts_ids(conn: sqlite3.Connection, match: str) -> list[int]:
     for term in match.split(" OR "):
         column, _, word = term.rpartition(" : ")
         word = word.strip('"')
-        terms.append(word.removesuffix("*") + ":" + ("*" if word.endswith("*") else "") + weights.get(column, ""))
+        prefix = "*" if word.endswith("*") else ""
+        terms.append(word.removesuffix("*") + ":" + prefix + weights.get(column, ""))
     query = " | ".join(t.rstrip(":") for t in terms)
     return [r[0] for r in conn.execute(
         "SELECT id FROM posts WHERE fts @@ to_tsquery('simple', ?) ORDER BY id", (query,))]
@@ -334,11 +335,11 @@ def _batch_of(channel: int, records: list) -> Batch:
     st.lists(st.tuples(st.integers(0, 2), st.lists(_records, max_size=4)), max_size=3),
     st.integers(0, 2), st.lists(_records, min_size=1, max_size=8),
 )
-def test_a_batch_is_ingested_as_its_messages_one_by_one_in_id_order(history, channel, records):
+def test_a_batch_is_ingested_as_its_messages_one_by_one_in_id_order(new_archive, history, channel, records):
     """Ingest reads per batch what its messages look up; each must still see what earlier ones
     wrote: repeats of a message id, album siblings, copies, keys and posts made in the batch."""
     now = T0 + timedelta(days=30)
-    whole, single = connect_sync(":memory:"), connect_sync(":memory:")
+    whole, single = new_archive(), new_archive()
     for conn in (whole, single):
         for index, items in history:
             ingest_batch(conn, _batch_of(index, items), now)
