@@ -5,6 +5,10 @@ Storage logic is written as plain synchronous functions over `sqlite3.Connection
 to benchmark); `Database` runs them on aiosqlite's worker thread so a whole batch is one thread hop
 and one transaction, and the event loop never blocks on disk.
 
+`connect_sync(ServerUrl)` opens a PostgreSQL archive instead (`storage.pg`, docs/architecture.md
+"Backends"): the same migrations from one numbered list (a `.pg.sql` sibling where PostgreSQL's SQL
+differs), the version in the one-row table `chanwatch_schema`; `Database` (async) is SQLite's only.
+
 A read-only open (`connect_readonly`) uses SQLite's `mode=ro` and never migrates. In WAL mode even a
 reader needs the `-shm` file; where SQLite cannot create it (a read-only folder or mount) and no
 write-ahead log is pending, the archive is opened `immutable` (no locks, nothing created): nobody
