@@ -8,14 +8,18 @@ here: `INSERT ... ON CONFLICT (...) DO NOTHING` and `ON CONFLICT (...) DO UPDATE
 both), `?` and `:name` parameters (the adapter translates them), and dates, which are ISO-8601 UTC
 TEXT on both backends, so that comparisons, ranges and sorts give the same answers.
 
+The full-text index: SQLite's FTS5 table `posts_fts`, PostgreSQL's `posts.fts` tsvector; the query
+compiler writes FTS5 expressions, which `fts_param` translates for PostgreSQL (`storage.tsquery`).
 Not here: the schema's DDL (a migration whose SQL differs has a `.pg.sql` sibling,
-`storage.database`) and the full-text search's query side (`storage.query_sql`, later).
+`storage.database`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from storage.tsquery import tsquery
 
 __all__ = ["POSTGRESQL", "SQLITE", "Dialect", "dialect_of"]
 
@@ -32,10 +36,33 @@ class Dialect:
     name: str
     greatest: str
     least: str
+    null_safe_equal: str
+    """`a IS b` of SQLite: equal, or both NULL (PostgreSQL's `IS NOT DISTINCT FROM`)."""
+    fts_from: str
+    fts_match: str
+    fts_id: str
+    fts_score: str
+    """The full-text index as a row source (`fts_rows`): its FROM, its match condition (one `?`, the
+    expression `fts_param` gives, in FROM on PostgreSQL, in WHERE on SQLite: before any other
+    parameter of the statement either way), the post id column, and a score, lower is better (FTS5's
+    bm25; PostgreSQL's ts_rank negated)."""
 
     @property
     def is_sqlite(self) -> bool:
         return self.name == "sqlite"
+
+    def fts_param(self, expression: str) -> str:
+        """The parameter `fts_match` takes for an FTS5 expression of `storage.query_sql`."""
+        return expression if self.is_sqlite else tsquery(expression)
+
+    def fts_rows(self, columns: str | None = None, where: str = "") -> str:
+        """`SELECT columns FROM` the full-text index `WHERE` it matches (one `?`) `where`: the ids of
+        the posts an expression matches, by default."""
+        return f"SELECT {columns or self.fts_id} FROM {self.fts_from} WHERE {self.fts_match}{where}"
+
+    def indexed_by(self, index: str) -> str:
+        """SQLite's `INDEXED BY index` after a table name (PostgreSQL's planner takes no such hint)."""
+        return f" INDEXED BY {index}" if self.is_sqlite else ""
 
     def insert_or_ignore(self, table_and_columns: str, values: str) -> str:
         """`INSERT OR IGNORE INTO table (cols) values`: a row whose key is taken is skipped.
@@ -65,8 +92,15 @@ class Dialect:
         return f"(({column})::jsonb -> '{key}') IS DISTINCT FROM 'true'::jsonb"
 
 
-SQLITE = Dialect("sqlite", greatest="max", least="min")
-POSTGRESQL = Dialect("postgresql", greatest="greatest", least="least")
+SQLITE = Dialect(
+    "sqlite", greatest="max", least="min", null_safe_equal="IS",
+    fts_from="posts_fts", fts_match="posts_fts MATCH ?", fts_id="rowid", fts_score="bm25(posts_fts)",
+)
+POSTGRESQL = Dialect(
+    "postgresql", greatest="greatest", least="least", null_safe_equal="IS NOT DISTINCT FROM",
+    fts_from="posts, to_tsquery('simple', ?) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
+    fts_score="-ts_rank(fts, fts_query)",
+)
 
 
 def dialect_of(conn: Any) -> Dialect:

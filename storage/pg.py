@@ -200,6 +200,13 @@ class PgConnection:
             lastrowid = row[0] if row is not None else None
         return PgCursor(cursor, lastrowid)
 
+    def cursor(self) -> PgConnection:
+        """What `sqlite3.Connection.cursor()` is used for here: statements run one after another.
+        Rows are `Row` tuples whatever `row_factory` a caller sets (they compare as tuples)."""
+        return self
+
+    row_factory: Any = None
+
     def executemany(self, sql: str, seq: Iterable[Sequence[Any] | Mapping[str, Any]]) -> PgCursor:
         text, _ = translate(sql)
         cursor = self.raw.cursor()
