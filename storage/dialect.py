@@ -51,6 +51,12 @@ class Dialect:
     def is_sqlite(self) -> bool:
         return self.name == "sqlite"
 
+    @property
+    def defer_foreign_keys(self) -> str:
+        """The statement that defers foreign-key checks to the end of the current transaction, for
+        rows moving between keys (PostgreSQL's schema declares its foreign keys DEFERRABLE)."""
+        return "PRAGMA defer_foreign_keys = ON" if self.is_sqlite else "SET CONSTRAINTS ALL DEFERRED"
+
     def fts_param(self, expression: str) -> str:
         """The parameter `fts_match` takes for an FTS5 expression of `storage.query_sql`."""
         return expression if self.is_sqlite else tsquery(expression)

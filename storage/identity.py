@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storage import channels
+from storage.dialect import dialect_of
 from storage.ingest_rows import Counts, Keys
 from storage.posts import PostSettling
 from storage.records import Channel, iso
@@ -121,7 +122,7 @@ def adopt(conn: sqlite3.Connection, placeholder_id: int, channel: Channel,
     stamp = iso(now or datetime.now(UTC)) or ""
     channels.upsert_channel(conn, channel, stamp)
     work = _Adoption(conn, stamp)
-    conn.execute("PRAGMA defer_foreign_keys = ON")  # rows move between keys; checked at commit
+    conn.execute(dialect_of(conn).defer_foreign_keys)  # rows move between keys; checked at commit
     channels.absorb_placeholder(conn, placeholder_id, channel.id)  # reads where each row's messages start
     touched, shown, moved = _move_messages(conn, work, placeholder_id, channel.id, stamp)
     args = {"p": placeholder_id, "r": channel.id}

@@ -188,10 +188,10 @@ def record_run(conn: sqlite3.Connection, finished: datetime, stopped: str | None
     stamp = iso(finished)
     conn.execute(
         """INSERT INTO media_runs (id, finished_at, stopped, disk_full, full_since)
-           VALUES (1, :at, :stopped, :full, CASE WHEN :full THEN :at END)
+           VALUES (1, :at, :stopped, :full, CASE WHEN :full = 1 THEN :at END)
            ON CONFLICT (id) DO UPDATE SET finished_at = :at, stopped = :stopped, disk_full = :full,
                full_since = CASE WHEN :stopped IS NULL THEN NULL
-                                 WHEN :full THEN coalesce(media_runs.full_since, :at)
+                                 WHEN :full = 1 THEN coalesce(media_runs.full_since, :at)
                                  ELSE media_runs.full_since END""",
         {"at": stamp, "stopped": stopped, "full": int(disk_full)},
     )

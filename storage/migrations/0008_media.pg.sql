@@ -25,7 +25,7 @@ CREATE TABLE tg_files (
     file_name   TEXT,
     state       TEXT NOT NULL DEFAULT 'queued'
                 CHECK (state IN ('queued', 'done', 'skipped', 'failed')),
-    sha256      TEXT REFERENCES media_files (sha256),
+    sha256      TEXT REFERENCES media_files (sha256) DEFERRABLE,
     attempts    BIGINT NOT NULL DEFAULT 0,
     last_error  TEXT,                          -- why it failed or was skipped
     retry_at    TEXT,                          -- a failed file is tried again after this
@@ -34,7 +34,7 @@ CREATE TABLE tg_files (
     channel_id  BIGINT NOT NULL,
     message_id  BIGINT NOT NULL,
     CHECK (state != 'done' OR sha256 IS NOT NULL),
-    FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, message_id)
+    FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, message_id) DEFERRABLE
 );
 CREATE INDEX tg_files_due ON tg_files (queued_at) WHERE state IN ('queued', 'failed');
 
@@ -46,12 +46,12 @@ CREATE INDEX tg_files_due ON tg_files (queued_at) WHERE state IN ('queued', 'fai
 CREATE TABLE message_media (
     channel_id   BIGINT NOT NULL,
     message_id   BIGINT NOT NULL,
-    file_id      BIGINT NOT NULL REFERENCES tg_files (file_id),
+    file_id      BIGINT NOT NULL REFERENCES tg_files (file_id) DEFERRABLE,
     position     BIGINT NOT NULL DEFAULT 0,
     linked_at    TEXT NOT NULL,
     replaced_at  TEXT,
     PRIMARY KEY (channel_id, message_id, file_id),
-    FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, message_id)
+    FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, message_id) DEFERRABLE
 );
 CREATE UNIQUE INDEX message_media_current ON message_media (channel_id, message_id, position)
     WHERE replaced_at IS NULL;

@@ -14,7 +14,7 @@ CREATE TABLE message_stats (
     replies     BIGINT,
     reactions   TEXT,                          -- JSON {"👍": 12, "custom:5368…": 3, "paid": 1}; NULL: unknown
     PRIMARY KEY (channel_id, message_id, at),
-    FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, message_id)
+    FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, message_id) DEFERRABLE
 );
 
 -- The latest reactions (as message_stats.reactions), beside views/forwards/replies.
