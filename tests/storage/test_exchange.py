@@ -288,7 +288,7 @@ def test_jsonl_round_trip_is_identical_and_reimport_is_idempotent(conn, tmp_path
     assert [tuple(r) for r in fresh.execute(f"SELECT {cols} FROM messages ORDER BY 1, 2")] == \
         [tuple(r) for r in conn.execute(f"SELECT {cols} FROM messages ORDER BY 1, 2")]
     versions = ("SELECT channel_id, message_id, edit_date, text, entities, replaced_at FROM message_versions"
-                " ORDER BY channel_id, message_id, edit_date")
+                " ORDER BY channel_id, message_id, coalesce(edit_date, '')")
     assert [tuple(r) for r in fresh.execute(versions)] == [tuple(r) for r in conn.execute(versions)]
     before = snapshot(fresh)
     again = import_file(fresh, path)
