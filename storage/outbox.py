@@ -167,8 +167,9 @@ def expire_logged(conn: sqlite3.Connection, created_before: datetime, reason: st
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """{"pending": unsent and still tried, "sent": delivered, "failed": given up} for /status."""
     row = conn.execute(
-        "SELECT coalesce(sum(sent_at IS NULL AND attempts < ?), 0), coalesce(sum(sent_at IS NOT NULL), 0),"
-        " coalesce(sum(sent_at IS NULL AND attempts >= ?), 0) FROM alerts",
+        "SELECT coalesce(sum(CASE WHEN sent_at IS NULL AND attempts < ? THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN sent_at IS NULL AND attempts >= ? THEN 1 ELSE 0 END), 0) FROM alerts",
         (MAX_ATTEMPTS, MAX_ATTEMPTS),
     ).fetchone()
     return {"pending": row[0], "sent": row[1], "failed": row[2]}
