@@ -172,7 +172,7 @@ def seed_rules(conn: sqlite3.Connection, chat_id: int, queries: Iterable[str],
 def list_rules(conn: sqlite3.Connection, chat_id: int | None = None, *,
                active_only: bool = False) -> list[Rule]:
     """Rules of one chat (or of all chats), oldest first."""
-    sql = f"SELECT {_RULE_COLUMNS} FROM rules WHERE 1"
+    sql = f"SELECT {_RULE_COLUMNS} FROM rules WHERE 1 = 1"
     args: list[object] = []
     if chat_id is not None:
         sql += " AND chat_id = ?"
