@@ -32,14 +32,26 @@ def pg_conn(pg_url: ServerUrl) -> Iterator[Any]:
         conn.close()
 
 
+@pytest.fixture(scope="session")
+def pg_reused() -> Iterator[ScratchArchives]:
+    """One PostgreSQL schema for the whole session, emptied for each test that takes `archive`."""
+    scratch = ScratchArchives(size=1)
+    try:
+        yield scratch
+    finally:
+        scratch.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def archive(request: pytest.FixtureRequest) -> Any:
-    """A migrated, empty archive connection, once on SQLite (in memory) and once on PostgreSQL."""
+    """A migrated, empty archive connection, once on SQLite (in memory) and once on PostgreSQL (the
+    session's schema emptied: tests that change the schema itself take `pg_conn`)."""
     if request.param == "sqlite":
         conn = connect_sync(":memory:")
         request.addfinalizer(conn.close)
         return conn
-    return request.getfixturevalue("pg_conn")
+    require_server()  # skip, or fail under CHANWATCH_REQUIRE_PG=1, without a server
+    return request.getfixturevalue("pg_reused").new()
 
 
 @pytest.fixture

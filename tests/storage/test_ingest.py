@@ -53,8 +53,8 @@ def posts(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 
 def sightings(conn: sqlite3.Connection, post_id: int) -> list[tuple[int, int, str]]:
     return [tuple(r) for r in conn.execute(
-        "SELECT channel_id, message_id, relation FROM messages WHERE post_id = ? ORDER BY channel_id",
-        (post_id,),
+        "SELECT channel_id, message_id, relation FROM messages WHERE post_id = ?"
+        " ORDER BY channel_id, message_id", (post_id,),
     )]
 
 
