@@ -11,6 +11,7 @@ import pytest
 from storage import database
 from storage.database import SCHEMA_VERSION, connect_sync, migrate, migration_names, schema_version
 from storage.dialect import POSTGRESQL, SQLITE, dialect_of
+from storage.location import ServerUrl
 from storage.pg import translate
 from tests import pg_support
 
@@ -162,3 +163,12 @@ def test_without_a_server_ci_fails_the_postgresql_tests_saying_how_to_start_one(
     with pytest.raises(pytest.fail.Exception) as failed:
         pg_support.require_server()
     assert "pg_ctlcluster 15 main start" in str(failed.value) and "s3cret" not in str(failed.value)
+
+
+def test_a_server_that_does_not_answer_is_a_storage_error_naming_the_url_without_its_password():
+    url = ServerUrl("postgresql", "postgresql://someone:s3cret@127.0.0.1:1/test")
+    with pytest.raises(database.StorageError) as failed:
+        connect_sync(url)
+    assert failed.value.kind == "cantopen"
+    assert "postgresql://someone:***@127.0.0.1:1/test" in str(failed.value)
+    assert "s3cret" not in str(failed.value) and "s3cret" not in repr(failed.value.__cause__)
