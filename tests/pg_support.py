@@ -3,8 +3,8 @@
 `CHANWATCH_TEST_PG` names the server (a `postgresql://` URL; `.ci/run` sets it), else
 `postgresql://127.0.0.1:5432/test` as the current user. When no server answers, the PostgreSQL tests
 are skipped with the reason (the URL's password redacted), unless `CHANWATCH_REQUIRE_PG=1` (CI):
-then they fail, saying how to start one. Each test gets its own empty schema, dropped afterwards,
-so tests never see each other's rows and need no cleanup of their own.
+then they fail, saying how to start one. A test gets an empty schema of its own (`fresh_schema`,
+dropped afterwards) or one emptied for it (`ScratchArchives`), so tests never see each other's rows.
 """
 
 from __future__ import annotations
