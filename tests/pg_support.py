@@ -53,7 +53,7 @@ def unavailable() -> str | None:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"no PostgreSQL server answers at {url.redacted}: {first}"
+        return f"cannot connect to the PostgreSQL test server at {url.redacted}: {first}"
     return None
 
 

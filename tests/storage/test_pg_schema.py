@@ -154,7 +154,8 @@ def test_without_a_server_the_postgresql_tests_are_skipped_with_the_reason(no_se
     monkeypatch.delenv(pg_support.REQUIRE_ENV, raising=False)
     with pytest.raises(pytest.skip.Exception) as skipped:
         pg_support.require_server()
-    assert "no PostgreSQL server answers at postgresql://someone:***@127.0.0.1:1/test" in str(skipped.value)
+    reason = str(skipped.value)
+    assert "cannot connect to the PostgreSQL test server at postgresql://someone:***@127.0.0.1:1/test" in reason
     assert "s3cret" not in str(skipped.value)
 
 
