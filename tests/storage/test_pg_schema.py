@@ -155,8 +155,8 @@ def test_without_a_server_the_postgresql_tests_are_skipped_with_the_reason(no_se
     with pytest.raises(pytest.skip.Exception) as skipped:
         pg_support.require_server()
     reason = str(skipped.value)
-    assert "cannot connect to the PostgreSQL test server at postgresql://someone:***@127.0.0.1:1/test" in reason
-    assert "s3cret" not in str(skipped.value)
+    assert "cannot connect to the PostgreSQL test server at postgresql://someone:***@127.0.0.1:1/" in reason
+    assert "s3cret" not in reason
 
 
 def test_without_a_server_ci_fails_the_postgresql_tests_saying_how_to_start_one(no_server, monkeypatch):
