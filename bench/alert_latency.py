@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -182,6 +183,7 @@ def main() -> None:
           f"({r['work_per_send_ms']:.1f} ms per alert sent) "
           f"(the rest is waiting for the next poll/dispatch; expected mean ~ "
           f"{args.poll / 2 + args.dispatch / 2:.1f} s, p95 ~ {0.95 * args.poll + args.dispatch:.1f} s)")
+    print(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
 if __name__ == "__main__":

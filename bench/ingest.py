@@ -1,12 +1,18 @@
 """Ingest throughput: chanwatch's ingest vs a bare SQLite insert of the same rows with FTS5.
 
-Run by hand: `python bench/ingest.py --messages 1000000 --db /tmp/bench.db`. The bare insert is the
-practical limit (no dedup, no versions, no provenance columns); the target is at least half of it.
-`--floor` also times the schema's own limit: the rows chanwatch's ingest wrote (posts, messages,
-post_keys, the first engagement readings), inserted again with executemany into a fresh archive
-(same schema, indexes, FTS trigger and pragmas) per batch of 100 messages, with no Python logic at
-all; no ingest can beat it.
-Peak memory (max RSS) is printed for each run, each in its own process.
+Run by hand: `python bench/ingest.py --messages 1000000 --db /tmp/bench.db --floor --runs 3`. The
+single table (one row per message plus FTS5 on its text: no dedup, no versions, no provenance) is
+the practical limit of any archive. `--floor` also times the schema's own limit: the rows
+chanwatch's ingest wrote (posts, messages, post_keys, the first engagement readings), inserted again
+with executemany into a fresh archive (same schema, indexes, FTS trigger and pragmas) per batch of
+100 messages, with no Python logic at all; no ingest can beat it.
+
+`--corpus uniform|zipf|both` (bench/corpus.py): the 40-word corpus, the realistic one, or both; each
+corpus's archive is kept for bench/search.py (`corpus.archive_path`). The corpus is generated
+outside every timed loop: 100 batches at a time, then only the inserts of those batches are timed,
+so the corpus never sits whole in memory. Each measurement runs in its own process and prints its
+peak memory (max RSS, read after its last measured work). With `--runs N` every ratio is taken
+within one run and the summary gives min–median–max over the runs.
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ import multiprocessing
 import os
 import resource
 import sqlite3
+import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import batches  # noqa: E402
+from bench.corpus import CORPORA, archive_path, batches, chunked  # noqa: E402
 from storage.database import connect_sync  # noqa: E402
 from storage.ingest import ingest_batch  # noqa: E402
 from storage.records import iso  # noqa: E402
@@ -35,20 +42,22 @@ def _fresh(path: str) -> None:
             os.remove(path + suffix)
 
 
-def run_chanwatch(n: int, path: str) -> dict[str, float]:
+def run_chanwatch(n: int, path: str, corpus: str) -> dict[str, float]:
     """Ingest n messages through storage.ingest, one transaction per batch of 100."""
     _fresh(path)
     conn = connect_sync(path)
-    start = time.perf_counter()
-    for b in batches(n):
-        ingest_batch(conn, b)
-    elapsed = time.perf_counter() - start
+    elapsed = 0.0
+    for chunk in chunked(batches(n, corpus=corpus)):  # generated before the clock starts
+        start = time.perf_counter()
+        for b in chunk:
+            ingest_batch(conn, b)
+        elapsed += time.perf_counter() - start
     posts = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
     conn.close()
     return {"seconds": elapsed, "per_second": n / elapsed, "posts": posts}
 
 
-def run_bare(n: int, path: str) -> dict[str, float]:
+def run_bare(n: int, path: str, corpus: str) -> dict[str, float]:
     """The same rows with a plain INSERT and an FTS5 index on the text, per batch of 100."""
     _fresh(path)
     conn = sqlite3.connect(path, isolation_level=None)
@@ -59,25 +68,26 @@ def run_bare(n: int, path: str) -> dict[str, float]:
         "fwd_post INTEGER, views INTEGER, raw TEXT, PRIMARY KEY (channel_id, message_id))"
     )
     conn.execute("CREATE VIRTUAL TABLE m_fts USING fts5 (text)")
-    start = time.perf_counter()
-    for b in batches(n):
-        rows = [
-            (r.channel_id, r.message_id, iso(r.date), r.text,
-             r.forward.from_peer_id if r.forward else None,
-             r.forward.channel_post if r.forward else None, r.views, json.dumps(r.raw))
-            for r in b.messages
-        ]
-        conn.execute("BEGIN")
-        cur = conn.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.executemany("INSERT INTO m_fts (text) VALUES (?)", [(r[3],) for r in rows])
-        del cur
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
+    elapsed = 0.0
+    for chunk in chunked(batches(n, corpus=corpus)):  # generated before the clock starts
+        start = time.perf_counter()
+        for b in chunk:
+            rows = [
+                (r.channel_id, r.message_id, iso(r.date), r.text,
+                 r.forward.from_peer_id if r.forward else None,
+                 r.forward.channel_post if r.forward else None, r.views, json.dumps(r.raw))
+                for r in b.messages
+            ]
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO m_fts (text) VALUES (?)", [(r[3],) for r in rows])
+            conn.execute("COMMIT")
+        elapsed += time.perf_counter() - start
     conn.close()
     return {"seconds": elapsed, "per_second": n / elapsed}
 
 
-def run_floor(n: int, path: str) -> dict[str, float]:
+def run_floor(n: int, path: str, corpus: str) -> dict[str, float]:
     """Re-insert the rows the chanwatch run left at `path` into a fresh archive, per batch of 100.
 
     Only the writes are timed; the rows are read from `path` a batch at a time between them.
@@ -138,44 +148,91 @@ def readings_of(source: sqlite3.Connection, chunk: list) -> list:
 RUNS = {"chanwatch": run_chanwatch, "bare": run_bare, "floor": run_floor}
 
 
-def _child(name: str, n: int, path: str, queue: multiprocessing.Queue) -> None:
-    result = RUNS[name](n, path)
+def _child(name: str, n: int, path: str, corpus: str, queue: multiprocessing.Queue) -> None:
+    result = RUNS[name](n, path, corpus)
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(result)
 
 
-def measure(name: str, n: int, path: str) -> dict[str, float]:
+def measure(name: str, n: int, path: str, corpus: str) -> dict[str, float]:
     """Run one benchmark in a fresh process so its peak memory is its own."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=_child, args=(name, n, path, queue))
+    proc = multiprocessing.Process(target=_child, args=(name, n, path, corpus, queue))
     proc.start()
     result = queue.get()
     proc.join()
     return result
 
 
+def one_run(n: int, db: str, corpus: str, floor: bool) -> dict[str, dict[str, float]]:
+    """The single table, chanwatch's ingest and (with `floor`) the schema floor, one after the other."""
+    path = archive_path(db, corpus)
+    run = {"bare": measure("bare", n, path + ".bare", corpus)}
+    run["chanwatch"] = measure("chanwatch", n, path, corpus)
+    if floor:
+        run["floor"] = measure("floor", n, path, corpus)
+    for name in ("bare", "floor"):
+        with_suffix = path + "." + name
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(with_suffix + suffix):
+                os.remove(with_suffix + suffix)
+    return run
+
+
+LABELS = {"bare": "single table + FTS5", "floor": "schema floor", "chanwatch": "chanwatch ingest"}
+
+
+def ratios(run: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Rates relative to each other within one run (the machine's load swings between runs)."""
+    rate = {name: r["per_second"] for name, r in run.items()}
+    out = {"chanwatch / single table": rate["chanwatch"] / rate["bare"]}
+    if "floor" in rate:
+        out["floor / single table"] = rate["floor"] / rate["bare"]
+        out["chanwatch / floor"] = rate["chanwatch"] / rate["floor"]
+    return out
+
+
+def spread(values: list[float], fmt: str) -> str:
+    """min–median–max, or the value alone for one run."""
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return "–".join(format(v, fmt) for v in (min(values), statistics.median(values), max(values)))
+
+
+def report(corpus: str, n: int, runs: list[dict[str, dict[str, float]]]) -> None:
+    print(f"\ncorpus {corpus}: {n:,} messages, {runs[0]['chanwatch']['posts']:,} canonical posts; "
+          f"{len(runs)} run(s), min–median–max")
+    for name in ("bare", "floor", "chanwatch"):
+        if name in runs[0]:
+            rs = [run[name] for run in runs]
+            print(f"  {LABELS[name] + ':':22} {spread([r['per_second'] for r in rs], ',.0f')} msg/s  "
+                  f"({spread([r['seconds'] for r in rs], '.1f')} s, "
+                  f"peak {spread([r['max_rss_mb'] for r in rs], '.0f')} MB)")
+    for label in ratios(runs[0]):
+        print(f"  {label}: {spread([ratios(run)[label] for run in runs], '.2f')}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--db", default="/tmp/chanwatch-bench.db")
+    parser.add_argument("--db", default="/tmp/chanwatch-bench.db",
+                        help="the uniform corpus's archive; the zipf one is beside it (NAME-zipf.db)")
+    parser.add_argument("--corpus", choices=(*CORPORA, "both"), default="both")
+    parser.add_argument("--runs", type=int, default=1, help="repeat everything, report min–median–max")
     parser.add_argument("--floor", action="store_true",
                         help="also time re-inserting ingest's rows with no Python logic (schema limit)")
     args = parser.parse_args()
-    bare = measure("bare", args.messages, args.db + ".bare")
-    ours = measure("chanwatch", args.messages, args.db)
-    floor = measure("floor", args.messages, args.db) if args.floor else None
-    print(f"messages: {args.messages:,}  canonical posts: {ours['posts']:,}")
-    print(f"bare SQLite + FTS5: {bare['per_second']:,.0f} msg/s  ({bare['seconds']:.1f} s, "
-          f"peak {bare['max_rss_mb']:.0f} MB)")
-    print(f"chanwatch ingest:   {ours['per_second']:,.0f} msg/s  ({ours['seconds']:.1f} s, "
-          f"peak {ours['max_rss_mb']:.0f} MB)")
-    if floor:
-        print(f"schema floor:       {floor['per_second']:,.0f} msg/s  ({floor['seconds']:.1f} s, "
-              f"peak {floor['max_rss_mb']:.0f} MB; ingest's rows, executemany, no Python logic)")
-    print(f"ratio: {ours['per_second'] / bare['per_second']:.2f} of the bare limit (target >= 0.5)")
-    if floor:
-        print(f"the schema floor is {floor['per_second'] / bare['per_second']:.2f} of the bare limit; "
-              f"ingest reaches {ours['per_second'] / floor['per_second']:.2f} of the floor")
+    corpora = CORPORA if args.corpus == "both" else (args.corpus,)
+    results: dict[str, list] = {c: [] for c in corpora}
+    for number in range(1, args.runs + 1):
+        for corpus in corpora:  # alternated, so a slow stretch of the machine hits both corpora
+            run = one_run(args.messages, args.db, corpus, args.floor)
+            results[corpus].append(run)
+            line = ", ".join(f"{LABELS[k]} {v['per_second']:,.0f}" for k, v in run.items())
+            print(f"run {number} {corpus}: {line} msg/s; "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in ratios(run).items()), flush=True)
+    for corpus in corpora:
+        report(corpus, args.messages, results[corpus])
 
 
 if __name__ == "__main__":

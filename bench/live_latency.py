@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import statistics
 import sys
 import tempfile
@@ -166,6 +167,7 @@ def main() -> None:
         how = "CHANWATCH_JOIN=true, live updates" if mode == "live" else "CHANWATCH_JOIN=false, poll"
         print(f"  {mode:4} ({how}): {alerts}/{expected} alerts   p50 {spread(runs, 'p50')}   "
               f"p95 {spread(runs, 'p95')}   max {spread(runs, 'max')}")
+    print(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
 if __name__ == "__main__":

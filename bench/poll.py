@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import resource
 import sys
 import tempfile
 import time
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--backfill", type=int, default=100_000, help="messages to backfill (0: skip)")
     parser.add_argument("--db-dir", help="where to put the archives (default: a temporary folder)")
     asyncio.run(main_async(parser.parse_args()))
+    print(f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 
 from bot.clock import cron_trigger
 from bot.names import parse_channel_name
+from storage.location import LocationError, sqlite_path
 from storage.query import QueryError, parse
 
 T = TypeVar("T")
@@ -329,7 +330,16 @@ def read_env(env_file: str | Path | None = None,
 
 def db_path_from(env: Mapping[str, str | None]) -> Path:
     """CHANWATCH_DB of `env` (see `read_env`), else ./chanwatch.db."""
-    return Path(_get(env, "CHANWATCH_DB") or "chanwatch.db").expanduser()
+    return archive_file(_get(env, "CHANWATCH_DB") or "chanwatch.db", "CHANWATCH_DB")
+
+
+def archive_file(text: str, variable: str) -> Path:
+    """The SQLite file that `text` (from `variable`: --db or CHANWATCH_DB) names; a ConfigError for
+    a URL this version cannot use (`storage.location`), so no such URL becomes a directory."""
+    try:
+        return sqlite_path(text)
+    except LocationError as exc:
+        raise ConfigError(variable, str(exc)) from None
 
 
 WEB_TOKEN_MIN = 16

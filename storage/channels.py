@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from storage.dialect import dialect_of
 from storage.ingest_rows import chunks
 from storage.records import Channel, ChannelState, WatchedChannel, iso, parse_iso
 from storage.retry import doubling
@@ -78,20 +79,21 @@ def backoff(failures: int) -> timedelta:
 def upsert_channel(conn: sqlite3.Connection, channel: Channel, now: str) -> None:
     """Create or refresh a channel row; known fields are never overwritten with unknowns."""
     conn.execute(
-        """INSERT INTO channels (id, username, title, access_hash, watched, added_at)
+        f"""INSERT INTO channels (id, username, title, access_hash, watched, added_at)
            VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET
-             username = coalesce(excluded.username, username),
-             title = coalesce(excluded.title, title),
-             access_hash = coalesce(excluded.access_hash, access_hash),
-             watched = max(watched, excluded.watched)""",
+             username = coalesce(excluded.username, channels.username),
+             title = coalesce(excluded.title, channels.title),
+             access_hash = coalesce(excluded.access_hash, channels.access_hash),
+             watched = {dialect_of(conn).greatest}(channels.watched, excluded.watched)""",
         (channel.id, channel.username, channel.title, channel.access_hash, int(channel.watched), now),
     )
 
 
 def raise_cursor(conn: sqlite3.Connection, channel_id: int, cursor: int) -> None:
     """The highest message id stored for the channel is at least `cursor` (it never goes down)."""
-    conn.execute("UPDATE channels SET cursor = max(cursor, ?) WHERE id = ?", (cursor, channel_id))
+    conn.execute(f"UPDATE channels SET cursor = {dialect_of(conn).greatest}(cursor, ?) WHERE id = ?",
+                 (cursor, channel_id))
 
 
 def channel_names(conn: sqlite3.Connection, channel_id: int) -> tuple[str | None, str | None] | None:
@@ -285,7 +287,8 @@ def channel_by_username(conn: sqlite3.Connection, username: str) -> int | None:
 
 
 def _next_placeholder(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT min(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
+    least = dialect_of(conn).least
+    return conn.execute(f"SELECT {least}(0, coalesce(min(id), 0)) - 1 FROM channels").fetchone()[0]
 
 
 def add_placeholder(conn: sqlite3.Connection, username: str, now: datetime, *, watched: bool = False,
@@ -308,27 +311,31 @@ def absorb_placeholder(conn: sqlite3.Connection, placeholder_id: int, channel_id
     other never polled; else the lower, so the poller reads the gap (re-reading is idempotent). The
     real row's sweep, else the placeholder's. Call with the messages not yet moved.
     """
+    d = dialect_of(conn)  # scalar max/min below: of non-NULL values, or NULLs caught by coalesce
     rows = {r[0]: r for r in conn.execute(
-        "SELECT c.id, c.cursor, coalesce(min(c.backfill_before, (SELECT min(message_id) FROM messages m"
-        " WHERE m.channel_id = c.id)), c.backfill_before, (SELECT min(message_id) FROM messages m"
-        " WHERE m.channel_id = c.id)) FROM channels c WHERE c.id IN (?, ?)", (placeholder_id, channel_id))}
+        f"SELECT c.id, c.cursor, coalesce({d.least}(c.backfill_before, (SELECT min(message_id)"
+        " FROM messages m WHERE m.channel_id = c.id)), c.backfill_before, (SELECT min(message_id)"
+        " FROM messages m WHERE m.channel_id = c.id)) FROM channels c WHERE c.id IN (?, ?)",
+        (placeholder_id, channel_id))}
     if placeholder_id not in rows or channel_id not in rows:
         return
     (_, low_cursor, _), (_, high_cursor, high_floor) = sorted(
         (rows[placeholder_id], rows[channel_id]), key=lambda r: r[1])
     gapless = low_cursor == 0 or high_floor is None or high_floor <= low_cursor + 1
     conn.execute(
-        """UPDATE channels SET
-             watched = max(channels.watched, p.watched),
+        f"""UPDATE channels SET
+             watched = {d.greatest}(channels.watched, p.watched),
              source = coalesce(channels.source, p.source),
              cursor = :cursor,
-             last_poll = nullif(max(coalesce(channels.last_poll, ''), coalesce(p.last_poll, '')), ''),
-             last_success = nullif(max(coalesce(channels.last_success, ''),
+             last_poll = nullif({d.greatest}(coalesce(channels.last_poll, ''),
+                                    coalesce(p.last_poll, '')), ''),
+             last_success = nullif({d.greatest}(coalesce(channels.last_success, ''),
                                        coalesce(p.last_success, '')), ''),
-             added_at = min(coalesce(channels.added_at, p.added_at), coalesce(p.added_at, channels.added_at)),
-             backfill_before = min(coalesce(channels.backfill_before, p.backfill_before),
+             added_at = {d.least}(coalesce(channels.added_at, p.added_at),
+                                  coalesce(p.added_at, channels.added_at)),
+             backfill_before = {d.least}(coalesce(channels.backfill_before, p.backfill_before),
                                    coalesce(p.backfill_before, channels.backfill_before)),
-             backfill_done = max(channels.backfill_done, p.backfill_done),
+             backfill_done = {d.greatest}(channels.backfill_done, p.backfill_done),
              sweep_before = CASE WHEN channels.sweep_started IS NULL THEN p.sweep_before
                             ELSE channels.sweep_before END,
              sweep_started = coalesce(channels.sweep_started, p.sweep_started)
@@ -451,11 +458,13 @@ def record_backfill_page(conn: sqlite3.Connection, channel_id: int, low: int, to
     The poll cursor is raised to `top` only when the backfill has come down to the cursor (or the
     channel was never polled), so a backfill stopped early never hides messages from the poller.
     """
+    d = dialect_of(conn)
     conn.execute(
-        """UPDATE channels SET
-             backfill_before = min(coalesce(backfill_before, :low), :low),
-             backfill_done = max(backfill_done, :done),
-             cursor = CASE WHEN cursor = 0 OR :low <= cursor + 1 THEN max(cursor, :top) ELSE cursor END
+        f"""UPDATE channels SET
+             backfill_before = {d.least}(coalesce(backfill_before, :low), :low),
+             backfill_done = {d.greatest}(backfill_done, :done),
+             cursor = CASE WHEN cursor = 0 OR :low <= cursor + 1 THEN {d.greatest}(cursor, :top)
+                      ELSE cursor END
            WHERE id = :id""",
         {"low": low, "top": top, "done": int(done), "id": channel_id},
     )

@@ -5,6 +5,10 @@ Storage logic is written as plain synchronous functions over `sqlite3.Connection
 to benchmark); `Database` runs them on aiosqlite's worker thread so a whole batch is one thread hop
 and one transaction, and the event loop never blocks on disk.
 
+`connect_sync(ServerUrl)` opens a PostgreSQL archive instead (`storage.pg`, docs/architecture.md
+"Backends"): the same migrations from one numbered list (a `.pg.sql` sibling where PostgreSQL's SQL
+differs), the version in the one-row table `chanwatch_schema`; `Database` (async) is SQLite's only.
+
 A read-only open (`connect_readonly`) uses SQLite's `mode=ro` and never migrates. In WAL mode even a
 reader needs the `-shm` file; where SQLite cannot create it (a read-only folder or mount) and no
 write-ahead log is pending, the archive is opened `immutable` (no locks, nothing created): nobody
@@ -24,28 +28,49 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from storage.dialect import POSTGRESQL, SQLITE, Dialect, dialect_of
 from storage.faults import StorageError, explain, problem_kind
+from storage.location import ServerUrl, SqlitePath
 
-__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "ArchiveConnection", "Database", "LockWait", "StorageError",
+__all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "ArchiveConnection", "Connection", "Database", "LockWait",
+           "StorageError", "migration_names",
            "begin_immediate", "configure", "connect_readonly", "connect_sync", "explain", "migrate",
            "run_in_transaction", "schema_version"]
 
 T = TypeVar("T")
 
+Connection = Any
+"""An archive connection: `sqlite3.Connection` or `storage.pg.PgConnection` (which has its calls)."""
+
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = 64 * 1024
-def _migrations() -> list[str]:
-    """Forward-only migrations; index i brings the schema from version i to i + 1."""
-    base = resources.files("storage")
-    scripts = [base.joinpath("schema.sql").read_text(encoding="utf-8")]
-    folder = base.joinpath("migrations")
+PG_SUFFIX = ".pg.sql"
+
+
+def migration_names() -> list[str]:
+    """The one numbered list of migrations, as files relative to the package: `schema.sql` (version
+    1), then `migrations/NNNN_*.sql` in order. A step whose SQL differs on PostgreSQL has a sibling
+    `*.pg.sql` (`schema.pg.sql`, `NNNN_*.pg.sql`) that takes its place there."""
+    folder = resources.files("storage").joinpath("migrations")
+    names = ["schema.sql"]
     if folder.is_dir():
-        names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-        scripts += [folder.joinpath(n).read_text(encoding="utf-8") for n in names]
+        names += sorted(f"migrations/{p.name}" for p in folder.iterdir()
+                        if p.name.endswith(".sql") and not p.name.endswith(PG_SUFFIX))
+    return names
+
+
+def _migrations(dialect: Dialect = SQLITE) -> list[str]:
+    """Forward-only migrations for `dialect`; index i brings the schema from version i to i + 1."""
+    base = resources.files("storage")
+    scripts = []
+    for name in migration_names():
+        sibling = base.joinpath(name.removesuffix(".sql") + PG_SUFFIX)
+        chosen = sibling if not dialect.is_sqlite and sibling.is_file() else base.joinpath(name)
+        scripts.append(chosen.read_text(encoding="utf-8"))
     return scripts
 
 
-SCHEMA_VERSION = len(_migrations())
+SCHEMA_VERSION = len(migration_names())
 
 
 @dataclass(frozen=True)
@@ -77,9 +102,18 @@ def configure(conn: sqlite3.Connection, *, busy_timeout_ms: int = BUSY_TIMEOUT_M
     conn.execute("PRAGMA temp_store = MEMORY")
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The archive's schema version (`PRAGMA user_version`: how many migrations it has had)."""
-    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+PG_VERSION_TABLE = "chanwatch_schema"
+"""PostgreSQL keeps the schema version in this one-row table (SQLite in `PRAGMA user_version`)."""
+
+
+def schema_version(conn: Connection) -> int:
+    """The archive's schema version: how many migrations it has had (0: a new archive)."""
+    if dialect_of(conn).is_sqlite:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if conn.execute(f"SELECT to_regclass('{PG_VERSION_TABLE}')").fetchone()[0] is None:
+        return 0
+    row = conn.execute(f"SELECT version FROM {PG_VERSION_TABLE}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _newer(version: int) -> StorageError:
@@ -87,8 +121,10 @@ def _newer(version: int) -> StorageError:
                         f"({SCHEMA_VERSION}); upgrade chanwatch")
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration past the stored `user_version`, each in its own transaction."""
+def migrate(conn: Connection) -> int:
+    """Apply every migration past the stored version, each in its own transaction."""
+    if not dialect_of(conn).is_sqlite:
+        return _migrate_pg(conn)
     version = schema_version(conn)
     scripts = _migrations()
     if version > len(scripts):
@@ -100,10 +136,47 @@ def migrate(conn: sqlite3.Connection) -> int:
     return len(scripts)
 
 
-def connect_sync(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-                 lock_wait: LockWait | None = None) -> ArchiveConnection:
+_PG_MIGRATE_LOCK = 0x63776D67  # 'cwmg': the advisory lock that serialises migrations of one database
+
+
+def _migrate_pg(conn: Connection) -> int:
+    """PostgreSQL: each step is one transaction (DDL is transactional there) that also writes the
+    version row; an advisory lock makes a second process wait and then find the step done."""
+    scripts = _migrations(POSTGRESQL)
+    while True:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (_PG_MIGRATE_LOCK,))
+            version = schema_version(conn)
+            if version > len(scripts):
+                raise _newer(version)
+            if version == len(scripts):
+                conn.execute("COMMIT")
+                return version
+            conn.executescript(scripts[version])
+            if version == 0:
+                conn.execute(f"CREATE TABLE {PG_VERSION_TABLE} (version INTEGER NOT NULL)")
+                conn.execute(f"INSERT INTO {PG_VERSION_TABLE} (version) VALUES (1)")
+            else:
+                conn.execute(f"UPDATE {PG_VERSION_TABLE} SET version = ?", (version + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def connect_sync(path: str | Path | SqlitePath | ServerUrl, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                 lock_wait: LockWait | None = None) -> Any:
     """A migrated synchronous connection, in autocommit mode (transactions are explicit); with
-    `lock_wait`, its transactions wait that long for another process's write lock."""
+    `lock_wait`, its transactions wait that long for another process's write lock (SQLite).
+
+    `path` is an SQLite file (a path, `:memory:`, a `SqlitePath`) or a `ServerUrl` (PostgreSQL: a
+    `storage.pg.PgConnection`, which needs the `postgres` extra)."""
+    if isinstance(path, ServerUrl):
+        return _connect_pg(path)
+    if isinstance(path, SqlitePath):
+        path = path.path
     try:
         if str(path) != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +195,25 @@ def connect_sync(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
             raise explain(exc, path) from exc
         raise
     conn.lock_wait = lock_wait
+    return conn
+
+
+def _connect_pg(url: ServerUrl) -> Any:
+    """A migrated connection to the PostgreSQL archive at `url`; errors name the URL redacted."""
+    try:
+        from storage.pg import PgConnection
+    except ImportError as exc:
+        raise StorageError(f"cannot open {url.redacted}: {exc}", "cantopen") from None
+    try:
+        conn = PgConnection.connect(url.url, url.redacted)
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot connect to the PostgreSQL archive at {url.redacted}: {exc}",
+                           "cantopen") from None
+    try:
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -187,6 +279,9 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
     """BEGIN IMMEDIATE. A connection with a `LockWait` keeps trying past its busy timeout while
     another process holds the write lock: it calls `on_wait` once, after the first wait, and gives
     up with SQLite's own "database is locked" when `total_s` has passed."""
+    if not dialect_of(conn).is_sqlite:
+        conn.execute("BEGIN")  # PostgreSQL: writers wait for each other's row locks, not for the file
+        return
     wait = getattr(conn, "lock_wait", None)
     if wait is None:
         conn.execute("BEGIN IMMEDIATE")

@@ -23,6 +23,7 @@ import sqlite3
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from storage.dialect import dialect_of
 from storage.ingest_rows import counts_json
 from storage.records import MessageRecord, Reading, iso, parse_iso
 
@@ -77,8 +78,9 @@ def known(reading: Reading) -> bool:
 def insert_reading(conn: sqlite3.Connection, reading: Reading) -> None:
     """One `message_stats` row (a repeat of the same read, same `at`, changes nothing)."""
     conn.execute(
-        """INSERT OR IGNORE INTO message_stats
-           (channel_id, message_id, at, views, forwards, replies, reactions) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        dialect_of(conn).insert_or_ignore(
+            "message_stats (channel_id, message_id, at, views, forwards, replies, reactions)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?)"),
         (reading.channel_id, reading.message_id, reading.at, reading.views, reading.forwards,
          reading.replies, counts_json(reading.reactions)),
     )
@@ -117,10 +119,11 @@ def end_past_horizon(conn: sqlite3.Connection, now: datetime, days: float) -> in
     CHANWATCH_STATS_DAYS), a message more than a day past it (the daemon was off: its last reading is
     not taken that late) and deleted messages. Returns how many."""
     cutoff = iso(now - timedelta(days=max(days, 0) + 1)) or ""
+    apart = dialect_of(conn).seconds_between("date", "stats_due")
     return conn.execute(
-        """UPDATE messages SET stats_due = NULL WHERE stats_due IS NOT NULL AND (
-               deleted_at IS NOT NULL OR date < ? OR julianday(stats_due) - julianday(date) > ?)""",
-        (cutoff, max(days, 0) + 1e-6),
+        f"""UPDATE messages SET stats_due = NULL WHERE stats_due IS NOT NULL AND (
+               deleted_at IS NOT NULL OR date < ? OR {apart} > ?)""",
+        (cutoff, (max(days, 0) + 1e-6) * 86400.0),
     ).rowcount
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from storage import channels
+from storage.dialect import dialect_of
 from storage.ingest_rows import Counts, Keys
 from storage.posts import PostSettling
 from storage.records import Channel, iso
@@ -122,7 +123,7 @@ def adopt(conn: sqlite3.Connection, placeholder_id: int, channel: Channel,
     stamp = iso(now or datetime.now(UTC)) or ""
     channels.upsert_channel(conn, channel, stamp)
     work = _Adoption(conn, stamp)
-    conn.execute("PRAGMA defer_foreign_keys = ON")  # rows move between keys; checked at commit
+    conn.execute(dialect_of(conn).defer_foreign_keys)  # rows move between keys; checked at commit
     channels.absorb_placeholder(conn, placeholder_id, channel.id)  # reads where each row's messages start
     touched, shown, moved = _move_messages(conn, work, placeholder_id, channel.id, stamp)
     args = {"p": placeholder_id, "r": channel.id}
@@ -199,8 +200,10 @@ def _merge_message(conn: sqlite3.Connection, work: _Adoption, placeholder_id: in
     conn.execute(f"UPDATE messages SET {sets} WHERE channel_id = :r AND message_id = :m", {**key, **values})
     # versions, readings: the real row's reading of the same moment wins
     conn.execute("UPDATE message_versions SET channel_id = :r WHERE channel_id = :p AND message_id = :m", key)
-    conn.execute("UPDATE OR IGNORE message_stats SET channel_id = :r"
-                 " WHERE channel_id = :p AND message_id = :m", key)
+    conn.execute(  # UPDATE OR IGNORE, portably: a reading the real row has at that moment stays
+        "UPDATE message_stats SET channel_id = :r WHERE channel_id = :p AND message_id = :m AND NOT EXISTS"
+        " (SELECT 1 FROM message_stats o WHERE o.channel_id = :r AND o.message_id = :m"
+        " AND o.at = message_stats.at)", key)
     conn.execute("DELETE FROM message_stats WHERE channel_id = :p AND message_id = :m", key)
     # media links: the real row's current file stays current; the placeholder's is kept, replaced
     conn.execute(
@@ -208,8 +211,13 @@ def _merge_message(conn: sqlite3.Connection, work: _Adoption, placeholder_id: in
            AND replaced_at IS NULL AND position IN (SELECT position FROM message_media
            WHERE channel_id = :r AND message_id = :m AND replaced_at IS NULL) AND file_id NOT IN
            (SELECT file_id FROM message_media WHERE channel_id = :r AND message_id = :m)""", key)
-    conn.execute(
-        "UPDATE OR IGNORE message_media SET channel_id = :r WHERE channel_id = :p AND message_id = :m", key)
+    conn.execute(  # UPDATE OR IGNORE, portably: the key (file) and the current file's position stay unique
+        """UPDATE message_media SET channel_id = :r WHERE channel_id = :p AND message_id = :m
+           AND NOT EXISTS (SELECT 1 FROM message_media o WHERE o.channel_id = :r AND o.message_id = :m
+                           AND o.file_id = message_media.file_id)
+           AND NOT (message_media.replaced_at IS NULL AND EXISTS (SELECT 1 FROM message_media o
+                    WHERE o.channel_id = :r AND o.message_id = :m AND o.replaced_at IS NULL
+                    AND o.position = message_media.position))""", key)
     conn.execute("DELETE FROM message_media WHERE channel_id = :p AND message_id = :m", key)
     conn.execute("UPDATE tg_files SET channel_id = :r WHERE channel_id = :p AND message_id = :m", key)
     conn.execute("DELETE FROM messages WHERE channel_id = :p AND message_id = :m", key)

@@ -23,6 +23,7 @@ from typing import Any
 from storage import dedup, engagement, text
 from storage.channels import channel_names, raise_cursor, upsert_channel
 from storage.database import run_in_transaction
+from storage.dialect import dialect_of
 from storage.ingest_rows import (
     INSERT_MESSAGE,
     INSERT_POST,
@@ -376,10 +377,11 @@ class _Ingest(PostSettling):
         """Every message the batch saw present (its messages, `present_ids`) was there at `seen`:
         `last_seen` moves up to it, and one that was marked deleted before then came back."""
         ids = sorted({r.message_id for r in self.batch.messages} | set(self.batch.present_ids))
+        greatest = dialect_of(self.conn).greatest
         for chunk in chunks(ids):
             marks = ", ".join(f":m{i}" for i in range(len(chunk)))
             self.conn.execute(
-                f"""UPDATE messages SET last_seen = max(coalesce(last_seen, ''), :seen),
+                f"""UPDATE messages SET last_seen = {greatest}(coalesce(last_seen, ''), :seen),
                     deleted_via = CASE WHEN deleted_at <= :seen THEN NULL ELSE deleted_via END,
                     deleted_at = CASE WHEN deleted_at <= :seen THEN NULL ELSE deleted_at END
                     WHERE channel_id = :c AND message_id IN ({marks})

@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from storage import dedup, text
+from storage.dialect import SQLITE, Dialect, dialect_of
 from storage.records import IngestResult, MessageRecord, iso
 
 __all__ = ["EDITED", "INSERT_MESSAGE", "INSERT_POST", "SIGHTINGS", "Counts", "Keys", "Mark", "New", "chunks",
-           "counts_json", "entities_json", "id_forward", "json_text", "media_content", "media_json",
-           "reactions_json", "shown_edited", "text_columns"]
+           "counts_json", "edited_sql", "entities_json", "id_forward", "json_text", "media_content",
+           "media_json", "reactions_json", "shown_edited", "sightings_sql", "text_columns"]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
@@ -47,14 +49,20 @@ def shown_edited(record: MessageRecord) -> bool:
     return not (isinstance(record.raw, dict) and record.raw.get("edit_hide") is True)
 
 
-EDITED = """UPDATE posts SET edited = EXISTS (
+@lru_cache(maxsize=4)
+def edited_sql(dialect: Dialect) -> str:
+    """Recompute a post's `edited` flag (`is:edited`): an original sighting of it was edited, as
+    Telegram shows it (`shown_edited`) or as we saw its text change (a kept version). Facts of the
+    sightings alone, so the same in any arrival order; migration 0005 wrote it so for older archives."""
+    return f"""UPDATE posts SET edited = CAST(EXISTS (
     SELECT 1 FROM messages m WHERE m.post_id = posts.id AND m.relation = 'original' AND (
-        (m.edit_date IS NOT NULL AND json_type(m.raw, '$.edit_hide') IS NOT 'true')
+        (m.edit_date IS NOT NULL AND {dialect.json_not_true("m.raw", "edit_hide")})
         OR EXISTS (SELECT 1 FROM message_versions v
-                   WHERE v.channel_id = m.channel_id AND v.message_id = m.message_id))) WHERE id = ?"""
-"""Recompute a post's `edited` flag (`is:edited`): an original sighting of it was edited, as Telegram
-shows it (`shown_edited`) or as we saw its text change (a kept version). Facts of the sightings alone,
-so the same in any arrival order; migration 0005 wrote it so for older archives."""
+                   WHERE v.channel_id = m.channel_id AND v.message_id = m.message_id))) AS INTEGER)
+    WHERE id = ?"""
+
+
+EDITED = edited_sql(SQLITE)
 
 
 VOLATILE_MEDIA = frozenset({"total_voters", "views", "results", "voters"})
@@ -130,7 +138,8 @@ class Keys:
         """INSERT OR IGNORE each key for `post_id`: a key already taken keeps its post."""
         keys = tuple(dict.fromkeys(k for k in keys if k))
         self.conn.executemany(
-            "INSERT OR IGNORE INTO post_keys (key, post_id) VALUES (?, ?)", [(k, post_id) for k in keys]
+            dialect_of(self.conn).insert_or_ignore("post_keys (key, post_id)", "VALUES (?, ?)"),
+            [(k, post_id) for k in keys],
         )
         for k in keys:
             if k not in self.known:
@@ -173,10 +182,15 @@ INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
 )
-SIGHTINGS = """SELECT channel_id, message_id, relation, date, grouped_id, post_author, fwd_from_type,
+@lru_cache(maxsize=4)
+def sightings_sql(dialect: Dialect) -> str:
+    """What `_settle` reads of every sighting of a post (texts only of the one it shows)."""
+    return f"""SELECT channel_id, message_id, relation, date, grouped_id, post_author, fwd_from_type,
     fwd_from_id, fwd_channel_post, fwd_from_name, fwd_date, fwd_post_author, text != '' AS has_text,
-    json_extract(media, '$.kind') AS media_kind FROM messages WHERE post_id = ?"""
-"""What `_settle` reads of every sighting of a post (texts only of the one it shows)."""
+    {dialect.json_text("media", "kind")} AS media_kind FROM messages WHERE post_id = ?"""
+
+
+SIGHTINGS = sightings_sql(SQLITE)
 
 
 def id_forward(record: MessageRecord) -> bool:

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from storage.dialect import dialect_of
 from storage.records import Media, MediaStatus, PostFile, QueuedFile, iso
 from storage.retry import doubling
 
@@ -35,8 +36,9 @@ def retry_delay(attempts: int) -> timedelta:
     return doubling(attempts, RETRY_BASE_S, RETRY_CAP_S)
 
 
-_QUEUE = """INSERT OR IGNORE INTO tg_files (file_id, kind, dc_id, size, mime_type, file_name, state,
-    queued_at, channel_id, message_id) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)"""
+_QUEUE = ("tg_files (file_id, kind, dc_id, size, mime_type, file_name, state, queued_at, channel_id,"
+          " message_id)", "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)")
+"""INSERT OR IGNORE (`Dialect.insert_or_ignore`) of a file not queued yet."""
 _LINK = """INSERT INTO message_media (channel_id, message_id, file_id, position, linked_at)
     VALUES (?, ?, ?, 0, ?)
     ON CONFLICT (channel_id, message_id, file_id) DO UPDATE SET replaced_at = NULL, position = 0"""
@@ -73,7 +75,7 @@ def link_media(conn: sqlite3.Connection, channel_id: int, message_id: int, media
                 " AND file_id = ?", (now, channel_id, message_id, current[0]),
             )
     webpage = media.kind == "webpage"  # its file is the preview photo
-    conn.execute(_QUEUE, (
+    conn.execute(dialect_of(conn).insert_or_ignore(*_QUEUE), (
         file_id, "photo" if webpage else media.kind, media.dc_id, None if webpage else media.size,
         None if webpage else media.mime_type, None if webpage else media.file_name, now,
         channel_id, message_id,
@@ -135,7 +137,8 @@ def mark_done(conn: sqlite3.Connection, file_id: int, sha256: str, size: int, mi
     per distinct content) and end the file's queue entry."""
     stamp = iso(now)
     conn.execute(
-        "INSERT OR IGNORE INTO media_files (sha256, size, mime_type, path, stored_at) VALUES (?, ?, ?, ?, ?)",
+        dialect_of(conn).insert_or_ignore("media_files (sha256, size, mime_type, path, stored_at)",
+                                          "VALUES (?, ?, ?, ?, ?)"),
         (sha256, size, mime, path, stamp),
     )
     conn.execute(
@@ -185,10 +188,10 @@ def record_run(conn: sqlite3.Connection, finished: datetime, stopped: str | None
     stamp = iso(finished)
     conn.execute(
         """INSERT INTO media_runs (id, finished_at, stopped, disk_full, full_since)
-           VALUES (1, :at, :stopped, :full, CASE WHEN :full THEN :at END)
+           VALUES (1, :at, :stopped, :full, CASE WHEN :full = 1 THEN :at END)
            ON CONFLICT (id) DO UPDATE SET finished_at = :at, stopped = :stopped, disk_full = :full,
                full_since = CASE WHEN :stopped IS NULL THEN NULL
-                                 WHEN :full THEN coalesce(media_runs.full_since, :at)
+                                 WHEN :full = 1 THEN coalesce(media_runs.full_since, :at)
                                  ELSE media_runs.full_since END""",
         {"at": stamp, "stopped": stopped, "full": int(disk_full)},
     )

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from storage.dialect import dialect_of
 from storage.records import Alert, iso
 from storage.retry import doubling
 
@@ -166,8 +167,9 @@ def expire_logged(conn: sqlite3.Connection, created_before: datetime, reason: st
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     """{"pending": unsent and still tried, "sent": delivered, "failed": given up} for /status."""
     row = conn.execute(
-        "SELECT coalesce(sum(sent_at IS NULL AND attempts < ?), 0), coalesce(sum(sent_at IS NOT NULL), 0),"
-        " coalesce(sum(sent_at IS NULL AND attempts >= ?), 0) FROM alerts",
+        "SELECT coalesce(sum(CASE WHEN sent_at IS NULL AND attempts < ? THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN sent_at IS NOT NULL THEN 1 ELSE 0 END), 0),"
+        " coalesce(sum(CASE WHEN sent_at IS NULL AND attempts >= ? THEN 1 ELSE 0 END), 0) FROM alerts",
         (MAX_ATTEMPTS, MAX_ATTEMPTS),
     ).fetchone()
     return {"pending": row[0], "sent": row[1], "failed": row[2]}
@@ -179,7 +181,7 @@ def sent_delays(conn: sqlite3.Connection, since: datetime | None = None) -> list
     alert's `created_at`: one transaction). Alerts an edit or a new rule made are left out: their post
     is older than what made them. Oldest first; `since` keeps alerts sent from then on."""
     rows = conn.execute(
-        """SELECT (julianday(a.sent_at) - julianday(min(m.date))) * 86400.0 FROM alerts a
+        f"""SELECT {dialect_of(conn).seconds_between("min(m.date)", "a.sent_at")} FROM alerts a
            JOIN messages m ON m.post_id = a.post_id AND m.first_seen = a.created_at
            WHERE a.sent_at IS NOT NULL AND a.sent_at >= ? GROUP BY a.id ORDER BY a.sent_at""",
         (iso(since) or "",),

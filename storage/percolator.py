@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from storage import text as tx
+from storage.dialect import dialect_of
 from storage.query import Query, QueryError, parse
 from storage.records import IngestResult, PostDoc, Rule, parse_iso
 from storage.rule_index import IndexedRule, Requirement, RuleIndex, requirement
@@ -75,6 +76,8 @@ def _change_state(conn: sqlite3.Connection) -> tuple[int, int, int] | None:
     connection (the CLI, another process) committed.
     """
     global _warned
+    if not dialect_of(conn).is_sqlite:
+        return None  # PostgreSQL: no temp triggers nor data_version; its rules are read every time
     try:
         installed = conn.execute(
             f"SELECT count(*) FROM temp.sqlite_master WHERE type = 'trigger' AND name IN ({_MARKS})",

@@ -13,7 +13,8 @@ from typing import Any
 
 from storage import dedup
 from storage.channels import channel_names
-from storage.ingest_rows import EDITED, SIGHTINGS, Counts, Keys, text_columns
+from storage.dialect import dialect_of
+from storage.ingest_rows import Counts, Keys, edited_sql, sightings_sql, text_columns
 
 __all__ = ["PostSettling"]
 
@@ -59,13 +60,15 @@ class PostSettling:
                 (SELECT chat_id FROM alerts WHERE {chats} AND post_id = :gone AND sent_at IS NOT NULL)""",
             args,
         )
-        self.conn.execute(
-            f"UPDATE OR IGNORE alerts SET post_id = :keep WHERE {chats} AND post_id = :gone", args
+        self.conn.execute(  # UPDATE OR IGNORE, portably: a chat's alert about `keep` stays the one
+            f"""UPDATE alerts SET post_id = :keep WHERE {chats} AND post_id = :gone AND NOT EXISTS
+                (SELECT 1 FROM alerts o WHERE o.chat_id = alerts.chat_id AND o.post_id = :keep)""",
+            args,
         )
         self.conn.execute(f"DELETE FROM alerts WHERE {chats} AND post_id = :gone", args)
         self.conn.execute("DELETE FROM posts WHERE id = ?", (gone,))
         self.conn.execute(
-            """UPDATE posts SET first_seen = min(first_seen, :first_seen),
+            f"""UPDATE posts SET first_seen = {dialect_of(self.conn).least}(first_seen, :first_seen),
                  edited_at = CASE WHEN edited_at IS NULL OR edited_at < :edited_at
                                   THEN :edited_at ELSE edited_at END,
                  media_kind = coalesce(media_kind, :media_kind) WHERE id = :keep""",
@@ -88,7 +91,7 @@ class PostSettling:
         message of it was just edited (`edit`), or when an edited message now shows other words;
         never when the post, or one merged into it (`shown`: their texts), showed that text already.
         """
-        rows = self.conn.execute(SIGHTINGS, (post_id,)).fetchall()
+        rows = self.conn.execute(sightings_sql(dialect_of(self.conn)), (post_id,)).fetchall()
         post = self.conn.execute(
             "SELECT key, text, entities, fingerprint, word_count, date, media_kind, edited FROM posts"
             " WHERE id = ?",
@@ -157,7 +160,7 @@ class PostSettling:
         if was is None and edit:
             row = self.conn.execute("SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()
             was = row[0] if row is not None else 1
-        self.conn.execute(EDITED, (post_id,))
+        self.conn.execute(edited_sql(dialect_of(self.conn)), (post_id,))
         if edit and not was and self.conn.execute(
                 "SELECT edited FROM posts WHERE id = ?", (post_id,)).fetchone()[0]:
             self._update_post(post_id, edited_at=self.now)  # seen edited now, though its words stayed

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.dialect import SQLITE, Dialect
 from storage.query_ast import (
     FILTERS,
     IS_VALUES,
@@ -85,15 +86,17 @@ class Query:
         """Whether the post `doc` matches: exactly when `search` would find it."""
         return match(self.root, doc)
 
-    def to_sql(self, rowids: tuple[int, int] | None = None) -> tuple[str, list[object]]:
-        """A WHERE condition over `posts p` and its parameters (from: needs `search.register_functions`).
+    def to_sql(self, rowids: tuple[int, int] | None = None,
+               dialect: Dialect = SQLITE) -> tuple[str, list[object]]:
+        """A WHERE condition over `posts p` and its parameters, in `dialect`'s SQL (from: needs
+        `search.register_functions`).
 
         With `rowids` = (lo, hi) the condition is only right for posts whose id lies in that range:
         its index lookups read just that slice of the index, so a page of a newest-first walk costs
         what the slice holds, not what the whole archive matches.
         """
         params: list[object] = []
-        return where(self.root, params, rowids), params
+        return where(self.root, params, rowids, dialect), params
 
     def fts_expression(self) -> str | None:
         """The whole query as one FTS5 expression when it has no filters (else None)."""

@@ -3,22 +3,23 @@ built from our own tokens, every value a bound parameter. `storage.query_ast.mat
 
 from __future__ import annotations
 
+from storage.dialect import SQLITE, Dialect
 from storage.query_ast import SPARSE_FACTS, And, Filter, Node, Not, Or, Text, int_keys
 
 # -- SQL ------------------------------------------------------------------------------------------
 
-_IN_FTS = "p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?{})"
-_NOT_IN_FTS = "p.id NOT IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?{})"
-_ROWIDS = " AND rowid BETWEEN ? AND ?"
+_IN_FTS = "p.id IN ({})"
+_NOT_IN_FTS = "p.id NOT IN ({})"
 
 
-def _fts_sql(template: str, expression: str, params: list[object], rowids: tuple[int, int] | None) -> str:
+def _fts_sql(template: str, expression: str, params: list[object], rowids: tuple[int, int] | None,
+             dialect: Dialect) -> str:
     """An (NOT) IN test against the index, read whole or only over `rowids`."""
-    params.append(expression)
+    params.append(dialect.fts_param(expression))
     if rowids is None:
-        return template.format("")
+        return template.format(dialect.fts_rows())
     params.extend(rowids)
-    return template.format(_ROWIDS)
+    return template.format(dialect.fts_rows(where=f" AND {dialect.fts_id} BETWEEN ? AND ?"))
 
 
 def _fts_leaf(node: Text) -> str:
@@ -70,39 +71,43 @@ def and_text_group(children: tuple[Node, ...]) -> tuple[tuple[str, str] | None, 
     return None, rest
 
 
-def where(node: Node, params: list[object], rowids: tuple[int, int] | None = None) -> str:
-    """A WHERE condition (never NULL) for `node`, appending its parameters in order.
+def where(node: Node, params: list[object], rowids: tuple[int, int] | None = None,
+          dialect: Dialect = SQLITE) -> str:
+    """A WHERE condition (never NULL) for `node`, appending its parameters in order, in `dialect`'s
+    SQL (the FTS5 expressions are translated for PostgreSQL's tsvector: `storage.tsquery`).
 
     Only an OR ever needs parentheses around it; everything else is an atom or an AND chain.
     """
     whole = fts(node)
     if whole is not None:
-        return _fts_sql(_IN_FTS, whole, params, rowids)
+        return _fts_sql(_IN_FTS, whole, params, rowids, dialect)
     if isinstance(node, Filter):
-        return _filter_sql(node, params, rowids)
+        return _filter_sql(node, params, rowids, dialect)
     if isinstance(node, Not):
         inner = fts(node.child)
         if inner is not None:
-            return _fts_sql(_NOT_IN_FTS, inner, params, rowids)
-        return f"NOT ({where(node.child, params, rowids)})"
+            return _fts_sql(_NOT_IN_FTS, inner, params, rowids, dialect)
+        return f"NOT ({where(node.child, params, rowids, dialect)})"
     parts: list[str] = []
     if isinstance(node, And):
         group, rest = and_text_group(node.children)
         # SQLite reads posts from the first `p.id IN (list)` it meets: a short list of few posts
         # (is:copy, is:deleted) must come before the index's list of everything holding the words.
         sparse = [c for c in rest if isinstance(c, Filter) and c.name == "is" and c.value in SPARSE_FACTS]
-        parts += [where(c, params, rowids) for c in sparse]
+        parts += [where(c, params, rowids, dialect) for c in sparse]
         rest = [c for c in rest if c not in sparse]
         if group is not None:
-            parts.append(_fts_sql(_IN_FTS if group[0] == "in" else _NOT_IN_FTS, group[1], params, rowids))
+            template = _IN_FTS if group[0] == "in" else _NOT_IN_FTS
+            parts.append(_fts_sql(template, group[1], params, rowids, dialect))
         # AND binds tighter than OR: only OR operands need parentheses (SQLite's parser stack is small)
-        parts += [f"({where(c, params, rowids)})" if isinstance(c, Or) else where(c, params, rowids)
-                  for c in rest]
+        for c in rest:
+            sql = where(c, params, rowids, dialect)
+            parts.append(f"({sql})" if isinstance(c, Or) else sql)
         return " AND ".join(parts)
     text_parts = [e for c in node.children if (e := fts(c)) is not None]
     if text_parts:
-        parts.append(_fts_sql(_IN_FTS, " OR ".join(f"({e})" for e in text_parts), params, rowids))
-    parts += [where(c, params, rowids) for c in node.children if fts(c) is None]
+        parts.append(_fts_sql(_IN_FTS, " OR ".join(f"({e})" for e in text_parts), params, rowids, dialect))
+    parts += [where(c, params, rowids, dialect) for c in node.children if fts(c) is None]
     return " OR ".join(parts)
 
 
@@ -126,7 +131,8 @@ def channel_condition(node: Filter, params: list[object]) -> str:
     return cond
 
 
-def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | None = None) -> str:
+def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | None = None,
+                dialect: Dialect = SQLITE) -> str:
     """SQL for a filter; must agree with `storage.query_ast.match_filter` and `storage.search.load_docs`."""
     name = node.name
     if name == "channel":
@@ -155,7 +161,7 @@ def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | No
         return "p.date < ?"
     if name == "lang":
         params.append(node.value)
-        return "p.language IS ?"
+        return f"p.language {dialect.null_safe_equal} ?"
     if node.value == "edited":  # the partial index posts_edited holds exactly these (schema v5)
         return "p.edited = 1"
     if node.value == "deleted":  # few: listed from the partial index messages_deleted

@@ -135,8 +135,9 @@ def add_rule(conn: sqlite3.Connection, chat_id: int, query: str,
     query = query.strip()
     parse(query)
     if limit is not None:
-        have, same = conn.execute("SELECT count(*), coalesce(sum(query = ?), 0) FROM rules WHERE chat_id = ?",
-                                  (query, chat_id)).fetchone()
+        have, same = conn.execute(
+            "SELECT count(*), coalesce(sum(CASE WHEN query = ? THEN 1 ELSE 0 END), 0) FROM rules"
+            " WHERE chat_id = ?", (query, chat_id)).fetchone()
         if have >= limit and not same:
             raise RuleError(f"this chat has {have} rules, the most it can have; "
                             "remove some with /unsubscribe")
@@ -171,7 +172,7 @@ def seed_rules(conn: sqlite3.Connection, chat_id: int, queries: Iterable[str],
 def list_rules(conn: sqlite3.Connection, chat_id: int | None = None, *,
                active_only: bool = False) -> list[Rule]:
     """Rules of one chat (or of all chats), oldest first."""
-    sql = f"SELECT {_RULE_COLUMNS} FROM rules WHERE 1"
+    sql = f"SELECT {_RULE_COLUMNS} FROM rules WHERE 1 = 1"
     args: list[object] = []
     if chat_id is not None:
         sql += " AND chat_id = ?"

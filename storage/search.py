@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from storage import text as tx
+from storage.dialect import Dialect, dialect_of
 from storage.query import (
     SPARSE_FACTS,
     Filter,
@@ -37,6 +38,8 @@ def register_functions(conn: sqlite3.Connection) -> None:
     `chanwatch_fold(text)` is `storage.text.fold`; `chanwatch_name(text)` is `storage.query.name_key`
     (the folded words of a title), which from: compares origin titles by.
     """
+    if not dialect_of(conn).is_sqlite:
+        return  # PostgreSQL runs no Python in SQL: `from:` by an origin's title is SQLite's only, so far
     conn.create_function("chanwatch_fold", 1, _fold, deterministic=True)
     conn.create_function("chanwatch_name", 1, _name, deterministic=True)
 
@@ -176,21 +179,23 @@ and doubles (a rare combination needs long stretches of the archive)."""
 
 
 def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> int:
+    d = dialect_of(conn)
     if cap is None:
-        sql, args = "SELECT count(*) FROM posts_fts WHERE posts_fts MATCH ?", [expression]
+        sql, args = d.fts_rows("count(*)"), [d.fts_param(expression)]
     else:
-        sql = "SELECT count(*) FROM (SELECT 1 FROM posts_fts WHERE posts_fts MATCH ? LIMIT ?)"
-        args = [expression, cap]
+        sql = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
+        args = [d.fts_param(expression), cap]
     return int(conn.execute(sql, args).fetchone()[0])
 
 
 def _where_count(conn: sqlite3.Connection, where: str, params: list[object], cap: int | None,
                  by_date: bool = False) -> int:
-    posts = "posts p INDEXED BY posts_date" if by_date else "posts p"
+    posts = "posts p" + (dialect_of(conn).indexed_by("posts_date") if by_date else "")
     if cap is None:
         sql, args = f"SELECT count(*) FROM {posts} WHERE {where}", params
     else:
-        sql, args = f"SELECT count(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT ?)", [*params, cap]
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM {posts} WHERE {where} LIMIT ?) AS capped"
+        args = [*params, cap]
     return int(conn.execute(sql, args).fetchone()[0])
 
 
@@ -215,7 +220,7 @@ def count(conn: sqlite3.Connection, q: Query, exact: bool = False, limit: int = 
         held = _fts_count(conn, words, max(cap or 0, WALK_THRESHOLD + 1))
     if walkable and cap is not None and held >= cap:
         return None
-    where, params = q.to_sql()
+    where, params = q.to_sql(dialect=dialect_of(conn))
     # Words in many posts within since:/until: read the dates' stretch of the index rather than
     # look up the date of every post holding the words (/subscribe counts the last 30 days this way).
     return _where_count(conn, where, params, cap, by_date=dated and held > WALK_THRESHOLD)
@@ -241,6 +246,8 @@ def walk(conn: sqlite3.Connection, q: Query, first_step: int = FIRST_STEP) -> It
     posts match the words in the whole archive. Steps with no match yield an empty list.
     """
     since, until = q.date_range()
+    d = dialect_of(conn)
+    by_date = "posts p" + d.indexed_by("posts_date")
     cur = conn.cursor()
     cur.row_factory = None  # plain tuples: rows are compared and passed back as parameters
     upper, upper_args = ("p.date < ?", [until]) if until is not None else ("", [])
@@ -248,21 +255,21 @@ def walk(conn: sqlite3.Connection, q: Query, first_step: int = FIRST_STEP) -> It
     while True:
         bounds = [b for b in (upper, "p.date >= ?" if since is not None else "") if b]
         args = [*upper_args, *([since] if since is not None else [])]
-        where = " AND ".join(bounds) or "1"
-        stretch = (f"SELECT p.date, p.id FROM posts p INDEXED BY posts_date WHERE {where} "
-                   "ORDER BY p.date DESC, p.id DESC")
-        lo, hi = cur.execute(f"SELECT min(id), max(id) FROM ({stretch} LIMIT ?)", [*args, step]).fetchone()
+        where = " AND ".join(bounds) or "1 = 1"
+        stretch = f"SELECT p.date, p.id FROM {by_date} WHERE {where} ORDER BY p.date DESC, p.id DESC"
+        lo, hi = cur.execute(f"SELECT min(id), max(id) FROM ({stretch} LIMIT ?) AS stretch",
+                             [*args, step]).fetchone()
         if lo is None:
             return
         edge = cur.execute(f"{stretch} LIMIT 1 OFFSET ?", [*args, step - 1]).fetchone()
-        cond, params = q.to_sql((lo, hi))
+        cond, params = q.to_sql((lo, hi), d)
         # The stretch ends at `edge`; the last one at `since` (or the oldest post).
         if edge is not None:
             lower, lower_args = "p.date >= ? AND (p.date, p.id) >= (?, ?)", [edge[0], *edge]
         else:
-            lower, lower_args = ("p.date >= ?", [since]) if since is not None else ("1", [])
+            lower, lower_args = ("p.date >= ?", [since]) if since is not None else ("1 = 1", [])
         yield [r[0] for r in cur.execute(
-            f"SELECT p.id FROM posts p INDEXED BY posts_date WHERE {upper or '1'} AND {lower} "
+            f"SELECT p.id FROM {by_date} WHERE {upper or '1 = 1'} AND {lower} "
             f"AND p.id BETWEEN ? AND ? AND ({cond}) ORDER BY p.date DESC, p.id DESC",
             [*upper_args, *lower_args, lo, hi, *params],
         )]
@@ -275,19 +282,25 @@ def walk(conn: sqlite3.Connection, q: Query, first_step: int = FIRST_STEP) -> It
 _ROWID_MAX = 2**63 - 1
 
 
+def _limit(dialect: Dialect, limit: int) -> int | None:
+    """A LIMIT parameter: -1 (no limit) is SQLite's; PostgreSQL's is NULL."""
+    return limit if limit >= 0 or dialect.is_sqlite else None
+
+
 def _ranked(conn: sqlite3.Connection, q: Query, words: str, window: int | None,
             limit: int = -1, offset: int = 0) -> list[int]:
     """Ids of the posts matching `q` by bm25 of `words` (an FTS5 expression they all match), best
     first; with `window`, only among posts from that id on."""
+    d = dialect_of(conn)
     bounds = None if window is None else (window, _ROWID_MAX)
-    where, params = q.to_sql(bounds)
-    in_window = "" if window is None else " AND rowid >= ?"
+    where, params = q.to_sql(bounds, d)
+    in_window = "" if window is None else f" AND {d.fts_id} >= ?"
+    matches = d.fts_rows(f"{d.fts_id} AS rid, {d.fts_score} AS score", in_window)
     sql = (
-        "SELECT p.id FROM posts p JOIN (SELECT rowid AS rid, bm25(posts_fts) AS score "
-        f"FROM posts_fts WHERE posts_fts MATCH ?{in_window}) r ON r.rid = p.id "
+        f"SELECT p.id FROM posts p JOIN ({matches}) r ON r.rid = p.id "
         f"WHERE {where} ORDER BY r.score, p.date DESC, p.id DESC LIMIT ? OFFSET ?"
     )
-    args = [words, *([] if window is None else [window]), *params, limit, offset]
+    args = [d.fts_param(words), *([] if window is None else [window]), *params, _limit(d, limit), offset]
     return [row[0] for row in conn.execute(sql, args)]
 
 
@@ -370,22 +383,23 @@ def _by_rank(conn: sqlite3.Connection, q: Query, counted: bool, total: int, exac
 
     `counted`: the count could tell (the words alone hold at most the count limit, or exact).
     """
+    d = dialect_of(conn)
     limit, offset = paged.limit, paged.offset
     whole = q.fts_expression()
     if whole is not None:  # rank inside the index; ties newest-archived first
-        matches = "SELECT rowid, rank FROM posts_fts WHERE posts_fts MATCH ?"
-        args: list[object] = [whole]
+        matches = d.fts_rows(f"{d.fts_id} AS rid, {d.fts_score} AS score")
+        args: list[object] = [d.fts_param(whole)]
         if not exact:  # rank the matches the total counted: the most recently archived ones
-            matches += " ORDER BY rowid DESC LIMIT ?"
+            matches += f" ORDER BY {d.fts_id} DESC LIMIT ?"
             args.append(paged.count_limit)
-        sql = f"SELECT rowid FROM ({matches}) ORDER BY rank, rowid DESC LIMIT ? OFFSET ?"
-        return [row[0] for row in conn.execute(sql, [*args, limit, offset])], total, exact
+        sql = f"SELECT rid FROM ({matches}) AS matches ORDER BY score, rid DESC LIMIT ? OFFSET ?"
+        return [row[0] for row in conn.execute(sql, [*args, _limit(d, limit), offset])], total, exact
     words = q.rank_match() or ""
     if counted:  # the words match few enough posts to rank every match
         return _ranked(conn, q, words, None, limit, offset), total, exact
+    recent = f"{d.fts_rows(f'{d.fts_id} AS rid')} ORDER BY {d.fts_id} DESC LIMIT ?"
     window = conn.execute(
-        "SELECT min(rowid) FROM (SELECT rowid FROM posts_fts WHERE posts_fts MATCH ? ORDER BY rowid DESC "
-        "LIMIT ?)", [words, paged.count_limit],
+        f"SELECT min(rid) FROM ({recent}) AS recent", [d.fts_param(words), paged.count_limit],
     ).fetchone()[0]
     ranked = _ranked(conn, q, words, window)
     if len(ranked) > offset + limit:
@@ -399,7 +413,7 @@ def _by_date(conn: sqlite3.Connection, q: Query, total: int, exact: bool,
     """A page newest first: sorted when the matches are few and counted, else walked."""
     limit, offset = paged.limit, paged.offset
     if exact and total <= WALK_THRESHOLD:
-        where, params = q.to_sql()
+        where, params = q.to_sql(dialect=dialect_of(conn))
         sql = f"SELECT p.id FROM posts p WHERE {where} ORDER BY p.date DESC, p.id DESC LIMIT ? OFFSET ?"
         return [row[0] for row in conn.execute(sql, [*params, limit, offset])], total, exact
     found: list[int] = []

@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage.dialect import dialect_of
 from storage.outbox import counts
 from storage.records import iso
 
@@ -56,8 +57,14 @@ class ArchiveStats:
         return self.sightings - self.posts
 
 
+_PG_BYTES = ("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+             " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'")
+"""The archive's size on PostgreSQL: its schema's tables with their indexes and TOAST."""
+
+
 def archive_stats(conn: sqlite3.Connection, now: datetime) -> ArchiveStats:
     """Count what the archive holds; `now` sets the day of `posts_today` (UTC)."""
+    d = dialect_of(conn)
 
     def one(sql: str, *args: object) -> int:
         return int(conn.execute(sql, args).fetchone()[0] or 0)
@@ -76,10 +83,11 @@ def archive_stats(conn: sqlite3.Connection, now: datetime) -> ArchiveStats:
         edited_posts=one("SELECT count(*) FROM posts WHERE edited = 1"),  # the partial index posts_edited
         versions=one("SELECT count(*) FROM message_versions"),
         edited_messages=one("SELECT count(*) FROM (SELECT 1 FROM message_versions"
-                            " GROUP BY channel_id, message_id)"),
+                            " GROUP BY channel_id, message_id) AS edited"),
         deletions=one("SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL"),
-        fts_rows=one("SELECT count(*) FROM posts_fts_docsize"),
-        database_bytes=one("PRAGMA page_count") * one("PRAGMA page_size"),
+        fts_rows=one("SELECT count(*) FROM posts_fts_docsize" if d.is_sqlite
+                     else "SELECT count(*) FROM posts WHERE fts IS NOT NULL"),
+        database_bytes=one("PRAGMA page_count") * one("PRAGMA page_size") if d.is_sqlite else one(_PG_BYTES),
         posts_today=one("SELECT count(*) FROM posts WHERE first_seen >= ?", iso(midnight)),
         alerts_pending=counts(conn)["pending"],
         last_poll=conn.execute("SELECT max(last_poll) FROM channels WHERE watched = 1").fetchone()[0],

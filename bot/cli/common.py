@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from bot.config import ConfigError, Settings, db_path_from, load_settings, read_env
+from bot.config import ConfigError, Settings, archive_file, db_path_from, load_settings, read_env
 from bot.connect import ConnectError
 from storage import search
 from storage.database import BUSY_TIMEOUT_MS, LockWait, StorageError, connect_readonly, connect_sync
@@ -106,7 +106,7 @@ def archive_path(args: argparse.Namespace) -> Path:
     --env-file (or ./.env), else ./chanwatch.db."""
     given = getattr(args, "db", None)
     if given is not None:
-        return Path(given).expanduser()
+        return archive_file(given, "--db")
     return db_path_from(environment(args))
 
 

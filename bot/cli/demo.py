@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.cli.common import CliError, Command
+from bot.config import archive_file
 from bot.demo.runner import DEFAULT_SPEED, run_demo
 
 
@@ -56,7 +57,7 @@ def demo_archive(args: argparse.Namespace) -> Path | None:
     given = getattr(args, "db", None)
     if not given or given == ":memory:":
         return None
-    path = Path(given).expanduser()
+    path = archive_file(given, "--db")
     if path.exists():
         raise CliError(f"demo: {path} already exists; give a new path for the demo archive "
                        "(the demo builds a fresh one)")

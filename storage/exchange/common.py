@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from storage.database import run_in_transaction
+from storage.dialect import dialect_of
 from storage.faults import explain
 
 __all__ = [
@@ -97,7 +98,10 @@ def any_int_digits() -> Iterator[None]:
 
 
 def archive_name(conn: sqlite3.Connection) -> str:
-    """The file of the archive `conn` writes to, for error messages (":memory:" for none)."""
+    """The file of the archive `conn` writes to, for error messages (":memory:" for none; a
+    PostgreSQL archive's URL without its password)."""
+    if not dialect_of(conn).is_sqlite:
+        return str(getattr(conn, "redacted", "the PostgreSQL archive"))
     for row in conn.execute("PRAGMA database_list"):
         if row[1] == "main":
             return row[2] or ":memory:"

@@ -148,6 +148,34 @@ def test_the_environment_wins_over_dot_env(env_archive, capsys, clean_env, tmp_p
     assert_one_line_error(code, err, "no archive at", "from-env.db")
 
 
+@pytest.mark.parametrize("how", ["--db", "CHANWATCH_DB"])
+def test_a_postgresql_url_is_refused_and_creates_nothing(clean_env, capsys, tmp_path, how):
+    url = "postgresql://alice:s3cret@db.example/chanwatch"
+    argv = ["--db", url] if how == "--db" else []
+    if how == "CHANWATCH_DB":
+        clean_env.setenv("CHANWATCH_DB", url)
+    code, _, err = run(capsys, *argv, "import", "--sample", "--no-progress")
+    assert_one_line_error(code, err, how, "PostgreSQL archives are not supported by this version yet")
+    assert "s3cret" not in err
+    assert list(tmp_path.iterdir()) == []  # before: a directory `postgresql:` holding an SQLite file
+
+
+def test_a_url_of_an_unknown_scheme_names_the_scheme_and_the_forms_that_work(clean_env, capsys, tmp_path):
+    code, _, err = run(capsys, "--db", "postgresq://alice:s3cret@db.example/cw", "rules", "add", "x",
+                       "--chat", "42")
+    assert_one_line_error(code, err, "'postgresq://'", "sqlite:///archive.db")
+    assert "s3cret" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_sqlite_url_names_the_file_after_its_three_slashes(clean_env, capsys, tmp_path):
+    code, _, err = run(capsys, "--db", "sqlite:///sub.db", "import", "--sample", "--no-progress")
+    assert code == 0, err
+    code, _, err = run(capsys, "--db", f"sqlite:///{tmp_path}/sub.db", "stats")  # the same file, absolute
+    assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".db"] == ["sub.db"]
+
+
 def test_env_file_names_another_file_before_or_after_the_command(env_archive, capsys, tmp_path):
     (tmp_path / "other.env").write_text("CHANWATCH_DB=other.db\n", encoding="utf-8")
     for argv in (["--env-file", "other.env", "stats"], ["stats", "--env-file", "other.env"]):

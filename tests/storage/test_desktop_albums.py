@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from storage.database import connect_sync
 from storage.exchange import desktop as desktop_module
 from storage.exchange import import_file
 from tests.real_fixtures import real
@@ -20,8 +19,8 @@ UNIX = 1765965600  # 2025-12-17 10:00:00 UTC
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def part(mid: int, text: str = "", *, second: int = 0, media: dict | None = None) -> dict:
@@ -84,8 +83,8 @@ def test_the_real_exports_merge_no_two_captions_and_keep_pachums_album_whole(con
     folder = real("desktop_export")
     import_file(conn, folder / "trantor_library_TG101_result.json")
     albums = conn.execute(
-        "SELECT grouped_id, count(*), sum(text != ''), count(DISTINCT date) FROM messages"
-        " WHERE grouped_id IS NOT NULL GROUP BY grouped_id").fetchall()
+        "SELECT grouped_id, count(*), sum(CASE WHEN text != '' THEN 1 ELSE 0 END), count(DISTINCT date)"
+        " FROM messages WHERE grouped_id IS NOT NULL GROUP BY grouped_id").fetchall()
     assert len(albums) == 105
     assert all(2 <= n <= 10 and texts <= 1 and dates == 1 for _, n, texts, dates in albums)
     captioned = conn.execute("SELECT post_id FROM messages WHERE text != '' AND grouped_id IS NOT NULL"

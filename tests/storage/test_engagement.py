@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 from storage import engagement
-from storage.database import connect_sync
 from storage.engagement import SCHEDULE, due, end_past_horizon, next_due, offsets, write_readings
 from storage.ingest import ingest_batch
 from storage.records import Channel, Reading, iso
@@ -19,8 +18,8 @@ H = timedelta(hours=1)
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def stats(conn: sqlite3.Connection, message_id: int, channel_id: int = MFA.id) -> list[tuple]:

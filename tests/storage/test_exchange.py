@@ -42,8 +42,8 @@ PACHUM = REAL / "pachumarchive_result.json"
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def count(conn: sqlite3.Connection, sql: str) -> int:
@@ -285,10 +285,11 @@ def test_jsonl_round_trip_is_identical_and_reimport_is_idempotent(conn, tmp_path
     assert export(fresh) == first
     cols = "channel_id, message_id, post_id, relation, date, edit_date, text, entities, views, forwards, " \
            "replies, reply_to, grouped_id, post_author, media, first_seen, deleted_at, raw"
-    assert fresh.execute(f"SELECT {cols} FROM messages ORDER BY 1, 2").fetchall() == \
-        conn.execute(f"SELECT {cols} FROM messages ORDER BY 1, 2").fetchall()
-    versions = "SELECT channel_id, message_id, edit_date, text, entities, replaced_at FROM message_versions"
-    assert fresh.execute(versions).fetchall() == conn.execute(versions).fetchall()
+    assert [tuple(r) for r in fresh.execute(f"SELECT {cols} FROM messages ORDER BY 1, 2")] == \
+        [tuple(r) for r in conn.execute(f"SELECT {cols} FROM messages ORDER BY 1, 2")]
+    versions = ("SELECT channel_id, message_id, edit_date, text, entities, replaced_at FROM message_versions"
+                " ORDER BY channel_id, message_id, coalesce(edit_date, '')")
+    assert [tuple(r) for r in fresh.execute(versions)] == [tuple(r) for r in conn.execute(versions)]
     before = snapshot(fresh)
     again = import_file(fresh, path)
     assert (again.new, again.updated, again.unchanged, again.posts_new) == (0, 0, 10, 0)

@@ -20,8 +20,8 @@ CHANNEL = 5550001
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def dmsg(mid: Any, text: str = "", **extra: Any) -> dict[str, Any]:

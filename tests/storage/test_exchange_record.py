@@ -23,8 +23,9 @@ VERSION_RAW = "SELECT channel_id, message_id, edit_date, text, raw FROM message_
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    conn = connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    """The exchange tests' archive with readings and raw versions, on SQLite and on PostgreSQL."""
+    conn = archive
     build_archive(conn)
     conn.execute("DELETE FROM message_stats")  # the readings ingest took at first sight: these instead
     conn.executemany(
@@ -34,8 +35,9 @@ def conn() -> sqlite3.Connection:
          (MFA.id, 10, "2025-12-17T11:00:00+00:00", 140, 2, 1, json.dumps({"👍": 4, "custom:5368": 1})),
          (2002, 500, "2025-12-17T12:00:00+00:00", 5, 1, None, json.dumps({"paid": 3}))],
     )
-    conn.execute("UPDATE message_versions SET raw = json_object('_', 'Message', 'message', text)"
-                 " WHERE edit_date IS NULL")
+    conn.executemany("UPDATE message_versions SET raw = ? WHERE id = ?", [
+        (json.dumps({"_": "Message", "message": text}, ensure_ascii=False, separators=(",", ":")), version)
+        for version, text in conn.execute("SELECT id, text FROM message_versions WHERE edit_date IS NULL")])
     return conn
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage.database import SCHEMA_VERSION, connect_sync
+from storage.dialect import dialect_of
 from storage.ingest import ingest_batch
 from storage.ingest_rows import json_text as _json
 from storage.outbox import mark_sent
@@ -35,7 +36,14 @@ from tests.storage.factories import (
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
+def conn(archive) -> sqlite3.Connection:
+    """The archive, once on SQLite and once on PostgreSQL: every test here runs on both."""
+    return archive
+
+
+@pytest.fixture
+def lite() -> sqlite3.Connection:
+    """An SQLite archive, for what only SQLite can show (its query plans)."""
     return connect_sync(":memory:")
 
 
@@ -46,8 +54,7 @@ def posts(conn: sqlite3.Connection) -> list[sqlite3.Row]:
 def sightings(conn: sqlite3.Connection, post_id: int) -> list[tuple[int, int, str]]:
     return [tuple(r) for r in conn.execute(
         "SELECT channel_id, message_id, relation FROM messages WHERE post_id = ?"
-        " ORDER BY channel_id, message_id",
-        (post_id,),
+        " ORDER BY channel_id, message_id", (post_id,),
     )]
 
 
@@ -57,7 +64,20 @@ def snapshot(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
 
 
 def fts_ids(conn: sqlite3.Connection, match: str) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (match,))]
+    """The posts the full-text index finds for an FTS5 expression (the few forms used here: `a OR b`,
+    `stems : "word"`, `prefix*`), on PostgreSQL through the same expression as a tsquery."""
+    if dialect_of(conn).is_sqlite:
+        return [r[0] for r in conn.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (match,))]
+    weights = {"words": "A", "stems": "B", "tags": "C"}
+    terms = []
+    for term in match.split(" OR "):
+        column, _, word = term.rpartition(" : ")
+        word = word.strip('"')
+        prefix = "*" if word.endswith("*") else ""
+        terms.append(word.removesuffix("*") + ":" + prefix + weights.get(column, ""))
+    query = " | ".join(t.rstrip(":") for t in terms)
+    return [r[0] for r in conn.execute(
+        "SELECT id FROM posts WHERE fts @@ to_tsquery('simple', ?) ORDER BY id", (query,))]
 
 
 SCENARIO = {
@@ -315,11 +335,11 @@ def _batch_of(channel: int, records: list) -> Batch:
     st.lists(st.tuples(st.integers(0, 2), st.lists(_records, max_size=4)), max_size=3),
     st.integers(0, 2), st.lists(_records, min_size=1, max_size=8),
 )
-def test_a_batch_is_ingested_as_its_messages_one_by_one_in_id_order(history, channel, records):
+def test_a_batch_is_ingested_as_its_messages_one_by_one_in_id_order(new_archive, history, channel, records):
     """Ingest reads per batch what its messages look up; each must still see what earlier ones
     wrote: repeats of a message id, album siblings, copies, keys and posts made in the batch."""
     now = T0 + timedelta(days=30)
-    whole, single = connect_sync(":memory:"), connect_sync(":memory:")
+    whole, single = new_archive(), new_archive()
     for conn in (whole, single):
         for index, items in history:
             ingest_batch(conn, _batch_of(index, items), now)
@@ -543,7 +563,8 @@ def test_words_are_counted_as_the_index_tokenises_them(conn):
     assert sightings(conn, post["id"]) == [(MFA.id, 10, "original"), (EMBASSY.id, 600, "copy")]
 
 
-def test_the_copy_lookup_reads_index_ranges_even_for_the_30_day_window(conn):
+def test_the_copy_lookup_reads_index_ranges_even_for_the_30_day_window(lite):
+    conn = lite
     text = words_of(120)
     for day in range(0, 60, 5):  # marks of the text all along, and other posts' dates around them
         ingest_batch(conn, batch(EMBASSY_UK, msg(EMBASSY_UK, day + 1, text, minutes=day * 24 * 60),

@@ -19,15 +19,15 @@ from tests.storage.test_media_queue import LATER, PHOTO, VIDEO
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    """An empty archive, once on SQLite and once on PostgreSQL."""
+    return archive
 
 
 def versions(conn: sqlite3.Connection) -> list[tuple]:
-    return [tuple(r) for r in conn.execute(
-        "SELECT message_id, edit_date, text, json_extract(media, '$.file_id')"
-        " FROM message_versions ORDER BY id"
-    )]
+    """(message id, edit date, text, the file id of its media) of each kept version."""
+    return [(m, edit, text, (json.loads(media or "null") or {}).get("file_id")) for m, edit, text, media
+            in conn.execute("SELECT message_id, edit_date, text, media FROM message_versions ORDER BY id")]
 
 
 def media_kind(conn: sqlite3.Connection, channel_id: int, message_id: int) -> str | None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from storage.database import connect_sync, run_in_transaction
+from storage.database import run_in_transaction
 from storage.ingest import ingest, ingest_batch
 from storage.media_queue import (
     carriers,
@@ -30,8 +30,8 @@ LATER = T0 + timedelta(hours=1)
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def queue(conn: sqlite3.Connection) -> list[tuple]:

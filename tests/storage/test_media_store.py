@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from storage.database import connect_sync
 from storage.media_queue import mark_done
 from storage.media_store import MediaStore, SizeMismatch, StoreProblem
 
@@ -102,8 +101,8 @@ def test_opening_the_store_leaves_a_live_download_alone(tmp_path):
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def test_verify_finds_a_missing_and_an_altered_file(tmp_path, conn):

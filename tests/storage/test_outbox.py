@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from storage.database import connect_sync
 from storage.outbox import (
     MAX_ATTEMPTS,
     backoff,
@@ -32,8 +31,8 @@ ALICE, BOB = 501, 502
 
 
 @pytest.fixture
-def conn(tmp_path) -> sqlite3.Connection:
-    return connect_sync(tmp_path / "a.db")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 @pytest.fixture

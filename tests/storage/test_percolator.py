@@ -35,7 +35,15 @@ MFA_SANCTIONS = "МИД России: ответ на новые антирос�
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
+def conn(archive) -> sqlite3.Connection:
+    """An empty archive, once on SQLite and once on PostgreSQL."""
+    return archive
+
+
+@pytest.fixture
+def lite() -> sqlite3.Connection:
+    """An SQLite archive, whose ids are reused after a delete (PostgreSQL's identity columns never
+    reuse one)."""
     return connect_sync(":memory:")
 
 
@@ -327,7 +335,8 @@ def test_a_rule_added_between_two_ingests_is_picked_up(conn):
     assert alerts(conn) == [(1, post_id(conn, MFA.id, 11), [canada])]
 
 
-def test_a_rule_removed_and_its_id_reused_by_a_new_one_is_noticed(conn):
+def test_a_rule_removed_and_its_id_reused_by_a_new_one_is_noticed(lite):
+    conn = lite
     percolator = Percolator()
     rule(conn, 1, "arctic")
     old = rule(conn, 1, "canada")

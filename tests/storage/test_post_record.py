@@ -21,7 +21,14 @@ PRIVATE = Channel(4004, None, "A channel without a username", 444, watched=True)
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
+def conn(archive) -> sqlite3.Connection:
+    """An empty archive, once on SQLite and once on PostgreSQL."""
+    return archive
+
+
+@pytest.fixture
+def lite() -> sqlite3.Connection:
+    """An SQLite archive, for what only SQLite shows (its statements as run)."""
     return connect_sync(":memory:")
 
 
@@ -134,7 +141,8 @@ def test_a_channel_without_username_is_found_by_its_c_link(conn) -> None:
     assert record is not None and record.sightings[0].url == "https://t.me/c/4004/3"
 
 
-def test_a_post_record_costs_the_same_few_queries_however_many_sightings(conn) -> None:
+def test_a_post_record_costs_the_same_few_queries_however_many_sightings(lite) -> None:
+    conn = lite
     post = statement_story(conn)
     for n in range(30):
         channel = Channel(5000 + n, f"mirror{n}", f"Mirror {n}", 1, watched=True)

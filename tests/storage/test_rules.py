@@ -25,8 +25,8 @@ from storage.rules import (
 
 
 @pytest.fixture
-def conn(tmp_path) -> sqlite3.Connection:
-    return connect_sync(tmp_path / "a.db")
+def conn(archive) -> sqlite3.Connection:
+    return archive
 
 
 def test_seeding_rules_twice_keeps_one_rule_per_query(conn: sqlite3.Connection) -> None:

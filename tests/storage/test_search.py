@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.database import Database, connect_sync
+from storage.dialect import dialect_of
 from storage.ingest import ingest, ingest_batch
 from storage.query import QueryError, parse
 from storage.records import Batch, MessageRecord
@@ -45,8 +46,19 @@ TEXTS = {
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    conn = connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    """The archive of TEXTS and a few forwards, once on SQLite and once on PostgreSQL."""
+    return filled(archive)
+
+
+@pytest.fixture
+def lite() -> sqlite3.Connection:
+    """The same archive on SQLite only: for `from:` (origin titles are compared by a Python function
+    PostgreSQL does not have yet) and for what only SQLite shows (its statements as run)."""
+    return filled(connect_sync(":memory:"))
+
+
+def filled(conn: sqlite3.Connection) -> sqlite3.Connection:
     ingest_batch(conn, batch(MFA, *(msg(MFA, i, t, minutes=i) for i, t in TEXTS.items())))
     ingest_batch(conn, batch(
         EMBASSY,
@@ -120,7 +132,8 @@ def test_channel_filter_sees_every_sighting(conn):
     assert found(conn, "statement -channel:rusembc") == {71}
 
 
-def test_from_filter(conn):
+def test_from_filter(lite):
+    conn = lite
     assert found(conn, "statement from:mfarussia") == {17}
     assert found(conn, 'statement from:"Russian MFA"') == {17}
     assert found(conn, f"statement from:{MFA.id}") == {17}
@@ -238,7 +251,8 @@ def test_load_docs(conn):
     assert (doc.edited, doc.deleted, doc.lang) == (False, False, "en")
 
 
-def test_register_functions_is_idempotent(conn):
+def test_register_functions_is_idempotent(lite):
+    conn = lite
     register_functions(conn)
     register_functions(conn)
     row = conn.execute("SELECT chanwatch_fold('ЁЛКА Café'), chanwatch_name('Russian MFA 🇷🇺')").fetchone()
@@ -391,11 +405,11 @@ def test_filtered_sort_rank_past_the_limit_ranks_recent_word_matches_or_falls_ba
 
 
 def test_channel_filter_reads_the_same_in_a_walk_step_and_over_the_archive(conn):
-    query = parse("statement channel:rusembc")
-    whole = [r[0] for r in conn.execute(f"SELECT p.id FROM posts p WHERE {query.to_sql()[0]}",
-                                          query.to_sql()[1])]
-    step_sql, step_params = query.to_sql((1, 100))
-    assert "EXISTS" in step_sql and "EXISTS" not in query.to_sql()[0]
+    query, dialect = parse("statement channel:rusembc"), dialect_of(conn)
+    whole_sql, whole_params = query.to_sql(dialect=dialect)
+    whole = [r[0] for r in conn.execute(f"SELECT p.id FROM posts p WHERE {whole_sql}", whole_params)]
+    step_sql, step_params = query.to_sql((1, 100), dialect)
+    assert "EXISTS" in step_sql and "EXISTS" not in whole_sql
     assert [r[0] for r in conn.execute(f"SELECT p.id FROM posts p WHERE {step_sql}", step_params)] == whole
     assert whole
 
@@ -419,7 +433,8 @@ def test_a_query_requiring_a_sparse_fact_is_counted_exactly_from_its_short_list(
     assert query.to_sql()[0].startswith("p.id IN (SELECT m.post_id FROM messages m WHERE m.deleted_at")
 
 
-def test_a_dated_count_of_a_frequent_word_reads_the_dates_stretch_and_agrees(conn, monkeypatch):
+def test_a_dated_count_of_a_frequent_word_reads_the_dates_stretch_and_agrees(lite, monkeypatch):
+    conn = lite
     import storage.search as module
 
     query = parse(f"({SANCTIONS}) since:2025-12-17 until:2025-12-17")

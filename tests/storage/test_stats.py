@@ -17,10 +17,20 @@ from tests.storage.outbox_helpers import queue_alert
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
+def conn(archive) -> sqlite3.Connection:
+    """The archive `filled` makes, once on SQLite and once on PostgreSQL."""
+    return filled(archive)
+
+
+@pytest.fixture
+def lite() -> sqlite3.Connection:
+    """The same archive on SQLite only, for what only SQLite shows (its statements as run)."""
+    return filled(connect_sync(":memory:"))
+
+
+def filled(conn: sqlite3.Connection) -> sqlite3.Connection:
     """An archive with an original, its two forwards, a copy (first seen with an edit date), an
     edit, a deletion, a post from the day before, one pending alert and a channel in trouble."""
-    conn = connect_sync(":memory:")
     day_before = T0 - timedelta(days=1)
     ingest_batch(conn, batch(MFA, msg(MFA, 9, "Arctic council meets", minutes=-24 * 60)), day_before)
     ingest_batch(conn, batch(MFA, msg(MFA, 10, STATEMENT), msg(MFA, 11, STATEMENT_RU, minutes=1)), T0)
@@ -71,9 +81,10 @@ def test_an_empty_archive_counts_zero(conn):
     assert empty.last_poll is None and empty.channel_errors == ()
 
 
-def test_no_count_reads_the_messages_or_posts_table_row_by_row(conn):
+def test_no_count_reads_the_messages_or_posts_table_row_by_row(lite):
     """/status runs on the thread the poller writes through: on a million-message archive a table
     scan of messages (with Telegram's raw JSON in each row) takes seconds; an index scan does not."""
+    conn = lite
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
     archive_stats(conn, T0)

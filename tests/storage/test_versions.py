@@ -3,12 +3,12 @@ counters; and deletion intervals: `last_seen` .. `deleted_at`, with how the dele
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import timedelta
 
 import pytest
 
-from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.records import Media, iso
 from tests.storage.factories import MFA, STATEMENT, T0, batch, msg
@@ -19,14 +19,18 @@ PAGE = Media(kind="webpage", url="https://example.org/a", title="A", extra={"sit
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    return connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    """An empty archive, once on SQLite and once on PostgreSQL."""
+    return archive
 
 
 def versions(conn: sqlite3.Connection) -> list[tuple]:
-    return [tuple(r) for r in conn.execute(
-        "SELECT text, json_extract(media, '$.extra.question'), json_extract(media, '$.title'),"
-        " json_extract(raw, '$.message') FROM message_versions ORDER BY id")]
+    """(text, the poll's question, the page's title, the raw message's text) of each kept version."""
+    out = []
+    for text, media, raw in conn.execute("SELECT text, media, raw FROM message_versions ORDER BY id"):
+        media, raw = json.loads(media or "null") or {}, json.loads(raw or "null") or {}
+        out.append((text, (media.get("extra") or {}).get("question"), media.get("title"), raw.get("message")))
+    return out
 
 
 def row(conn: sqlite3.Connection, message_id: int) -> sqlite3.Row:

@@ -1,0 +1,114 @@
+"""The SQL that differs between the archive's backends, in one place: storage code stays one copy.
+
+Storage functions take a connection — a `sqlite3.Connection`, or `storage.pg.PgConnection` for
+PostgreSQL, which offers the same calls — and write portable SQL; where a backend spells something
+differently, they ask `dialect_of(conn)` for that piece. What is portable already and needs nothing
+here: `INSERT ... ON CONFLICT (...) DO NOTHING` and `ON CONFLICT (...) DO UPDATE SET x = excluded.x`
+(SQLite >= 3.24 and PostgreSQL alike), partial indexes (`CREATE INDEX ... WHERE ...`, the same on
+both), `?` and `:name` parameters (the adapter translates them), and dates, which are ISO-8601 UTC
+TEXT on both backends, so that comparisons, ranges and sorts give the same answers.
+
+The full-text index: SQLite's FTS5 table `posts_fts`, PostgreSQL's `posts.fts` tsvector; the query
+compiler writes FTS5 expressions, which `fts_param` translates for PostgreSQL (`storage.tsquery`).
+Not here: the schema's DDL (a migration whose SQL differs has a `.pg.sql` sibling,
+`storage.database`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.tsquery import tsquery
+
+__all__ = ["POSTGRESQL", "SQLITE", "Dialect", "dialect_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One backend's spelling of the SQL pieces that differ.
+
+    `greatest` / `least`: the scalar max / min of their arguments (SQLite's two-argument `max`,
+    `min`); used only on non-NULL arguments, where SQLite's NULL-for-any-NULL and PostgreSQL's
+    NULL-ignoring agree.
+    """
+
+    name: str
+    greatest: str
+    least: str
+    null_safe_equal: str
+    """`a IS b` of SQLite: equal, or both NULL (PostgreSQL's `IS NOT DISTINCT FROM`)."""
+    fts_from: str
+    fts_match: str
+    fts_id: str
+    fts_score: str
+    """The full-text index as a row source (`fts_rows`): its FROM, its match condition (one `?`, the
+    expression `fts_param` gives, in FROM on PostgreSQL, in WHERE on SQLite: before any other
+    parameter of the statement either way), the post id column, and a score, lower is better (FTS5's
+    bm25; PostgreSQL's ts_rank negated)."""
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.name == "sqlite"
+
+    @property
+    def defer_foreign_keys(self) -> str:
+        """The statement that defers foreign-key checks to the end of the current transaction, for
+        rows moving between keys (PostgreSQL's schema declares its foreign keys DEFERRABLE)."""
+        return "PRAGMA defer_foreign_keys = ON" if self.is_sqlite else "SET CONSTRAINTS ALL DEFERRED"
+
+    def fts_param(self, expression: str) -> str:
+        """The parameter `fts_match` takes for an FTS5 expression of `storage.query_sql`."""
+        return expression if self.is_sqlite else tsquery(expression)
+
+    def fts_rows(self, columns: str | None = None, where: str = "") -> str:
+        """`SELECT columns FROM` the full-text index `WHERE` it matches (one `?`) `where`: the ids of
+        the posts an expression matches, by default."""
+        return f"SELECT {columns or self.fts_id} FROM {self.fts_from} WHERE {self.fts_match}{where}"
+
+    def indexed_by(self, index: str) -> str:
+        """SQLite's `INDEXED BY index` after a table name (PostgreSQL's planner takes no such hint)."""
+        return f" INDEXED BY {index}" if self.is_sqlite else ""
+
+    def insert_or_ignore(self, table_and_columns: str, values: str) -> str:
+        """`INSERT OR IGNORE INTO table (cols) values`: a row whose key is taken is skipped.
+
+        SQLite's own form is kept there (it also skips NOT NULL and CHECK failures, which no caller
+        relies on); PostgreSQL has only `ON CONFLICT DO NOTHING` (unique keys)."""
+        if self.is_sqlite:
+            return f"INSERT OR IGNORE INTO {table_and_columns} {values}"
+        return f"INSERT INTO {table_and_columns} {values} ON CONFLICT DO NOTHING"
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """SQL for the seconds from ISO date `start` to ISO date `end` (SQL expressions), a float."""
+        if self.is_sqlite:
+            return f"((julianday({end}) - julianday({start})) * 86400.0)"
+        return f"(EXTRACT(EPOCH FROM (({end})::timestamptz - ({start})::timestamptz))::float8)"
+
+    def json_text(self, column: str, key: str) -> str:
+        """SQL for the top-level `key` of the JSON text in `column`, as SQL text (NULL: absent)."""
+        if self.is_sqlite:
+            return f"json_extract({column}, '$.{key}')"
+        return f"(({column})::jsonb ->> '{key}')"
+
+    def json_not_true(self, column: str, key: str) -> str:
+        """SQL true unless the JSON text in `column` has `key` set to JSON `true` (NULL column: true)."""
+        if self.is_sqlite:
+            return f"json_type({column}, '$.{key}') IS NOT 'true'"
+        return f"(({column})::jsonb -> '{key}') IS DISTINCT FROM 'true'::jsonb"
+
+
+SQLITE = Dialect(
+    "sqlite", greatest="max", least="min", null_safe_equal="IS",
+    fts_from="posts_fts", fts_match="posts_fts MATCH ?", fts_id="rowid", fts_score="bm25(posts_fts)",
+)
+POSTGRESQL = Dialect(
+    "postgresql", greatest="greatest", least="least", null_safe_equal="IS NOT DISTINCT FROM",
+    fts_from="posts, to_tsquery('simple', ?) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
+    fts_score="-ts_rank(fts, fts_query)",
+)
+
+
+def dialect_of(conn: Any) -> Dialect:
+    """The dialect of an archive connection: the adapter's own, else SQLite (a `sqlite3.Connection`)."""
+    return getattr(conn, "dialect", SQLITE)

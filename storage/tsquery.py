@@ -1,0 +1,112 @@
+"""The FTS5 expressions `storage.query_sql` builds, as PostgreSQL tsquery text over `posts.fts`.
+
+The query compiler writes FTS5 syntax (it is SQLite's index's own language); on PostgreSQL the same
+expression is translated here, so that the compiler stays one copy. Only what the compiler writes
+is accepted: `column : "token token"` phrases (a trailing ` *` makes the last token a prefix),
+parenthesised groups, `AND`, `OR` and binary `NOT`, with FTS5's precedence (NOT, then AND, then OR).
+The columns are weights of `posts.fts` (schema.pg.sql): words A, stems B, tags C.
+
+>>> tsquery('(stems : "санкц") AND (words : "new sanction" *)')
+"('санкц':B & ('new':A <-> 'sanction':*A))"
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = ["WEIGHTS", "tsquery"]
+
+WEIGHTS = {"words": "A", "stems": "B", "tags": "C"}
+
+_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"]|"")*)"|(\*)|(:)|([A-Za-z_]+))')
+
+
+def _lex(expression: str) -> list[str]:
+    tokens: list[str] = []
+    position = 0
+    expression = expression.rstrip()
+    while position < len(expression):
+        match = _TOKEN.match(expression, position)
+        if match is None:
+            raise ValueError(f"not an FTS5 expression chanwatch writes: {expression!r}")
+        position = match.end()
+        if match.group(3) is not None:
+            tokens.append('"' + match.group(3).replace('""', '"'))  # a phrase, marked by its quote
+        else:
+            tokens.append(match.group(0).strip())
+    return tokens
+
+
+def _lexeme(token: str, weight: str, prefix: bool) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "':" + ("*" if prefix else "") + weight
+
+
+class _Parser:
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.at = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.at] if self.at < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise ValueError(f"expected {expected or 'more'} in an FTS5 expression, got {token!r}")
+        self.at += 1
+        return token
+
+    def any_of(self) -> str:
+        parts = [self.all_of()]
+        while self.peek() == "OR":
+            self.take()
+            parts.append(self.all_of())
+        return parts[0] if len(parts) == 1 else "(" + " | ".join(parts) + ")"
+
+    def all_of(self) -> str:
+        parts = [self.but_not()]
+        while self.peek() not in (None, "OR", ")"):
+            if self.peek() == "AND":
+                self.take()
+            parts.append(self.but_not())
+        return parts[0] if len(parts) == 1 else "(" + " & ".join(parts) + ")"
+
+    def but_not(self) -> str:
+        result = self.primary()
+        while self.peek() == "NOT":
+            self.take()
+            result = f"({result} & !{self.primary()})"
+        return result
+
+    def primary(self) -> str:
+        token = self.take()
+        if token == "(":
+            inner = self.any_of()
+            self.take(")")
+            return inner
+        if token not in WEIGHTS:
+            raise ValueError(f"an FTS5 phrase of chanwatch names its column, got {token!r}")
+        self.take(":")
+        phrase = self.take()
+        if not phrase.startswith('"'):
+            raise ValueError(f"expected a quoted phrase, got {phrase!r}")
+        prefix = self.peek() == "*"
+        if prefix:
+            self.take()
+        words = phrase[1:].split()
+        if not words:
+            raise ValueError("an empty phrase")
+        weight = WEIGHTS[token]
+        lexemes = [_lexeme(w, weight, prefix and i == len(words) - 1) for i, w in enumerate(words)]
+        return lexemes[0] if len(lexemes) == 1 else "(" + " <-> ".join(lexemes) + ")"
+
+
+@lru_cache(maxsize=1024)
+def tsquery(expression: str) -> str:
+    """The tsquery text (for `to_tsquery('simple', …)`) matching what FTS5 matches for `expression`."""
+    parser = _Parser(_lex(expression))
+    result = parser.any_of()
+    if parser.peek() is not None:
+        raise ValueError(f"unexpected {parser.peek()!r} in an FTS5 expression")
+    return result

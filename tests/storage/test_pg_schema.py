@@ -1,0 +1,175 @@
+"""PostgreSQL archives: one list of migrations gives the tables and columns SQLite has; the adapter
+speaks sqlite3's dialect of the DB-API; the test server's absence is a skip, or a failure in CI."""
+
+from __future__ import annotations
+
+import sqlite3
+from importlib import resources
+
+import pytest
+
+from storage import database
+from storage.database import SCHEMA_VERSION, connect_sync, migrate, migration_names, schema_version
+from storage.dialect import POSTGRESQL, SQLITE, dialect_of
+from storage.location import ServerUrl
+from storage.pg import translate
+from tests import pg_support
+
+FTS_TABLES = ("posts_fts",)  # SQLite's FTS5 table and its shadow tables (posts_fts_data, ...)
+FTS_COLUMNS = {("posts", "fts")}  # PostgreSQL's tsvector column in their place
+
+
+def sqlite_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+              if not r[0].startswith(FTS_TABLES) and not r[0].startswith("sqlite_")]
+    return {t: {r["name"] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
+
+
+def pg_columns(conn) -> dict[str, set[str]]:
+    columns: dict[str, set[str]] = {}
+    for table, column in conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+    ):
+        if (table, column) not in FTS_COLUMNS and table != database.PG_VERSION_TABLE:
+            columns.setdefault(table, set()).add(column)
+    return columns
+
+
+def pg_indexes(conn) -> set[str]:
+    rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+    return {r[0] for r in rows}
+
+
+def test_a_migrated_postgresql_archive_has_every_table_and_column_sqlite_has(pg_conn):
+    assert pg_columns(pg_conn) == sqlite_columns(connect_sync(":memory:"))
+
+
+def test_a_migrated_postgresql_archive_has_sqlite_s_named_indexes(pg_conn):
+    lite = connect_sync(":memory:")
+    rows = lite.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+    named = {r[0] for r in rows}
+    assert named <= pg_indexes(pg_conn)
+
+
+def test_migrating_a_postgresql_archive_again_changes_nothing(pg_url):
+    conn = connect_sync(pg_url)
+    before = (pg_columns(conn), pg_indexes(conn))
+    conn.close()
+    again = connect_sync(pg_url)  # a second process opening the archive
+    try:
+        assert migrate(again) == SCHEMA_VERSION
+        assert schema_version(again) == SCHEMA_VERSION
+        assert again.execute(f"SELECT count(*) FROM {database.PG_VERSION_TABLE}").fetchone()[0] == 1
+        assert (pg_columns(again), pg_indexes(again)) == before
+    finally:
+        again.close()
+
+
+def test_a_postgresql_archive_newer_than_this_chanwatch_is_refused(pg_conn):
+    pg_conn.execute(f"UPDATE {database.PG_VERSION_TABLE} SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(database.StorageError, match="newer than this chanwatch"):
+        migrate(pg_conn)
+
+
+def test_every_postgresql_migration_stands_for_a_numbered_shared_step():
+    base = resources.files("storage")
+    pg_only = [p.name for p in base.joinpath("migrations").iterdir() if p.name.endswith(database.PG_SUFFIX)]
+    shared = set(migration_names())
+    assert pg_only, "the PostgreSQL siblings are packaged"
+    for name in pg_only:
+        assert f"migrations/{name.removesuffix(database.PG_SUFFIX)}.sql" in shared
+    assert len(database._migrations(POSTGRESQL)) == len(database._migrations(SQLITE)) == SCHEMA_VERSION
+
+
+def test_the_full_text_column_follows_the_words_stems_and_tags_with_positions(pg_conn):
+    pg_conn.execute("BEGIN")
+    post = pg_conn.execute(
+        "INSERT INTO posts (key, date, first_seen, words, stems, tags) VALUES (?, ?, ?, ?, ?, ?)",
+        ("k", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00", "новые санкции", "нов санкц", "мид"),
+    ).lastrowid
+    pg_conn.execute("COMMIT")
+    vector = pg_conn.execute("SELECT fts::text FROM posts WHERE id = ?", (post,)).fetchone()[0]
+    assert vector == "'мид':5C 'нов':3B 'новые':1A 'санкц':4B 'санкции':2A"
+    pg_conn.execute("UPDATE posts SET words = ? WHERE id = ?", ("старые санкции", post))
+    hit = pg_conn.execute("SELECT id FROM posts WHERE fts @@ to_tsquery('simple', 'старые:A <-> санкции:A')")
+    assert [r[0] for r in hit] == [post]
+
+
+# -- the adapter ---------------------------------------------------------------------------------
+
+
+def test_parameters_are_translated_outside_literals_and_percent_signs_escaped():
+    assert translate("SELECT '?', \"a?\", x FROM t WHERE y = ? AND z LIKE '10%' -- ?\n")[0] == (
+        "SELECT '?', \"a?\", x FROM t WHERE y = %s AND z LIKE '10%%' -- ?\n")
+    assert translate("UPDATE t SET a = :a WHERE b = :b AND c::text = ':c'")[0] == (
+        "UPDATE t SET a = %(a)s WHERE b = %(b)s AND c::text = ':c'")
+
+
+def test_an_insert_into_a_table_with_a_generated_id_returns_it_once():
+    assert translate("INSERT INTO posts (key) VALUES (?)") == (
+        "INSERT INTO posts (key) VALUES (%s) RETURNING id", True)
+    assert translate("INSERT INTO post_keys (key) VALUES (?)")[1] is False
+    assert translate("INSERT INTO alerts (x) VALUES (?) RETURNING id, x")[1] is False
+
+
+def test_rows_are_addressed_by_index_and_by_name_like_sqlite_rows(pg_conn):
+    row = pg_conn.execute("SELECT 1 AS one, ? AS two, '50%' AS pct", ("2",)).fetchone()
+    assert (row[0], row["two"], row["PCT"], tuple(row), row.keys()) == (1, "2", "50%", (1, "2", "50%"),
+                                                                          ["one", "two", "pct"])
+    assert dict(row) == {"one": 1, "two": "2", "pct": "50%"}
+    with pytest.raises(IndexError):
+        row["three"]
+
+
+def test_a_flag_passed_as_a_bool_is_stored_as_sqlite_stores_it(pg_conn):
+    pg_conn.execute("INSERT INTO channels (id, watched) VALUES (?, ?)", (1, True))
+    assert pg_conn.execute("SELECT watched FROM channels").fetchone()[0] == 1
+
+
+def test_a_duplicate_key_is_sqlite_s_integrity_error_and_the_transaction_rolls_back(pg_conn):
+    pg_conn.execute("INSERT INTO channels (id) VALUES (?)", (1,))
+    with pytest.raises(sqlite3.IntegrityError, match="duplicate key"):
+        database.run_in_transaction(pg_conn, lambda c: c.execute("INSERT INTO channels (id) VALUES (2), (1)"))
+    assert not pg_conn.in_transaction
+    assert [r[0] for r in pg_conn.execute("SELECT id FROM channels")] == [1]
+
+
+def test_each_connection_names_its_dialect(archive):
+    assert dialect_of(archive).name in ("sqlite", "postgresql")
+    assert (dialect_of(archive) is SQLITE) == isinstance(archive, sqlite3.Connection)
+
+
+# -- the test server -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    monkeypatch.setenv(pg_support.URL_ENV, "postgresql://someone:s3cret@127.0.0.1:1/test")
+    pg_support.unavailable.cache_clear()
+    yield
+    pg_support.unavailable.cache_clear()
+
+
+def test_without_a_server_the_postgresql_tests_are_skipped_with_the_reason(no_server, monkeypatch):
+    monkeypatch.delenv(pg_support.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        pg_support.require_server()
+    reason = str(skipped.value)
+    assert "cannot connect to the PostgreSQL test server at postgresql://someone:***@127.0.0.1:1/" in reason
+    assert "s3cret" not in reason
+
+
+def test_without_a_server_ci_fails_the_postgresql_tests_saying_how_to_start_one(no_server, monkeypatch):
+    monkeypatch.setenv(pg_support.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        pg_support.require_server()
+    assert "pg_ctlcluster 15 main start" in str(failed.value) and "s3cret" not in str(failed.value)
+
+
+def test_a_server_that_does_not_answer_is_a_storage_error_naming_the_url_without_its_password():
+    url = ServerUrl("postgresql", "postgresql://someone:s3cret@127.0.0.1:1/test")
+    with pytest.raises(database.StorageError) as failed:
+        connect_sync(url)
+    assert failed.value.kind == "cantopen"
+    assert "postgresql://someone:***@127.0.0.1:1/test" in str(failed.value)
+    assert "s3cret" not in str(failed.value) and "s3cret" not in repr(failed.value.__cause__)
