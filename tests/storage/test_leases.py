@@ -1,5 +1,6 @@
-"""Leases: readers divide the watched channels fairly, a dead reader's channels are taken over once
-its leases lapse, private channels go only to an account that can read them, one dispatcher."""
+"""Leases, on SQLite and PostgreSQL: readers divide the watched channels fairly, a dead reader's
+channels are taken over once its leases lapse, private channels go only to an account that can read
+them, one dispatcher."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from storage.channels import upsert_channel
-from storage.database import connect_sync, run_in_transaction
+from storage.database import run_in_transaction
 from storage.leases import DISPATCHER, can_read, claim, holds, release, role_holder, status, take_role
 from storage.records import Channel, iso
 from tests.storage.factories import T0
@@ -19,8 +20,9 @@ ALICE, BOB = 501, 502  # reading accounts
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
-    conn = connect_sync(":memory:")
+def conn(archive) -> sqlite3.Connection:
+    """Ten watched public channels, on each backend."""
+    conn = archive
     for n in range(10):
         upsert_channel(conn, Channel(100 + n, f"chan{n}", f"Channel {n}", 1, watched=True), iso(T0))
     return conn
