@@ -34,8 +34,10 @@ GetPeerDialogs which channels changed) and *not joined* (one GetHistory per chan
 
 from __future__ import annotations
 
+import _sqlite3
 import argparse
 import asyncio
+import ctypes
 import hashlib
 import heapq
 import math
@@ -97,6 +99,19 @@ def rss_mb() -> float:
 def max_rss_mb() -> float:
     """This process's peak resident memory (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sqlite_mb() -> tuple[float, float]:
+    """SQLite's own heap in this process (page caches included), now and at its peak (MB); (0, 0)
+    where the library does not say (`sqlite3_status64`, SQLITE_STATUS_MEMORY_USED)."""
+    try:
+        status = ctypes.CDLL(_sqlite3.__file__).sqlite3_status64
+    except (OSError, AttributeError):
+        return 0.0, 0.0
+    now, peak = ctypes.c_int64(), ctypes.c_int64()
+    if status(0, ctypes.byref(now), ctypes.byref(peak), 0) != 0:
+        return 0.0, 0.0
+    return now.value / 2**20, peak.value / 2**20
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -190,6 +205,7 @@ class Config:
     seed: int
     hours: float
     trace: int = 0
+    cache_mib: int | None = None  # the archive connection's page cache (None: the archive's own)
 
 
 class DayClock:
@@ -326,12 +342,16 @@ async def run_day(cfg: Config) -> dict[str, Any]:
             digests[int(schedule.split()[1]) * 3600.0] = person.id
     events = traffic(cfg) + (jobs(cfg, digests) if cfg.daemon else [])
     heapq.heapify(events)
+    if cfg.trace:  # from here: the daemon's objects and the day's; not the World's stand-ins
+        tracemalloc.start(1)
     db: Database | None = None
     service: Service | None = None
     if cfg.daemon:
         path = cfg.folder / f"daemon-{cfg.join}-{cfg.seed}.db"
         shutil.copyfile(cfg.archive, path)
         db = await Database.open(path)
+        if cfg.cache_mib is not None:
+            await db.run(lambda conn: conn.execute(f"PRAGMA cache_size = -{cfg.cache_mib * 1024}"))
         for person, (_, mode, schedule, rules) in list(zip(people, SUBSCRIBERS, strict=True))[1:]:
             await db.transaction(ensure_subscriber, person.id, cfg.start)
             if mode == "digest":
@@ -346,8 +366,6 @@ async def run_day(cfg: Config) -> dict[str, Any]:
         await service.start()
         await world.settle()
     world.reset_requests()
-    if cfg.trace:
-        tracemalloc.start(1)
     rss_before = rss_mb()
     cpu_cycles: list[float] = []
     requests: list[int] = []
@@ -378,12 +396,13 @@ async def run_day(cfg: Config) -> dict[str, Any]:
         await world.settle()
         cpu_day, wall_day = time.process_time() - cpu_start, time.perf_counter() - wall_start
         result: dict[str, Any] = {
-            "rss_before": rss_before, "rss_after": rss_mb(), "max_rss": max_rss_mb(),
+            "rss_before": rss_before, "rss_after": rss_mb(), "max_rss": max_rss_mb(), "sqlite": sqlite_mb(),
             "cpu_day": cpu_day, "wall": wall_day, "held": held,
             "posts": sum(len(c.messages) for c in chans) - held,
         }
         if cfg.trace:
             result["trace"] = _top(tracemalloc.take_snapshot(), cfg.trace)
+            result["traced"] = tracemalloc.get_traced_memory()[0] / 2**20
         if db is not None:
             outbox = await db.run(counts)
             result |= {"alerts": outbox["sent"], "pending": outbox["pending"],
@@ -448,7 +467,8 @@ def summary(mode: str, runs: Sequence[dict[str, Any]], baseline: float) -> list[
         f"({spread([r['pending'] for r in runs])} pending at the end)",
         f"    RSS: peak {spread([r['max_rss'] for r in runs])} MB, after the day "
         f"{spread([r['rss_after'] for r in runs])} MB, the daemon's share "
-        f"{spread([r['rss_after'] - baseline for r in runs])} MB (goal <= 150 MB)",
+        f"{spread([r['rss_after'] - baseline for r in runs])} MB (goal <= 150 MB), of which SQLite's heap "
+        f"{spread([r['sqlite'][0] for r in runs])} MB (peak {spread([r['sqlite'][1] for r in runs])} MB)",
         f"    CPU per poll cycle (ms): median "
         f"{spread([1000 * statistics.median(r['cpu']) for r in runs], ms)}"
         f"   p95 {spread([1000 * percentile(r['cpu'], 95) for r in runs], ms)}"
@@ -475,6 +495,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where each run's copy of the archive goes")
     parser.add_argument("--trace", type=int, default=0, metavar="N",
                         help="instead: one joined day under tracemalloc; the N biggest allocation sites")
+    parser.add_argument("--cache-mib", type=int, default=None,
+                        help="the archive connection's page cache, MiB (default: the archive's own)")
     args = parser.parse_args()
     path = archive(args.messages, args.channels, args.seed, args.cache_dir)
     start = day_start(path)
@@ -482,11 +504,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         def config(join: bool, daemon: bool, seed: int, trace: int = 0) -> Config:
             return Config(path, Path(folder), start, args.channels, args.posts, args.tail, join, daemon, seed,
-                          args.hours, trace)
+                          args.hours, trace, args.cache_mib)
 
         if args.trace:
             traced = measure(config(True, True, args.seed, args.trace))
-            print(f"tracemalloc, one joined day: {traced['rss_after']:.0f} MB RSS after it; biggest sites:")
+            print(f"tracemalloc, one joined day: RSS {traced['rss_after']:.0f} MB after it, SQLite's heap "
+                  f"{traced['sqlite'][0]:.0f} MB, Python objects allocated since the World was built and "
+                  f"still alive {traced['traced']:.0f} MB; the biggest sites:")
             print("\n".join(traced["trace"]))
             return
         base = measure(config(False, False, args.seed))
