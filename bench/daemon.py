@@ -413,6 +413,8 @@ async def run_day(cfg: Config) -> dict[str, Any]:
             await service.stop()
         if db is not None:
             await db.close()
+            for suffix in ("", "-wal", "-shm"):  # a copy of the whole archive: gone before the next run
+                Path(f"{db.path}{suffix}").unlink(missing_ok=True)
         await world.close()
 
 
