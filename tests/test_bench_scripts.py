@@ -99,3 +99,14 @@ def test_the_report_benchmark_builds_a_tiny_archive_once_and_times_both_cases(tm
     assert "built" in out and "whole archive:" in out and "@mfa0, " in out and "max RSS" in out
     again = bench("report.py", "--messages", "3000", "--runs", "1", "--db", db, cwd=tmp_path)
     assert "built" not in again and "archive: 3,000 messages" in again  # the kept archive is reused
+
+
+def test_the_daemon_benchmark_runs_a_short_day_of_both_modes_and_reports_memory_and_cpu(tmp_path):
+    out = bench("daemon.py", "--messages", "2000", "--channels", "4", "--posts", "40", "--hours", "2",
+                "--tail", "50", "--runs", "1", "--cache-dir", str(tmp_path), "--dir", str(tmp_path),
+                cwd=tmp_path)
+    assert "joined (CHANWATCH_JOIN=true): 121 / 121 / 121 poll cycles" in out
+    assert "not joined (CHANWATCH_JOIN=false): 121 / 121 / 121 poll cycles, 4.0 / 4.0 / 4.0 requests" in out
+    assert out.count("CPU per poll cycle (ms): median") == 2 and "the daemon's share" in out
+    assert len(list(tmp_path.glob("chanwatch-bench-daemon-2000-4-*.db"))) == 1  # the cached archive
+    assert not list(tmp_path.glob("tmp*"))  # each run's copy of the archive is removed
