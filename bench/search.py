@@ -104,6 +104,9 @@ def main() -> None:
     for corpus in CORPORA if args.corpus == "both" else (args.corpus,):
         print(f"\ncorpus {corpus}:", flush=True)
         db = archive_path(args.db, corpus)
+        if not Path(db).is_file():
+            raise SystemExit(f"no archive at {db}: build it with bench/ingest.py --corpus {corpus} "
+                             f"--db {args.db}")
         child = multiprocessing.Process(target=run, args=(db, args.rounds, args.limit))
         child.start()  # its own process, so its peak memory is its own
         child.join()
