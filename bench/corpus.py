@@ -43,7 +43,8 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 CORPORA = ("uniform", "zipf")
 
 
-def _text(rng: random.Random) -> str:
+def uniform_text(rng: random.Random) -> str:
+    """One post of the uniform corpus: 12-60 words of the 40, a hashtag in three posts of ten."""
     vocab = RU if rng.random() < 0.5 else EN
     words = [rng.choice(vocab) for _ in range(rng.randint(12, 60))]
     words[0] = words[0].capitalize()
@@ -183,7 +184,7 @@ def _language_of(channel_index: int) -> str:
 def text_maker(corpus: str, seed: int) -> Callable[[random.Random, int], str]:
     """The post text generator of `corpus`, called with the rng and the posting channel's index."""
     if corpus == "uniform":
-        return lambda rng, _ci: _text(rng)
+        return lambda rng, _ci: uniform_text(rng)
     if corpus == "zipf":
         def make(rng: random.Random, ci: int) -> str:
             lang = _language_of(ci)
@@ -283,7 +284,7 @@ def amplification_batches(
             for o, origin in enumerate(origin_chans):
                 for when in sorted(start + timedelta(seconds=rng.uniform(0, 86400))
                                    for _ in range(_count(rng, origin_posts_per_day * weight[o]))):
-                    text, mid = _text(rng), next_id[origin.id]  # an origin posts only these, in order
+                    text, mid = uniform_text(rng), next_id[origin.id]  # an origin posts only these, in order
                     next_id[origin.id] += 1
                     heapq.heappush(pending, (when, next(order), "post", (origin, text, mid)))
                     for i, amp in enumerate(amp_chans):
@@ -327,7 +328,7 @@ def amplification_batches(
                 mid, views, header = next_id[channel.id], rng.randint(50, 5000), None
                 next_id[channel.id] += 1
                 if kind == "own":
-                    text = _text(rng)
+                    text = uniform_text(rng)
                 else:
                     _, origin, omid, text, posted = payload
                     if kind == "forward":

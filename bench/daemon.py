@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from telethon.tl import types  # noqa: E402
 
-from bench.corpus import EN, RU, TAGS, batches  # noqa: E402
+from bench.corpus import batches, uniform_text  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.service import Service  # noqa: E402
 from bot.simulator import SimChannel, World, connect_client  # noqa: E402
@@ -234,15 +234,6 @@ def _busy_at(rng: random.Random, length: float) -> float:
             return t
 
 
-def _text(rng: random.Random) -> str:
-    vocab = RU if rng.random() < 0.5 else EN
-    words = [rng.choice(vocab) for _ in range(rng.randint(12, 60))]
-    words[0] = words[0].capitalize()
-    if rng.random() < 0.3:
-        words.append(rng.choice(TAGS))
-    return " ".join(words) + "."
-
-
 def traffic(cfg: Config) -> list[tuple[float, int, str, int, int]]:
     """The day's channel events (time, order, kind, channel index, post number), in time order:
     posts and forwards, and later edits and deletions of some of them; views grow every hour."""
@@ -288,13 +279,13 @@ class Day:
         """One channel event in the World."""
         world, channel = self.world, self.chans[ci]
         if kind == "post" or (kind == "forward" and not self.published):
-            self.ids[n] = world.post(channel, _text(self.rng), views=1).id
+            self.ids[n] = world.post(channel, uniform_text(self.rng), views=1).id
             if ci < ORIGINS:
                 self.published.append((channel, self.ids[n]))
         elif kind == "forward":
             source, mid = self.rng.choice(self.published[-50:])
             if world.message(source, mid) is None:
-                self.ids[n] = world.post(channel, _text(self.rng), views=1).id
+                self.ids[n] = world.post(channel, uniform_text(self.rng), views=1).id
             else:
                 self.ids[n] = world.forward(source, mid, channel).id
         elif kind == "edit" and n in self.ids and world.message(channel, self.ids[n]) is not None:
