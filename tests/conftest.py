@@ -72,3 +72,15 @@ def new_archive(request: pytest.FixtureRequest) -> Callable[[], Any]:
     if request.param == "sqlite":
         return lambda: connect_sync(":memory:")
     return request.getfixturevalue("pg_scratch")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per reason the PostgreSQL tests were skipped (no server answering), with their count:
+    the README's test command says so instead of a bare "N skipped"."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in sorted(reasons.items()):
+        terminalreporter.write_line(f"{count} test(s) skipped: {reason}")
