@@ -11,10 +11,10 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from storage import dedup, text
-from storage.dialect import SQLITE, Dialect, dialect_of
+from storage.dialect import Dialect, dialect_of
 from storage.records import IngestResult, MessageRecord, iso
 
-__all__ = ["EDITED", "INSERT_MESSAGE", "INSERT_POST", "SIGHTINGS", "Counts", "Keys", "Mark", "New", "chunks",
+__all__ = ["INSERT_MESSAGE", "INSERT_POST", "Counts", "Keys", "Mark", "New", "chunks",
            "counts_json", "edited_sql", "entities_json", "id_forward", "json_text", "media_content",
            "media_json", "reactions_json", "shown_edited", "sightings_sql", "text_columns"]
 
@@ -43,7 +43,7 @@ def entities_json(record: MessageRecord) -> str:
 def shown_edited(record: MessageRecord) -> bool:
     """Whether Telegram shows the message as edited: it has an edit_date, and its raw message does not
     say `"edit_hide": true` (set for edits nobody sees, e.g. a link preview refreshed; most real
-    messages carry one). `EDITED` says the same in SQL."""
+    messages carry one). `edited_sql` says the same in SQL."""
     if record.edit_date is None:
         return False
     return not (isinstance(record.raw, dict) and record.raw.get("edit_hide") is True)
@@ -61,8 +61,6 @@ def edited_sql(dialect: Dialect) -> str:
                    WHERE v.channel_id = m.channel_id AND v.message_id = m.message_id))) AS INTEGER)
     WHERE id = ?"""
 
-
-EDITED = edited_sql(SQLITE)
 
 
 VOLATILE_MEDIA = frozenset({"total_voters", "views", "results", "voters"})
@@ -189,8 +187,6 @@ def sightings_sql(dialect: Dialect) -> str:
     fwd_from_id, fwd_channel_post, fwd_from_name, fwd_date, fwd_post_author, text != '' AS has_text,
     {dialect.json_text("media", "kind")} AS media_kind FROM messages WHERE post_id = ?"""
 
-
-SIGHTINGS = sightings_sql(SQLITE)
 
 
 def id_forward(record: MessageRecord) -> bool:
