@@ -288,9 +288,8 @@ class Day:
                 self.ids[n] = world.post(channel, uniform_text(self.rng), views=1).id
             else:
                 self.ids[n] = world.forward(source, mid, channel).id
-        elif kind == "edit" and n in self.ids and world.message(channel, self.ids[n]) is not None:
-            msg = world.message(channel, self.ids[n])
-            world.edit(channel, self.ids[n], (msg.message if msg else "") + " (updated)")
+        elif kind == "edit" and n in self.ids and (msg := world.message(channel, self.ids[n])) is not None:
+            world.edit(channel, self.ids[n], msg.message + " (updated)")
         elif kind == "delete" and n in self.ids:
             world.delete(channel, self.ids[n])
         elif kind == "grow":
@@ -357,7 +356,6 @@ async def run_day(cfg: Config) -> dict[str, Any]:
         await service.start()
         await world.settle()
     world.reset_requests()
-    rss_before = rss_mb()
     cpu_cycles: list[float] = []
     requests: list[int] = []
     reader_requests = world.requests_by_account[reader_account.id]
@@ -387,7 +385,7 @@ async def run_day(cfg: Config) -> dict[str, Any]:
         await world.settle()
         cpu_day, wall_day = time.process_time() - cpu_start, time.perf_counter() - wall_start
         result: dict[str, Any] = {
-            "rss_before": rss_before, "rss_after": rss_mb(), "max_rss": max_rss_mb(), "sqlite": sqlite_mb(),
+            "rss_after": rss_mb(), "max_rss": max_rss_mb(), "sqlite": sqlite_mb(),
             "cpu_day": cpu_day, "wall": wall_day, "held": held,
             "posts": sum(len(c.messages) for c in chans) - held,
         }

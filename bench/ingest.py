@@ -172,10 +172,7 @@ def one_run(n: int, db: str, corpus: str, floor: bool) -> dict[str, dict[str, fl
     if floor:
         run["floor"] = measure("floor", n, path, corpus)
     for name in ("bare", "floor"):
-        with_suffix = path + "." + name
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(with_suffix + suffix):
-                os.remove(with_suffix + suffix)
+        _fresh(f"{path}.{name}")
     return run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,12 +76,10 @@ def new_archive(request: pytest.FixtureRequest) -> Callable[[], Any]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One line per reason the PostgreSQL tests were skipped (no server answering), with their count:
-    the README's test command says so instead of a bare "N skipped"."""
-    reasons: dict[str, int] = {}
-    for report in terminalreporter.stats.get("skipped", []):
-        longrepr = getattr(report, "longrepr", None)
-        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
-        reasons[reason] = reasons.get(reason, 0) + 1
+    """One line per reason tests were skipped, with their count (the PostgreSQL tests when no server
+    answers are the only skips): the README's test command says why instead of a bare "N skipped"."""
+    reasons = Counter(
+        r.longrepr[2] if isinstance(r.longrepr, tuple) and len(r.longrepr) == 3 else str(r.longrepr)
+        for r in terminalreporter.stats.get("skipped", []))
     for reason, count in sorted(reasons.items()):
         terminalreporter.write_line(f"{count} test(s) skipped: {reason}")
