@@ -14,12 +14,11 @@ Example: `bar_chart([("rusembc", 12), ("RussianEmbassyUK", 7)], title="Posts car
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 
-from bot.formatting import cut, duration
+from bot.formatting import cut, duration, escape
 
 __all__ = ["PALETTE", "bar_chart", "carry_graph", "distribution_chart", "line_chart", "matrix_chart",
            "nice_ticks", "timeline_chart"]
@@ -38,7 +37,7 @@ FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return escape(str(text))
 
 
 def _label(text: str, limit: int = LABEL_CHARS) -> str:

@@ -11,13 +11,12 @@ Example: `page("Amplification", amplification_html(amplification(conn)))`.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
 from bot.charts import bar_chart, distribution_chart, matrix_chart, timeline_chart
-from bot.formatting import cut, duration, minute
+from bot.formatting import cut, duration, escape, minute
 from storage.reports import DELAY_BUCKETS, Amplification, ChannelReport, DayCount, PostFigures, QueryTimeline
 
 __all__ = ["amplification_html", "channel_html", "page", "query_html"]
@@ -50,7 +49,7 @@ AMPLIFIER_KEY = ('<p class="key">fwd: forwarded with attribution; copy: re-poste
 
 
 def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return escape(str(text))
 
 
 def _text(text: str) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from storage.query import parse
+from storage.search import register_functions
 
 __all__ = ["DELAY_BUCKETS", "AmplifierFigures", "Amplification", "ChannelDay", "ChannelReport", "DayCount",
            "DelayDistribution", "OriginFigures", "PostFigures", "QueryTimeline", "Source", "amplification",
@@ -286,12 +287,13 @@ class QueryTimeline:
 def query_timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
     """The matches of a search query over time per channel, in one grouped pass; the condition is
     `storage.query`'s own compilation (the same as `chanwatch search`), so the report and a search
-    find the same posts. Raises `QueryError` for a malformed query; the connection needs
-    `storage.search.register_functions` (from: compares titles through it).
+    find the same posts. Raises `QueryError` for a malformed query. It registers the SQL functions
+    the compiled query may call (`from:` compares titles through them), as `search()` does.
 
     Example: `query_timeline(conn, 'sanctions channel:rusembc')`.
     """
     where, params = parse(query).to_sql()
+    register_functions(conn)
     rows = conn.execute(
         f"""WITH hits AS (SELECT p.id FROM posts p WHERE {where})
         SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*),

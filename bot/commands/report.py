@@ -26,7 +26,6 @@ from bot.telegram import answered_within
 from storage.channels import channel_by_username
 from storage.query import QueryError, parse
 from storage.reports import amplification, channel_report, query_timeline
-from storage.search import register_functions
 
 __all__ = ["DEFAULT_WINDOW", "ReportCommands", "ReportFile", "WindowError", "window"]
 
@@ -210,7 +209,6 @@ def _channel_report(conn: sqlite3.Connection, name: str, since: date, until: dat
 
 def _query_report(conn: sqlite3.Connection, query: str, today: date, note: str = "") -> ReportFile:
     """The query report; `note` (the query was cut) goes above its summary, within the limit."""
-    register_functions(conn)  # from: compares titles through it
     timeline = query_timeline(conn, query)
     title = f"Query {' '.join(query.split())[:80]}"
     return _made(note + text.query_summary(timeline, LIMIT - len(note)), "query", title,

@@ -33,12 +33,11 @@ from storage.records import parse_iso
 from storage.reports import (
     Amplification,
     ChannelReport,
-    QueryTimeline,
     amplification,
     channel_report,
     query_timeline,
 )
-from storage.search import highlight_spans, register_functions, search
+from storage.search import highlight_spans, search
 from storage.sparkline import delay_text
 from storage.stats import archive_stats
 from storage.word_diff import html_diff, word_diff
@@ -59,10 +58,16 @@ class ServeConfig:
     token: str | None = None
 
 
-def config_of(datasette: Datasette) -> ServeConfig:
-    """The chanwatch settings of this Datasette (set by `bot.serve.app.build`)."""
+def serve_config(datasette: Datasette) -> ServeConfig | None:
+    """The chanwatch settings of this Datasette (set by `bot.serve.app.build`); None on another one."""
     found = getattr(datasette, "chanwatch", None)
-    if not isinstance(found, ServeConfig):
+    return found if isinstance(found, ServeConfig) else None
+
+
+def config_of(datasette: Datasette) -> ServeConfig:
+    """The chanwatch settings of this Datasette; a page asked of another answers 404."""
+    found = serve_config(datasette)
+    if found is None:
         raise NotFound("not a chanwatch archive")
     return found
 
@@ -150,18 +155,13 @@ async def search_page(datasette: Datasette, request: Request) -> Response:
     return await render(datasette, request, "search.html", context)
 
 
-def _timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
-    register_functions(conn)
-    return query_timeline(conn, query)
-
-
 async def timeline_page(datasette: Datasette, request: Request) -> Response:
     """A query's matches per day per channel (`storage.reports.query_timeline`): how a topic rose."""
     query = (request.args.get("q") or "").strip()
     context: dict[str, Any] = {"q": query, "example": SEARCH_EXAMPLE}
     if query:
         try:
-            context["body"] = Markup(query_html(await read(datasette, _timeline, query)))
+            context["body"] = Markup(query_html(await read(datasette, query_timeline, query)))
         except QueryError as exc:
             context["error"] = query_error(query, exc)
             return await render(datasette, request, "timeline.html", context, status=400)

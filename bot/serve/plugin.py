@@ -28,7 +28,8 @@ from datasette.views.base import DatasetteError
 from markupsafe import Markup, escape
 
 from bot.serve.access import DATABASE, ASGIApp, Receive, Scope, Send, guard
-from bot.serve.pages import ROUTES, ServeConfig
+from bot.serve.pages import ROUTES
+from bot.serve.pages import serve_config as _config
 from storage.browse import ARCHIVE_TABLES
 from storage.search import register_functions
 
@@ -40,11 +41,6 @@ CHANNEL_LINKS = frozenset({("posts", "origin_channel_id"), ("message_versions", 
                            ("message_stats", "channel_id"), ("tg_files", "channel_id"),
                            ("message_media", "channel_id")})
 """Channel ids Datasette cannot link itself: no foreign key is declared (messages.channel_id is one)."""
-
-
-def _config(datasette: Datasette) -> ServeConfig | None:
-    found = getattr(datasette, "chanwatch", None)
-    return found if isinstance(found, ServeConfig) else None
 
 
 @hookimpl

@@ -37,11 +37,10 @@ from storage.ingest import AfterIngest, ingest
 from storage.progress import Progress
 from storage.records import Batch, Channel, ChannelState, IngestResult, iso
 
-__all__ = ["SOURCES", "PageUnreadable", "WebReader", "source_of"]
+__all__ = ["PageUnreadable", "WebReader", "source_of"]
 
 log = logging.getLogger("chanwatch.web")
 
-SOURCES = ("auto", "api", "web")
 ORIGINS_PER_CYCLE = 20
 """Originals of forwards fetched at most per poll cycle (`fetch_origins`), one request each."""
 
