@@ -100,14 +100,7 @@ def get_alerts(conn: sqlite3.Connection, chat_id: int | None = None) -> list[Ale
 
 def mark_sent(conn: sqlite3.Connection, alert_ids: Sequence[int], now: datetime) -> None:
     """Record that these alerts reached their chat (an alert already marked keeps its first time)."""
-    ids = list(dict.fromkeys(alert_ids))
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        conn.execute(
-            f"UPDATE alerts SET sent_at = ?, next_try_at = NULL"
-            f" WHERE sent_at IS NULL AND id IN ({', '.join('?' * len(chunk))})",
-            (iso(now), *chunk),
-        )
+    _mark(conn, "sent_at = ?, next_try_at = NULL", "sent_at IS NULL", alert_ids, iso(now))
 
 
 def mark_failed(conn: sqlite3.Connection, alert_id: int, error: str, now: datetime) -> None:
@@ -148,9 +141,18 @@ def unlogged(conn: sqlite3.Connection, limit: int = 100) -> list[Alert]:
 
 def mark_logged(conn: sqlite3.Connection, alert_ids: Sequence[int], now: datetime) -> None:
     """Record that these alerts were printed in the log (a logged alert keeps its first time)."""
-    for alert_id in dict.fromkeys(alert_ids):
-        conn.execute("UPDATE alerts SET logged_at = ? WHERE id = ? AND logged_at IS NULL",
-                     (iso(now), alert_id))
+    _mark(conn, "logged_at = ?", "logged_at IS NULL", alert_ids, iso(now))
+
+
+def _mark(conn: sqlite3.Connection, assignment: str, unless: str, alert_ids: Sequence[int], value: object
+          ) -> None:
+    """`UPDATE alerts SET assignment` (its one `?` = `value`) for these ids where `unless` holds, 500
+    ids a statement: a batch of marks is a few statements, not one per alert."""
+    ids = list(dict.fromkeys(alert_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        conn.execute(f"UPDATE alerts SET {assignment} WHERE {unless} AND id IN ({marks})", (value, *chunk))
 
 
 def expire_logged(conn: sqlite3.Connection, created_before: datetime, reason: str) -> int:

@@ -208,7 +208,9 @@ class PgConnection:
     row_factory: Any = None
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any] | Mapping[str, Any]]) -> PgCursor:
-        text, _ = translate(sql)
+        text, returning = translate(sql)
+        if returning:  # the new ids of many rows are never read: no RETURNING for each
+            text = text.removesuffix(" RETURNING id")
         cursor = self.raw.cursor()
         try:
             cursor.executemany(text, [_params(p) for p in seq])  # type: ignore[arg-type]

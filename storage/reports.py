@@ -19,6 +19,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from storage.dialect import dialect_of
 from storage.query import parse
 from storage.search import register_functions
 
@@ -292,7 +293,7 @@ def query_timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
 
     Example: `query_timeline(conn, 'sanctions channel:rusembc')`.
     """
-    where, params = parse(query).to_sql()
+    where, params = parse(query).to_sql(dialect=dialect_of(conn))
     register_functions(conn)
     rows = conn.execute(
         f"""WITH hits AS (SELECT p.id FROM posts p WHERE {where})
