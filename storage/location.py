@@ -7,8 +7,9 @@ in it. Accepted:
 - a path: `archive.db`, `~/chanwatch/archive.db`, `./odd://name` (a path never starts with a scheme);
 - `sqlite:///archive.db` (relative) and `sqlite:////srv/archive.db` (absolute), as SQLAlchemy and
   dj-database-url write them: the path is what follows `sqlite:///`;
-- `postgresql://…` and `postgres://…` (also `postgresql+DRIVER://…`): a `ServerUrl`, which this
-  version refuses (`LocationError`) until the PostgreSQL backend exists.
+- `postgresql://…` and `postgres://…` (also `postgresql+DRIVER://…`): a `ServerUrl`, which storage
+  opens (`database.connect_sync`) and the CLI still refuses (`sqlite_path`: `LocationError`) until
+  the commands run on PostgreSQL.
 A URL's password never reaches a message: `ServerUrl.redacted`, and no error repeats the text.
 """
 
@@ -59,8 +60,8 @@ def _redact(url: str) -> str:
 
 
 def parse_location(text: str) -> SqlitePath | ServerUrl:
-    """Where `text` (a `--db` or CHANWATCH_DB value) puts the archive; LocationError if it is a URL
-    this version cannot use (the message names the scheme and the accepted forms, never the URL).
+    """Where `text` (a `--db` or CHANWATCH_DB value) puts the archive; LocationError for a URL of no
+    kind chanwatch knows (the message names the scheme and the accepted forms, never the URL).
 
     >>> parse_location("sqlite:////srv/a.db")
     SqlitePath(path=PosixPath('/srv/a.db'))

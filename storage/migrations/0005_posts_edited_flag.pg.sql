@@ -4,7 +4,7 @@
 -- as Telegram showed it when we first archived it. A message counts as shown edited when it has an
 -- `edit_date` and its raw message does not say `"edit_hide": true`, the flag Telegram sets for edits
 -- nobody sees (a link preview refreshed), which most messages of real channels carry. Ingest keeps the
--- flag from now on (storage.ingest._EDITED); the partial index lists the edited posts by date, so
+-- flag from now on (storage.ingest_rows.edited_sql); the partial index lists the edited posts by date, so
 -- `is:edited` alone reads only them.
 ALTER TABLE posts ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
 UPDATE posts SET edited = 1 WHERE id IN (
