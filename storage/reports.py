@@ -164,6 +164,25 @@ def _pairs(conn: sqlite3.Connection, where: str, params: list[object]) -> None:
     conn.execute(_PAIRS_SQL.format(where=where), params)
 
 
+def days_window(since: str | None, until: str | None, names: tuple[str, str] = ("since", "until")
+                ) -> tuple[date | None, date | None]:
+    """The UTC days a report's window gives as text (`YYYY-MM-DD`, None for open); ValueError saying
+    which of `names` is wrong and how to write it. The CLI and the web view read their fields here."""
+    def day(text: str | None, name: str) -> date | None:
+        if text is None:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{name}: not a date: {text!r}; give a day as YYYY-MM-DD, e.g. 2025-12-01"
+                             ) from None
+
+    first, last = day(since, names[0]), day(until, names[1])
+    if first and last and first > last:
+        raise ValueError(f"{names[0]} {first} is after {names[1]} {last}; swap them")
+    return first, last
+
+
 def amplification(conn: sqlite3.Connection, origin: int | None = None, since: date | None = None,
                   until: date | None = None, *, top: int = 10) -> Amplification:
     """The amplification report over posts dated `since`..`until` (UTC days, inclusive), of one

@@ -40,6 +40,7 @@ from storage.reports import (
     QueryTimeline,
     amplification,
     channel_report,
+    days_window,
     query_timeline,
 )
 
@@ -75,21 +76,12 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
     channel.add_argument("--out", metavar="FILE", help="write the report to FILE instead of standard output")
 
 
-def _day(text: str | None, option: str) -> date | None:
-    """A --since/--until day, or a one-line error (argparse's own would add its usage lines)."""
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CliError(f"{option}: not a date: {text!r}; give a day as YYYY-MM-DD, e.g. 2025-12-01") from None
-
-
 def _window(args: argparse.Namespace) -> tuple[date | None, date | None]:
-    since, until = _day(args.since, "--since"), _day(args.until, "--until")
-    if since and until and since > until:
-        raise CliError(f"--since {since} is after --until {until}; swap them")
-    return since, until
+    """--since/--until as days, or a one-line error (argparse's own would add its usage lines)."""
+    try:
+        return days_window(args.since, args.until, ("--since", "--until"))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _channel_id(conn: sqlite3.Connection, name: str) -> int:

@@ -35,6 +35,7 @@ from storage.reports import (
     ChannelReport,
     amplification,
     channel_report,
+    days_window,
     query_timeline,
 )
 from storage.search import highlight_spans, search
@@ -238,20 +239,8 @@ async def post_page(datasette: Datasette, request: Request) -> Response:
 # -- a channel and the reports --------------------------------------------------------------------
 
 
-def _day(text: str | None, name: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{name}: not a date: {text!r}; give a day as YYYY-MM-DD, e.g. 2025-12-01") from None
-
-
 def _window(request: Request) -> tuple[date | None, date | None]:
-    since, until = _day(request.args.get("since"), "since"), _day(request.args.get("until"), "until")
-    if since and until and since > until:
-        raise ValueError(f"since {since} is after until {until}; swap them")
-    return since, until
+    return days_window(request.args.get("since") or None, request.args.get("until") or None)
 
 
 def _channel_id(conn: sqlite3.Connection, name: str) -> int | None:
