@@ -7,7 +7,8 @@ and one transaction, and the event loop never blocks on disk.
 
 `connect_sync(ServerUrl)` opens a PostgreSQL archive instead (`storage.pg`, docs/architecture.md
 "Backends"): the same migrations from one numbered list (a `.pg.sql` sibling where PostgreSQL's SQL
-differs), the version in the one-row table `chanwatch_schema`; `Database` (async) is SQLite's only.
+differs), the version in the one-row table `chanwatch_schema`; `Database.open(ServerUrl)` runs the
+same storage functions over a connection pool (`storage.pg_database`).
 
 A read-only open (`connect_readonly`) uses SQLite's `mode=ro` and never migrates. In WAL mode even a
 reader needs the `-shm` file; where SQLite cannot create it (a read-only folder or mount) and no
@@ -17,6 +18,7 @@ can be writing to it then, since a writer needs that file too.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 import time
@@ -24,13 +26,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
 from storage.dialect import POSTGRESQL, SQLITE, Dialect, dialect_of
 from storage.faults import StorageError, explain, problem_kind
 from storage.location import ServerUrl, SqlitePath
+
+if TYPE_CHECKING:
+    from storage.pg_database import PgPool
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "ArchiveConnection", "Connection", "Database", "LockWait",
            "StorageError", "migration_names",
@@ -339,15 +344,22 @@ async def _on_worker(conn: aiosqlite.Connection, fn: Callable[..., T], *args: An
 
 
 class Database:
-    """An open archive for asyncio code."""
+    """An open archive for asyncio code: SQLite on aiosqlite's worker thread (calls in order), or
+    PostgreSQL on a pool of connections (`storage.pg_database`)."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection | None, path: str, pool: PgPool | None = None) -> None:
         self._conn = conn
-        self.path = path
+        self._pool = pool
+        self.path = path  # what messages name: the file, or the server's URL without its password
 
     @classmethod
-    async def open(cls, path: str | Path) -> Database:
-        """Open (creating and migrating as needed) the archive at `path`."""
+    async def open(cls, path: str | Path | SqlitePath | ServerUrl) -> Database:
+        """Open (creating and migrating as needed) the archive at `path`: an SQLite file, or a
+        PostgreSQL server's URL."""
+        if isinstance(path, ServerUrl):
+            return await cls._open_server(path)
+        if isinstance(path, SqlitePath):
+            path = path.path
         try:
             if str(path) != ":memory:":
                 Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -368,19 +380,43 @@ class Database:
             raise
         return db
 
+    @classmethod
+    async def _open_server(cls, url: ServerUrl) -> Database:
+        """The PostgreSQL archive at `url`, migrated on a connection of its own, then pooled."""
+        try:
+            from storage.pg_database import PgPool
+        except ImportError as exc:
+            raise StorageError(f"cannot open {url.redacted}: {exc}", "cantopen") from None
+        await asyncio.to_thread(lambda: connect_sync(url).close())
+        pool = PgPool(url)
+        await asyncio.to_thread(pool.open)
+        return cls(None, pool.path, pool)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the archive is an SQLite file (else a PostgreSQL server)."""
+        return self._pool is None
+
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(sqlite3_connection, *args, **kwargs)` on the connection's worker thread."""
+        """Run `fn(connection, *args, **kwargs)` on a worker thread (SQLite: the connection's own)."""
         if kwargs:
             fn = functools.partial(fn, **kwargs)
+        if self._pool is not None:
+            return await self._pool.run(fn, *args)
+        assert self._conn is not None
         return await _on_worker(self._conn, fn, *args)
 
     async def transaction(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `fn(conn, *args, **kwargs)` as one transaction on the worker thread."""
+        """Run `fn(conn, *args, **kwargs)` as one transaction on a worker thread."""
         return await self.run(run_in_transaction, functools.partial(fn, **kwargs) if kwargs else fn, *args)
 
     async def close(self) -> None:
-        """Close the connection (a running transaction has finished by then: calls are serial)."""
-        await self._conn.close()
+        """Close the connection (a running transaction has finished by then: calls are serial), or
+        the pool (its calls in flight finish first)."""
+        if self._pool is not None:
+            await self._pool.close()
+        elif self._conn is not None:
+            await self._conn.close()
 
     async def __aenter__(self) -> Database:
         return self

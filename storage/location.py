@@ -7,9 +7,9 @@ in it. Accepted:
 - a path: `archive.db`, `~/chanwatch/archive.db`, `./odd://name` (a path never starts with a scheme);
 - `sqlite:///archive.db` (relative) and `sqlite:////srv/archive.db` (absolute), as SQLAlchemy and
   dj-database-url write them: the path is what follows `sqlite:///`;
-- `postgresql://…` and `postgres://…` (also `postgresql+DRIVER://…`): a `ServerUrl`, which storage
-  opens (`database.connect_sync`) and the CLI still refuses (`sqlite_path`: `LocationError`) until
-  the commands run on PostgreSQL.
+- `postgresql://…` and `postgres://…` (also `postgresql+DRIVER://…`): a `ServerUrl`, a PostgreSQL
+  archive (`database.connect_sync`, `Database.open`); the few commands that read SQLite files only
+  (the demo, `serve`) take `sqlite_path`, which refuses it saying how to get a file.
 A URL's password never reaches a message: `ServerUrl.redacted`, and no error repeats the text.
 """
 
@@ -23,7 +23,8 @@ _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]+)://")
 """`scheme://` at the start. Two letters at least: `C://x` is a Windows drive, not a scheme."""
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-ACCEPTED = ("a file path (archive.db)", "sqlite:///archive.db", "sqlite:////absolute/path.db")
+ACCEPTED = ("a file path (archive.db)", "sqlite:///archive.db", "sqlite:////absolute/path.db",
+            "postgresql://user@host/database")
 
 
 class LocationError(ValueError):
@@ -43,6 +44,10 @@ class ServerUrl:
 
     scheme: str
     url: str = field(repr=False)
+
+    def __str__(self) -> str:
+        """What an f-string shows: the redacted URL, so no message can carry the password."""
+        return self.redacted
 
     @property
     def redacted(self) -> str:
@@ -84,11 +89,12 @@ def parse_location(text: str) -> SqlitePath | ServerUrl:
                         f"{', '.join(ACCEPTED[:-1])} or {ACCEPTED[-1]}")
 
 
-def sqlite_path(text: str) -> Path:
-    """The SQLite file `text` names; LocationError for a server URL (PostgreSQL is not supported by
-    this version yet) or a URL of an unknown scheme."""
+def sqlite_path(text: str, what: str) -> Path:
+    """The SQLite file `text` names, for `what` (a command that works on SQLite files only);
+    LocationError for a server URL (saying how to make a file of it) or a URL of an unknown scheme."""
     location = parse_location(text)
     if isinstance(location, ServerUrl):
-        raise LocationError("PostgreSQL archives are not supported by this version yet; give the path "
-                            "of an SQLite file (archive.db)")
+        raise LocationError(f"{what} works on an SQLite file, not a PostgreSQL server; give a file path "
+                            "(archive.db), or copy the archive into one with "
+                            "`chanwatch migrate-db URL archive.db`")
     return location.path

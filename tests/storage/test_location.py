@@ -39,8 +39,8 @@ def test_postgresql_urls_are_server_urls_whose_password_is_never_shown(text):
     assert isinstance(location, ServerUrl) and location.scheme == "postgresql"
     assert "s3cret" not in repr(location) and "s3cret" not in location.redacted
     assert "alice:***@db.example" in location.redacted
-    with pytest.raises(LocationError, match="PostgreSQL archives are not supported by this version") as got:
-        sqlite_path(text)
+    with pytest.raises(LocationError, match="the demo works on an SQLite file, not a PostgreSQL") as got:
+        sqlite_path(text, "the demo")
     assert "s3cret" not in str(got.value)
 
 
