@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 
 from bot.clock import cron_trigger
 from bot.names import parse_channel_name
-from storage.location import LocationError, sqlite_path
+from storage.location import LocationError, ServerUrl, parse_location, sqlite_path
 from storage.query import QueryError, parse
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ class ConfigError(Exception):
 class Settings:
     """Everything chanwatch reads from its environment."""
 
-    db_path: Path = Path("chanwatch.db")
+    db_path: Path | ServerUrl = Path("chanwatch.db")  # an SQLite file, or a PostgreSQL server (#17)
     api_id: int | None = None
     api_hash: str | None = field(default=None, repr=False)
     session: str | None = field(default=None, repr=False)
@@ -76,6 +76,8 @@ class Settings:
     source: str = "auto"  # how channels are read: auto (the API with a user session, else web), api, web
     fetch_origins: bool = False  # the web reader fetches an unwatched forward origin's post once
     web_token: str | None = field(default=None, repr=False)  # what `chanwatch serve` asks every request for
+    reader: str | None = None  # CHANWATCH_READER: this `run`'s name among several readers (else host:pid)
+    lease_seconds: int = 60  # CHANWATCH_LEASE_SECONDS: a dead reader's channels go to others after this
 
 
     def secrets(self) -> list[str]:
@@ -133,12 +135,15 @@ class Settings:
     def bot_session_path(self) -> Path | None:
         """Where the bot's session lives (its login and the access hashes of the chats it talked to):
         TG_BOT_SESSION_FILE, else beside the user's session file (`<name>-bot.session`), else beside
-        the archive; None (in memory) only for an in-memory archive."""
+        the archive (in the working directory for a PostgreSQL archive); None (in memory) only for an
+        in-memory archive."""
         if self.bot_session_file is not None:
             return session_file_path(self.bot_session_file)
         if self.session_file is not None:
             user = session_file_path(self.session_file)
             return user.with_name(user.name.removesuffix(".session") + "-bot.session")
+        if isinstance(self.db_path, ServerUrl):
+            return Path("chanwatch-bot.session")
         if str(self.db_path) == ":memory:":
             return None
         return self.db_path.with_name(self.db_path.stem + "-bot.session")
@@ -170,12 +175,13 @@ def default_source_from(env: Mapping[str, str | None]) -> str:
     return resolve_source(source, bool(_get(env, "TG_SESSION") or _get(env, "TG_SESSION_FILE")))
 
 
-def media_dir_of(media_path: Path | None, db_path: Path) -> Path:
+def media_dir_of(media_path: Path | None, db_path: Path | ServerUrl) -> Path:
     """CHANWATCH_MEDIA_DIR if given, else `media/` beside the archive at `db_path` (in the working
-    directory for an in-memory archive): one rule for the daemon and the offline `media` commands."""
+    directory for an in-memory or PostgreSQL archive): one rule for the daemon and the offline `media`
+    commands."""
     if media_path is not None:
         return media_path
-    if str(db_path) == ":memory:":
+    if isinstance(db_path, ServerUrl) or str(db_path) == ":memory:":
         return Path("media")
     return db_path.with_name("media")
 
@@ -328,16 +334,26 @@ def read_env(env_file: str | Path | None = None,
     return env
 
 
-def db_path_from(env: Mapping[str, str | None]) -> Path:
+def db_path_from(env: Mapping[str, str | None]) -> Path | ServerUrl:
     """CHANWATCH_DB of `env` (see `read_env`), else ./chanwatch.db."""
     return archive_file(_get(env, "CHANWATCH_DB") or "chanwatch.db", "CHANWATCH_DB")
 
 
-def archive_file(text: str, variable: str) -> Path:
-    """The SQLite file that `text` (from `variable`: --db or CHANWATCH_DB) names; a ConfigError for
-    a URL this version cannot use (`storage.location`), so no such URL becomes a directory."""
+def archive_file(text: str, variable: str) -> Path | ServerUrl:
+    """The archive that `text` (from `variable`: --db or CHANWATCH_DB) names: an SQLite file's path or
+    a PostgreSQL server's URL; a ConfigError for a URL of no kind chanwatch knows (`storage.location`),
+    so no such URL becomes a directory."""
     try:
-        return sqlite_path(text)
+        location = parse_location(text)
+    except LocationError as exc:
+        raise ConfigError(variable, str(exc)) from None
+    return location if isinstance(location, ServerUrl) else location.path
+
+
+def sqlite_file(text: str, variable: str, what: str) -> Path:
+    """`archive_file` for `what`, a command that works on SQLite files only (the demo, `serve`)."""
+    try:
+        return sqlite_path(text, what)
     except LocationError as exc:
         raise ConfigError(variable, str(exc)) from None
 
@@ -380,6 +396,15 @@ def check_keywords(queries: tuple[str, ...]) -> tuple[str, ...]:
                               f"{which}, {query!r}: {exc.message} at position {exc.position}: {exc.hint}; "
                               f"queries are separated by ';', {KEYWORDS_EXAMPLE}") from None
     return queries
+
+
+_READER = re.compile(r"[\w.:@-]{1,64}")
+
+
+def _reader_name(raw: str) -> str:
+    if not _READER.fullmatch(raw):
+        raise ValueError(raw)
+    return raw
 
 
 def _keywords(raw: str) -> tuple[str, ...]:
@@ -450,4 +475,8 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                  "api or web"),
         fetch_origins=p(env, "CHANWATCH_FETCH_ORIGINS", _bool, False, "must be true or false"),
         web_token=web_token_from(env),
+        reader=p(env, "CHANWATCH_READER", _reader_name, None,
+                 "must be a name of 1 to 64 letters, digits and . _ : @ -, unique to this reader"),
+        lease_seconds=p(env, "CHANWATCH_LEASE_SECONDS", _positive(10), 60,
+                        "must be a whole number of seconds, at least 10"),
     )

@@ -38,6 +38,7 @@ from bot.web.http import WebClient
 from bot.web.reader import source_of
 from storage.channels import load_watched
 from storage.database import Database, StorageError
+from storage.location import ServerUrl
 
 __all__ = ["connected", "serve"]
 
@@ -111,8 +112,11 @@ async def serve(service: Service, stop: asyncio.Event) -> int:
     return 0
 
 
-def _archive_problem(path: Path) -> str | None:
-    """Why the archive path cannot work (a folder, not writable), checked before opening it."""
+def _archive_problem(path: Path | ServerUrl) -> str | None:
+    """Why the archive path cannot work (a folder, not writable), checked before opening it; a
+    server's archive is checked by connecting to it."""
+    if isinstance(path, ServerUrl):
+        return None
     path = path.expanduser()
     if path.is_dir():
         return "it is a directory; set CHANWATCH_DB to a file path"

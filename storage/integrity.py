@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.database import SCHEMA_VERSION
+from storage.dialect import dialect_of
 from storage.faults import shell_quoted
+from storage.location import ServerUrl
 
 PROBLEMS_SHOWN = 20
 """`find_problems` lists at most this many problems of each check (and says how many more)."""
@@ -110,11 +112,23 @@ def _error_text(exc: sqlite3.Error) -> str:
     return "text that is not UTF-8" if "decode" in str(exc).lower() else str(exc)
 
 
+def _search_vectors(conn: sqlite3.Connection) -> list[Problem]:
+    """PostgreSQL: every post has its search vector (a trigger builds it from the derived columns)."""
+    try:
+        posts, missing = conn.execute("SELECT count(*), count(*) - count(fts) FROM posts").fetchone()
+    except sqlite3.Error as exc:
+        return [_stopped("search index", exc)]
+    return [Problem("search index", f"it indexes {posts - missing:,} posts of {posts:,}")] if missing else []
+
+
 def find_problems(conn: sqlite3.Connection, *, quick: bool = False,
                   limit: int = PROBLEMS_SHOWN) -> list[Problem]:
     """What is wrong with the archive file; none when it is sound. SQLite's integrity_check (or the
     faster quick_check, which skips comparing indexes with their tables), foreign keys, text that is
-    not UTF-8, and whether the search index covers every post. Reads only."""
+    not UTF-8, and whether the search index covers every post. Reads only.
+    On PostgreSQL the server enforces the first three itself: only the search index is checked."""
+    if not dialect_of(conn).is_sqlite:
+        return _search_vectors(conn)
     return [*_integrity(conn, quick, limit), *_foreign_keys(conn, limit), *_text_encoding(conn, limit),
             *_search_index(conn)]
 
@@ -132,11 +146,13 @@ def header_schema_version(path: str | Path) -> int | None:
     return int.from_bytes(header[60:64], "big")
 
 
-def how_to_recover(path: str | Path, problems: list[Problem], version: int | None) -> list[str]:
+def how_to_recover(path: str | Path | ServerUrl, problems: list[Problem], version: int | None) -> list[str]:
     """What to do about `problems`, as lines of advice with the commands to type (SQLite's own tools:
     SQL text stays in storage/)."""
-    shown = shell_quoted(path)
     checks = {p.check for p in problems}
+    if isinstance(path, ServerUrl):  # only the search vectors are checked there (`find_problems`)
+        return ["to rebuild the search index: psql DATABASE -c 'UPDATE posts SET words = words'"]
+    shown = shell_quoted(path)
     lines: list[str] = []
     if checks & {"integrity", "foreign key"}:
         if version is None:

@@ -14,6 +14,7 @@ import sys
 from bot.cli.common import EXIT_OK, EXIT_USAGE, PROG, Command, archive_path, open_archive
 from storage.database import SCHEMA_VERSION, StorageError, schema_version
 from storage.integrity import Problem, find_problems, how_to_recover
+from storage.location import ServerUrl
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,9 @@ def _check(args: argparse.Namespace) -> int:
     if version is not None and version < SCHEMA_VERSION:
         print(f"schema version {version}: the next command that can write to it upgrades it to "
               f"{SCHEMA_VERSION}")
+    if not problems and isinstance(path, ServerUrl):
+        print(f"ok: {path} (search index; PostgreSQL itself keeps integrity, foreign keys and encoding)")
+        return EXIT_OK
     if not problems:
         checked = "quick integrity check" if args.quick else "integrity"
         print(f"ok: {path} ({checked}, foreign keys, text encoding, search index)")

@@ -29,6 +29,7 @@ from bot.connect import ConnectError
 from storage import search
 from storage.database import BUSY_TIMEOUT_MS, LockWait, StorageError, connect_readonly, connect_sync
 from storage.exchange import ExchangeError
+from storage.location import ServerUrl
 from storage.query import QueryError
 
 PROG = "chanwatch"
@@ -101,9 +102,9 @@ def environment(args: argparse.Namespace) -> dict[str, str | None]:
     return read_env(getattr(args, "env_file", None))
 
 
-def archive_path(args: argparse.Namespace) -> Path:
+def archive_path(args: argparse.Namespace) -> Path | ServerUrl:
     """Where the archive is, for every command: --db, else $CHANWATCH_DB, else CHANWATCH_DB in
-    --env-file (or ./.env), else ./chanwatch.db."""
+    --env-file (or ./.env), else ./chanwatch.db; an SQLite file's path or a PostgreSQL server's URL."""
     given = getattr(args, "db", None)
     if given is not None:
         return archive_file(given, "--db")
@@ -178,15 +179,20 @@ def _for_writing(path: Path, busy_timeout_ms: int, wait_s: float) -> sqlite3.Con
 
 
 @contextmanager
-def open_archive(path: Path, *, must_exist: bool = True, readonly: bool = False, any_version: bool = False,
-                 lock_wait: float | None = None,
+def open_archive(path: Path | ServerUrl, *, must_exist: bool = True, readonly: bool = False,
+                 any_version: bool = False, lock_wait: float | None = None,
                  busy_timeout_ms: int | None = None) -> Iterator[sqlite3.Connection]:
     """The archive at `path` (see `archive_path`); a command that only reads refuses a path with no
     archive and passes `readonly` (SQLite's read-only open: it works on a read-only file, folder or
     mount, and never writes; `any_version` also takes an older schema as it is, for `check`).
     A writing open is migrated, and its transactions wait up to `lock_wait` seconds (default
     `--lock-wait`) for another process's write lock, telling stderr after the first wait, which is
-    `busy_timeout_ms` (default: 10 s, or half of `lock_wait` when that is shorter)."""
+    `busy_timeout_ms` (default: 10 s, or half of `lock_wait` when that is shorter).
+    A PostgreSQL archive (a `ServerUrl`) is one connection to the server, migrated like a file."""
+    if isinstance(path, ServerUrl):
+        with _on_server(path) as conn:
+            yield conn
+        return
     memory = str(path) == ":memory:"
     if (must_exist or readonly) and not memory and not path.exists():
         raise CliError(f"no archive at {path}; create one with "
@@ -203,6 +209,16 @@ def open_archive(path: Path, *, must_exist: bool = True, readonly: bool = False,
         conn = _for_writing(path, busy, wait_s)
     try:
         search.register_functions(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _on_server(url: ServerUrl) -> Iterator[Any]:
+    """A migrated connection to the PostgreSQL archive at `url`, closed afterwards."""
+    conn = connect_sync(url)
+    try:
         yield conn
     finally:
         conn.close()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.cli.common import CliError, Command
-from bot.config import archive_file
+from bot.config import sqlite_file
 from bot.demo.runner import DEFAULT_SPEED, run_demo
 
 
@@ -57,7 +57,7 @@ def demo_archive(args: argparse.Namespace) -> Path | None:
     given = getattr(args, "db", None)
     if not given or given == ":memory:":
         return None
-    path = archive_file(given, "--db")
+    path = sqlite_file(given, "--db", "the demo")
     if path.exists():
         raise CliError(f"demo: {path} already exists; give a new path for the demo archive "
                        "(the demo builds a fresh one)")

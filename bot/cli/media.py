@@ -119,7 +119,8 @@ async def fetch_files(settings: Settings, root: Path, *, post: int | None = None
     """Queue the post's (or the one file's) skipped and failed files again and download them now through
     the reading account, ignoring the policy; one line per file, exit 2 unless every one is stored."""
     out = out or sys.stdout
-    if str(settings.db_path) != ":memory:" and not settings.db_path.exists():
+    path = settings.db_path
+    if isinstance(path, Path) and str(path) != ":memory:" and not path.exists():
         raise CliError(f"no archive at {settings.db_path}; give --db, or run the daemon first")
     db = await Database.open(settings.db_path)
     try:

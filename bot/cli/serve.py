@@ -27,6 +27,7 @@ import uvicorn
 from bot.cli.common import EXIT_OK, CliError, Command, archive_path, environment, open_archive
 from bot.config import media_dir_of, web_token_from
 from bot.serve.app import build
+from storage.location import ServerUrl
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8001
 
@@ -95,6 +96,9 @@ async def _serve(args: argparse.Namespace) -> int:
         raise CliError(f"--host {args.host} can be reached from other machines: set CHANWATCH_WEB_TOKEN "
                        "(every request must then carry it) or serve on 127.0.0.1")
     path = archive_path(args)
+    if isinstance(path, ServerUrl):
+        raise CliError(f"serve shows an SQLite archive (Datasette reads SQLite files), not {path}; copy it "
+                       "into a file with `chanwatch migrate-db URL archive.db` and serve that")
     with open_archive(path, readonly=True):
         pass  # a missing, damaged or newer archive is refused here, before anything listens
     raw_media = (env.get("CHANWATCH_MEDIA_DIR") or "").strip()

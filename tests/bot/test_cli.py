@@ -149,15 +149,17 @@ def test_the_environment_wins_over_dot_env(env_archive, capsys, clean_env, tmp_p
 
 
 @pytest.mark.parametrize("how", ["--db", "CHANWATCH_DB"])
-def test_a_postgresql_url_is_refused_and_creates_nothing(clean_env, capsys, tmp_path, how):
-    url = "postgresql://alice:s3cret@db.example/chanwatch"
+def test_a_postgresql_url_is_a_server_and_one_that_does_not_answer_is_one_line_without_the_password(
+        clean_env, capsys, tmp_path, how):
+    url = "postgresql://alice:s3cret@127.0.0.1:1/chanwatch"  # nothing listens on port 1
     argv = ["--db", url] if how == "--db" else []
     if how == "CHANWATCH_DB":
         clean_env.setenv("CHANWATCH_DB", url)
     code, _, err = run(capsys, *argv, "import", "--sample", "--no-progress")
-    assert_one_line_error(code, err, how, "PostgreSQL archives are not supported by this version yet")
+    assert_one_line_error(code, err, "cannot connect to the PostgreSQL archive at "
+                          "postgresql://alice:***@127.0.0.1:1/chanwatch", "refused")
     assert "s3cret" not in err
-    assert list(tmp_path.iterdir()) == []  # before: a directory `postgresql:` holding an SQLite file
+    assert list(tmp_path.iterdir()) == []  # before #17: a directory `postgresql:` holding an SQLite file
 
 
 def test_a_url_of_an_unknown_scheme_names_the_scheme_and_the_forms_that_work(clean_env, capsys, tmp_path):
