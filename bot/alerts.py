@@ -220,7 +220,8 @@ class Dispatcher:
                  logger: logging.Logger = log, per_chat_interval: float = 1.0,
                  messages_per_second: float = 25.0, batch_size: int = 100,
                  before_send: Hook | None = None, before_mark: Hook | None = None,
-                 request_timeout: float = REQUEST_TIMEOUT, photo_dir: Path | None = None) -> None:
+                 request_timeout: float = REQUEST_TIMEOUT, photo_dir: Path | None = None,
+                 active: Callable[[], Awaitable[bool]] | None = None) -> None:
         cron_trigger(default_schedule, default_timezone)  # a bad default fails here, at start-up
         self.db = db
         self.client = client
@@ -235,6 +236,7 @@ class Dispatcher:
         self.before_send = before_send
         self.before_mark = before_mark
         self.photo_dir = photo_dir  # the media store's root: alerts with a downloaded photo show it
+        self.active = active  # None, or whether this process is the dispatcher now (several readers)
         self.pacer = Pacer(lambda: self.now().timestamp(), sleep, per_chat=per_chat_interval,
                            per_second=messages_per_second)
         self._lock = asyncio.Lock()  # instant and digest sends never interleave (no double send)
@@ -328,6 +330,8 @@ class Dispatcher:
 
     async def dispatch_instant(self) -> int:
         """Send the due alerts of instant-mode chats; returns the messages sent. Never raises."""
+        if self.active is not None and not await self.active():
+            return 0  # another reader is the dispatcher
         async with self._lock:
             try:
                 return await self._dispatch_instant()
@@ -417,6 +421,8 @@ class Dispatcher:
 
     async def send_digest(self, chat_id: int) -> int:
         """Send one chat's pending alerts as a digest; returns the messages sent. Never raises."""
+        if self.active is not None and not await self.active():
+            return 0  # another reader is the dispatcher
         async with self._lock:
             try:
                 return await self._send_digest(chat_id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -105,8 +105,10 @@ class Engagement:
     def __init__(self, db: Database, client: TelegramClient, flood: FloodPolicy | None = None, *,
                  days: float = engagement.DEFAULT_DAYS, limit: int = engagement.ROUND_LIMIT,
                  concurrency: int = 4, now: Clock = utcnow, sleep: Sleep = asyncio.sleep,
-                 logger: logging.Logger = log) -> None:
+                 reads: Callable[[ChannelState], bool] | None = None, logger: logging.Logger = log) -> None:
         self.db = db
+        self.reads = reads  # which watched channels are this reader's (bot.service: its leases)
+        self.account_id: int | None = None  # the reading account (set once known): its own access hashes
         self.days = days
         self.limit = limit
         self.now = now
@@ -123,7 +125,9 @@ class Engagement:
         count0 = self.requests.count
         ended = await self.db.transaction(engagement.end_past_horizon, started, self.days)
         due = await self.db.run(engagement.due, started, self.limit)
-        states = {s.id: s for s in await self.db.run(channels.load_watched)}
+        states = {s.id: s for s in await self.db.run(channels.load_watched, self.account_id)}
+        if self.reads is not None:  # another reader's channels are read by that reader
+            due = {cid: ids for cid, ids in due.items() if cid not in states or self.reads(states[cid])}
         results = await asyncio.gather(
             *(self._channel(states.get(cid), cid, ids) for cid, ids in due.items()))
         report = EngagementReport(started, tuple(results), self.requests.count - count0, ended)

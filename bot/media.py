@@ -112,13 +112,16 @@ class Downloader:
     def __init__(self, db: Database, client: TelegramClient, store: MediaStore, policy: MediaPolicy, *,
                  now: Clock = utcnow, sleep: Sleep = asyncio.sleep, concurrency: int = 2,
                  flood: FloodPolicy | None = None, logger: logging.Logger = log,
-                 request_timeout: float = REQUEST_TIMEOUT) -> None:
+                 request_timeout: float = REQUEST_TIMEOUT,
+                 channels: Callable[[], Collection[int]] | None = None) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.db = db
         self.client = client
         self.store = store
         self.policy = policy
+        self.channels = channels  # None, or the channels whose files this reader downloads (its leases)
+        self.account_id: int | None = None  # the reading account (set once known): its own access hashes
         self.now = now
         self.sleep = sleep
         self.concurrency = concurrency
@@ -143,7 +146,8 @@ class Downloader:
     async def _run(self, limit: int, file_ids: Collection[int] | None) -> DownloadReport:
         report = DownloadReport()
         try:
-            due = await self.db.run(claim_due, self.now(), limit, file_ids)
+            due = await self.db.run(claim_due, self.now(), limit, file_ids,
+                                    None if self.channels is None else self.channels())
             wanted: list[QueuedFile] = []
             for file in due:
                 reason = self.policy.refusal(file)
@@ -277,7 +281,8 @@ class Downloader:
             by_channel.setdefault(channel_id, []).append(message_id)
         for channel_id, ids in by_channel.items():
             if channel_id not in channels:
-                channels[channel_id] = await self.db.run(load_channel, channel_id=channel_id)
+                channels[channel_id] = await self.db.run(load_channel, channel_id=channel_id,
+                                                         account_id=self.account_id)
             channel = channels[channel_id]
             if channel is None or not channel.access_hash:
                 continue

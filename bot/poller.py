@@ -182,13 +182,14 @@ class Poller:
         self.now = now
         self.after_ingest = after_ingest
         self.reads = reads
+        self.account_id: int | None = None  # the reading account (set once known): its own access hashes
         self.log = logger
         self.requests = Requests(client, self.flood, sleep=sleep, now=now, logger=logger)
         self._semaphore = asyncio.Semaphore(concurrency)
 
     async def _watched(self) -> list[ChannelState]:
         """The watched channels this poller reads (`reads`: not those read by their web preview)."""
-        states = await self.db.run(channels.load_watched)
+        states = await self.db.run(channels.load_watched, self.account_id)
         return states if self.reads is None else [s for s in states if self.reads(s)]
 
     # -- poll cycle -------------------------------------------------------------------------------

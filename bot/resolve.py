@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -22,7 +22,7 @@ from bot.clock import Clock, Sleep, utcnow
 from bot.history import PAGE_SIZE
 from bot.names import parse_channel_name, username_of
 from bot.telegram import FloodDeferred, FloodPolicy, Requests, classify_error, input_channel
-from storage import channels, identity
+from storage import channels, identity, leases
 from storage.database import Database
 from storage.records import Channel, ChannelState, channel_label, iso
 
@@ -61,8 +61,12 @@ async def resolve_channels(
     now: Clock = utcnow,
     sleep: Sleep = asyncio.sleep,
     logger: logging.Logger = log,
+    account_id: int | None = None,
 ) -> list[ResolveOutcome]:
     """Resolve @usernames / t.me links to stored, watched channels; one outcome per name, in order.
+    With `account_id` (the reading account's user id), a channel counts as stored only with that
+    account's own access hash, and what is resolved is recorded as readable by it
+    (`storage.leases.can_read`): an access hash is valid for one account only.
 
     A channel already stored with id + access_hash is reused without any request (and marked
     watched); otherwise one raw contacts.ResolveUsername is sent (Telethon's get_entity would turn
@@ -79,14 +83,16 @@ async def resolve_channels(
             logger.warning("resolve %s: %s", name, exc)
             outcomes.append(ResolveOutcome(name, "invalid", detail=str(exc)))
             continue
-        stored = await db.run(channels.load_channel, username=username)
+        stored = await db.run(channels.load_channel, username=username, account_id=account_id)
         if stored is not None and stored.access_hash is not None:
             if not stored.watched:
                 await db.transaction(channels.set_watched, stored.id)
+            if account_id is not None:  # a hash stored before accounts were recorded becomes this one's
+                await db.transaction(leases.can_read, account_id, stored.id, stored.access_hash)
             outcomes.append(ResolveOutcome(name, stored.status, stored.username, stored.id, stored.title))
             joinable.setdefault(stored.id, (len(outcomes) - 1, stored, None))
             continue
-        outcome, state, left = await _resolve_one(db, requests, name, username, now, logger)
+        outcome, state, left = await _resolve_one(db, requests, name, username, now, logger, account_id)
         outcomes.append(outcome)
         if state is not None and outcome.status == "ok":
             joinable.setdefault(state.id, (len(outcomes) - 1, state, left))
@@ -97,6 +103,7 @@ async def resolve_channels(
 
 async def _resolve_one(
     db: Database, requests: Requests, name: str, username: str, now: Clock, logger: logging.Logger,
+    account_id: int | None = None,
 ) -> tuple[ResolveOutcome, ChannelState | None, bool | None]:
     """One ResolveUsername; stores the channel; returns (outcome, state, left flag)."""
     try:
@@ -122,13 +129,21 @@ async def _resolve_one(
     private = isinstance(chat, types.ChannelForbidden)
     status, detail = ("private", "the channel is private") if private else ("ok", None)
     channel = Channel(chat.id, username_of(chat) or username, chat.title, chat.access_hash, watched=True)
-    await db.transaction(channels.store_resolved, channel, status, detail, iso(now()) or "")
+    await db.transaction(_store_resolved, channel, status, detail, iso(now()) or "", account_id)
     logger.info("resolved @%s -> channel %d (%s)%s", username, chat.id, chat.title,
                 " [private]" if private else "")
     state = ChannelState(chat.id, channel.username, chat.title, chat.access_hash, status=status)
     left = None if private else bool(getattr(chat, "left", False))
     return (ResolveOutcome(name, status, channel.username, chat.id, chat.title, detail, requested=True),
             state, left)
+
+
+def _store_resolved(conn: sqlite3.Connection, channel: Channel, status: str, detail: str | None, now: str,
+                    account_id: int | None) -> None:
+    """The resolved channel stored, and (with an account) that account's access hash for it."""
+    channels.store_resolved(conn, channel, status, detail, now)
+    if account_id is not None and channel.access_hash is not None:
+        leases.can_read(conn, account_id, channel.id, channel.access_hash)
 
 
 async def _join_all(
@@ -240,6 +255,8 @@ class WatchList:
                  join: bool = False, flood: FloodPolicy | None = None, now: Clock = utcnow,
                  sleep: Sleep = asyncio.sleep, default_source: str = "api", logger: logging.Logger = log
                  ) -> None:
+        self.account_id: int | None = None  # the reading account (set once known): its own hashes
+        self.held: Callable[[], Collection[int]] | None = None  # a reader's leased channels (bot.leases)
         self.db = db
         self.client = client
         self.configured = tuple(configured)
@@ -261,7 +278,8 @@ class WatchList:
         if not names:
             return []
         outcomes = await resolve_channels(self.db, self.client, names, join=self.join, flood=self.flood,
-                                          now=self.now, sleep=self.sleep, logger=self.log)
+                                          now=self.now, sleep=self.sleep, logger=self.log,
+                                          account_id=self.account_id)
         await self.db.transaction(record_outcomes, outcomes, self.now(), watch_failed=watch_failed)
         return outcomes
 
@@ -270,7 +288,8 @@ class WatchList:
         when CHANWATCH_JOIN is set); each failure is logged and recorded (a configured name that
         failed stays on the watch list as a placeholder, tried again before a later poll), the
         others go on."""
-        pending = await self.db.run(channels.pending_names, None, self.default_source)
+        pending = await self.db.run(channels.pending_names, None, self.default_source,
+                                    account_id=self.account_id)
         names = list(dict.fromkeys([*self.configured, *pending]))
         if not names:
             return []
@@ -283,11 +302,13 @@ class WatchList:
         self.log.info("channels: %d of %d resolved", ok, len(outcomes))
         return outcomes
 
-    async def resolve_due(self) -> None:
-        """Names added while the daemon runs (or due for another try) are resolved before a poll."""
-        names = await self.db.run(channels.pending_names, iso(self.now()), self.default_source)
-        if names:
-            await self._resolve(names)
+    async def resolve_due(self) -> list[ResolveOutcome]:
+        """Names added while the daemon runs (or due for another try), and held channels this account
+        has no access hash for, are resolved before a poll; the outcomes (none: nothing was due)."""
+        names = await self.db.run(channels.pending_names, iso(self.now()), self.default_source,
+                                  account_id=self.account_id,
+                                  channel_ids=None if self.held is None else self.held())
+        return await self._resolve(names) if names else []
 
     async def watch(self, name: str) -> str:
         """The admin /watch hook: resolve (and join) a channel; the reply line."""

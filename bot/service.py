@@ -16,6 +16,12 @@ and logs its own errors, so nothing crashes the daemon.
 With CHANWATCH_JOIN, `bot.live.Live` also takes the joined channels' pushed updates: stored at
 once, the dispatcher woken (`alerts_now`), a poll after a reconnection (`poll_now`).
 
+Several readers, one archive (`bot.leases`, docs/architecture.md "Several readers"): every job that
+reads channels reads only those this reader holds the lease of (`mine`); the leases are claimed at
+start and every third of CHANWATCH_LEASE_SECONDS (the `leases` job), and released on a clean stop.
+Only the reader holding the 'dispatcher' role keeps its bot connected, answers commands and sends
+alerts; another reader with a bot waits with it disconnected and takes over when the role lapses.
+
 Graceful stop: APScheduler 3's `AsyncIOExecutor.shutdown` *cancels* running coroutine jobs (it
 cannot await them). The service installs `GracefulExecutor`, whose shutdown leaves them running,
 and `stop()` awaits them: the poll in flight finishes its transaction, then the clients go. A media
@@ -44,6 +50,7 @@ from bot.clock import Clock, Sleep, utcnow
 from bot.commands import Commands
 from bot.config import Settings, resolve_source
 from bot.engagement import Engagement
+from bot.leases import LeaseKeeper, default_reader_name
 from bot.live import Live, Wakeup
 from bot.media import Downloader, MediaPolicy, media_job
 from bot.poller import Poller
@@ -52,7 +59,7 @@ from bot.sweep import SWEEP_EVERY, Sweeper
 from bot.telegram import FloodPolicy, RequestTimeout, answered_within
 from bot.web.http import WebClient
 from bot.web.reader import WebReader, source_of
-from storage import channels
+from storage import channels, leases
 from storage.database import Database
 from storage.faults import explain
 from storage.media_store import MediaStore
@@ -73,6 +80,8 @@ COMMAND_DRAIN_SECONDS = 10.0  # how long a stop waits for bot commands being ans
 INSTANT_EVERY = 5.0  # seconds between instant-alert dispatch runs (divided by time_scale)
 MEDIA_EVERY = 30.0  # seconds between media download runs (divided by time_scale)
 MEDIA_JOB = "media"
+LEASE_JOB = "leases"
+CLAIMS_PER_PERIOD = 3  # claims a lease period: two may fail before the leases lapse
 ENGAGEMENT_EVERY = 300.0  # seconds between engagement rounds (divided by time_scale)
 OUTBOX_LOG_EVERY = 5.0  # seconds between runs printing pending alerts when no bot exists
 
@@ -131,16 +140,21 @@ class Service:
         self.watchlist: WatchList | None = None
         self.sweeper: Sweeper | None = None
         self.engagement: Engagement | None = None
+        self.leases = LeaseKeeper(db, settings.reader or default_reader_name(),  # a period on `now`'s clock
+                                  timedelta(seconds=settings.lease_seconds),
+                                  wants_role=bot is not None, now=now, logger=logger)
         if user is not None:
             self.poller = Poller(db, user, self.flood, join=settings.join, now=now, sleep=sleep,
-                                 after_ingest=self.percolator, reads=lambda s: not self.reads_by_web(s))
+                                 after_ingest=self.percolator, reads=self.reads_by_api)
             self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
                                        now=now, sleep=sleep, default_source=self.default_source)
             self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
                                    window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
-                                   after_ingest=self.percolator) if settings.sweep_per_hour else None
-            self.engagement = Engagement(db, user, self.flood, days=settings.stats_days, now=now,
-                                         sleep=sleep) if settings.stats_days else None
+                                   after_ingest=self.percolator, reads=self.reads_by_api,
+                                   ) if settings.sweep_per_hour else None
+            self.engagement = Engagement(
+                db, user, self.flood, days=settings.stats_days, now=now, sleep=sleep, reads=self.reads_by_api,
+            ) if settings.stats_days else None
         self.web_reader: WebReader | None = None  # made at the first channel read by web
         self.alert_log: AlertLog | None = None  # no bot: pending alerts printed in the log
         self.dispatcher: Dispatcher | None = None
@@ -153,6 +167,7 @@ class Service:
         self._media_body: Callable[[], Awaitable[None]] | None = None
         self.commands: Commands | None = None
         self.executor: GracefulExecutor | None = None
+        self._commanding = False  # the commands are registered (this reader is the dispatcher)
         self._executor_alias = "default"
         self._started = False
         self._stopping = False
@@ -167,22 +182,19 @@ class Service:
             return
         self._started = True
         await self._seed_alert_chat()
+        self._use_account(await self._account_id())
         if self.watchlist is not None:
             await self.watchlist.resolve_configured()
         else:
             await self._watch_configured_by_name()
+        await self.leases.claim()
         if self.bot is not None:
             await expire_stale(self.db, self.settings.alert_max_age_hours, self.now(), self.log)
         self._build_alerting()
         self._build_media()
         self._install_executor()
         self._add_jobs()
-        if self.commands is not None:
-            self.commands.register()
-            try:  # publish_menu logs Telegram's refusals; an answer that never comes must not stop the start
-                await answered_within(self.commands.publish_menu(), "SetBotCommandsRequest")
-            except RequestTimeout as exc:
-                self.log.warning("could not publish the bot's command menu: %s", exc)
+        await self._follow_role()
         if not self.scheduler.running:
             self.scheduler.start()
         await self._start_live()
@@ -207,7 +219,8 @@ class Service:
             except (TimeoutError, Exception):
                 self.log.warning("bot commands still running after %gs are cancelled", COMMAND_DRAIN_SECONDS)
             try:
-                self.commands.unregister()
+                if self._commanding:
+                    self.commands.unregister()
             except Exception:
                 self.log.exception("could not unregister the bot commands")
         if self.scheduler.running:
@@ -225,6 +238,7 @@ class Service:
         await self.poll_now.wait()
         if self.alerts_now is not None:
             await self.alerts_now.wait()
+        await self.leases.release()  # the other readers take its channels at their next claim
         self.log.info("service stopped")
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -265,7 +279,8 @@ class Service:
             await self._poll_cycle()
 
     async def _poll_cycle(self) -> None:
-        if self.bot is not None:
+        await self._renewed()
+        if self.bot is not None and self.leases.is_dispatcher():
             await self._connected(self.bot, "the bot")
         if self.user is None or self.poller is None or self.watchlist is None:
             return  # no reading account: the web job reads the channels
@@ -274,7 +289,8 @@ class Service:
         watchlist, poller = self.watchlist, self.poller
 
         async def poll() -> None:
-            await watchlist.resolve_due()
+            if any(o.channel_id is not None for o in await watchlist.resolve_due()):
+                await self.leases.claim()  # a placeholder resolved is a channel with a new id to lease
             await poller.poll_once()
 
         await self._guarded("poll cycle", "cycle", poll())
@@ -295,6 +311,7 @@ class Service:
             return
         if not await self._connected(self.user, "the reading account"):
             return
+        await self._renewed()
         poller = self.poller
 
         async def recheck() -> None:
@@ -310,12 +327,14 @@ class Service:
         """One run of the slow deletion sweep: its share of CHANWATCH_SWEEP_PER_HOUR (`bot.sweep`)."""
         if self.sweeper is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects
+        await self._renewed()
         await self._guarded("sweep", "run", self.sweeper.run_once())
 
     async def engagement_cycle(self) -> None:
         """One engagement round (`bot.engagement`): due views and reactions into message_stats."""
         if self.engagement is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects, the next round reads what is due
+        await self._renewed()
         await self._guarded("engagement round", "round", self.engagement.run_once())
 
     async def outbox_log_cycle(self) -> None:
@@ -327,6 +346,7 @@ class Service:
         """One media download run (`bot.media.Downloader.run_once`); `stop` may cancel it."""
         if self._media_body is None or self._stopping or self.user is None or not self.user.is_connected():
             return  # a lost connection: the poll cycle reconnects, the next media run goes on
+        await self._renewed()
         self._media_task = asyncio.current_task()
         try:
             await self._media_body()
@@ -347,11 +367,22 @@ class Service:
         API poller does not."""
         return source_of(state, self.default_source) == "web"
 
+    def reads_by_api(self, state: ChannelState) -> bool:
+        """Whether this reader's account reads this channel now: not by its web preview, and this
+        reader holds its lease (`bot.leases`)."""
+        return not self.reads_by_web(state) and self.leases.mine(state.id)
+
+    def _live_reads(self, state: ChannelState) -> bool:
+        """Whether a pushed update of this channel is stored: read by the API and leased to this reader
+        at its last claim (a live update is no request: storing one twice is harmless, none is lost)."""
+        return not self.reads_by_web(state) and state.id in self.leases.held
+
     async def web_states(self) -> list[ChannelState]:
-        """The watched channels read through the web preview (none without a web client)."""
+        """The watched channels this reader reads through the web preview (none without a web client)."""
         if self.web is None:
             return []
-        return [s for s in await self.db.run(channels.load_watched) if self.reads_by_web(s)]
+        return [s for s in await self.db.run(channels.load_watched)
+                if self.reads_by_web(s) and self.leases.mine(s.id)]
 
     def _reader(self) -> WebReader:
         """The web reader, made when a channel first reads by web."""
@@ -365,7 +396,8 @@ class Service:
         account, the bot's lost connection is restored here (the API poll does it otherwise)."""
         if self._stopping:
             return
-        if self.bot is not None and self.user is None:
+        await self._renewed()
+        if self.bot is not None and self.user is None and self.leases.is_dispatcher():
             await self._connected(self.bot, "the bot")
         async def poll() -> None:
             if states := await self.web_states():
@@ -377,11 +409,87 @@ class Service:
         """Re-read the newest pages of the channels read by web for edits and deletions."""
         if self._stopping:
             return
+        await self._renewed()
+
         async def recheck() -> None:
             if states := await self.web_states():
                 await self._reader().recheck_once(states, self.settings.recheck_window_ids)
 
         await self._guarded("web recheck", "cycle", recheck())
+
+    async def lease_cycle(self) -> None:
+        """Claim this reader's leases (and the dispatcher role); follow a change of role."""
+        if self._stopping:
+            return
+        await self.leases.claim()
+        await self._follow_role()
+
+    async def _renewed(self) -> None:
+        """Claim first when the last claim is a third of a period old: every job that reads channels
+        or sends alerts starts on fresh leases, whatever the lease job's timing."""
+        if self.leases.due(CLAIMS_PER_PERIOD):
+            await self.lease_cycle()
+
+    async def _dispatching(self) -> bool:
+        """Whether this reader sends the alerts now (the dispatcher role, renewed when due)."""
+        await self._renewed()
+        return self.leases.is_dispatcher()
+
+    async def _follow_role(self) -> None:
+        """Answer commands with a connected bot while this reader is the dispatcher; else keep the bot
+        disconnected, so that only one process takes the bot's updates."""
+        if self.bot is None or self.commands is None or self._stopping:
+            return
+        if self.leases.is_dispatcher() and not self._commanding:
+            await self._connected(self.bot, "the bot")
+            self.commands.register()
+            self._commanding = True
+            try:  # publish_menu logs Telegram's refusals; an answer that never comes must not stop the start
+                await answered_within(self.commands.publish_menu(), "SetBotCommandsRequest")
+            except RequestTimeout as exc:
+                self.log.warning("could not publish the bot's command menu: %s", exc)
+        elif not self.leases.is_dispatcher():
+            if self._commanding:
+                self.commands.unregister()
+                self._commanding = False
+            if self.bot.is_connected():
+                self.log.info("reader %s waits with its bot disconnected: %s runs the bot",
+                              self.leases.name, await self._dispatcher_name())
+                await self.bot.disconnect()
+
+    async def _dispatcher_name(self) -> str:
+        holder = await self.db.run(leases.role_holder, leases.DISPATCHER, self.now())
+        return holder or "another reader"
+
+    async def _account_id(self) -> int | None:
+        """The reading account's user id (its leases cover the private channels it can read)."""
+        if self.user is None:
+            return None
+        try:
+            me = await answered_within(self.user.get_me(input_peer=True), "GetUsersRequest")
+        except Exception as exc:  # Telegram slow now: public channels only until the next start
+            self.log.warning("could not ask Telegram who the reading account is (%s: %s); this reader "
+                             "takes public channels only", type(exc).__name__, exc)
+            return None
+        return getattr(me, "user_id", None)
+
+    def _use_account(self, account_id: int | None) -> None:
+        """Every part that reads channels uses this account's own access hashes, and this reader's
+        leases cover the private channels it can read."""
+        self.leases.account_id = account_id
+        for part in (self.poller, self.watchlist, self.sweeper, self.engagement):
+            if part is not None:
+                part.account_id = account_id
+        if self.watchlist is not None:
+            self.watchlist.held = lambda: self.leases.held
+
+    def _claiming(self, change: Callable[[str], Awaitable[str]]) -> Callable[[str], Awaitable[str]]:
+        """A /watch or /unwatch hook followed by a claim, so a new channel is read at the next poll."""
+        async def changed(name: str) -> str:
+            line = await change(name)
+            await self.leases.claim()
+            return line
+        return changed
 
     # -- wiring -----------------------------------------------------------------------------------
 
@@ -409,7 +517,7 @@ class Service:
             return
         self.alerts_now = Wakeup(self.dispatcher.dispatch_instant, "alerts", logger=self.log)
         self.live = Live(self.db, self.user, after_ingest=self.percolator, on_ingest=self.alerts_now,
-                         on_reconnect=self.poll_now, reads=lambda s: not self.reads_by_web(s), now=self.now)
+                         on_reconnect=self.poll_now, reads=self._live_reads, now=self.now)
         await self.live.start()
 
     def _build_media(self) -> None:
@@ -419,7 +527,9 @@ class Service:
             return  # the web preview gives no original files to download
         policy = MediaPolicy.from_settings(kinds, self.settings.media_max_mb)
         self.downloader = Downloader(self.db, self.user, MediaStore(self.settings.media_dir), policy,
-                                     now=self.now, sleep=self.sleep, flood=self.flood)
+                                     now=self.now, sleep=self.sleep, flood=self.flood,
+                                     channels=lambda: self.leases.held)
+        self.downloader.account_id = self.leases.account_id
         self._media_body = media_job(self.downloader, stopping=lambda: self._stopping, logger=self.log)
 
     async def _seed_alert_chat(self) -> None:
@@ -445,9 +555,10 @@ class Service:
             default_timezone=self.settings.timezone, now=self.now, sleep=self.sleep,
             flood_max_wait=float(self.settings.flood_max_wait),
             photo_dir=self.settings.media_dir if self.settings.alert_media else None,
+            active=self._dispatching,
         )
         self.commands = Commands(
-            self.db, self.bot, self.settings, watch=watch, unwatch=unwatch,
+            self.db, self.bot, self.settings, watch=self._claiming(watch), unwatch=self._claiming(unwatch),
             on_subscription_change=self._subscription_changed, now=self.now,
         )
 
@@ -484,6 +595,8 @@ class Service:
 
     def _add_jobs(self) -> None:
         started = datetime.now(UTC)  # APScheduler runs on the wall clock, whatever `now` says
+        self._interval_job(self.lease_cycle, LEASE_JOB, self.settings.lease_seconds / CLAIMS_PER_PERIOD,
+                           first=None)
         if self.user is not None:
             self._interval_job(self.poll_cycle, "poll", float(self.settings.poll_interval), first=started)
             self._interval_job(self.recheck_cycle, "recheck", float(self.settings.recheck_interval),

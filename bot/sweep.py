@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,7 +68,7 @@ class Sweeper:
     def __init__(self, db: Database, client: TelegramClient, per_hour: int, *, window_ids: int = 200,
                  window_days: float = 3, every: float = SWEEP_EVERY, now: Clock = utcnow,
                  sleep: Sleep = asyncio.sleep, after_ingest: AfterIngest | None = None,
-                 logger: logging.Logger = log) -> None:
+                 reads: Callable[[ChannelState], bool] | None = None, logger: logging.Logger = log) -> None:
         if per_hour < 0:
             raise ValueError("per_hour must be 0 or more")
         self.db = db
@@ -77,6 +78,8 @@ class Sweeper:
         self.every = every
         self.now = now
         self.after_ingest = after_ingest
+        self.reads = reads  # which watched channels are this reader's (bot.service: its leases)
+        self.account_id: int | None = None  # the reading account (set once known): its own access hashes
         self.log = logger
         # Never wait out a flood for the sweep: any flood wait ends the run (max_wait 0).
         self.requests = Requests(client, FloodPolicy(max_wait=0, max_retries=0), sleep=sleep, now=now,
@@ -98,8 +101,9 @@ class Sweeper:
         if budget <= 0 or (self._resume_at is not None and self._resume_at > started):
             return SweepReport()
         since = iso(started - timedelta(days=self.window_days)) or ""
-        states = [s for s in await self.db.run(channels.load_watched)
-                  if s.access_hash is not None and (s.retry_at is None or s.retry_at <= started)]
+        states = [s for s in await self.db.run(channels.load_watched, self.account_id)
+                  if s.access_hash is not None and (s.retry_at is None or s.retry_at <= started)
+                  and (self.reads is None or self.reads(s))]
         if not states:
             return SweepReport()
         order = states[self._turn % len(states):] + states[:self._turn % len(states)]

@@ -15,7 +15,7 @@ Every function takes a plain `sqlite3.Connection` and runs inside the caller's t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,9 +104,17 @@ def channel_names(conn: sqlite3.Connection, channel_id: int) -> tuple[str | None
 
 # --- reading rows for the poller ------------------------------------------------------------------
 
+_ACCOUNT_HASH = """CASE WHEN CAST(:account AS BIGINT) IS NULL THEN c.access_hash ELSE coalesce(
+    (SELECT a.access_hash FROM account_channels a WHERE a.channel_id = c.id AND a.account_id = :account),
+    CASE WHEN NOT EXISTS (SELECT 1 FROM account_channels a WHERE a.channel_id = c.id) THEN c.access_hash END)
+    END"""
+"""The access hash the account `:account` reads channel `c` with: its own (`account_channels`); for a
+channel no account is recorded for yet (resolved before schema v15), the one stored with the channel;
+else NULL, so that account resolves the channel itself. Without an account: the stored one."""
+
 _STATE_COLUMNS = (
-    "id, username, title, access_hash, cursor, status, failures, retry_at, watched, "
-    "backfill_before, backfill_done, source"
+    f"c.id, c.username, c.title, {_ACCOUNT_HASH}, c.cursor, c.status, c.failures, c.retry_at, c.watched, "
+    "c.backfill_before, c.backfill_done, c.source"
 )
 
 
@@ -118,26 +126,30 @@ def _state(row: sqlite3.Row | tuple[Any, ...]) -> ChannelState:
     )
 
 
-def load_watched(conn: sqlite3.Connection) -> list[ChannelState]:
-    """Every watched channel, placeholders included (they have no access hash yet), by id."""
-    rows = conn.execute(f"SELECT {_STATE_COLUMNS} FROM channels WHERE watched = 1 ORDER BY id").fetchall()
+def load_watched(conn: sqlite3.Connection, account_id: int | None = None) -> list[ChannelState]:
+    """Every watched channel, placeholders included (they have no access hash yet), by id; with
+    `account_id`, each with the access hash that account reads it with (`_ACCOUNT_HASH`)."""
+    rows = conn.execute(f"SELECT {_STATE_COLUMNS} FROM channels c WHERE c.watched = 1 ORDER BY c.id",
+                        {"account": account_id}).fetchall()
     return [_state(r) for r in rows]
 
 
 def load_channel(conn: sqlite3.Connection, *, channel_id: int | None = None,
-                 username: str | None = None) -> ChannelState | None:
-    """One stored channel by id or by (case-insensitive) username, or None.
+                 username: str | None = None, account_id: int | None = None) -> ChannelState | None:
+    """One stored channel by id or by (case-insensitive) username, or None; with `account_id`, with
+    the access hash that account reads it with.
 
     Of several rows with one username (a placeholder and the resolved channel, or a renamed
     channel's old row), the resolved, watched one wins.
     """
     if channel_id is not None:
-        row = conn.execute(f"SELECT {_STATE_COLUMNS} FROM channels WHERE id = ?", (channel_id,)).fetchone()
+        row = conn.execute(f"SELECT {_STATE_COLUMNS} FROM channels c WHERE c.id = :id",
+                           {"account": account_id, "id": channel_id}).fetchone()
     else:
         row = conn.execute(
-            f"""SELECT {_STATE_COLUMNS} FROM channels WHERE lower(username) = lower(?)
-                ORDER BY access_hash IS NULL, watched DESC LIMIT 1""",
-            (username,),
+            f"""SELECT {_STATE_COLUMNS} FROM channels c WHERE lower(c.username) = lower(:username)
+                ORDER BY c.access_hash IS NULL, c.watched DESC LIMIT 1""",
+            {"account": account_id, "username": username},
         ).fetchone()
     return _state(row) if row else None
 
@@ -416,16 +428,24 @@ def read_by_web(conn: sqlite3.Connection, names: Sequence[str], default: str) ->
     return {n.lower().lstrip("@") for n in names if (own.get(n.lower().lstrip("@")) or default) == "web"}
 
 
-def pending_names(conn: sqlite3.Connection, due_at: str | None, default_source: str = "api") -> list[str]:
+def pending_names(conn: sqlite3.Connection, due_at: str | None, default_source: str = "api", *,
+                  account_id: int | None = None, channel_ids: Collection[int] | None = None) -> list[str]:
     """Watched names with no access hash yet that the reading account resolves (not those read by their
-    web preview: their own `source`, else `default_source`); with `due_at`, only those not backing off."""
-    sql = ("SELECT username FROM channels WHERE watched = 1 AND access_hash IS NULL AND username IS NOT NULL"
-           " AND coalesce(source, ?) != 'web'")
-    args: tuple[Any, ...] = (default_source,)
+    web preview: their own `source`, else `default_source`); with `due_at`, only those not backing off.
+    With `account_id`, "no access hash" is that account's (`_ACCOUNT_HASH`: a channel another reader's
+    account resolved is resolved again by this one); with `channel_ids`, only those channels (a reader
+    among several resolves the channels it holds)."""
+    sql = (f"SELECT c.username FROM channels c WHERE c.watched = 1 AND ({_ACCOUNT_HASH}) IS NULL"
+           " AND c.username IS NOT NULL AND coalesce(c.source, :source) != 'web'")
+    args: dict[str, Any] = {"account": account_id, "source": default_source}
     if due_at is not None:
-        sql += " AND (retry_at IS NULL OR retry_at <= ?)"
-        args += (due_at,)
-    return [r[0] for r in conn.execute(sql + " ORDER BY id", args).fetchall()]
+        sql += " AND (c.retry_at IS NULL OR c.retry_at <= :due)"
+        args["due"] = due_at
+    if channel_ids is not None:
+        marks = [f":c{i}" for i in range(len(channel_ids))]
+        sql += f" AND c.id IN ({', '.join(marks)})" if marks else " AND 1 = 0"
+        args.update({m[1:]: cid for m, cid in zip(marks, channel_ids, strict=True)})
+    return [r[0] for r in conn.execute(sql + " ORDER BY c.id", args).fetchall()]
 
 
 def channel_listing(conn: sqlite3.Connection, *, include_unwatched: bool = False) -> list[WatchedChannel]:

@@ -57,6 +57,12 @@ class Dialect:
         rows moving between keys (PostgreSQL's schema declares its foreign keys DEFERRABLE)."""
         return "PRAGMA defer_foreign_keys = ON" if self.is_sqlite else "SET CONSTRAINTS ALL DEFERRED"
 
+    def lock_rows(self, table: str) -> str:
+        """What ends a SELECT of rows to claim: on PostgreSQL `FOR UPDATE OF table SKIP LOCKED` (rows a
+        concurrent claim is taking are passed over, not waited for); nothing on SQLite, where the
+        claiming transaction holds the write lock already."""
+        return "" if self.is_sqlite else f" FOR UPDATE OF {table} SKIP LOCKED"
+
     def fts_param(self, expression: str) -> str:
         """The parameter `fts_match` takes for an FTS5 expression of `storage.query_sql`."""
         return expression if self.is_sqlite else tsquery(expression)

@@ -11,7 +11,9 @@ long as a claim and the poll it allows happen within one period.
 
 A channel an account can read that others cannot (`account_channels`: a private channel it joined)
 is leased only to readers with that account. Every claim is one transaction: SQLite's write lock
-orders concurrent claims; PostgreSQL's rows are claimed with `FOR UPDATE SKIP LOCKED` (the dialect).
+orders concurrent claims; on PostgreSQL the free leases are selected `FOR UPDATE SKIP LOCKED`
+(`Dialect.lock_rows`), so two readers claiming at once take different channels without waiting for
+each other, and the UPDATE re-checks that each is still free.
 
 Roles (`take_role`) are the same idea for work exactly one process must do: 'dispatcher' (the bot and
 the alert dispatcher). Times are the callers' clocks as ISO-8601 text, like every date in the archive;
@@ -25,6 +27,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from storage.dialect import dialect_of
 from storage.records import iso
 
 __all__ = ["DISPATCHER", "Claim", "LeaseRow", "ReaderRow", "can_read", "claim", "holds", "release",
@@ -129,7 +132,8 @@ def claim(conn: sqlite3.Connection, reader: str, account_id: int | None, now: da
         free = [r[0] for r in conn.execute(
             f"""SELECT l.channel_id FROM leases l JOIN channels c ON c.id = l.channel_id
                 WHERE (l.reader IS NULL OR l.expires_at <= :at) AND {readable}
-                ORDER BY l.channel_id LIMIT :want""", {**args, "want": share - len(held)})]
+                ORDER BY l.channel_id LIMIT :want{dialect_of(conn).lock_rows("l")}""",
+            {**args, "want": share - len(held)})]
         if free:
             # still free when written: a concurrent claim (PostgreSQL) that took one first keeps it
             marks = ", ".join("?" * len(free))

@@ -85,16 +85,19 @@ def link_media(conn: sqlite3.Connection, channel_id: int, message_id: int, media
 
 
 def claim_due(conn: sqlite3.Connection, now: datetime, limit: int,
-              file_ids: Collection[int] | None = None) -> list[QueuedFile]:
+              file_ids: Collection[int] | None = None,
+              channel_ids: Collection[int] | None = None) -> list[QueuedFile]:
     """Files to download now, oldest queued first: queued ones, and failed ones past their retry time;
-    only those of `file_ids` when given (`chanwatch media fetch`).
+    only those of `file_ids` when given (`chanwatch media fetch`), only those queued from a message of
+    `channel_ids` when given (a reader among several downloads its own channels' files).
 
     Claiming writes nothing: one worker downloads, and a file it did not finish is simply still due.
     """
     only, args = "", [iso(now)]
-    if file_ids is not None:
-        only = f" AND file_id IN ({', '.join('?' * len(file_ids))})" if file_ids else " AND 0"
-        args += list(file_ids)
+    for column, values in (("file_id", file_ids), ("channel_id", channel_ids)):
+        if values is not None:
+            only += f" AND {column} IN ({', '.join('?' * len(values))})" if values else " AND 1 = 0"
+            args += list(values)
     rows = conn.execute(
         f"""SELECT file_id, kind, dc_id, size, mime_type, file_name, channel_id, message_id, attempts
            FROM tg_files WHERE state IN ('queued', 'failed') AND (state = 'queued' OR retry_at <= ?){only}

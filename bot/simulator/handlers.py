@@ -148,7 +148,7 @@ class Handlers:
                 raise SimRpcError(400, "CHANNEL_INVALID")
         else:
             ch = self.world.channels.get(getattr(peer, "channel_id", None))
-            if ch is None or peer.access_hash != ch.access_hash:
+            if ch is None or peer.access_hash != self.world.channel_hash(ch, me.id):
                 raise SimRpcError(400, "CHANNEL_INVALID")
         if readable and not ch.can_read(me.id):
             raise SimRpcError(400, "CHANNEL_PRIVATE")

@@ -257,6 +257,11 @@ class World:
         #: (``InputUser(id, 0)``). False (the default): the hash must match, 0 is PEER_ID_INVALID.
         #: True: a bot's 0 hash is accepted for any existing user (users' 0 hashes never are).
         self.accept_empty_access_hash_from_bots = False
+        #: Telegram gives each account its own access hash for a channel, valid for that account only.
+        #: False (the default, as most tests need one hash): a channel has one hash for everybody
+        #: (``SimChannel.access_hash``, what ``input_peer()`` carries). True: each account gets and must
+        #: send its own (:meth:`channel_hash`); another account's is CHANNEL_INVALID.
+        self.per_account_access_hashes = False
         #: Injected errors still to fire, in injection order (the earliest due one fires first).
         self._injected: list[InjectedError] = []
         #: The random faults of :meth:`chaos`, while one is set.
@@ -614,18 +619,24 @@ class World:
             bot_nochats=False if user.bot else None,
         )
 
+    def channel_hash(self, ch: SimChannel, account_id: int | None) -> int:
+        """The access hash of ``ch`` for this account (see ``per_account_access_hashes``)."""
+        if not self.per_account_access_hashes or account_id is None:
+            return ch.access_hash
+        return (ch.access_hash ^ (account_id * 0x9E3779B97F4A7C15)) & 0x7FFFFFFFFFFFFFFF
+
     def channel_tl(self, ch: SimChannel, viewer: SimUser | None) -> types.Channel | types.ChannelForbidden:
         """The ``Channel`` (or ``ChannelForbidden``) object ``viewer`` gets for ``ch``."""
         vid = viewer.id if viewer else None
         if not ch.can_read(vid):
-            return make(types.ChannelForbidden, id=ch.id, access_hash=ch.access_hash, title=ch.title,
-                        broadcast=ch.broadcast or None, megagroup=ch.megagroup or None)
+            return make(types.ChannelForbidden, id=ch.id, access_hash=self.channel_hash(ch, vid),
+                        title=ch.title, broadcast=ch.broadcast or None, megagroup=ch.megagroup or None)
         is_admin = vid is not None and (vid in ch.admins or vid == ch.creator)
         rights = make(types.ChatAdminRights, post_messages=True, edit_messages=True, delete_messages=True,
                       change_info=vid == ch.creator or None) if is_admin else None
         return make(
             types.Channel, id=ch.id, title=ch.title, photo=types.ChatPhotoEmpty(), date=ch.date,
-            access_hash=ch.access_hash, username=ch.username, broadcast=ch.broadcast or None,
+            access_hash=self.channel_hash(ch, vid), username=ch.username, broadcast=ch.broadcast or None,
             megagroup=ch.megagroup or None, signatures=ch.signatures or None,
             creator=(vid == ch.creator) or None, left=(vid not in ch.members) or None,
             admin_rights=rights, participants_count=len(ch.members),

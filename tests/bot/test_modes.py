@@ -84,7 +84,7 @@ async def test_no_credentials_watch_the_configured_names_for_the_web_reader_and_
         await service.start()
         assert service.user is None and service.bot is None and service.web is not None
         assert service.web.base_url == "http://127.0.0.1:9"
-        assert job_ids(service) == {"web", "web recheck", "outbox log"}  # no poll, sweep, media, engagement
+        assert job_ids(service) == {"web", "web recheck", "outbox log", "leases"}  # no poll, sweep, media…
         assert [s.username for s in await service.web_states()] == ["embassy"]
         await service.stop()
         web = service.web

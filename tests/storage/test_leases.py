@@ -5,12 +5,13 @@ them, one dispatcher."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import timedelta
 
 import pytest
 
-from storage.channels import upsert_channel
-from storage.database import run_in_transaction
+from storage.channels import load_channel, load_watched, pending_names, upsert_channel
+from storage.database import connect_sync, run_in_transaction
 from storage.leases import DISPATCHER, can_read, claim, holds, release, role_holder, status, take_role
 from storage.records import Channel, iso
 from tests.storage.factories import T0
@@ -116,3 +117,53 @@ def test_status_lists_readers_their_channels_roles_and_lease_ages(conn):
     assert {lease.reader for lease in leases} == {"r1"} and leases[0].name == "chan0"
     readers, leases = status(conn, T0 + PERIOD * 2, PERIOD)
     assert [r.alive for r in readers] == [False, False] and all(lease.lapsed for lease in leases)
+
+
+def test_each_account_reads_a_channel_with_its_own_access_hash(conn):
+    # before any account is recorded (an archive from before schema v15), the stored hash is everyone's
+    assert {s.access_hash for s in load_watched(conn, ALICE)} == {1}
+    tx(conn, can_read, ALICE, 100, 7001)
+    tx(conn, can_read, BOB, 101, 8001)
+    by_id = {s.id: s.access_hash for s in load_watched(conn, ALICE)}
+    assert by_id[100] == 7001 and by_id[101] is None and by_id[102] == 1
+    assert load_channel(conn, channel_id=101, account_id=BOB).access_hash == 8001
+    assert load_channel(conn, username="chan0", account_id=BOB).access_hash is None  # alice's is not bob's
+    assert load_channel(conn, channel_id=100).access_hash == 1  # no account: the channel's own
+    # what an account must resolve itself: the channels another account's hash is recorded for
+    assert pending_names(conn, None, account_id=ALICE) == ["chan1"]
+    assert pending_names(conn, None, account_id=BOB, channel_ids=[100, 105]) == ["chan0"]
+    assert pending_names(conn, None, account_id=BOB, channel_ids=[]) == []
+    assert pending_names(conn, None) == []  # no account: every channel has a stored hash
+
+
+def test_readers_claiming_at_the_same_moment_on_postgresql_never_both_hold_a_channel(pg_url):
+    """Three readers, each with its own connection, claim at once round after round (`SKIP LOCKED`):
+    the channels each claim returns never overlap, and the division ends fair."""
+    conns = [connect_sync(pg_url) for _ in range(3)]
+    try:
+        for n in range(30):
+            upsert_channel(conns[0], Channel(100 + n, f"chan{n}", f"Channel {n}", 1, watched=True), iso(T0))
+        rounds = 12
+        barrier = threading.Barrier(len(conns))
+        held: dict[tuple[int, int], frozenset[int]] = {}
+
+        def reader(index: int) -> None:
+            for r in range(rounds):
+                barrier.wait(timeout=30)
+                got = tx(conns[index], claim, f"r{index}", ALICE, T0 + r * PERIOD / 3, PERIOD)
+                held[(r, index)] = frozenset(got.held)
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(len(conns))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert len(held) == rounds * len(conns)  # no thread failed
+        for r in range(rounds):
+            sets = [held[(r, i)] for i in range(len(conns))]
+            assert sum(len(s) for s in sets) == len(frozenset().union(*sets))  # pairwise disjoint
+        last = [held[(rounds - 1, i)] for i in range(len(conns))]
+        assert sorted(len(s) for s in last) == [10, 10, 10] and len(frozenset().union(*last)) == 30
+    finally:
+        for conn in conns:
+            conn.close()

@@ -8,7 +8,7 @@ from storage.database import connect_sync, run_in_transaction
 from storage.ingest import ingest_batch
 from storage.media_queue import claim_due, files_by_id, mark_done, mark_failed, mark_skipped, requeue
 from storage.records import Media
-from tests.storage.factories import MFA, STATEMENT, T0, batch, msg
+from tests.storage.factories import EMBASSY, MFA, STATEMENT, T0, batch, msg
 
 
 def _archive():
@@ -38,3 +38,15 @@ def test_claim_due_with_file_ids_claims_only_those():
     assert [f.file_id for f in claim_due(conn, later, 10, [2])] == [2]
     assert claim_due(conn, later, 10, []) == []
     assert [f.file_id for f in claim_due(conn, later, 10, [3, 4])] == [4]  # a done file is never due
+
+
+def test_claim_due_with_channel_ids_claims_only_the_files_of_those_channels(archive):
+    """A reader among several downloads the files of the channels it holds, no others."""
+    for channel, number in ((MFA, 5), (EMBASSY, 6)):
+        media = Media(kind="photo", size=10, mime_type="image/jpeg", file_id=number, dc_id=2)
+        ingest_batch(archive, batch(channel, msg(channel, number, f"{STATEMENT} {number}", media=media)),
+                     now=T0)
+    assert [f.file_id for f in claim_due(archive, T0, 10, channel_ids=[EMBASSY.id])] == [6]
+    assert [f.file_id for f in claim_due(archive, T0, 10, channel_ids=[MFA.id, EMBASSY.id])] == [5, 6]
+    assert claim_due(archive, T0, 10, channel_ids=[]) == []
+    assert claim_due(archive, T0, 10, [6], [MFA.id]) == []  # both narrowings hold
