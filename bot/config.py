@@ -76,6 +76,7 @@ class Settings:
     source: str = "auto"  # how channels are read: auto (the API with a user session, else web), api, web
     fetch_origins: bool = False  # the web reader fetches an unwatched forward origin's post once
     web_token: str | None = field(default=None, repr=False)  # what `chanwatch serve` asks every request for
+    lease_seconds: int = 60  # several readers, one archive: a reader alive, its leases held, this long
 
 
     def secrets(self) -> list[str]:
@@ -450,4 +451,6 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                  "api or web"),
         fetch_origins=p(env, "CHANWATCH_FETCH_ORIGINS", _bool, False, "must be true or false"),
         web_token=web_token_from(env),
+        lease_seconds=p(env, "CHANWATCH_LEASE_SECONDS", _positive(10), 60,
+                        "must be a whole number of seconds, at least 10"),
     )
