@@ -171,6 +171,13 @@ def default_source_from(env: Mapping[str, str | None]) -> str:
     return resolve_source(source, bool(_get(env, "TG_SESSION") or _get(env, "TG_SESSION_FILE")))
 
 
+def lease_seconds_from(env: Mapping[str, str | None]) -> int:
+    """CHANWATCH_LEASE_SECONDS of unparsed `env` (see `read_env`), default 60: `Settings.lease_seconds`,
+    and what the offline `chanwatch status` counts a reader alive by (a ConfigError when bad)."""
+    return _parse(env, "CHANWATCH_LEASE_SECONDS", _positive(10), 60,
+                  "must be a whole number of seconds, at least 10")
+
+
 def media_dir_of(media_path: Path | None, db_path: Path) -> Path:
     """CHANWATCH_MEDIA_DIR if given, else `media/` beside the archive at `db_path` (in the working
     directory for an in-memory archive): one rule for the daemon and the offline `media` commands."""
@@ -451,6 +458,5 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
                  "api or web"),
         fetch_origins=p(env, "CHANWATCH_FETCH_ORIGINS", _bool, False, "must be true or false"),
         web_token=web_token_from(env),
-        lease_seconds=p(env, "CHANWATCH_LEASE_SECONDS", _positive(10), 60,
-                        "must be a whole number of seconds, at least 10"),
+        lease_seconds=lease_seconds_from(env),
     )
