@@ -1,8 +1,12 @@
 """Alert dispatcher: outbox rows -> formatted HTML messages -> bot sends, paced, retried, digested.
 
-Delivery is at-least-once and, in normal operation, exactly once: each alert is marked sent in its
-own transaction right after Telegram accepted the message, so a crash can repeat at most the one
-message in flight, and a crash before a send loses nothing (the row stays pending).
+Delivery is exactly once, across crashes and dispatcher takeovers too: each alert is marked sent in
+its own transaction right after Telegram accepted the message, and every message carries a random_id
+derived from its outbox row's (`storage.outbox.claim_random_ids`: fixed at the row's first claim). A
+message sent again — after a crash between the send and the mark, or by a second dispatcher sending
+the same row during a takeover — repeats an id Telegram has seen from this bot, and Telegram refuses it
+(RANDOM_ID_DUPLICATE): the row is marked sent and nothing reaches the chat twice. A crash before a send
+loses nothing (the row stays pending).
 
 Instant chats are served by a job every few seconds (`dispatch_instant`); digest chats by one cron
 job each (`send_digest`), on the subscriber's schedule in its time zone. Sends are paced within
@@ -22,10 +26,11 @@ downloaded, or gone from the disk, leaves the alert as text.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +40,11 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from telethon import TelegramClient, errors
+from telethon.extensions import html
 from telethon.tl.functions.messages import SendMediaRequest, SendMessageRequest
 from telethon.tl.functions.upload import SaveFilePartRequest
 from telethon.tl.functions.users import GetUsersRequest
+from telethon.tl.types import InputMediaUploadedPhoto
 
 from bot.clock import cron_trigger, utcnow
 from bot.formatting import DigestEntry, DigestGroup, render_alert, render_caption, render_digest
@@ -47,11 +54,12 @@ from bot.telegram import (
     answered_within,
     call_with_flood_policy,
     forget_local_flood,
+    send_once,
 )
 from storage.database import Database
 from storage.faults import explain
 from storage.media_queue import files_of_post
-from storage.outbox import defer, mark_failed, mark_sent, pending_digest, pending_instant
+from storage.outbox import claim_random_ids, defer, mark_failed, mark_sent, pending_digest, pending_instant
 from storage.query import QueryError, parse
 from storage.records import Alert, Post, PostFile, Rule, Subscriber
 from storage.rules import get_rule, get_subscriber, list_subscribers, set_paused
@@ -66,6 +74,8 @@ __all__ = [
     "Dispatcher",
     "Pacer",
     "digest_job_id",
+    "digest_random_id",
+    "part_random_id",
 ]
 
 log = logging.getLogger("chanwatch.alerts")
@@ -113,6 +123,26 @@ class ChatUnreachable(Exception):
 def digest_job_id(chat_id: int) -> str:
     """The scheduler job id of a chat's digest."""
     return f"digest:{chat_id}"
+
+
+def _signed64(value: int) -> int:
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def part_random_id(random_id: int, part: int) -> int:
+    """The random_id of message `part` (0, 1, ...) of an alert whose row has `random_id`: the row's
+    plus the part, wrapped to a signed 64-bit integer."""
+    return _signed64(random_id + part)
+
+
+def digest_random_id(random_ids: Iterable[int], part: int = 0) -> int:
+    """The random_id of a digest message carrying the rows with these `random_ids` (a hash of them,
+    in any order): two dispatchers sending a message with the same rows send it with the same id,
+    and Telegram keeps one; a message with other rows gets another id. `part` tells apart messages
+    that carry no rows."""
+    key = ",".join(str(r) for r in sorted(random_ids)) + f"|{part}"
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8, person=b"digest").digest(), "big",
+                          signed=True)
 
 
 class Pacer:
@@ -204,7 +234,8 @@ def _round_robin(alerts: Sequence[Alert]) -> list[Alert]:
     return out
 
 
-_SENT, _PAUSED, _DEFERRED, _FAILED = "sent", "paused", "deferred", "failed"
+_SENT, _ALREADY, _PAUSED, _DEFERRED, _FAILED = "sent", "already", "paused", "deferred", "failed"
+_DELIVERED = (_SENT, _ALREADY)  # in the chat: sent now, or by an earlier send of the same random_id
 
 
 class Dispatcher:
@@ -253,17 +284,23 @@ class Dispatcher:
         self.pacer.slept(seconds)
         await self.sleep(seconds)
 
-    async def _send(self, chat_id: int, text: str, photo: Path | None = None) -> None:
+    async def _send(self, chat_id: int, text: str, random_id: int, photo: Path | None = None) -> None:
         async def send() -> None:
             try:
                 peer = await self.client.get_input_entity(chat_id)
             except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
                 raise ChatUnreachable("the bot does not know this chat (it must message the bot first)") \
                     from exc
+            message, entities = html.parse(text)
+            entities = [e for e in entities if e.length] or None  # (Telegram refuses empty entities)
+            request: SendMessageRequest | SendMediaRequest
             if photo is not None:
-                await self.client.send_file(peer, photo, caption=text, parse_mode="html")
+                media = InputMediaUploadedPhoto(await self.client.upload_file(photo))
+                request = SendMediaRequest(peer, media, message, random_id=random_id, entities=entities)
             else:
-                await self.client.send_message(peer, text, parse_mode="html", link_preview=False)
+                request = SendMessageRequest(peer, message, no_webpage=True, random_id=random_id,
+                                             entities=entities)
+            await send_once(self.client, request)
 
         async def attempt() -> None:
             forget_local_flood(self.client, *_SEND_REQUESTS)
@@ -273,15 +310,21 @@ class Dispatcher:
         await call_with_flood_policy(attempt, kind="send_alert", max_wait=self.flood_max_wait,
                                      sleep=self._flood_sleep, log=self.log, now=self.now)
 
-    async def _deliver(self, chat_id: int, text: str, alert_ids: Sequence[int], photo: Path | None = None
-                       ) -> str:
-        """Send one message (`photo` with `text` as its caption, if given); record the outcome for its
-        alerts at once. Returns the outcome."""
+    async def _deliver(self, chat_id: int, text: str, alert_ids: Sequence[int], random_id: int,
+                       photo: Path | None = None) -> str:
+        """Send one message (`photo` with `text` as its caption, if given) with `random_id`; record the
+        outcome for its alerts at once. Returns the outcome: `_ALREADY` when Telegram had this message
+        from the bot already (its alerts are marked sent all the same)."""
         await self.pacer.wait(chat_id)
         if self.before_send is not None:
             self.before_send(alert_ids)
+        outcome = _SENT
         try:
-            await self._send(chat_id, text, photo)
+            await self._send(chat_id, text, random_id, photo)
+        except errors.RandomIdDuplicateError:
+            outcome = _ALREADY
+            self.log.info("alerts: a message to chat %s was sent already (by this bot before a crash, or by "
+                          "another dispatcher); not sent again", chat_id)
         except FloodDeferred as exc:
             self._hold_until = exc.retry_at
             await self.db.transaction(defer, alert_ids, exc.retry_at, f"flood wait {exc.seconds:g}s")
@@ -306,7 +349,7 @@ class Dispatcher:
         except sqlite3.Error:  # sent, but not on record: remember it, so it is never sent again
             self._unrecorded.update(dict.fromkeys(alert_ids, sent_at))
             raise
-        return _SENT
+        return outcome
 
     async def _record_unrecorded(self) -> None:
         """Mark sent the alerts the archive could not mark before; raises (sqlite3.Error) while it
@@ -322,6 +365,15 @@ class Dispatcher:
                 if self._unrecorded else "")
         self.log.warning("%s stopped: %s%s; unsent alerts stay queued", what,
                          explain(exc, self.db.path, daemon=True), kept)
+
+    async def _random_ids(self, alerts: Sequence[Alert]) -> dict[int, int]:
+        """Each alert's random_id by id: the row's, or one fixed now for rows never claimed (an alert
+        whose row is gone is left out). Nothing is sent before its id is stored."""
+        random_ids = {a.id: a.random_id for a in alerts if a.random_id is not None}
+        unclaimed = [a.id for a in alerts if a.random_id is None]
+        if unclaimed:
+            random_ids.update(await self.db.transaction(claim_random_ids, unclaimed))
+        return random_ids
 
     def _held(self) -> bool:
         return self._hold_until is not None and self.now() < self._hold_until
@@ -349,12 +401,13 @@ class Dispatcher:
         alerts = await self.db.run(pending_instant, self.now(), self.batch_size)
         if not alerts:
             return 0
+        random_ids = await self._random_ids(alerts)
         posts, rules, files = await self.db.run(_context, alerts)
         sent = 0
         stopped: set[int] = set()  # chats paused during this cycle
         ordered = _round_robin(alerts)
         for index, alert in enumerate(ordered):
-            if alert.chat_id in stopped:
+            if alert.chat_id in stopped or alert.id not in random_ids:  # (gone: its chat was removed)
                 continue
             try:
                 messages = self._render_alert(alert, posts, rules, files)
@@ -365,9 +418,10 @@ class Dispatcher:
             for number, (text, photo) in enumerate(messages):
                 # an alert that needed several messages is marked sent with its last one
                 ids = [alert.id] if number == len(messages) - 1 else []
-                outcome = await self._deliver(alert.chat_id, text, ids, photo)
-                if outcome == _SENT:
-                    sent += 1
+                random_id = part_random_id(random_ids[alert.id], number)
+                outcome = await self._deliver(alert.chat_id, text, ids, random_id, photo)
+                if outcome in _DELIVERED:
+                    sent += int(outcome == _SENT)
                     continue
                 if outcome == _FAILED and ids == []:
                     await self.db.transaction(_fail_all, [alert.id], "a part of the alert failed", self.now())
@@ -445,11 +499,13 @@ class Dispatcher:
         missing = [a.id for a in alerts if a.post_id not in posts]
         if missing:
             await self.db.transaction(_fail_all, missing, "post is not in the archive", self.now())
-        groups = _digest_groups([a for a in alerts if a.post_id in posts], posts, rules, files)
+        random_ids = await self._random_ids([a for a in alerts if a.post_id in posts])
+        groups = _digest_groups([a for a in alerts if a.id in random_ids], posts, rules, files)
         messages = render_digest(groups, self._digest_title(subscriber))
         sent = 0
         for index, (text, ids) in enumerate(messages):
-            outcome = await self._deliver(chat_id, text, ids)
+            carried = [random_ids[i] for i in ids] if ids else list(random_ids.values())
+            outcome = await self._deliver(chat_id, text, ids, digest_random_id(carried, 0 if ids else index))
             if outcome == _SENT:
                 sent += 1
             elif outcome == _DEFERRED:

@@ -20,6 +20,7 @@ from bot.formatting import (
     render_post,
     utf16_len,
 )
+from storage.leases import DISPATCHER, ReaderRow
 from storage.query import QueryError
 from storage.records import MediaStatus, Post, PostFile, Rule, Subscriber, WatchedChannel
 from storage.reports import Amplification, ChannelReport, QueryTimeline
@@ -257,11 +258,33 @@ def sources_line(sources: Sequence[str | None], default: str) -> str:
     return " · ".join(f"{SOURCE_NAMES[s]} {counted[s]}" for s in ("api", "web") if counted[s])
 
 
-def status_text(stats: ArchiveStats, media: MediaStatus | None = None, sources: str = "") -> str:
+READERS_SHOWN = 10  # readers listed by name in /status; the rest are counted
+
+
+def readers_lines(readers: Sequence[ReaderRow]) -> list[str]:
+    """/status's readers block (none when no reader ever ran on the archive): each reader's name,
+    channels and whether it is alive, and who dispatches the alerts."""
+    if not readers:
+        return []
+    alive = sum(r.alive for r in readers)
+    lines = [f"👥 <b>Readers</b>: {alive} of {len(readers)} alive"]
+    for reader in readers[:READERS_SHOWN]:
+        state = "alive" if reader.alive else "not seen"
+        lines.append(f"{'🟢' if reader.alive else '🔴'} {escape(reader.name)}: "
+                     f"{_plural(reader.channels, 'channel')} · {state}")
+    if len(readers) > READERS_SHOWN:
+        lines.append(f"+{len(readers) - READERS_SHOWN} more")
+    dispatcher = next((r.name for r in readers if DISPATCHER in r.roles), None)
+    lines.append(f"Alerts sent by: {escape(dispatcher) if dispatcher else 'no reader now'}")
+    return lines
+
+
+def status_text(stats: ArchiveStats, media: MediaStatus | None = None, sources: str = "",
+                readers: Sequence[ReaderRow] = ()) -> str:
     """/status: archive size, today's posts, pending alerts, last poll, how the channels are read
     (`sources`, see `sources_line`), channels in trouble, and the media download queue (`media`,
     None when downloads are off and nothing was ever queued), with a warning while a full media disk
-    pauses downloads."""
+    pauses downloads; then the readers sharing the archive (`readers_lines`), when any ran."""
     lines = [
         "📊 <b>Archive</b>",
         f"{_plural(stats.posts, 'post')}, {_plural(stats.sightings, 'sighting')}",
@@ -284,7 +307,8 @@ def status_text(stats: ArchiveStats, media: MediaStatus | None = None, sources: 
         lines.append(f"⚠️ Channels with errors: {len(errors)} — {names}{more}")
     else:
         lines.append("No channel errors.")
-    return "\n".join(lines)
+    block = readers_lines(readers)
+    return "\n".join(lines + ([""] + block if block else []))
 
 
 # -- /report ----------------------------------------------------------------------------------------

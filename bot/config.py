@@ -77,7 +77,7 @@ class Settings:
     fetch_origins: bool = False  # the web reader fetches an unwatched forward origin's post once
     web_token: str | None = field(default=None, repr=False)  # what `chanwatch serve` asks every request for
     reader: str | None = None  # CHANWATCH_READER: this `run`'s name among several readers (else host:pid)
-    lease_seconds: int = 60  # CHANWATCH_LEASE_SECONDS: a dead reader's channels go to others after this
+    lease_seconds: int = 60  # CHANWATCH_LEASE_SECONDS: a reader alive, its leases held, this long
 
 
     def secrets(self) -> list[str]:
@@ -173,6 +173,13 @@ def default_source_from(env: Mapping[str, str | None]) -> str:
     it; a CHANWATCH_SOURCE that is not api or web counts as auto (`run` refuses a bad one)."""
     source = (_get(env, "CHANWATCH_SOURCE") or "auto").lower()
     return resolve_source(source, bool(_get(env, "TG_SESSION") or _get(env, "TG_SESSION_FILE")))
+
+
+def lease_seconds_from(env: Mapping[str, str | None]) -> int:
+    """CHANWATCH_LEASE_SECONDS of unparsed `env` (see `read_env`), default 60: `Settings.lease_seconds`,
+    and what the offline `chanwatch status` counts a reader alive by (a ConfigError when bad)."""
+    return _parse(env, "CHANWATCH_LEASE_SECONDS", _positive(10), 60,
+                  "must be a whole number of seconds, at least 10")
 
 
 def media_dir_of(media_path: Path | None, db_path: Path | ServerUrl) -> Path:
@@ -477,6 +484,5 @@ def load_settings(env_file: str | Path | None = None, environ: Mapping[str, str]
         web_token=web_token_from(env),
         reader=p(env, "CHANWATCH_READER", _reader_name, None,
                  "must be a name of 1 to 64 letters, digits and . _ : @ -, unique to this reader"),
-        lease_seconds=p(env, "CHANWATCH_LEASE_SECONDS", _positive(10), 60,
-                        "must be a whole number of seconds, at least 10"),
+        lease_seconds=lease_seconds_from(env),
     )

@@ -10,6 +10,7 @@ Only APIs present in Telethon 1.36 through 1.45 are used.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from telethon import TelegramClient, errors
+from telethon import TelegramClient, errors, utils
 from telethon.crypto import rsa as telethon_rsa
 from telethon.sessions import StringSession
 from telethon.tl import types
@@ -53,6 +54,7 @@ __all__ = [
     "private_file",
     "redact",
     "register_server_key",
+    "send_once",
     "start_bot",
 ]
 
@@ -397,6 +399,22 @@ async def answered_within(awaitable: Awaitable[T], what: str, timeout: float = R
         if limit.expired():
             raise RequestTimeout(f"no answer from Telegram to {what} within {timeout:g}s") from None
         raise
+
+
+async def send_once(client: TelegramClient, request: TLRequest) -> Any:
+    """Send `request` once, without Telethon's own retries of a 500-class error; return the answer.
+
+    For a message with a fixed random_id: Telegram refuses a repeat with RANDOM_ID_DUPLICATE, which
+    Telethon counts as a server failure (RandomIdDuplicateError subclasses ServerError), so
+    `client(request)` would send it five times more, 2 s apart and logging each, before raising. The
+    request goes to the client's sender as `TelegramClient._call` sends it (`client._sender.send`,
+    Telethon 1.36-1.45), and the answer's users and chats reach the session's cache as there."""
+    await request.resolve(client, utils)
+    result = await client._sender.send(request)
+    processed = client.session.process_entities(result)
+    if inspect.isawaitable(processed):  # an async session (Telethon's experimental support)
+        await processed
+    return result
 
 
 @dataclass(slots=True)

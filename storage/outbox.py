@@ -8,11 +8,17 @@ given up: kept with its `last_error`, never retried again.
 
 While no bot is configured, the daemon prints each pending alert in its log once (`unlogged`,
 `mark_logged`: the `logged_at` column), and the alerts stay pending until a bot sends them.
+
+Each row gets a `random_id` when a dispatcher first claims it for sending (`claim_random_ids`), never
+changed after: every dispatcher sends the row's messages with ids derived from it, so when two send
+the same row (a takeover), Telegram refuses the second copy (RANDOM_ID_DUPLICATE) and the chat gets it
+once.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -27,7 +33,9 @@ __all__ = [
     "ERROR_CHARS",
     "MAX_ATTEMPTS",
     "backoff",
+    "claim_random_ids",
     "counts",
+    "new_random_id",
     "sent_delays",
     "defer",
     "expire_logged",
@@ -46,7 +54,7 @@ MAX_ATTEMPTS = 10  # failures after which an alert is given up
 ERROR_CHARS = 500  # last_error is kept this short
 
 _COLUMNS = ("a.id, a.chat_id, a.post_id, a.rule_ids, a.created_at, a.sent_at, a.attempts, a.last_error,"
-            " a.next_try_at")
+            " a.next_try_at, a.random_id")
 _DUE = "a.sent_at IS NULL AND a.attempts < ? AND (a.next_try_at IS NULL OR a.next_try_at <= ?)"
 _DELIVERABLE = "s.paused = 0 AND s.allowed = 1"
 
@@ -65,7 +73,7 @@ def _rule_ids(value: str | None) -> tuple[int, ...]:
 
 
 def _alert(row: sqlite3.Row | tuple) -> Alert:
-    return Alert(row[0], row[1], row[2], _rule_ids(row[3]), row[4], row[5], row[6], row[7], row[8])
+    return Alert(row[0], row[1], row[2], _rule_ids(row[3]), row[4], row[5], row[6], row[7], row[8], row[9])
 
 
 def pending_instant(conn: sqlite3.Connection, now: datetime, limit: int = 100) -> list[Alert]:
@@ -96,6 +104,31 @@ def get_alerts(conn: sqlite3.Connection, chat_id: int | None = None) -> list[Ale
         sql += " WHERE a.chat_id = ?"
         args = (chat_id,)
     return [_alert(r) for r in conn.execute(sql + " ORDER BY a.id", args).fetchall()]
+
+
+def new_random_id() -> int:
+    """A fresh random signed 64-bit integer (TL's `long`): a row's `random_id`."""
+    return secrets.randbits(64) - 2**63
+
+
+def claim_random_ids(conn: sqlite3.Connection, alert_ids: Sequence[int]) -> dict[int, int]:
+    """Each alert's `random_id` by id (call inside a transaction), a fresh one given to those without:
+    a row's id is written once (`WHERE random_id IS NULL`), so two dispatchers claiming the same row
+    at once both read the one that won. Unknown ids are left out."""
+    ids = list(dict.fromkeys(alert_ids))
+    found: dict[int, int | None] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.update((r[0], r[1]) for r in conn.execute(
+            f"SELECT id, random_id FROM alerts WHERE id IN ({marks})", chunk))
+    missing = [alert_id for alert_id, value in found.items() if value is None]
+    for alert_id in missing:
+        conn.execute("UPDATE alerts SET random_id = ? WHERE id = ? AND random_id IS NULL",
+                     (new_random_id(), alert_id))
+    for alert_id in missing:
+        found[alert_id] = conn.execute("SELECT random_id FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
+    return {alert_id: int(value) for alert_id, value in found.items() if value is not None}
 
 
 def mark_sent(conn: sqlite3.Connection, alert_ids: Sequence[int], now: datetime) -> None:

@@ -360,6 +360,7 @@ class Alert:
     attempts: int = 0
     last_error: str | None = None
     next_try_at: str | None = None
+    random_id: int | None = None  # Telegram's dedup id of its messages, fixed at the first claim
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from bot.cli import (
     serve,
     show,
     stats,
+    status,
 )
 from bot.cli.common import (
     EXIT_INTERRUPTED,
@@ -53,8 +54,8 @@ from bot.cli.common import (
 )
 from storage.database import explain
 
-COMMAND_MODULES = (exchange, search, show, stats, report, serve, check, media, daemon, channels, rules,
-                   backfill, fetch, demo)
+COMMAND_MODULES = (exchange, search, show, stats, status, report, serve, check, media, daemon, channels,
+                   rules, backfill, fetch, demo)
 """Every command group, in the order `chanwatch --help` lists them."""
 
 COMMANDS: tuple[Command, ...] = tuple(cmd for module in COMMAND_MODULES for cmd in module.COMMANDS)

@@ -32,6 +32,7 @@ from bot.formatting import cut
 from bot.telegram import RequestTimeout, answered_within
 from storage.channels import channel_listing
 from storage.database import Database
+from storage.leases import status as lease_status
 from storage.media_queue import media_status
 from storage.query import Query, QueryError, parse
 from storage.records import MediaStatus
@@ -284,7 +285,8 @@ class CommandsBase:
         shown = media if downloading or media != MediaStatus() else None
         listing = await self._db(channel_listing)
         sources = text.sources_line([c.source for c in listing], self.settings.default_source)
-        await self._reply(req.event, text.status_text(stats, shown, sources))
+        readers, _ = await self._db(lease_status, self.now(), timedelta(seconds=self.settings.lease_seconds))
+        await self._reply(req.event, text.status_text(stats, shown, sources, readers))
 
     async def _handle_callback(self, event: Any) -> None:
         raise NotImplementedError  # the search pages' buttons (bot.commands.search)

@@ -40,6 +40,8 @@ _SRP_PRIME = bytes.fromhex(
 #: Requests bots may not make (bots cannot read channel history or hold dialogs).
 _USER_ONLY = frozenset({"messages.GetHistory", "messages.Search", "messages.GetPeerDialogs",
                         "messages.GetDialogs", "channels.JoinChannel", "messages.GetBotCallbackAnswer"})
+#: Requests that send messages, each with a random id Telegram deduplicates per sender.
+_RANDOM_ID_SENDS = frozenset({"messages.SendMessage", "messages.SendMedia", "messages.SendMultiMedia"})
 _BOT_ONLY = frozenset({"bots.SetBotCommands", "bots.GetBotCommands", "bots.ResetBotCommands",
                        "messages.SetBotCallbackAnswer"})
 
@@ -80,6 +82,14 @@ def _bare_id(peer: Any) -> int | None:
     return None
 
 
+def _random_ids(request: Any) -> list[int]:
+    """The random ids of a send: SendMessage's and SendMedia's one, SendMultiMedia's one per item."""
+    items = getattr(request, "multi_media", None)
+    if items is not None:
+        return [item.random_id for item in items]
+    return [request.random_id]
+
+
 def _same_entities(a: Sequence[Any] | None, b: Sequence[Any] | None) -> bool:
     """Whether two entity lists serialise identically (None and [] are the same)."""
     return [bytes(e) for e in a or []] == [bytes(e) for e in b or []]
@@ -114,10 +124,16 @@ class Handlers:
             raise SimRpcError(400, "BOT_METHOD_INVALID")
         if account is not None and not account.bot and name in _BOT_ONLY:
             raise SimRpcError(400, "USER_BOT_REQUIRED")
+        random_ids = _random_ids(request) if name in _RANDOM_ID_SENDS and account is not None else []
+        if account is not None and not account.sent_random_ids.isdisjoint(random_ids):
+            raise SimRpcError(500, "RANDOM_ID_DUPLICATE")  # Telegram's code for it, as Telethon lists it
         method = getattr(self, name.replace(".", "_"), None)
         if method is None:
             raise SimulatorUnsupported(f"the simulator does not answer {name} yet")
-        return method(session, account, request)
+        result = method(session, account, request)
+        if account is not None:
+            account.sent_random_ids.update(random_ids)  # a send that failed used up no id
+        return result
 
     # -- resolving input peers ---------------------------------------------------------------
 

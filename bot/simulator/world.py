@@ -70,6 +70,9 @@ class SimUser:
     update_log: list[tuple[int, int, TLObject]] = field(default_factory=list)
     #: Highest read message id per channel id.
     read_marks: dict[int, int] = field(default_factory=dict)
+    #: The random ids of the messages this account sent: Telegram refuses a repeat from the same
+    #: sender (RANDOM_ID_DUPLICATE), whichever of its sessions sends it.
+    sent_random_ids: set[int] = field(default_factory=set)
 
     @property
     def peer(self) -> types.PeerUser:

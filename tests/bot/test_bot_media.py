@@ -156,3 +156,48 @@ def test_the_setting_turns_alert_photos_on_and_refuses_anything_but_true_or_fals
     assert load_settings(empty, {}).alert_media is False
     with pytest.raises(ConfigError, match="CHANWATCH_ALERT_MEDIA"):
         load_settings(empty, {"CHANWATCH_ALERT_MEDIA": "maybe"})
+
+
+class Crash(BaseException):
+    """Stands for the process dying at a given point (not an error the dispatcher may catch)."""
+
+
+async def photo_then_text_alert(world, reader, db, tmp_path, bot_account, alice) -> None:
+    """An alert whose rules are too long for a caption: the photo, then the alert as text."""
+    await archive_files(world, reader, db, tmp_path)
+    await subscribe(world, bot_account, alice)
+    await alert_for(db, alice, "sanctions photo", *[f"sanctions OR {'😀' * 150}{i}" for i in range(5)])
+
+
+async def test_a_two_part_alert_crashed_before_its_mark_is_not_sent_again_in_any_part(
+        world, reader, db, tmp_path, bot_client, bot_account, alice, fake_sleep) -> None:
+    await photo_then_text_alert(world, reader, db, tmp_path, bot_account, alice)
+
+    def crash(ids) -> None:
+        if ids:  # the last part was sent; its mark never happens
+            raise Crash
+
+    with pytest.raises(Crash):
+        await Dispatcher(db, bot_client, sleep=fake_sleep, photo_dir=tmp_path / "media",
+                         before_mark=crash).dispatch_instant()
+    restarted = Dispatcher(db, bot_client, sleep=fake_sleep, photo_dir=tmp_path / "media")
+    assert await restarted.dispatch_instant() == 0
+    assert len(received(world, alice, bot_account)) == 2
+    assert [a.sent_at is not None for a in await db.run(get_alerts)] == [True]
+
+
+async def test_a_two_part_alert_crashed_between_its_parts_sends_only_the_missing_part(
+        world, reader, db, tmp_path, bot_client, bot_account, alice, fake_sleep) -> None:
+    await photo_then_text_alert(world, reader, db, tmp_path, bot_account, alice)
+
+    def crash(ids) -> None:
+        if ids:  # before the last part (the text) is sent
+            raise Crash
+
+    with pytest.raises(Crash):
+        await Dispatcher(db, bot_client, sleep=fake_sleep, photo_dir=tmp_path / "media",
+                         before_send=crash).dispatch_instant()
+    restarted = Dispatcher(db, bot_client, sleep=fake_sleep, photo_dir=tmp_path / "media")
+    assert await restarted.dispatch_instant() == 1
+    photo, text = received(world, alice, bot_account)
+    assert photo_bytes(world, photo) == blob(70_000, seed=1) and "Matched rules: sanctions OR" in text.text

@@ -66,6 +66,8 @@ def test_env_file_is_read_and_environment_wins(tmp_path):
         ("CHANWATCH_WEB_RATE", "nan", "at most 10"),
         ("CHANWATCH_SOURCE", "telegram", "auto (the API when a user session is configured, else"),
         ("CHANWATCH_FETCH_ORIGINS", "sometimes", "true or false"),
+        ("CHANWATCH_LEASE_SECONDS", "5", "at least 10"),
+        ("CHANWATCH_LEASE_SECONDS", "a minute", "whole number of seconds"),
     ],
 )
 def test_bad_value_names_the_variable_and_the_fix(tmp_path, name, value, fix):
@@ -203,3 +205,8 @@ def test_the_web_token_is_a_secret_and_a_short_one_is_refused_without_showing_it
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, CHANWATCH_WEB_TOKEN="short-one")
     assert caught.value.variable == "CHANWATCH_WEB_TOKEN" and "short-one" not in str(caught.value)
+
+
+def test_the_lease_period_defaults_to_a_minute_and_reads_whole_seconds(tmp_path):
+    assert load(tmp_path).lease_seconds == 60
+    assert load(tmp_path, CHANWATCH_LEASE_SECONDS="10").lease_seconds == 10

@@ -53,7 +53,7 @@ from bot.simulator import (
 from bot.simulator.chaos import TELETHON_ATTEMPTS, TELETHON_RETRY_DELAY
 from bot.telegram import REQUEST_TIMEOUT
 from storage.channels import store_resolved
-from storage.outbox import get_alerts
+from storage.outbox import claim_random_ids, get_alerts
 from storage.percolator import Percolator
 from storage.records import Channel
 from storage.rules import add_rule, ensure_subscriber, seed_alert_chat, set_mode
@@ -327,6 +327,8 @@ async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_ag
     def read_only(on: bool) -> Callable[[sqlite3.Connection], None]:  # the disk remounted read-only
         return lambda conn: conn.execute(f"PRAGMA query_only = {int(on)}")
 
+    [pending] = await db.run(get_alerts, alice.id)
+    await db.transaction(claim_random_ids, [pending.id])  # claimed by an earlier cycle (a flood wait)
     await db.run(read_only(True))
     assert await dispatcher.dispatch_instant() == 0  # sent, but the mark could not be written
     assert await dispatcher.dispatch_instant() == 0  # nothing sent while it still cannot be
@@ -338,6 +340,26 @@ async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_ag
     [alert] = await db.run(get_alerts, alice.id)
     assert alert.sent_at is not None
     assert len([t for t in bot_texts(world, alice, bot_account) if "New sanctions" in t]) == 1
+
+
+async def test_an_alert_is_not_sent_while_the_archive_cannot_fix_its_random_id(
+        world, reader, bot_client, bot_account, alice, db, fake_sleep, caplog):
+    ch = world.add_channel("wirechan", "Wire")
+    await watched(db, world, ch)
+    await db.transaction(seed_alert_chat, alice.id, ["sanctions"], world.now)
+    world.say(alice, bot_account, "/start")
+    await world.settle()
+    world.post(ch, "New sanctions announced")
+    await Poller(db, reader, now=lambda: world.now, after_ingest=Percolator()).poll_once()
+    dispatcher = Dispatcher(db, bot_client, now=lambda: world.now, sleep=fake_sleep)
+    await db.run(lambda conn: conn.execute("PRAGMA query_only = 1"))
+    assert await dispatcher.dispatch_instant() == 0  # a send without a stored random_id could repeat
+    assert world.requests["messages.SendMessage"] == 0
+    assert any("read-only" in r.getMessage() for r in caplog.records)
+    await db.run(lambda conn: conn.execute("PRAGMA query_only = 0"))
+    assert await dispatcher.dispatch_instant() == 1
+    [alert] = await db.run(get_alerts, alice.id)
+    assert alert.sent_at is not None and alert.random_id is not None
 
 
 async def test_a_connection_telethon_could_not_restore_is_made_again_by_the_next_poll_cycle(

@@ -10,6 +10,7 @@ import pytest
 from storage.outbox import (
     MAX_ATTEMPTS,
     backoff,
+    claim_random_ids,
     counts,
     defer,
     expire_logged,
@@ -176,3 +177,22 @@ def test_alerts_that_waited_in_the_log_too_long_are_given_up_and_younger_or_unlo
     assert [x.id for x in pending_instant(conn, T0 + timedelta(days=1))] == [young, unlogged_old]
     given_up = get_alerts(conn, ALICE)[0]
     assert given_up.id == old and given_up.last_error == "too old" and counts(conn)["failed"] == 1
+
+
+def test_a_random_id_is_given_at_the_first_claim_and_never_changed_after(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    b = queue_alert(conn, ALICE, posts[1])
+    assert get_alerts(conn, ALICE)[0].random_id is None
+    first = claim_random_ids(conn, [a])
+    assert set(first) == {a} and -2**63 <= first[a] < 2**63
+    again = claim_random_ids(conn, [a, b, 999_999])  # the unknown id is left out
+    assert again[a] == first[a] and set(again) == {a, b} and again[b] != again[a]
+    assert [x.random_id for x in get_alerts(conn, ALICE)] == [again[a], again[b]]
+
+
+def test_a_random_id_keeps_the_full_signed_64_bit_range(conn, posts) -> None:
+    a = queue_alert(conn, ALICE, posts[0])
+    b = queue_alert(conn, ALICE, posts[1])
+    conn.execute("UPDATE alerts SET random_id = ? WHERE id = ?", (-2**63, a))
+    conn.execute("UPDATE alerts SET random_id = ? WHERE id = ?", (2**63 - 1, b))
+    assert claim_random_ids(conn, [a, b]) == {a: -2**63, b: 2**63 - 1}
