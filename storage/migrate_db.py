@@ -28,9 +28,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from storage.database import PG_VERSION_TABLE, Connection, run_in_transaction, schema_version
 from storage.dialect import dialect_of
@@ -46,6 +46,8 @@ PROGRESS_TABLE = "chanwatch_migration"
 """The target's record of an unfinished copy (see the module's docstring); dropped when it completes."""
 PROGRESS_LABEL = "rows"
 """The label of the copy's `Progress` calls: rows copied (of every table) out of the source's rows."""
+
+T = TypeVar("T")
 
 _BOOKKEEPING = frozenset({PG_VERSION_TABLE, PROGRESS_TABLE})
 """Tables that are not the archive's data: PostgreSQL's schema version, the copy's own progress."""
@@ -217,6 +219,13 @@ class _End:
     conn: Connection
     shown: str
 
+    def ask(self, fn: Callable[[Connection], T]) -> T:
+        """`fn(conn)`, a failure of this end as `failed` says it."""
+        try:
+            return fn(self.conn)
+        except sqlite3.Error as exc:
+            raise self.failed(exc) from exc
+
     def failed(self, exc: sqlite3.Error) -> MigrateError:
         """One line for a failure of this end, ending with what to do (the copy resumes)."""
         if dialect_of(self.conn).is_sqlite:
@@ -310,14 +319,10 @@ def _write_batch(target: _End, source_id: str, table: Table, rows: list[tuple[An
 def _finish(source: _End, target: _End, plan: list[Table]) -> None:
     """Check every table's row count against the source, set the sequences, drop the progress."""
     for table in plan:
-        try:
-            there = source.conn.execute(f"SELECT count(*) FROM {_q(table.name)}").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise source.failed(exc) from exc
-        try:
-            here = target.conn.execute(f"SELECT count(*) FROM {_q(table.name)}").fetchone()[0]
-        except sqlite3.Error as exc:
-            raise target.failed(exc) from exc
+        def count(conn: Connection, name: str = table.name) -> int:
+            return int(conn.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0])
+
+        there, here = source.ask(count), target.ask(count)
         if there != here:
             raise MigrateError(
                 f"{source.shown} changed during the copy (table {table.name}: {there} rows there, {here} "
@@ -335,10 +340,7 @@ def _finish(source: _End, target: _End, plan: list[Table]) -> None:
 
 def _same_plan(source: _End, target: _End) -> list[Table]:
     """The source's plan, once the target's schema is known to have the same tables and columns."""
-    try:
-        plan, theirs = copy_plan(source.conn), {t.name: t for t in copy_plan(target.conn)}
-    except sqlite3.Error as exc:  # reading a catalog: which end failed is not worth a second try here
-        raise MigrateError(f"cannot read the schema of the archives: {exc}") from exc
+    plan, theirs = source.ask(copy_plan), {t.name: t for t in target.ask(copy_plan)}
     ours = {t.name for t in plan}
     if ours != set(theirs):
         extra = sorted(ours ^ set(theirs))
@@ -363,10 +365,10 @@ def copy_archive(source: Connection, target: Connection, *, names: tuple[str, st
     differ, the source changed during the copy, or either end fails (an interrupted copy resumes).
     """
     src, dst = _End(source, names[0]), _End(target, names[1])
-    source_id = identity(source)
-    if source_id == identity(target):
+    source_id = src.ask(identity)
+    if source_id == dst.ask(identity):
         raise MigrateError(f"SOURCE and TARGET are the same archive ({names[0]}): give another TARGET")
-    versions = schema_version(source), schema_version(target)
+    versions = src.ask(schema_version), dst.ask(schema_version)
     if versions[0] != versions[1]:
         raise MigrateError(f"{names[0]} has schema version {versions[0]} and {names[1]} {versions[1]}: "
                            "open both with this chanwatch (any command upgrades an archive)")
@@ -376,10 +378,8 @@ def copy_archive(source: Connection, target: Connection, *, names: tuple[str, st
     report.resumed_rows = sum(copied for _, copied, _ in state.values())
     total = None
     if progress is not None:
-        try:
-            total = sum(source.execute(f"SELECT count(*) FROM {_q(t.name)}").fetchone()[0] for t in plan)
-        except sqlite3.Error as exc:
-            raise src.failed(exc) from exc
+        total = sum(src.ask(lambda c, t=t: c.execute(f"SELECT count(*) FROM {_q(t.name)}").fetchone()[0])
+                    for t in plan)
     done_rows = report.resumed_rows
     for table in plan:
         last, copied, done = state[table.name]
