@@ -226,14 +226,18 @@ class _End:
         except sqlite3.Error as exc:
             raise self.failed(exc) from exc
 
-    def failed(self, exc: sqlite3.Error) -> MigrateError:
-        """One line for a failure of this end, ending with what to do (the copy resumes)."""
+    def failed(self, exc: sqlite3.Error, table: str | None = None) -> MigrateError:
+        """One line for a failure of this end (while copying `table`), ending with what to do: once
+        the cause is fixed (a lost connection, a full disk, a row the target refuses), the same
+        command continues the copy."""
         if dialect_of(self.conn).is_sqlite:
             text = str(explain(exc, self.shown))
         else:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             text = f"the PostgreSQL archive at {self.shown}: {first}"
-        return MigrateError(f"{text}; the copy so far is kept: run the same migrate-db again to continue")
+        where = f" (copying table {table})" if table else ""
+        return MigrateError(f"{text}{where}; the rows copied so far are kept: once that is fixed, run the "
+                            "same migrate-db again to continue")
 
 
 def _start(source: _End, target: _End, source_id: str, plan: list[Table]) -> dict[str, tuple[Any, int, bool]]:
@@ -293,7 +297,7 @@ def _read_batch(source: _End, table: Table, after: Sequence[Any] | None, limit: 
     try:
         return [tuple(r) for r in source.conn.execute(sql, [*params, limit])]
     except sqlite3.Error as exc:
-        raise source.failed(exc) from exc
+        raise source.failed(exc, table.name) from exc
 
 
 def _write_batch(target: _End, source_id: str, table: Table, rows: list[tuple[Any, ...]], copied: int,
@@ -313,7 +317,21 @@ def _write_batch(target: _End, source_id: str, table: Table, rows: list[tuple[An
     try:
         run_in_transaction(target.conn, write)
     except sqlite3.Error as exc:
-        raise target.failed(exc) from exc
+        raise target.failed(exc, table.name) from exc
+
+
+def _refuse_bytes(source: _End, target: _End, table: Table, rows: list[tuple[Any, ...]]) -> None:
+    """MigrateError for a BLOB in the rows bound for PostgreSQL, whose schema holds no bytes: its
+    text column would silently take the bytes' hex spelling instead (SQLite keeps any value in any
+    column; nothing chanwatch writes is bytes)."""
+    for row in rows:
+        for column, value in zip(table.columns, row, strict=True):
+            if isinstance(value, bytes):
+                key = [row[table.columns.index(c)] for c in table.key]
+                raise MigrateError(
+                    f"{source.shown} holds bytes (a BLOB) where text belongs (table {table.name}, column "
+                    f"{column}, key {key}), which {target.shown} cannot keep as they are; correct that row "
+                    "in SOURCE, then run the same migrate-db again to continue")
 
 
 def _finish(source: _End, target: _End, plan: list[Table]) -> None:
@@ -385,6 +403,8 @@ def copy_archive(source: Connection, target: Connection, *, names: tuple[str, st
         last, copied, done = state[table.name]
         while not done:
             rows = _read_batch(src, table, last, batch_rows)
+            if not dialect_of(target).is_sqlite:
+                _refuse_bytes(src, dst, table, rows)
             done = len(rows) < batch_rows
             copied += len(rows)
             _write_batch(dst, source_id, table, rows, copied, done)

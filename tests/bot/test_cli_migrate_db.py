@@ -3,12 +3,15 @@ whatever stops it is one line on stderr, exit 2, never a password."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from storage.database import SCHEMA_VERSION
 from tests.bot.conftest import run_cli as run
+from tests.bot.test_cli_archive_faults import archive_at_version, user_version
 
 
 @pytest.fixture
@@ -75,6 +78,19 @@ def test_a_postgresql_database_that_cannot_hold_an_archive_names_that_end(capsys
     assert line.startswith("chanwatch: cannot open TARGET postgresql://") and "no schema" in line
     secret = password(pg_url.url)
     assert not secret or secret not in line
+
+
+def test_an_older_source_is_upgraded_first_then_copied(capsys, tmp_path):
+    old = archive_at_version(tmp_path / "old.db", 9)
+    raw = sqlite3.connect(old)
+    raw.execute("INSERT INTO channels (id, username, title) VALUES (5000000123, 'old_one', 'Старый канал')")
+    raw.commit()
+    raw.close()
+    code, out, err = run(capsys, "migrate-db", str(old), str(tmp_path / "new.db"))
+    assert code == 0, err
+    assert user_version(old) == SCHEMA_VERSION and out.startswith("copied 1 row of 17 tables")
+    code, out, _ = run(capsys, "--db", str(tmp_path / "new.db"), "channels", "list", "--all")
+    assert code == 0 and "old_one" in out
 
 
 def test_migrate_db_is_listed_in_the_help(capsys):

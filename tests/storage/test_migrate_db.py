@@ -164,7 +164,7 @@ def test_a_lost_target_connection_is_one_error_and_the_next_run_continues(source
 
     with pytest.raises(MigrateError) as failed:
         copy_archive(source, target, batch_rows=2, names=("src.db", str(path)), progress=lose_connection)
-    assert "run the same migrate-db again to continue" in str(failed.value)
+    assert "(copying table " in str(failed.value) and "run the same migrate-db again" in str(failed.value)
     assert "\n" not in str(failed.value)
     again = connect_sync(path)
     copy_archive(source, again, batch_rows=2)
@@ -260,3 +260,21 @@ def test_schemas_with_different_tables_are_refused(source, tmp_path):
         copy_archive(source, target)
     target.close()
 
+
+
+def test_a_blob_crosses_to_sqlite_exactly_and_postgresql_refuses_it_naming_the_row(source, target):
+    blob = b"\x00\xff raw bytes"  # SQLite keeps any value in any column; PostgreSQL's text cannot hold it
+    source.execute("UPDATE messages SET raw = ? WHERE channel_id = ? AND message_id = 10", (blob, MFA.id))
+    if isinstance(target, sqlite3.Connection):
+        copy_archive(source, target)
+        assert target.execute("SELECT raw FROM messages WHERE message_id = 10").fetchone()[0] == blob
+        return
+    with pytest.raises(MigrateError, match=r"source.db holds bytes .*\(table messages, column raw, key "
+                       r"\[1001, 10\]\), which postgresql://me:\*\*\*@db/x cannot keep as they are"):
+        copy_archive(source, target, names=("source.db", "postgresql://me:***@db/x"))
+
+
+def test_text_postgresql_cannot_hold_is_one_error_naming_the_table(source, pg_conn):
+    source.execute("UPDATE channels SET title = ? WHERE id = ?", ("NUL \x00 inside", MFA.id))
+    with pytest.raises(MigrateError, match=r"NUL .*\(copying table channels\); the rows copied so far"):
+        copy_archive(source, pg_conn)
