@@ -235,9 +235,10 @@ class _End:
         else:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             text = f"the PostgreSQL archive at {self.shown}: {first}"
-        where = f" (copying table {table})" if table else ""
-        return MigrateError(f"{text}{where}; the rows copied so far are kept: once that is fixed, run the "
-                            "same migrate-db again to continue")
+        if table is None:
+            return MigrateError(f"{text}; once that is fixed, run the same migrate-db again")
+        return MigrateError(f"{text} (copying table {table}); the rows copied so far are kept: once that is "
+                            "fixed, run the same migrate-db again to continue")
 
 
 def _start(source: _End, target: _End, source_id: str, plan: list[Table]) -> dict[str, tuple[Any, int, bool]]:
