@@ -9,7 +9,8 @@ id). Derived search data is not copied but rebuilt by the target from the base c
 answers the same there: SQLite's FTS5 table `posts_fts` (and its shadow tables) is filled by
 `posts`' insert trigger, PostgreSQL's `posts.fts` (any tsvector column) by its trigger. At the end
 PostgreSQL's identity sequences are set past the largest id copied, so the next insert does not
-collide; SQLite needs nothing (its next id is the largest plus one).
+collide (and no lower than the source's sequence: an id PostgreSQL gave out is not given again);
+SQLite needs nothing (its next id is the largest plus one).
 
 Resumable: the target holds a progress table (`chanwatch_migration`: the source's identity, and per
 table the last key copied and the rows so far), written in the same transaction as each batch, so a
@@ -116,8 +117,13 @@ class _SqliteCatalog:
     def parents(self, table: str) -> set[str]:
         return {r[2] for r in self.conn.execute(f"PRAGMA foreign_key_list({_q(table)})")}
 
-    def after_copy(self) -> None:
-        """Nothing: SQLite gives a new row the largest id plus one (no AUTOINCREMENT in the schema)."""
+    def next_ids(self) -> dict[tuple[str, str], int]:
+        """None beyond the largest: SQLite gives a new row the largest id plus one (no AUTOINCREMENT
+        in the schema)."""
+        return {}
+
+    def after_copy(self, next_ids: dict[tuple[str, str], int]) -> None:
+        """Nothing to set (see `next_ids`)."""
 
 
 class _PgCatalog:
@@ -151,16 +157,31 @@ class _PgCatalog:
             " WHERE contype = 'f' AND conrelid = ?::regclass", (_q(table),))
         return {r[0].strip('"') for r in rows}
 
-    def after_copy(self) -> None:
-        """Every identity or serial sequence past the largest value copied into its column."""
-        generated = self.conn.execute(
+    def _generated(self) -> list[tuple[str, str]]:
+        """(table, column) of every identity or serial column."""
+        return [(r[0], r[1]) for r in self.conn.execute(
             "SELECT table_name, column_name FROM information_schema.columns"
             " WHERE table_schema = current_schema()"
-            "  AND (is_identity = 'YES' OR column_default LIKE 'nextval(%')").fetchall()
-        for table, column in generated:
+            "  AND (is_identity = 'YES' OR column_default LIKE 'nextval(%')")]
+
+    def next_ids(self) -> dict[tuple[str, str], int]:
+        """The id each sequence gives next: past the largest row when the newest rows were deleted
+        (PostgreSQL never gives an id twice; a copy keeps that promise)."""
+        found: dict[tuple[str, str], int] = {}
+        for table, column in self._generated():
+            last = self.conn.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence(?, ?)::regclass)",
+                                     (_q(table), column)).fetchone()[0]
+            found[(table, column)] = 1 if last is None else int(last) + 1
+        return found
+
+    def after_copy(self, next_ids: dict[tuple[str, str], int]) -> None:
+        """Every identity or serial sequence past the largest value copied into its column, and no
+        lower than where the source's was (`next_ids`)."""
+        for table, column in self._generated():
             self.conn.execute(
-                f"SELECT setval(pg_get_serial_sequence(?, ?), coalesce(max({_q(column)}), 0) + 1, false)"
-                f" FROM {_q(table)}", (_q(table), column))
+                f"SELECT setval(pg_get_serial_sequence(?, ?), {dialect_of(self.conn).greatest}("
+                f"coalesce(max({_q(column)}), 0) + 1, ?), false) FROM {_q(table)}",
+                (_q(table), column, next_ids.get((table, column), 1)))
 
 
 def _catalog(conn: Connection) -> _SqliteCatalog | _PgCatalog:
@@ -336,7 +357,8 @@ def _refuse_bytes(source: _End, target: _End, table: Table, rows: list[tuple[Any
 
 
 def _finish(source: _End, target: _End, plan: list[Table]) -> None:
-    """Check every table's row count against the source, set the sequences, drop the progress."""
+    """Check every table's row count against the source, set the sequences (no lower than the
+    source's), drop the progress."""
     for table in plan:
         def count(conn: Connection, name: str = table.name) -> int:
             return int(conn.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0])
@@ -347,8 +369,10 @@ def _finish(source: _End, target: _End, plan: list[Table]) -> None:
                 f"{source.shown} changed during the copy (table {table.name}: {there} rows there, {here} "
                 f"copied): stop every chanwatch writing to it, then copy again into an empty archive")
 
+    next_ids = source.ask(lambda conn: _catalog(conn).next_ids())
+
     def finish(conn: Connection) -> None:
-        _catalog(conn).after_copy()
+        _catalog(conn).after_copy(next_ids)
         conn.execute(f"DROP TABLE {PROGRESS_TABLE}")
 
     try:

@@ -17,6 +17,7 @@ import pytest
 from storage.database import connect_sync
 from storage.exchange.export import export_posts
 from storage.ingest import ingest_batch
+from storage.location import ServerUrl
 from storage.migrate_db import PROGRESS_LABEL, PROGRESS_TABLE, MigrateError, copy_archive, copy_plan
 from storage.outbox import get_alerts
 from storage.rules import add_rule
@@ -206,6 +207,15 @@ def test_the_same_archive_at_both_ends_is_refused(source, tmp_path):
     same.close()
 
 
+def test_the_same_postgresql_schema_reached_by_another_url_is_refused(pg_url, pg_conn):
+    again = connect_sync(ServerUrl("postgresql", pg_url.url + "&application_name=another"))
+    try:
+        with pytest.raises(MigrateError, match="the same archive"):
+            copy_archive(pg_conn, again)
+    finally:
+        again.close()
+
+
 def test_a_source_changed_between_runs_is_reported_not_silently_half_copied(source, target):
     def stop(*_: object) -> None:  # after the first batch: channels is being copied
         raise KeyboardInterrupt
@@ -233,14 +243,17 @@ def test_postgresql_ids_continue_past_the_copied_ones(source, pg_conn):
     assert version == top["message_versions"] + 1
 
 
-def test_postgresql_to_postgresql_copies_too(source, pg_conn):
+def test_postgresql_to_postgresql_copies_too_keeping_ids_given_out_once(source, pg_conn):
     copy_archive(source, pg_conn)
+    pg_conn.execute("SELECT setval(pg_get_serial_sequence('rules', 'id'), 500)")  # rules 4..500 deleted
     with fresh_schema() as url:
         other = connect_sync(url)
         try:
             copy_archive(pg_conn, other, batch_rows=5)
             assert exported(other) == exported(source)
             assert rows(other, "channels") == rows(source, "channels")
+            rule, _ = add_rule(other, 42, "a new rule", T0)
+            assert rule.id == 501  # where the source's sequence was, past its largest row
         finally:
             other.close()
 
