@@ -128,7 +128,8 @@ class _SqliteCatalog:
 
 class _PgCatalog:
     """PostgreSQL's schema (the connection's current schema): tsvector columns hold derived search
-    data, which the target's trigger rebuilds; identity and serial columns have sequences."""
+    data, which the target's trigger rebuilds (generated columns, none yet, would be left out too);
+    identity and serial columns have sequences."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -141,6 +142,7 @@ class _PgCatalog:
         columns = [r[0] for r in self.conn.execute(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = ? AND data_type != 'tsvector'"
+            "  AND is_generated = 'NEVER'"
             " ORDER BY ordinal_position", (table,))]
         key = [r[0] for r in self.conn.execute(
             "SELECT k.column_name FROM information_schema.table_constraints c"
