@@ -4,6 +4,7 @@ whatever stops it is one line on stderr, exit 2, never a password."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bot.cli import main
 from storage.database import SCHEMA_VERSION
 from tests.bot.conftest import run_cli as run
 from tests.bot.test_cli_archive_faults import archive_at_version, user_version
+from tests.bot.test_cli_progress import Terminal
 
 
 @pytest.fixture
@@ -91,6 +93,13 @@ def test_an_older_source_is_upgraded_first_then_copied(capsys, tmp_path):
     assert user_version(old) == SCHEMA_VERSION and out.startswith("copied 1 row of 17 tables")
     code, out, _ = run(capsys, "--db", str(tmp_path / "new.db"), "channels", "list", "--all")
     assert code == 0 and "old_one" in out
+
+
+def test_a_terminal_sees_a_bar_of_the_rows_copied_out_of_the_source_s(sample_db, tmp_path, monkeypatch):
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    assert main(["migrate-db", sample_db, str(tmp_path / "copy.db"), "--batch-rows", "10"]) == 0
+    assert "rows:" in screen.getvalue() and "/96" in screen.getvalue()
 
 
 def test_migrate_db_is_listed_in_the_help(capsys):
