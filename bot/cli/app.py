@@ -31,6 +31,7 @@ from bot.cli import (
     exchange,
     fetch,
     media,
+    migrate_db,
     report,
     rules,
     search,
@@ -55,7 +56,7 @@ from bot.cli.common import (
 from storage.database import explain
 
 COMMAND_MODULES = (exchange, search, show, stats, status, report, serve, check, media, daemon, channels,
-                   rules, backfill, fetch, demo)
+                   rules, backfill, fetch, demo, migrate_db)
 """Every command group, in the order `chanwatch --help` lists them."""
 
 COMMANDS: tuple[Command, ...] = tuple(cmd for module in COMMAND_MODULES for cmd in module.COMMANDS)
