@@ -54,12 +54,14 @@ from bot.telegram import (
     answered_within,
     call_with_flood_policy,
     forget_local_flood,
+    input_peer_of,
     send_once,
 )
 from storage.database import Database
 from storage.faults import explain
 from storage.media_queue import files_of_post
 from storage.outbox import claim_random_ids, defer, mark_failed, mark_sent, pending_digest, pending_instant
+from storage.peers import peer_of
 from storage.query import QueryError, parse
 from storage.records import Alert, Post, PostFile, Rule, Subscriber
 from storage.rules import get_rule, get_subscriber, list_subscribers, set_paused
@@ -284,13 +286,21 @@ class Dispatcher:
         self.pacer.slept(seconds)
         await self.sleep(seconds)
 
-    async def _send(self, chat_id: int, text: str, random_id: int, photo: Path | None = None) -> None:
-        async def send() -> None:
-            try:
-                peer = await self.client.get_input_entity(chat_id)
-            except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
+    async def _peer(self, chat_id: int) -> Any:
+        """How to address `chat_id`: the bot session's own entry, else the archive's record of the chat
+        (`storage.peers`: it wrote to another process's bot, before this one took over)."""
+        try:
+            return await self.client.get_input_entity(chat_id)
+        except ValueError as exc:  # Telethon: "Could not find the input entity for ..."
+            stored = await self.db.run(peer_of, chat_id)
+            if stored is None:
                 raise ChatUnreachable("the bot does not know this chat (it must message the bot first)") \
                     from exc
+            return input_peer_of(stored)
+
+    async def _send(self, chat_id: int, text: str, random_id: int, photo: Path | None = None) -> None:
+        async def send() -> None:
+            peer = await self._peer(chat_id)
             message, entities = html.parse(text)
             entities = [e for e in entities if e.length] or None  # (Telegram refuses empty entities)
             request: SendMessageRequest | SendMediaRequest

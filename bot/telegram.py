@@ -28,6 +28,7 @@ from telethon.tl.tlobject import TLRequest
 
 from bot.clock import Clock, Sleep, utcnow
 from bot.transport import UNREACHABLE, Watch, client_options, register
+from storage.peers import Peer
 from storage.records import ChannelState
 
 __all__ = [
@@ -466,6 +467,26 @@ class Requests:
                 stats.flood_slept += seconds
 
         return await self.flood.call(attempt, kind=kind, sleep=sleep, log=self.log, now=self.now)
+
+
+def peer_record(peer: Any) -> Peer | None:
+    """How the archive keeps an input peer the bot got (`storage.peers`); None for what is no chat."""
+    if isinstance(peer, types.InputPeerUser):
+        return Peer("user", peer.user_id, peer.access_hash)
+    if isinstance(peer, types.InputPeerChat):
+        return Peer("chat", peer.chat_id, None)
+    if isinstance(peer, types.InputPeerChannel):
+        return Peer("channel", peer.channel_id, peer.access_hash)
+    return None
+
+
+def input_peer_of(peer: Peer) -> types.TypeInputPeer:
+    """The input peer a stored `Peer` stands for."""
+    if peer.kind == "user":
+        return types.InputPeerUser(peer.peer_id, peer.access_hash or 0)
+    if peer.kind == "chat":
+        return types.InputPeerChat(peer.peer_id)
+    return types.InputPeerChannel(peer.peer_id, peer.access_hash or 0)
 
 
 def input_peer(channel: ChannelState) -> types.InputPeerChannel:

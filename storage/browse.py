@@ -26,7 +26,7 @@ ARCHIVE_TABLES = frozenset({
 table (subscribers, rules, alerts, the media worker's runs, anything added later) is not served."""
 
 PRIVATE_TABLES = ("subscribers", "rules", "alerts", "media_runs", "readers", "leases", "account_channels",
-                  "roles")
+                  "roles", "bot_peers")
 """The tables known not to be the archive: the bot's subscribers (chat ids), their rules, the alert
 outbox, the media worker's bookkeeping, the readers' leases and each account's access hashes (schema
 v15). Listed so the metadata can say `allow: false` for each."""

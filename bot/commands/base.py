@@ -29,11 +29,12 @@ from bot.access import REFUSAL_INTERVAL, Access, Caller, PageCache, RefusalLimit
 from bot.clock import utcnow
 from bot.config import Settings
 from bot.formatting import cut
-from bot.telegram import RequestTimeout, answered_within
+from bot.telegram import RequestTimeout, answered_within, peer_record
 from storage.channels import channel_listing
 from storage.database import Database
 from storage.leases import status as lease_status
 from storage.media_queue import media_status
+from storage.peers import Peer, remember_peer
 from storage.query import Query, QueryError, parse
 from storage.records import MediaStatus
 from storage.rules import USER_PAUSE, get_subscriber, resume_after_contact
@@ -93,6 +94,7 @@ class CommandsBase:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registered: list[tuple[Callable[[Any], Awaitable[None]], events.common.EventBuilder]] = []
         self._username: str | None = None
+        self._peers: dict[int, Peer] = {}  # chats whose way in is in the archive already
         self._public: dict[str, Handler] = {name: getattr(self, m) for name, m in self.PUBLIC.items()}
         self._admin: dict[str, Handler] = {name: getattr(self, m) for name, m in self.ADMIN.items()}
 
@@ -168,6 +170,18 @@ class CommandsBase:
         async with self._db_slots:
             return await self.db.transaction(fn, *args)
 
+    async def _remember_peer(self, event: Any) -> None:
+        """Keep in the archive how to reach the chat a command came from: with several readers the
+        dispatcher may be another process, whose bot session never heard from this chat."""
+        try:
+            peer = peer_record(await event.get_input_chat())
+            if peer is not None and self._peers.get(event.chat_id) != peer:
+                await self._tx(remember_peer, event.chat_id, peer, self.now())
+                self._peers[event.chat_id] = peer
+        except Exception as exc:  # the command is answered anyway; the next one tries again
+            self.log.warning("could not record how to reach chat %s: %s: %s", event.chat_id,
+                             type(exc).__name__, exc)
+
     async def _bot_username(self) -> str | None:
         if self._username is None:
             me = await self.bot.get_me()
@@ -181,6 +195,7 @@ class CommandsBase:
         match = event.pattern_match
         name, target, args = match.group(1).lower(), match.group(2), match.group(3) or ""
         caller = Caller(event.sender_id, event.chat_id, bool(event.is_private))
+        await self._remember_peer(event)
         try:
             if target and target.lower() != (await self._bot_username() or "").lower():
                 return  # /cmd@another_bot

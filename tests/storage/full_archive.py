@@ -19,6 +19,7 @@ from storage.leases import DISPATCHER, can_read, claim, take_role
 from storage.media_queue import mark_done, mark_failed, record_run
 from storage.outbox import mark_failed as alert_failed
 from storage.outbox import mark_sent
+from storage.peers import Peer, remember_peer
 from storage.records import Batch, Channel, Media
 from storage.rules import add_rule, ensure_subscriber, set_mode
 from tests.storage.factories import EMBASSY, EMBASSY_UK, MFA, STATEMENT, STATEMENT_RU, T0, batch, fwd, msg
@@ -77,3 +78,7 @@ def fill(conn: Any) -> None:
     run_in_transaction(conn, claim, "host-a:101", 501, later, period)
     run_in_transaction(conn, claim, "host-b:202", None, later + timedelta(seconds=5), period)
     run_in_transaction(conn, take_role, DISPATCHER, "host-a:101", later, period)
+    # how the bot reaches the chats that wrote to it (a user, a basic group, a supergroup)
+    for chat_id, peer in ((42, Peer("user", 42, -9_000_000_000_000_000_001)), (-777, Peer("chat", 777, None)),
+                          (-1_001_234_567_890, Peer("channel", 1_234_567_890, 5))):
+        run_in_transaction(conn, remember_peer, chat_id, peer, later)
