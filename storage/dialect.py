@@ -21,7 +21,7 @@ from typing import Any
 
 from storage.tsquery import tsquery
 
-__all__ = ["POSTGRESQL", "SQLITE", "Dialect", "dialect_of"]
+__all__ = ["POSTGRESQL", "SQLITE", "Dialect", "Numbered", "dialect_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,8 @@ class Dialect:
     name: str
     greatest: str
     least: str
+    instr: str
+    """`instr(text, part)`: the 1-based position of `part` in `text`, 0 if absent (PostgreSQL's `strpos`)."""
     null_safe_equal: str
     """`a IS b` of SQLite: equal, or both NULL (PostgreSQL's `IS NOT DISTINCT FROM`)."""
     fts_from: str
@@ -70,6 +72,20 @@ class Dialect:
         """SQLite's `INDEXED BY index` after a table name (PostgreSQL's planner takes no such hint)."""
         return f" INDEXED BY {index}" if self.is_sqlite else ""
 
+    def numbered(self, name: str, query: str, order: str) -> Numbered:
+        """`name`: the rows of `query` (a SELECT without ORDER BY) numbered 1, 2, ... in `order` (its
+        result columns) as `rowid`, so that a row is read by its rank (a median) with one lookup.
+
+        SQLite: a temporary table filled in that order, whose rowids are the ranks (a read-only
+        connection may still write its temporary store). PostgreSQL: a materialized CTE with
+        `row_number()`, since a read-only transaction creates no table there, temporary or not."""
+        if self.is_sqlite:
+            return Numbered(create=f"CREATE TEMP TABLE {name} AS {query} ORDER BY {order}", with_="",
+                            drop=f"DROP TABLE IF EXISTS temp.{name}")
+        return Numbered(create="", drop="", with_=(
+            f"{name} AS MATERIALIZED (SELECT numbered.*, row_number() OVER (ORDER BY {order}) AS rowid"
+            f" FROM ({query}) AS numbered), "))
+
     def insert_or_ignore(self, table_and_columns: str, values: str) -> str:
         """`INSERT OR IGNORE INTO table (cols) values`: a row whose key is taken is skipped.
 
@@ -98,12 +114,23 @@ class Dialect:
         return f"(({column})::jsonb -> '{key}') IS DISTINCT FROM 'true'::jsonb"
 
 
+@dataclass(frozen=True, slots=True)
+class Numbered:
+    """How one statement's rows become a relation read by rank (`Dialect.numbered`): a statement to
+    run before the readers (or ""), then each reader's SQL starts `WITH {with_}...` (its parameters,
+    the query's, before the reader's own), then `drop` (or "") when done."""
+
+    create: str
+    with_: str
+    drop: str
+
+
 SQLITE = Dialect(
-    "sqlite", greatest="max", least="min", null_safe_equal="IS",
+    "sqlite", greatest="max", least="min", instr="instr", null_safe_equal="IS",
     fts_from="posts_fts", fts_match="posts_fts MATCH ?", fts_id="rowid", fts_score="bm25(posts_fts)",
 )
 POSTGRESQL = Dialect(
-    "postgresql", greatest="greatest", least="least", null_safe_equal="IS NOT DISTINCT FROM",
+    "postgresql", greatest="greatest", least="least", instr="strpos", null_safe_equal="IS NOT DISTINCT FROM",
     fts_from="posts, to_tsquery('simple', ?) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
     fts_score="-ts_rank(fts, fts_query)",
 )
