@@ -86,6 +86,14 @@ class Dialect:
             f"{name} AS MATERIALIZED (SELECT numbered.*, row_number() OVER (ORDER BY {order}) AS rowid"
             f" FROM ({query}) AS numbered), "))
 
+    def origin_name_in(self, marks: str) -> str:
+        """SQL true when the name (`storage.query.name_key`) of the post `p`'s origin title is one of
+        `marks` (parameters): SQLite computes it by the Python function `chanwatch_name`; PostgreSQL,
+        which runs no Python in SQL, looks the title up in `origin_names` (`storage.origin_names`)."""
+        if self.is_sqlite:
+            return f"chanwatch_name(p.origin_title) IN ({marks})"
+        return f"p.origin_title IN (SELECT n.title FROM origin_names n WHERE n.name IN ({marks}))"
+
     def insert_or_ignore(self, table_and_columns: str, values: str) -> str:
         """`INSERT OR IGNORE INTO table (cols) values`: a row whose key is taken is skipped.
 

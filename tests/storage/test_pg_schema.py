@@ -17,6 +17,7 @@ from tests import pg_support
 
 FTS_TABLES = ("posts_fts",)  # SQLite's FTS5 table and its shadow tables (posts_fts_data, ...)
 FTS_COLUMNS = {("posts", "fts")}  # PostgreSQL's tsvector column in their place
+PG_ONLY_TABLES = ("origin_names",)  # the origin titles' names, in place of SQLite's chanwatch_name()
 
 
 def sqlite_columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
@@ -30,7 +31,7 @@ def pg_columns(conn) -> dict[str, set[str]]:
     for table, column in conn.execute(
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
     ):
-        if (table, column) not in FTS_COLUMNS and table != database.PG_VERSION_TABLE:
+        if (table, column) not in FTS_COLUMNS and table not in (database.PG_VERSION_TABLE, *PG_ONLY_TABLES):
             columns.setdefault(table, set()).add(column)
     return columns
 

@@ -1,0 +1,34 @@
+"""PostgreSQL's stand-in for SQLite's `chanwatch_name`: the name (`storage.query.name_key`, a title's
+folded words) of every origin title, which `from:Title` compares.
+
+SQLite calls the Python function in SQL (`storage.search.register_functions`); PostgreSQL runs no
+Python there, and an SQL spelling of the fold (NFKC, casefold, accents, letter runs) would depend on
+the server's locale and drift from `storage.text`. So the names live in a table, `origin_names`
+(schema v17): a trigger on `posts` lists each new title (whoever writes it: ingest, imports, a copy),
+and `name_titles` computes the names of the listed ones with the same Python. `storage.ingest` calls
+it after each batch, so a reader (even a read-only one) finds every title its writer stored named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage.dialect import dialect_of
+from storage.query import name_key
+
+__all__ = ["name_titles"]
+
+_PENDING = "SELECT title FROM origin_names WHERE name IS NULL ORDER BY title LIMIT 500"
+
+
+def name_titles(conn: Any) -> int:
+    """Name the titles listed without a name yet (none on SQLite, which needs no table); returns how
+    many. In title order, so two writers naming the same titles take their row locks alike."""
+    if dialect_of(conn).is_sqlite:
+        return 0
+    named = 0
+    while rows := conn.execute(_PENDING).fetchall():
+        conn.executemany("UPDATE origin_names SET name = ? WHERE title = ?",
+                         [(name_key(r[0]), r[0]) for r in rows])
+        named += len(rows)
+    return named
