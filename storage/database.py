@@ -207,12 +207,13 @@ def _connect_pg(url: ServerUrl) -> Any:
     try:
         conn = PgConnection.connect(url.url, url.redacted)
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot connect to the PostgreSQL archive at {url.redacted}: {exc}",
-                           "cantopen") from None
+        raise explain(exc, url) from None
     try:
         migrate(conn)
-    except BaseException:
+    except BaseException as exc:
         conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise explain(exc, url) from exc
         raise
     return conn
 

@@ -171,6 +171,6 @@ def test_a_server_that_does_not_answer_is_a_storage_error_naming_the_url_without
     url = ServerUrl("postgresql", "postgresql://someone:s3cret@127.0.0.1:1/test")
     with pytest.raises(database.StorageError) as failed:
         connect_sync(url)
-    assert failed.value.kind == "cantopen"
+    assert failed.value.kind == "unreachable"
     assert "postgresql://someone:***@127.0.0.1:1/test" in str(failed.value)
     assert "s3cret" not in str(failed.value) and "s3cret" not in repr(failed.value.__cause__)
