@@ -6,8 +6,9 @@ an amplifier is a channel that carried at least one of them (a sighting in `mess
 other than the origin, as a forward or as a copy without attribution). The window is on the post's
 original date. Every figure is an SQL aggregate, so no Python loop runs over sightings: one pass over
 the indexes `posts_origin` and `messages_post` (schema v14) fills a temporary table of (origin post,
-carrying channel) pairs sorted by delay, from which the amplifiers' figures (the median and p90 at
-their nearest rank, read by rowid) and the most carried posts are grouped; the report reads a
+carrying channel) pairs sorted by delay (on PostgreSQL a materialized CTE numbered alike:
+`Dialect.numbered`), from which the amplifiers' figures (the median and p90 at their nearest rank,
+read by rowid) and the most carried posts are grouped; the report reads a
 million-message archive in about 2-4 s (bench/report.py) without reading a message row. The query
 report (`query_timeline`) counts a search's matches per day per channel; the channel report
 (`channel_report`) sums up one channel's activity.
@@ -196,7 +197,8 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
     """The amplification report over posts dated `since`..`until` (UTC days, inclusive), of one
     origin channel id or of every origin; `top` bounds the lists of most and never carried posts.
     The connection needs nothing but reading the archive (a read-only one will do): the pairs of
-    origin posts and carrying channels live in a temporary table for the call (`_pairs`).
+    origin posts and carrying channels live in a temporary table for the call on SQLite, in a CTE of
+    each statement reading them on PostgreSQL (`_pairs`).
 
     Example: `amplification(conn, 1001, date(2025, 12, 1))` — the MFA's posts since 1 December.
     """
