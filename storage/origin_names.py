@@ -23,12 +23,13 @@ _PENDING = "SELECT title FROM origin_names WHERE name IS NULL ORDER BY title LIM
 
 def name_titles(conn: Any) -> int:
     """Name the titles listed without a name yet (none on SQLite, which needs no table); returns how
-    many. In title order, so two writers naming the same titles take their row locks alike."""
+    many. In title order, so two writers naming the same titles take their row locks alike; a title
+    another writer named meanwhile is left as it named it."""
     if dialect_of(conn).is_sqlite:
         return 0
     named = 0
     while rows := conn.execute(_PENDING).fetchall():
-        conn.executemany("UPDATE origin_names SET name = ? WHERE title = ?",
+        conn.executemany("UPDATE origin_names SET name = ? WHERE title = ? AND name IS NULL",
                          [(name_key(r[0]), r[0]) for r in rows])
         named += len(rows)
     return named
