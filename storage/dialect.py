@@ -80,9 +80,9 @@ class Dialect:
         connection may still write its temporary store). PostgreSQL: a materialized CTE with
         `row_number()`, since a read-only transaction creates no table there, temporary or not."""
         if self.is_sqlite:
-            return Numbered(create=f"CREATE TEMP TABLE {name} AS {query} ORDER BY {order}", with_="",
+            return Numbered(name, create=f"CREATE TEMP TABLE {name} AS {query} ORDER BY {order}", with_="",
                             drop=f"DROP TABLE IF EXISTS temp.{name}")
-        return Numbered(create="", drop="", with_=(
+        return Numbered(name, create="", drop="", with_=(
             f"{name} AS MATERIALIZED (SELECT numbered.*, row_number() OVER (ORDER BY {order}) AS rowid"
             f" FROM ({query}) AS numbered), "))
 
@@ -128,9 +128,28 @@ class Numbered:
     run before the readers (or ""), then each reader's SQL starts `WITH {with_}...` (its parameters,
     the query's, before the reader's own), then `drop` (or "") when done."""
 
+    name: str
     create: str
     with_: str
     drop: str
+
+    @property
+    def is_table(self) -> bool:
+        """SQLite's temporary table, whose rowids are the ranks (else PostgreSQL's CTE)."""
+        return bool(self.create)
+
+    def rank_base(self, column: str) -> str:
+        """An aggregate over a group of the relation's rows that are consecutive in its order, from
+        which `at_rank` reads the group's k-th `column`: SQLite's first rowid (the k-th row is one
+        lookup by rowid), PostgreSQL's array of the group's values in order (no index on a CTE)."""
+        return "min(rowid)" if self.is_table else f"array_agg({column} ORDER BY rowid)"
+
+    def at_rank(self, column: str, base: str, rank: str) -> str:
+        """SQL for the `rank`-th (1-based, an SQL expression) `column` of a group whose `rank_base`
+        is `base`."""
+        if self.is_table:
+            return f"(SELECT {column} FROM {self.name} WHERE rowid = {base} + {rank} - 1)"
+        return f"({base})[CAST({rank} AS INTEGER)]"
 
 
 SQLITE = Dialect(

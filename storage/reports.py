@@ -225,14 +225,14 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
     try:
         amp_rows = conn.execute(
             f"""WITH {pairs.with_}a AS (
-                SELECT origin, channel_id, count(*) AS carried, min(rowid) AS first,
+                SELECT origin, channel_id, count(*) AS carried, {pairs.rank_base("delay")} AS first,
                        sum(forwarded) AS forwards, sum(copied) AS copies, max(delay) AS max_delay,
                        sum(edited) AS edited, sum(deleted) AS deleted, {buckets}
                 FROM {_PAIRS} GROUP BY origin, channel_id
             )
             SELECT a.origin, a.channel_id, {_NAME.format(id='a.channel_id')}, a.carried, a.forwards, a.copies,
-                   (SELECT delay FROM {_PAIRS} WHERE rowid = a.first + (a.carried + 1) / 2 - 1),
-                   (SELECT delay FROM {_PAIRS} WHERE rowid = a.first + (9 * a.carried + 9) / 10 - 1),
+                   {pairs.at_rank("delay", "a.first", "(a.carried + 1) / 2")},
+                   {pairs.at_rank("delay", "a.first", "(9 * a.carried + 9) / 10")},
                    a.max_delay, {own}, a.edited, a.deleted, a.b0, a.b1, a.b2, a.b3, a.b4
             FROM a LEFT JOIN channels c ON c.id = a.channel_id
             ORDER BY a.origin, a.carried DESC, a.channel_id""", [*pairs_params, *own_params]).fetchall()

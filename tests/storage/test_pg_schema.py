@@ -174,3 +174,8 @@ def test_a_server_that_does_not_answer_is_a_storage_error_naming_the_url_without
     assert failed.value.kind == "unreachable"
     assert "postgresql://someone:***@127.0.0.1:1/test" in str(failed.value)
     assert "s3cret" not in str(failed.value) and "s3cret" not in repr(failed.value.__cause__)
+
+
+def test_archive_sessions_run_without_jit(pg_conn):
+    """JIT compiling cost the amplification report 1 s of its 1.4 s on 50k messages (pg.SESSION)."""
+    assert pg_conn.execute("SHOW jit").fetchone()[0] == "off"
