@@ -42,8 +42,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
     title is still unnamed and the connection may write (a writer names them after each ingest).
     """
     if not dialect_of(conn).is_sqlite:
-        if conn.execute("SELECT current_setting('transaction_read_only') = 'off'").fetchone()[0]:
-            name_titles(conn)
+        name_titles(conn, if_writable=True)
         return
     conn.create_function("chanwatch_fold", 1, _fold, deterministic=True)
     conn.create_function("chanwatch_name", 1, _name, deterministic=True)

@@ -74,3 +74,16 @@ def test_reports_and_from_by_title_read_through_a_read_only_session(pg_url):
         ("rusembc", 300, 1800), ("RussianEmbassyUK", 120, 90000)]
     assert search(reader, 'from:"russian mfa" statement').total == 1  # named when the writer ingested
     reader.close()
+
+
+def test_a_title_no_writer_has_named_yet_is_not_found_read_only_and_breaks_no_search(pg_url):
+    writer = connect_sync(pg_url)
+    amplification_story(writer)
+    writer.execute("UPDATE posts SET origin_title = 'Renamed Ministry' WHERE origin_title IS NOT NULL")
+    renamed = writer.execute("SELECT count(*) FROM posts WHERE origin_title IS NOT NULL").fetchone()[0]
+    reader = connect_readonly(pg_url)
+    assert search(reader, 'from:"renamed ministry"').total == 0  # listed by the trigger, not named yet
+    assert search(writer, 'from:"renamed ministry"').total == renamed > 0  # a writer names it first
+    assert search(reader, 'from:"renamed ministry"').total == renamed
+    reader.close()
+    writer.close()
