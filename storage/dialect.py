@@ -74,7 +74,8 @@ class Dialect:
 
     def numbered(self, name: str, query: str, order: str) -> Numbered:
         """`name`: the rows of `query` (a SELECT without ORDER BY) numbered 1, 2, ... in `order` (its
-        result columns) as `rowid`, so that a row is read by its rank (a median) with one lookup.
+        result columns) as `rowid`, so that a group's k-th row (a median) is read without a second
+        sort (`Numbered.rank_base`, `Numbered.at_rank`).
 
         SQLite: a temporary table filled in that order, whose rowids are the ranks (a read-only
         connection may still write its temporary store). PostgreSQL: a materialized CTE with

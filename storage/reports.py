@@ -218,7 +218,7 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
     own = (f"(SELECT count(*) FROM posts q{by_origin}"
            f" WHERE q.origin_channel_id = a.channel_id{own_days})")
     pairs = _pairs(conn, where, params)
-    pairs_params = [] if pairs.create else params  # the CTE's parameters come first in each reader
+    pairs_params = [] if pairs.is_table else params  # the CTE's parameters come first in each reader
     buckets = ", ".join(f"{_count_of(cond)} AS b{i}" for i, cond in enumerate((
         "delay < 300", "delay >= 300 AND delay < 3600", "delay >= 3600 AND delay < 21600",
         "delay >= 21600 AND delay < 86400", "delay >= 86400")))
