@@ -64,7 +64,7 @@ def problem_kind(exc: sqlite3.Error) -> str:
 _SQLSTATE_KINDS = {"28P01": "auth", "28000": "auth", "3D000": "nodatabase", "53100": "full",
                    "25006": "readonly", "57P01": "gone", "57P02": "gone", "57P03": "unreachable",
                    "53300": "busy", "42501": "denied", "25P03": "timeout"}
-_SQLSTATE_CLASSES = {"08": "gone", "53": "full", "28": "auth"}
+_SQLSTATE_CLASSES = {"08": "gone", "28": "auth"}
 # What libpq and psycopg say when there is no SQLSTATE (failures to connect, a lost connection).
 _SERVER_TEXTS = (
     ("authentication failed", "auth"), ("no password supplied", "auth"), ("no pg_hba.conf entry", "auth"),
