@@ -10,7 +10,8 @@ and one transaction, and the event loop never blocks on disk.
 differs), the version in the one-row table `chanwatch_schema`; `Database.open(ServerUrl)` runs the
 same storage functions over a connection pool (`storage.pg_database`).
 
-A read-only open (`connect_readonly`) uses SQLite's `mode=ro` and never migrates. In WAL mode even a
+A read-only open (`connect_readonly`) never migrates: SQLite's `mode=ro`; on PostgreSQL a session
+with `default_transaction_read_only = on` (`connect_readonly_pg`). In WAL mode even a
 reader needs the `-shm` file; where SQLite cannot create it (a read-only folder or mount) and no
 write-ahead log is pending, the archive is opened `immutable` (no locks, nothing created): nobody
 can be writing to it then, since a writer needs that file too.
@@ -39,8 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "ArchiveConnection", "Connection", "Database", "LockWait",
            "StorageError", "migration_names",
-           "begin_immediate", "configure", "connect_readonly", "connect_sync", "explain", "migrate",
-           "run_in_transaction", "schema_version"]
+           "begin_immediate", "configure", "connect_readonly", "connect_readonly_pg", "connect_sync",
+           "explain", "migrate", "run_in_transaction", "schema_version"]
 
 T = TypeVar("T")
 
@@ -205,19 +206,13 @@ def connect_sync(path: str | Path | SqlitePath | ServerUrl, *, busy_timeout_ms: 
 
 def _connect_pg(url: ServerUrl) -> Any:
     """A migrated connection to the PostgreSQL archive at `url`; errors name the URL redacted."""
-    try:
-        from storage.pg import PgConnection
-    except ImportError as exc:
-        raise StorageError(f"cannot open {url.redacted}: {exc}", "cantopen") from None
-    try:
-        conn = PgConnection.connect(url.url, url.redacted)
-    except sqlite3.Error as exc:
-        raise StorageError(f"cannot connect to the PostgreSQL archive at {url.redacted}: {exc}",
-                           "cantopen") from None
+    conn = _connect_pg_session(url)
     try:
         migrate(conn)
-    except BaseException:
+    except BaseException as exc:
         conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise explain(exc, url) from exc
         raise
     return conn
 
@@ -237,12 +232,15 @@ def _open_readonly(path: Path, busy_timeout_ms: int, *, immutable: bool) -> Arch
     return conn
 
 
-def connect_readonly(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-                     any_version: bool = False) -> ArchiveConnection:
+def connect_readonly(path: str | Path | ServerUrl, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+                     any_version: bool = False) -> Any:
     """The existing archive at `path`, read-only and never migrated: SQLite's `mode=ro`, or
     `immutable` where SQLite cannot create the `-shm` file a WAL reader needs and no write-ahead log
-    is pending (see the module's docstring). An archive older than this chanwatch is refused (kind
-    `outdated`) unless `any_version`: its queries are written for the current schema."""
+    is pending (see the module's docstring); a `ServerUrl` is `connect_readonly_pg`'s. An archive
+    older than this chanwatch is refused (kind `outdated`) unless `any_version`: its queries are
+    written for the current schema."""
+    if isinstance(path, ServerUrl):
+        return connect_readonly_pg(path, any_version=any_version)
     target = Path(path).expanduser()
     if not target.is_file():
         raise StorageError(f"no archive at {path}", "cantopen")
@@ -277,6 +275,45 @@ def connect_readonly(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
             f"({SCHEMA_VERSION}), and it cannot be upgraded here because it is read-only: run any "
             "chanwatch command on it once where it is writable (that upgrades it), or copy it somewhere "
             "writable and use --db", "outdated")
+    return conn
+
+
+def _connect_pg_session(url: ServerUrl) -> Any:
+    """A connection to the PostgreSQL server at `url` (`storage.pg`); errors name the URL redacted."""
+    try:
+        from storage.pg import PgConnection
+    except ImportError as exc:
+        raise StorageError(f"cannot open {url.redacted}: {exc}", "cantopen") from None
+    try:
+        return PgConnection.connect(url.url, url.redacted)
+    except sqlite3.Error as exc:
+        raise explain(exc, url) from None
+
+
+def connect_readonly_pg(url: ServerUrl, *, any_version: bool = False) -> Any:
+    """The existing PostgreSQL archive at `url`, read-only and never migrated: a session with
+    `default_transaction_read_only = on`, so the server refuses every write (`explain`: kind
+    `readonly`). Refuses a database with no archive (`cantopen`), a newer schema, and an older one
+    (`outdated`) unless `any_version`, as `connect_readonly` does for SQLite."""
+    conn = _connect_pg_session(url)
+    try:
+        conn.execute("SET default_transaction_read_only = on")
+        version = schema_version(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise explain(exc, url) from exc
+    if version == 0 or version > SCHEMA_VERSION or (version < SCHEMA_VERSION and not any_version):
+        conn.close()
+        if version == 0:
+            raise StorageError(f"no archive at {url.redacted}: the database (schema) holds no chanwatch "
+                               "tables; check the URL, or create the archive there once with a role that "
+                               "may write", "cantopen")
+        if version > SCHEMA_VERSION:
+            raise _newer(version)
+        raise StorageError(
+            f"the archive at {url.redacted} has schema version {version}, older than this chanwatch's "
+            f"({SCHEMA_VERSION}), and it cannot be upgraded over a read-only connection: run any chanwatch "
+            "command on it once with a role that may write (that upgrades it)", "outdated")
     return conn
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from storage.tsquery import tsquery
 
-__all__ = ["POSTGRESQL", "SQLITE", "Dialect", "dialect_of"]
+__all__ = ["POSTGRESQL", "SQLITE", "Dialect", "Numbered", "dialect_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,8 @@ class Dialect:
     name: str
     greatest: str
     least: str
+    instr: str
+    """`instr(text, part)`: the 1-based position of `part` in `text`, 0 if absent (PostgreSQL's `strpos`)."""
     null_safe_equal: str
     """`a IS b` of SQLite: equal, or both NULL (PostgreSQL's `IS NOT DISTINCT FROM`)."""
     fts_from: str
@@ -76,6 +78,29 @@ class Dialect:
         """SQLite's `INDEXED BY index` after a table name (PostgreSQL's planner takes no such hint)."""
         return f" INDEXED BY {index}" if self.is_sqlite else ""
 
+    def numbered(self, name: str, query: str, order: str) -> Numbered:
+        """`name`: the rows of `query` (a SELECT without ORDER BY) numbered 1, 2, ... in `order` (its
+        result columns) as `rowid`, so that a group's k-th row (a median) is read without a second
+        sort (`Numbered.rank_base`, `Numbered.at_rank`).
+
+        SQLite: a temporary table filled in that order, whose rowids are the ranks (a read-only
+        connection may still write its temporary store). PostgreSQL: a materialized CTE with
+        `row_number()`, since a read-only transaction creates no table there, temporary or not."""
+        if self.is_sqlite:
+            return Numbered(name, create=f"CREATE TEMP TABLE {name} AS {query} ORDER BY {order}", with_="",
+                            drop=f"DROP TABLE IF EXISTS temp.{name}")
+        return Numbered(name, create="", drop="", with_=(
+            f"{name} AS MATERIALIZED (SELECT numbered.*, row_number() OVER (ORDER BY {order}) AS rowid"
+            f" FROM ({query}) AS numbered), "))
+
+    def origin_name_in(self, marks: str) -> str:
+        """SQL true when the name (`storage.query.name_key`) of the post `p`'s origin title is one of
+        `marks` (parameters): SQLite computes it by the Python function `chanwatch_name`; PostgreSQL,
+        which runs no Python in SQL, looks the title up in `origin_names` (`storage.origin_names`)."""
+        if self.is_sqlite:
+            return f"chanwatch_name(p.origin_title) IN ({marks})"
+        return f"p.origin_title IN (SELECT n.title FROM origin_names n WHERE n.name IN ({marks}))"
+
     def insert_or_ignore(self, table_and_columns: str, values: str) -> str:
         """`INSERT OR IGNORE INTO table (cols) values`: a row whose key is taken is skipped.
 
@@ -104,12 +129,42 @@ class Dialect:
         return f"(({column})::jsonb -> '{key}') IS DISTINCT FROM 'true'::jsonb"
 
 
+@dataclass(frozen=True, slots=True)
+class Numbered:
+    """How one statement's rows become a relation read by rank (`Dialect.numbered`): a statement to
+    run before the readers (or ""), then each reader's SQL starts `WITH {with_}...` (its parameters,
+    the query's, before the reader's own), then `drop` (or "") when done."""
+
+    name: str
+    create: str
+    with_: str
+    drop: str
+
+    @property
+    def is_table(self) -> bool:
+        """SQLite's temporary table, whose rowids are the ranks (else PostgreSQL's CTE)."""
+        return bool(self.create)
+
+    def rank_base(self, column: str) -> str:
+        """An aggregate over a group of the relation's rows that are consecutive in its order, from
+        which `at_rank` reads the group's k-th `column`: SQLite's first rowid (the k-th row is one
+        lookup by rowid), PostgreSQL's array of the group's values in order (no index on a CTE)."""
+        return "min(rowid)" if self.is_table else f"array_agg({column} ORDER BY rowid)"
+
+    def at_rank(self, column: str, base: str, rank: str) -> str:
+        """SQL for the `rank`-th (1-based, an SQL expression) `column` of a group whose `rank_base`
+        is `base`."""
+        if self.is_table:
+            return f"(SELECT {column} FROM {self.name} WHERE rowid = {base} + {rank} - 1)"
+        return f"({base})[CAST({rank} AS INTEGER)]"
+
+
 SQLITE = Dialect(
-    "sqlite", greatest="max", least="min", null_safe_equal="IS",
+    "sqlite", greatest="max", least="min", instr="instr", null_safe_equal="IS",
     fts_from="posts_fts", fts_match="posts_fts MATCH ?", fts_id="rowid", fts_score="bm25(posts_fts)",
 )
 POSTGRESQL = Dialect(
-    "postgresql", greatest="greatest", least="least", null_safe_equal="IS NOT DISTINCT FROM",
+    "postgresql", greatest="greatest", least="least", instr="strpos", null_safe_equal="IS NOT DISTINCT FROM",
     fts_from="posts, to_tsquery('simple', ?) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
     fts_score="-ts_rank(fts, fts_query)",
 )

@@ -41,6 +41,7 @@ from storage.ingest_rows import (
     shown_edited,
 )
 from storage.media_queue import link_media, stored_file_id
+from storage.origin_names import name_titles
 from storage.posts import PostSettling
 from storage.records import Batch, Channel, IngestResult, MessageRecord, iso, parse_iso
 
@@ -408,6 +409,7 @@ def ingest(
 ) -> IngestResult:
     """Write one batch on the caller's transaction; `after` runs on it too (e.g. percolation)."""
     result = _Ingest(conn, batch, now or datetime.now(UTC)).run()
+    name_titles(conn)  # PostgreSQL: the names `from:` compares, of the origin titles just written
     if after is not None:
         after(conn, result)
     return result

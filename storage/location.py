@@ -55,13 +55,17 @@ class ServerUrl:
         return _redact(self.url)
 
 
+_PASSWORD_OPTION = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+"""libpq also takes the password as an option: `postgresql://alice@host/db?password=...`."""
+
+
 def _redact(url: str) -> str:
     head, sep, rest = url.partition("://")
     authority, slash, tail = rest.partition("/")
     userinfo, at, host = authority.rpartition("@")
     if at and ":" in userinfo:
         userinfo = userinfo.split(":", 1)[0] + ":***"
-    return head + sep + userinfo + at + host + slash + tail
+    return head + sep + userinfo + at + host + slash + _PASSWORD_OPTION.sub(r"\1***", tail)
 
 
 def parse_location(text: str) -> SqlitePath | ServerUrl:

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from storage.database import PG_VERSION_TABLE, Connection, run_in_transaction, schema_version
 from storage.dialect import dialect_of
 from storage.faults import StorageError, explain
+from storage.origin_names import name_titles
 from storage.progress import Progress
 
 __all__ = ["BATCH_ROWS", "PROGRESS_LABEL", "PROGRESS_TABLE", "CopyReport", "MigrateError", "Table",
@@ -50,8 +51,9 @@ PROGRESS_LABEL = "rows"
 
 T = TypeVar("T")
 
-_BOOKKEEPING = frozenset({PG_VERSION_TABLE, PROGRESS_TABLE})
-"""Tables that are not the archive's data: PostgreSQL's schema version, the copy's own progress."""
+_BOOKKEEPING = frozenset({PG_VERSION_TABLE, PROGRESS_TABLE, "origin_names"})
+"""Tables that are not the archive's data: PostgreSQL's schema version, the copy's own progress, and
+PostgreSQL's `origin_names` (derived from posts by its trigger, named at the end of a copy)."""
 
 
 class MigrateError(StorageError):
@@ -375,6 +377,7 @@ def _finish(source: _End, target: _End, plan: list[Table]) -> None:
 
     def finish(conn: Connection) -> None:
         _catalog(conn).after_copy(next_ids)
+        name_titles(conn)  # PostgreSQL: the origin titles the copied posts listed, named for from:
         conn.execute(f"DROP TABLE {PROGRESS_TABLE}")
 
     try:

@@ -7,7 +7,9 @@ text, cached; a literal `%` escaped), rows addressable by index and by name like
 `fetchone` / `fetchall` / iteration / `rowcount` / `lastrowid`, `executescript`, `in_transaction`,
 `commit` / `rollback` / `close`. psycopg's errors are raised as the `sqlite3` error of the same class
 (`IntegrityError`, `OperationalError`, ...), chained to the original, so storage code that catches
-one catches both. What SQL differs is `storage.dialect`; this module only carries statements.
+one catches both; each carries the server's `sqlstate` and the redacted URL (`server`), from which
+`storage.faults.explain` says what went wrong. What SQL differs is `storage.dialect`; this module only
+carries statements.
 
 `lastrowid`: PostgreSQL has no rowid; an `INSERT` of one row into a table with an `id` column gets
 `RETURNING id` appended (unless it has a RETURNING already) and `lastrowid` is that id.
@@ -48,6 +50,13 @@ _TOKENS = re.compile(
 _INSERT_WITH_ID = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)\b(?![\s\S]*\bRETURNING\b)", re.IGNORECASE)
 _TABLES_WITH_ID = frozenset({"posts", "message_versions", "rules", "alerts"})
 """Tables whose `id` is generated (an identity column): an INSERT into one returns it."""
+
+
+SESSION = "SET jit = off"
+"""Every session's settings. No JIT: PostgreSQL compiles a statement the planner costs high (over
+`jit_optimize_above_cost`) for about a second, which an archive's statements, from milliseconds to a
+second or two, never earn back: the amplification report over 50k messages took 1.4 s, 1.0 s of it
+compiling (EXPLAIN ANALYZE), and 0.4 s without."""
 
 
 @lru_cache(maxsize=1024)
@@ -107,8 +116,10 @@ def _row_factory(cursor: psycopg.Cursor[Any]) -> Any:
     return lambda values: cls(values)
 
 
-def _sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
-    """The `sqlite3` error of the same class as psycopg's (message kept; no parameters in it)."""
+def _sqlite_error(exc: psycopg.Error, server: str) -> sqlite3.Error:
+    """The `sqlite3` error of the same class as psycopg's (its first line kept; no parameters in it),
+    carrying the server's `sqlstate` (None where libpq gives none: a failed connection) and `server`,
+    the archive's URL without its password, for `storage.faults.explain`."""
     if isinstance(exc, psycopg.IntegrityError):
         kind: type[sqlite3.Error] = sqlite3.IntegrityError
     elif isinstance(exc, psycopg.OperationalError):
@@ -122,7 +133,10 @@ def _sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
     else:
         kind = sqlite3.DatabaseError
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return kind(first)
+    error = kind(first)
+    error.sqlstate = exc.sqlstate  # type: ignore[attr-defined]
+    error.server = server  # type: ignore[attr-defined]
+    return error
 
 
 def _params(params: Sequence[Any] | Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
@@ -180,20 +194,21 @@ class PgConnection:
         """Connect to the server at `url`; errors as `sqlite3.OperationalError` (never the URL)."""
         try:
             raw = psycopg.connect(url, autocommit=True)
+            raw.execute(SESSION)
         except psycopg.Error as exc:
-            raise _sqlite_error(exc) from None
+            raise _sqlite_error(exc, redacted) from None
         return cls(raw, redacted)
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> PgCursor:
         text, returning = translate(sql)
-        cursor = self.raw.cursor()
-        try:
+        try:  # a closed connection fails already at cursor()
+            cursor = self.raw.cursor()
             if params or "%(" in text or "%s" in text:
                 cursor.execute(text, _params(params))  # type: ignore[arg-type]
             else:
                 cursor.execute(text.replace("%%", "%"))
         except psycopg.Error as exc:
-            raise _sqlite_error(exc) from exc
+            raise _sqlite_error(exc, self.redacted) from exc
         lastrowid = None
         if returning:
             row = cursor.fetchone()
@@ -211,11 +226,11 @@ class PgConnection:
         text, returning = translate(sql)
         if returning:  # the new ids of many rows are never read: no RETURNING for each
             text = text.removesuffix(" RETURNING id")
-        cursor = self.raw.cursor()
         try:
+            cursor = self.raw.cursor()
             cursor.executemany(text, [_params(p) for p in seq])  # type: ignore[arg-type]
         except psycopg.Error as exc:
-            raise _sqlite_error(exc) from exc
+            raise _sqlite_error(exc, self.redacted) from exc
         return PgCursor(cursor)
 
     def executescript(self, script: str) -> None:
@@ -223,7 +238,7 @@ class PgConnection:
         try:
             self.raw.execute(script.encode())  # type: ignore[call-overload]
         except psycopg.Error as exc:
-            raise _sqlite_error(exc) from exc
+            raise _sqlite_error(exc, self.redacted) from exc
 
     @property
     def in_transaction(self) -> bool:

@@ -149,9 +149,7 @@ def _filter_sql(node: Filter, params: list[object], rowids: tuple[int, int] | No
         if ints:
             marks = _marks(ints, params)
             conds.append(f"(p.origin_channel_id IS NOT NULL AND p.origin_channel_id IN ({marks}))")
-        conds.append(
-            f"(p.origin_title IS NOT NULL AND chanwatch_name(p.origin_title) IN ({_marks(keys, params)}))"
-        )
+        conds.append(f"(p.origin_title IS NOT NULL AND {dialect.origin_name_in(_marks(keys, params))})")
         return "(" + " OR ".join(conds) + ")"
     if name == "since":
         params.append(node.bound)

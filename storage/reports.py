@@ -6,8 +6,9 @@ an amplifier is a channel that carried at least one of them (a sighting in `mess
 other than the origin, as a forward or as a copy without attribution). The window is on the post's
 original date. Every figure is an SQL aggregate, so no Python loop runs over sightings: one pass over
 the indexes `posts_origin` and `messages_post` (schema v14) fills a temporary table of (origin post,
-carrying channel) pairs sorted by delay, from which the amplifiers' figures (the median and p90 at
-their nearest rank, read by rowid) and the most carried posts are grouped; the report reads a
+carrying channel) pairs sorted by delay (on PostgreSQL a materialized CTE numbered alike:
+`Dialect.numbered`), from which the amplifiers' figures (the median and p90 at their nearest rank,
+read by rowid) and the most carried posts are grouped; the report reads a
 million-message archive in about 2-4 s (bench/report.py) without reading a message row. The query
 report (`query_timeline`) counts a search's matches per day per channel; the channel report
 (`channel_report`) sums up one channel's activity.
@@ -19,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from storage.dialect import dialect_of
+from storage.dialect import Numbered, dialect_of
 from storage.query import parse
 from storage.search import register_functions
 
@@ -136,32 +137,40 @@ _PAIRS = "report_pairs"
 """The temporary table of one report's (origin post, carrying channel) pairs; see `_pairs`."""
 
 _PAIRS_SQL = """
-CREATE TEMP TABLE report_pairs AS
 WITH op AS (  -- the origin posts in the window, from the index alone (posts_origin, schema v14)
     SELECT p.id, p.origin_channel_id AS origin, p.date, p.edited,
-           EXISTS (SELECT 1 FROM messages d INDEXED BY messages_deleted WHERE d.post_id = p.id
-                   AND d.deleted_at IS NOT NULL AND d.channel_id = p.origin_channel_id
-                   AND d.relation = 'original') AS deleted
-    FROM posts p INDEXED BY posts_origin WHERE {where}
+           CAST(EXISTS (SELECT 1 FROM messages d{by_deleted} WHERE d.post_id = p.id
+                        AND d.deleted_at IS NOT NULL AND d.channel_id = p.origin_channel_id
+                        AND d.relation = 'original') AS INTEGER) AS deleted
+    FROM posts p{by_origin} WHERE {where}
 )
-SELECT op.origin, m.channel_id, op.id AS post_id, op.edited, op.deleted,
-       max(m.relation = 'forward') AS forwarded, max(m.relation = 'copy') AS copied, count(*) AS sightings,
-       CAST(round((julianday(min(m.date)) - julianday(op.date)) * 86400) AS INTEGER) AS delay
+SELECT op.origin, m.channel_id, op.id AS post_id, op.edited, max(op.deleted) AS deleted,
+       max(CASE WHEN m.relation = 'forward' THEN 1 ELSE 0 END) AS forwarded,
+       max(CASE WHEN m.relation = 'copy' THEN 1 ELSE 0 END) AS copied, count(*) AS sightings,
+       CAST(round({delay}) AS INTEGER) AS delay
 FROM op JOIN messages m ON m.post_id = op.id AND m.channel_id != op.origin
 GROUP BY op.origin, op.date, op.edited, op.id, m.channel_id  -- the order of posts_origin: no sort
-ORDER BY op.origin, m.channel_id, delay
 """
 
 
-def _pairs(conn: sqlite3.Connection, where: str, params: list[object]) -> None:
-    """Fill `report_pairs`: one row per origin post in the window and other channel that carried it,
+def _pairs(conn: sqlite3.Connection, where: str, params: list[object]) -> Numbered:
+    """`report_pairs`: one row per origin post in the window and other channel that carried it,
     with that channel's first sighting's delay, how it carried it (forward, copy), its sightings and
     the post's `edited` / `deleted` flags, in one pass over the indexes `posts_origin` and
-    `messages_post` (schema v14). The rows are inserted sorted by (origin, channel, delay), so each
-    amplifier's delays are consecutive rowids in rank order: its median and p90 are read by rowid,
-    with neither a window function nor a second sort."""
-    conn.execute(f"DROP TABLE IF EXISTS temp.{_PAIRS}")
-    conn.execute(_PAIRS_SQL.format(where=where), params)
+    `messages_post` (schema v14). The rows are numbered in (origin, channel, delay) order
+    (`Dialect.numbered`: on SQLite a temporary table, filled here, whose rowids are the ranks), so
+    each amplifier's delays are consecutive rowids in rank order: its median and p90 are read by
+    rowid, with neither a window function nor a second sort. The caller runs the returned `drop`."""
+    dialect = dialect_of(conn)
+    query = _PAIRS_SQL.format(where=where, by_deleted=dialect.indexed_by("messages_deleted"),
+                              by_origin=dialect.indexed_by("posts_origin"),
+                              delay=dialect.seconds_between("op.date", "min(m.date)"))
+    pairs = dialect.numbered(_PAIRS, query, "origin, channel_id, delay")
+    if pairs.drop:
+        conn.execute(pairs.drop)
+    if pairs.create:
+        conn.execute(pairs.create, params)
+    return pairs
 
 
 def days_window(since: str | None, until: str | None, names: tuple[str, str] = ("since", "until")
@@ -188,44 +197,49 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
     """The amplification report over posts dated `since`..`until` (UTC days, inclusive), of one
     origin channel id or of every origin; `top` bounds the lists of most and never carried posts.
     The connection needs nothing but reading the archive (a read-only one will do): the pairs of
-    origin posts and carrying channels live in a temporary table for the call (`_pairs`).
+    origin posts and carrying channels live in a temporary table for the call on SQLite, in a CTE of
+    each statement reading them on PostgreSQL (`_pairs`).
 
     Example: `amplification(conn, 1001, date(2025, 12, 1))` — the MFA's posts since 1 December.
     """
+    dialect = dialect_of(conn)
+    by_origin = dialect.indexed_by("posts_origin")
     where, params = _window(origin, since, until)
     origin_rows = conn.execute(
-        f"""WITH op AS (SELECT p.id, p.origin_channel_id AS origin FROM posts p INDEXED BY posts_origin
-                        WHERE {where})
-        SELECT op.origin, {_NAME.format(id='op.origin')}, count(*),
-               sum(EXISTS (SELECT 1 FROM messages m WHERE m.post_id = op.id AND m.channel_id != op.origin))
+        f"""WITH op AS (SELECT p.id, p.origin_channel_id AS origin FROM posts p{by_origin} WHERE {where})
+        SELECT op.origin, min({_NAME.format(id='op.origin')}), count(*),
+               sum(CAST(EXISTS (SELECT 1 FROM messages m
+                                WHERE m.post_id = op.id AND m.channel_id != op.origin) AS INTEGER))
         FROM op LEFT JOIN channels c ON c.id = op.origin GROUP BY op.origin""", params).fetchall()
     origins = tuple(OriginFigures(r[0], r[1], r[2], r[3]) for r in origin_rows
                     if r[3] or r[0] == origin)
     posts_of = {o.channel_id: o.posts for o in origins}
     own_days, own_params = _days("q.date", since, until)
-    own = (f"(SELECT count(*) FROM posts q INDEXED BY posts_origin"
+    own = (f"(SELECT count(*) FROM posts q{by_origin}"
            f" WHERE q.origin_channel_id = a.channel_id{own_days})")
-    _pairs(conn, where, params)
+    pairs = _pairs(conn, where, params)
+    pairs_params = [] if pairs.is_table else params  # the CTE's parameters come first in each reader
+    buckets = ", ".join(f"{_count_of(cond)} AS b{i}" for i, cond in enumerate((
+        "delay < 300", "delay >= 300 AND delay < 3600", "delay >= 3600 AND delay < 21600",
+        "delay >= 21600 AND delay < 86400", "delay >= 86400")))
     try:
         amp_rows = conn.execute(
-            f"""WITH a AS (
-                SELECT origin, channel_id, count(*) AS carried, min(rowid) AS first,
+            f"""WITH {pairs.with_}a AS (
+                SELECT origin, channel_id, count(*) AS carried, {pairs.rank_base("delay")} AS first,
                        sum(forwarded) AS forwards, sum(copied) AS copies, max(delay) AS max_delay,
-                       sum(edited) AS edited, sum(deleted) AS deleted,
-                       sum(delay < 300) AS b0, sum(delay >= 300 AND delay < 3600) AS b1,
-                       sum(delay >= 3600 AND delay < 21600) AS b2,
-                       sum(delay >= 21600 AND delay < 86400) AS b3, sum(delay >= 86400) AS b4
+                       sum(edited) AS edited, sum(deleted) AS deleted, {buckets}
                 FROM {_PAIRS} GROUP BY origin, channel_id
             )
             SELECT a.origin, a.channel_id, {_NAME.format(id='a.channel_id')}, a.carried, a.forwards, a.copies,
-                   (SELECT delay FROM {_PAIRS} WHERE rowid = a.first + (a.carried + 1) / 2 - 1),
-                   (SELECT delay FROM {_PAIRS} WHERE rowid = a.first + (9 * a.carried + 9) / 10 - 1),
+                   {pairs.at_rank("delay", "a.first", "(a.carried + 1) / 2")},
+                   {pairs.at_rank("delay", "a.first", "(9 * a.carried + 9) / 10")},
                    a.max_delay, {own}, a.edited, a.deleted, a.b0, a.b1, a.b2, a.b3, a.b4
             FROM a LEFT JOIN channels c ON c.id = a.channel_id
-            ORDER BY a.origin, a.carried DESC, a.channel_id""", own_params).fetchall()
-        top_posts = _top_posts(conn, top)
+            ORDER BY a.origin, a.carried DESC, a.channel_id""", [*pairs_params, *own_params]).fetchall()
+        top_posts = _top_posts(conn, top, pairs.with_, pairs_params)
     finally:
-        conn.execute(f"DROP TABLE IF EXISTS temp.{_PAIRS}")
+        if pairs.drop:
+            conn.execute(pairs.drop)
     amplifiers = tuple(
         AmplifierFigures(origin_id=r[0], channel_id=r[1], name=r[2], carried=r[3],
                          share=r[3] / posts_of[r[0]] if posts_of.get(r[0]) else 0.0, forwards=r[4],
@@ -243,22 +257,25 @@ def amplification(conn: sqlite3.Connection, origin: int | None = None, since: da
 
 _POST_FIGURES = """p.id, p.origin_channel_id, p.origin_message_id, p.date, p.text,
     (SELECT count(*) FROM messages m WHERE m.post_id = p.id) AS sightings, {channels} AS channels,
-    (SELECT sum(m.views) FROM messages m WHERE m.post_id = p.id) AS views"""
+    (SELECT CAST(sum(m.views) AS BIGINT) FROM messages m WHERE m.post_id = p.id) AS views"""
+"""A post's figures; `views` is cast because PostgreSQL sums BIGINTs as NUMERIC."""
 
 
-def _top_posts(conn: sqlite3.Connection, top: int) -> tuple[PostFigures, ...]:
+def _top_posts(conn: sqlite3.Connection, top: int, pairs: str, params: list[object]
+               ) -> tuple[PostFigures, ...]:
     """The `top` most carried origin posts: most channels, then sightings, then views. Channels per
-    post are counted from `report_pairs`; only the posts that can still make the list (as many
-    channels as the `top`-th post, or more) have their sightings and views summed."""
+    post are counted from `report_pairs` (`pairs`: its WITH entry, and `params` its parameters, where
+    it is no table); only the posts that can still make the list (as many channels as the `top`-th
+    post, or more) have their sightings and views summed."""
     rows = conn.execute(
-        f"""WITH per AS (SELECT post_id, count(*) AS channels FROM {_PAIRS} GROUP BY post_id),
+        f"""WITH {pairs}per AS (SELECT post_id, count(*) AS channels FROM {_PAIRS} GROUP BY post_id),
             cut AS (SELECT channels FROM per ORDER BY channels DESC LIMIT 1 OFFSET ?),
             candidates AS (SELECT post_id, channels FROM per
                            WHERE channels >= coalesce((SELECT channels FROM cut), 0))
-        SELECT {_POST_FIGURES.format(channels="candidates.channels")}
-        FROM candidates JOIN posts p ON p.id = candidates.post_id
-        ORDER BY channels DESC, sightings DESC, coalesce(views, 0) DESC, p.date LIMIT ?""",
-        (top - 1, top)).fetchall()
+        SELECT * FROM (SELECT {_POST_FIGURES.format(channels="candidates.channels")}
+                       FROM candidates JOIN posts p ON p.id = candidates.post_id) AS figures
+        ORDER BY channels DESC, sightings DESC, coalesce(views, 0) DESC, date LIMIT ?""",
+        [*params, top - 1, top]).fetchall()
     return tuple(PostFigures(*r) for r in rows)
 
 
@@ -268,8 +285,9 @@ def _uncarried(conn: sqlite3.Connection, where: str, params: list[object], top: 
     channel carried, read backwards along each origin's range of `posts_origin`."""
     if not origins:
         return ()
+    by_origin = dialect_of(conn).indexed_by("posts_origin")
     rows = conn.execute(
-        f"""SELECT {_POST_FIGURES.format(channels="0")} FROM posts p INDEXED BY posts_origin
+        f"""SELECT {_POST_FIGURES.format(channels="0")} FROM posts p{by_origin}
         WHERE {where} AND p.origin_channel_id IN ({", ".join("?" * len(origins))})
               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.post_id = p.id
                               AND m.channel_id != p.origin_channel_id)
@@ -286,9 +304,10 @@ def _timeline(conn: sqlite3.Connection, channels: list[int], since: date | None,
         return ()
     day = "substr(m.date, 1, 10)"
     window, params = _days(day, since, until)
+    by_day = dialect_of(conn).indexed_by("messages_channel_day")
     rows = conn.execute(
-        f"""SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, {day}, count(*)
-        FROM messages m INDEXED BY messages_channel_day LEFT JOIN channels c ON c.id = m.channel_id
+        f"""SELECT m.channel_id, min({_NAME.format(id='m.channel_id')}), {day}, count(*)
+        FROM messages m{by_day} LEFT JOIN channels c ON c.id = m.channel_id
         WHERE m.channel_id IN ({", ".join("?" * len(channels))}){window}
         GROUP BY m.channel_id, {day} ORDER BY {day}, m.channel_id""", [*channels, *params]).fetchall()
     return tuple(DayCount(r[0], r[1], r[2], r[3]) for r in rows)
@@ -316,7 +335,7 @@ def query_timeline(conn: sqlite3.Connection, query: str) -> QueryTimeline:
     register_functions(conn)
     rows = conn.execute(
         f"""WITH hits AS (SELECT p.id FROM posts p WHERE {where})
-        SELECT m.channel_id, {_NAME.format(id='m.channel_id')}, substr(m.date, 1, 10) AS day, count(*),
+        SELECT m.channel_id, min({_NAME.format(id='m.channel_id')}), substr(m.date, 1, 10) AS day, count(*),
                (SELECT count(*) FROM hits)
         FROM hits JOIN messages m ON m.post_id = hits.id LEFT JOIN channels c ON c.id = m.channel_id
         GROUP BY m.channel_id, day ORDER BY day, m.channel_id""", params).fetchall()
@@ -373,6 +392,11 @@ def _days(column: str, since: date | None, until: date | None) -> tuple[str, lis
     return sql, params
 
 
+def _count_of(condition: str) -> str:
+    """SQL counting a group's rows where `condition` holds (a comparison is no number on PostgreSQL)."""
+    return f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
 def channel_report(conn: sqlite3.Connection, channel_id: int, since: date | None = None,
                    until: date | None = None, *, top: int = 10) -> ChannelReport:
     """The activity of one channel over its messages dated `since`..`until` (UTC days, inclusive),
@@ -383,21 +407,23 @@ def channel_report(conn: sqlite3.Connection, channel_id: int, since: date | None
     window, wparams = _days("m.date", since, until)
     params = [channel_id, *wparams]
     mine = f"FROM messages m JOIN posts p ON p.id = m.post_id WHERE m.channel_id = ?{window}"
-    name = conn.execute(f"SELECT {_NAME.format(id='?')} FROM (SELECT 1) LEFT JOIN channels c ON c.id = ?",
-                        (channel_id, channel_id)).fetchone()[0]
+    name = conn.execute(f"SELECT {_NAME.format(id='?')} FROM (SELECT 1) AS one"
+                        " LEFT JOIN channels c ON c.id = ?", (channel_id, channel_id)).fetchone()[0]
     days = tuple(ChannelDay(*r) for r in conn.execute(
-        f"""SELECT substr(m.date, 1, 10) AS day, sum(m.relation = 'original'), sum(m.relation = 'forward'),
-               sum(m.relation = 'copy') {mine} GROUP BY day ORDER BY day""", params))
+        f"""SELECT substr(m.date, 1, 10) AS day, {_count_of("m.relation = 'original'")},
+               {_count_of("m.relation = 'forward'")}, {_count_of("m.relation = 'copy'")} {mine}
+            GROUP BY day ORDER BY day""", params))
     per_hour = dict(conn.execute(
         f"SELECT CAST(substr(m.date, 12, 2) AS INTEGER) AS hour, count(*) {mine} GROUP BY hour", params))
     languages = tuple((r[0], r[1]) for r in conn.execute(
         f"""SELECT coalesce(p.language, '?') AS lang, count(*) {mine} GROUP BY lang
             ORDER BY count(*) DESC, lang""", params))
+    instr = dialect_of(conn).instr
     hashtags = tuple((r[0], r[1]) for r in conn.execute(
         f"""WITH RECURSIVE split(rest, tag) AS (
-                SELECT p.tags || ' ', NULL {mine} AND p.tags != ''
+                SELECT p.tags || ' ', CAST(NULL AS TEXT) {mine} AND p.tags != ''
                 UNION ALL
-                SELECT substr(rest, instr(rest, ' ') + 1), substr(rest, 1, instr(rest, ' ') - 1)
+                SELECT substr(rest, {instr}(rest, ' ') + 1), substr(rest, 1, {instr}(rest, ' ') - 1)
                 FROM split WHERE rest != ''
             )
             SELECT tag, count(*) FROM split WHERE tag != ''
@@ -405,13 +431,14 @@ def channel_report(conn: sqlite3.Connection, channel_id: int, since: date | None
         [*params, top]))
     sources = tuple(Source(*r) for r in conn.execute(
         f"""SELECT p.origin_channel_id,
-                   coalesce(c.username, max(p.origin_username), c.title, max(p.origin_title),
+                   coalesce(max(c.username), max(p.origin_username), max(c.title), max(p.origin_title),
                             CAST(p.origin_channel_id AS TEXT), '(hidden sender)'),
-                   sum(m.relation = 'forward'), sum(m.relation = 'copy')
+                   {_count_of("m.relation = 'forward'")}, {_count_of("m.relation = 'copy'")}
             FROM messages m JOIN posts p ON p.id = m.post_id
             LEFT JOIN channels c ON c.id = p.origin_channel_id
             WHERE m.channel_id = ?{window} AND m.relation != 'original'
-            GROUP BY p.origin_channel_id ORDER BY count(*) DESC, p.origin_channel_id""", params))
+            GROUP BY p.origin_channel_id
+            ORDER BY count(*) DESC, p.origin_channel_id IS NOT NULL, p.origin_channel_id""", params))
     return ChannelReport(
         channel_id=channel_id, name=name, since=since.isoformat() if since else None,
         until=until.isoformat() if until else None, messages=sum(d.originals + d.forwards + d.copies

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from storage import text as tx
 from storage.dialect import Dialect, dialect_of
+from storage.origin_names import name_titles
 from storage.query import (
     SPARSE_FACTS,
     Filter,
@@ -36,10 +37,13 @@ def register_functions(conn: sqlite3.Connection) -> None:
     """Give the connection the SQL functions compiled queries use; idempotent.
 
     `chanwatch_fold(text)` is `storage.text.fold`; `chanwatch_name(text)` is `storage.query.name_key`
-    (the folded words of a title), which from: compares origin titles by.
+    (the folded words of a title), which from: compares origin titles by. PostgreSQL runs no Python in
+    SQL: `from:` reads the names `storage.origin_names` keeps instead, which this names when some
+    title is still unnamed and the connection may write (a writer names them after each ingest).
     """
     if not dialect_of(conn).is_sqlite:
-        return  # PostgreSQL runs no Python in SQL: `from:` by an origin's title is SQLite's only, so far
+        name_titles(conn, if_writable=True)
+        return
     conn.create_function("chanwatch_fold", 1, _fold, deterministic=True)
     conn.create_function("chanwatch_name", 1, _name, deterministic=True)
 

@@ -140,7 +140,7 @@ def _lock_notice(path: Path) -> Callable[[], None]:
     return notice
 
 
-def _for_reading(path: Path, busy_timeout_ms: int, any_version: bool) -> sqlite3.Connection:
+def _for_reading(path: Path | ServerUrl, busy_timeout_ms: int, any_version: bool) -> sqlite3.Connection:
     """A read-only connection. An archive of an older schema is upgraded first when it can be
     written (as every command always did); when it cannot, the refusal says what to do."""
     try:
@@ -188,10 +188,15 @@ def open_archive(path: Path | ServerUrl, *, must_exist: bool = True, readonly: b
     A writing open is migrated, and its transactions wait up to `lock_wait` seconds (default
     `--lock-wait`) for another process's write lock, telling stderr after the first wait, which is
     `busy_timeout_ms` (default: 10 s, or half of `lock_wait` when that is shorter).
-    A PostgreSQL archive (a `ServerUrl`) is one connection to the server, migrated like a file."""
+    A PostgreSQL archive (a `ServerUrl`) is one connection to the server: read-only (a read-only
+    session, which refuses a database with no archive) or migrated, as for a file."""
     if isinstance(path, ServerUrl):
-        with _on_server(path) as conn:
-            yield conn
+        server = _for_reading(path, BUSY_TIMEOUT_MS, any_version) if readonly else connect_sync(path)
+        try:
+            search.register_functions(server)
+            yield server
+        finally:
+            server.close()
         return
     memory = str(path) == ":memory:"
     if (must_exist or readonly) and not memory and not path.exists():
@@ -209,16 +214,6 @@ def open_archive(path: Path | ServerUrl, *, must_exist: bool = True, readonly: b
         conn = _for_writing(path, busy, wait_s)
     try:
         search.register_functions(conn)
-        yield conn
-    finally:
-        conn.close()
-
-
-@contextmanager
-def _on_server(url: ServerUrl) -> Iterator[Any]:
-    """A migrated connection to the PostgreSQL archive at `url`, closed afterwards."""
-    conn = connect_sync(url)
-    try:
         yield conn
     finally:
         conn.close()

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.cli.common import EXIT_INTERRUPTED, PROG, CliError, Command, int_at_least, plural
 from bot.cli.progress import progress_bars
-from storage.database import connect_sync
+from storage.database import StorageError, connect_sync
 from storage.location import LocationError, ServerUrl, SqlitePath, parse_location
 from storage.migrate_db import BATCH_ROWS, copy_archive
 
@@ -74,8 +74,10 @@ def _migrate(args: argparse.Namespace) -> int | None:
         for location, which, shown in ((source, "SOURCE", source_shown), (target, "TARGET", target_shown)):
             try:
                 conn = connect_sync(location)
-            except sqlite3.Error as exc:  # PostgreSQL's, raised while migrating (SQLite's are explained)
+            except sqlite3.Error as exc:  # raised while migrating, not explained
                 raise CliError(f"cannot open {which} {shown}: {str(exc).strip()}") from None
+            except StorageError as exc:  # explained: it names the archive already
+                raise CliError(f"cannot open {which}: {str(exc).strip()}") from None
             stack.callback(conn.close)
             ends.append(conn)
         try:

@@ -156,7 +156,7 @@ def test_a_postgresql_url_is_a_server_and_one_that_does_not_answer_is_one_line_w
     if how == "CHANWATCH_DB":
         clean_env.setenv("CHANWATCH_DB", url)
     code, _, err = run(capsys, *argv, "import", "--sample", "--no-progress")
-    assert_one_line_error(code, err, "cannot connect to the PostgreSQL archive at "
+    assert_one_line_error(code, err, "cannot reach the PostgreSQL server of "
                           "postgresql://alice:***@127.0.0.1:1/chanwatch", "refused")
     assert "s3cret" not in err
     assert list(tmp_path.iterdir()) == []  # before #17: a directory `postgresql:` holding an SQLite file

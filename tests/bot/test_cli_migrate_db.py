@@ -64,7 +64,7 @@ def test_a_second_copy_into_the_same_target_is_refused_naming_an_empty_one(capsy
     ("{dir}/missing.db", "{dir}/new.db", "no archive at {dir}/missing.db (SOURCE)"),
     ("{db}", "mysql://me:pw@host/db", "TARGET: 'mysql://' is not a kind of archive"),
     ("{db}", "{dir}", "TARGET {dir} is a directory"),
-    ("{db}", "postgresql://me:s3cret@127.0.0.1:1/x", "cannot connect to the PostgreSQL archive at "
+    ("{db}", "postgresql://me:s3cret@127.0.0.1:1/x", "cannot reach the PostgreSQL server of "
                                                       "postgresql://me:***@127.0.0.1:1/x"),
 ])
 def test_what_stops_a_copy_is_one_line_naming_it_without_a_password(capsys, sample_db, tmp_path, source,
@@ -78,7 +78,8 @@ def test_what_stops_a_copy_is_one_line_naming_it_without_a_password(capsys, samp
 def test_a_postgresql_database_that_cannot_hold_an_archive_names_that_end(capsys, sample_db, pg_url):
     nowhere = pg_url.url.replace("search_path%3D", "search_path%3Dno_such_schema_", 1)
     line = one_line_error(*run(capsys, "migrate-db", sample_db, nowhere)[::2])
-    assert line.startswith("chanwatch: cannot open TARGET postgresql://") and "no schema" in line
+    assert line.startswith("chanwatch: cannot open TARGET: ") and "no schema" in line
+    assert pg_url.redacted.split("?")[0] in line
     secret = password(pg_url.url)
     assert not secret or secret not in line
 

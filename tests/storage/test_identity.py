@@ -44,12 +44,6 @@ def conn(archive) -> sqlite3.Connection:
     return archive
 
 
-@pytest.fixture
-def lite() -> sqlite3.Connection:
-    """An SQLite archive, for `from:` (origin titles are compared by a Python function there)."""
-    return connect_sync(":memory:")
-
-
 def no_dangling_keys(conn: sqlite3.Connection) -> bool:
     """No row references a missing one. PostgreSQL checked that at the adoption's commit (its foreign
     keys are deferred, not off); SQLite's deferred keys are checked here."""
@@ -328,8 +322,7 @@ def test_web_forwards_from_a_hidden_sender_meet_each_other_and_the_api_ones_as_i
     assert conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
 
 
-def test_a_forward_origin_never_resolved_stays_a_placeholder_searchable_by_its_username(lite):
-    conn = lite
+def test_a_forward_origin_never_resolved_stays_a_placeholder_searchable_by_its_username(conn):
     embassy = Channel(2002, "rusembc", "Russia in Canada", 222, watched=True)
     origin = placeholder(conn, "HiddenOrigin")
     header = ForwardHeader(from_peer_type="channel", from_peer_id=origin, channel_post=77,

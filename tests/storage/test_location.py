@@ -48,6 +48,11 @@ def test_a_url_without_a_password_is_shown_whole():
     assert parse_location("postgresql://alice@db.example/cw").redacted == "postgresql://alice@db.example/cw"
 
 
+def test_a_password_given_as_a_url_option_is_never_shown():
+    location = parse_location("postgresql://alice@db.example/cw?sslmode=require&password=s3cret&x=1")
+    assert location.redacted == "postgresql://alice@db.example/cw?sslmode=require&password=***&x=1"
+
+
 @pytest.mark.parametrize("text, scheme", [
     ("mysql://bob:hunter2@db.example/cw", "'mysql://'"),
     ("postgresq://bob:hunter2@db.example/cw", "'postgresq://'"),  # a typo in the scheme

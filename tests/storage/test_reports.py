@@ -1,8 +1,9 @@
-"""`storage.reports`: exact figures of the amplification and query reports on a small archive with
-known delays."""
+"""`storage.reports`: exact figures of the amplification, query and channel reports on a small archive
+with known delays, the same on SQLite and PostgreSQL (the `archive` fixture); SQLite's query plans."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import date, timedelta
 
@@ -46,7 +47,15 @@ def amplification_story(conn: sqlite3.Connection) -> None:
 
 
 @pytest.fixture
-def conn() -> sqlite3.Connection:
+def conn(archive) -> sqlite3.Connection:
+    """The story, once on SQLite and once on PostgreSQL."""
+    amplification_story(archive)
+    return archive
+
+
+@pytest.fixture
+def lite() -> sqlite3.Connection:
+    """The story on SQLite only: for its query plans and temporary tables."""
     conn = connect_sync(":memory:")
     amplification_story(conn)
     return conn
@@ -122,13 +131,15 @@ class Planned:
         self.conn, self.plans = conn, []  # type: sqlite3.Connection, list[str]
 
     def execute(self, sql: str, params=()):
-        query = sql.split(" AS\n", 1)[1] if sql.lstrip().startswith("CREATE TEMP TABLE") else sql
+        query = re.split(r"\bAS\s+(?=WITH|SELECT)", sql, maxsplit=1)[1] if sql.lstrip().startswith(
+            "CREATE TEMP TABLE") else sql
         if query.lstrip().upper().startswith(("SELECT", "WITH")):
             self.plans += [row[3] for row in self.conn.execute("EXPLAIN QUERY PLAN " + query, params)]
         return self.conn.execute(sql, params)
 
 
-def test_the_amplification_report_reads_posts_and_messages_through_indexes_only_and_leaves_nothing(conn):
+def test_the_amplification_report_reads_posts_and_messages_through_indexes_only_and_leaves_nothing(lite):
+    conn = lite
     planned = Planned(conn)
     amplification(planned)
     plans = planned.plans
@@ -150,8 +161,8 @@ def test_the_amplification_report_runs_on_a_read_only_connection(tmp_path):
         ("rusembc", 300, 1800), ("RussianEmbassyUK", 120, 90000)]
 
 
-def test_most_amplified_posts_tied_on_channels_rank_by_sightings_then_views_beyond_the_cut():
-    conn = connect_sync(":memory:")
+def test_most_amplified_posts_tied_on_channels_rank_by_sightings_then_views_beyond_the_cut(archive):
+    conn = archive
     texts = [f"Statement number {i} on the Arctic council and its many working groups" for i in range(4)]
     ingest_batch(conn, batch(MFA, *(msg(MFA, 10 + i, t, minutes=i, views=100 * i)
                                     for i, t in enumerate(texts))), T0)

@@ -53,8 +53,8 @@ def conn(archive) -> sqlite3.Connection:
 
 @pytest.fixture
 def lite() -> sqlite3.Connection:
-    """The same archive on SQLite only: for `from:` (origin titles are compared by a Python function
-    PostgreSQL does not have yet) and for what only SQLite shows (its statements as run)."""
+    """The same archive on SQLite only: for what only SQLite has (its Python functions in SQL, its
+    statements as run)."""
     return filled(connect_sync(":memory:"))
 
 
@@ -132,12 +132,22 @@ def test_channel_filter_sees_every_sighting(conn):
     assert found(conn, "statement -channel:rusembc") == {71}
 
 
-def test_from_filter(lite):
-    conn = lite
+def test_from_filter(conn):
     assert found(conn, "statement from:mfarussia") == {17}
     assert found(conn, 'statement from:"Russian MFA"') == {17}
+    assert found(conn, 'statement from:"russian — mfa!"') == {17}  # the title's folded words
     assert found(conn, f"statement from:{MFA.id}") == {17}
     assert found(conn, "statement -from:@MFARussia") == {71}
+    assert found(conn, 'statement -from:"RUSSIAN MFA 🇷🇺"') == {71}
+
+
+def test_from_finds_a_title_whoever_wrote_it(conn):
+    """A title written by SQL, not by ingest (a copy of the archive, a merge), is found by its words:
+    on PostgreSQL a trigger lists it and the next search on a writable connection names it."""
+    conn.execute("UPDATE posts SET origin_username = NULL, origin_title = 'Ёлка Café News' WHERE id = ?",
+                 (post_id(conn, MFA.id, 17),))
+    assert found(conn, 'from:"елка cafe news"') == {17}
+    assert found(conn, 'statement from:"Russian MFA"') == set()
 
 
 def test_date_filters_are_inclusive_days(conn):
