@@ -161,7 +161,7 @@ def recent_window(conn: sqlite3.Connection, channel_id: int, window_ids: int, si
     rows = conn.execute(
         """SELECT message_id, edit_date FROM (
                SELECT message_id, edit_date FROM messages WHERE channel_id = :c AND deleted_at IS NULL
-               ORDER BY message_id DESC LIMIT :n)
+               ORDER BY message_id DESC LIMIT :n) AS newest
            UNION
            SELECT message_id, edit_date FROM messages
            WHERE channel_id = :c AND deleted_at IS NULL AND date >= :since""",

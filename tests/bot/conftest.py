@@ -31,7 +31,9 @@ import pytest
 from telethon import TelegramClient
 
 from bot.simulator import SimUser, World, connect_client
-from storage.database import Database
+from storage.database import Database, connect_sync
+from storage.location import ServerUrl
+from tests.conftest import BACKENDS
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -173,12 +175,31 @@ def fake_sleep() -> FakeSleep:
     return FakeSleep()
 
 
+SERVERS: dict[str, ServerUrl] = {}
+"""The PostgreSQL archives `db` opened, by the path they show (their redacted URL), for `rows`."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets `BOTH_BACKENDS = True` runs each test taking `db` on SQLite and PostgreSQL,
+    except a test marked `sqlite_only` (it breaks the archive the way only SQLite can be broken)."""
+    if ("db" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_BACKENDS", False)
+            and metafunc.definition.get_closest_marker("sqlite_only") is None):
+        metafunc.parametrize("db", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-async def db(tmp_path) -> AsyncIterator[Database]:
-    """A fresh, migrated archive in the test's temporary directory."""
-    database = await Database.open(tmp_path / "archive.db")
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated archive: a file in the test's temporary directory, or (in a module with
+    `BOTH_BACKENDS`) also a PostgreSQL schema of its own."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        database = await Database.open(tmp_path / "archive.db")
+    else:
+        url = request.getfixturevalue("pg_url")
+        database = await Database.open(url)
+        SERVERS[database.path] = url
     yield database
     await database.close()
+    SERVERS.pop(database.path, None)
 
 
 async def saved_session(world: World, account: SimUser) -> str:
@@ -194,7 +215,14 @@ API_HASH = "0123456789abcdef0123456789abcdef"
 
 
 def rows(db_path: str | Path, sql: str, *args: object) -> list[tuple]:
-    """Rows of `sql` read through a separate connection (what another process would see)."""
+    """Rows of `sql` read through a separate connection (what another process would see); `db_path`
+    is a file, or the shown path of a PostgreSQL archive the `db` fixture opened."""
+    if str(db_path) in SERVERS:
+        server = connect_sync(SERVERS[str(db_path)])
+        try:  # rows are tuples addressable by column name too (storage.pg.Row)
+            return server.execute(sql, args).fetchall()
+        finally:
+            server.close()
     conn = sqlite3.connect(str(db_path))
     try:
         return [tuple(r) for r in conn.execute(sql, args).fetchall()]

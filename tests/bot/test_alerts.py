@@ -25,6 +25,8 @@ from tests.bot.conftest import FakeSleep
 from tests.storage.factories import EMBASSY, MFA, STATEMENT, batch, fwd, msg
 from tests.storage.outbox_helpers import archive, queue_alert, statement_with_forwards
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 NOW = datetime(2025, 12, 17, 12, 0, tzinfo=UTC)
 ORIGIN = "Russian MFA 🇷🇺 (@MFARussia)"  # the origin line is bold too
 

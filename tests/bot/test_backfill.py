@@ -19,6 +19,8 @@ from tests.bot.test_poller import (
     rows,
 )
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 N = 10_000
 
 

@@ -23,6 +23,8 @@ from tests.bot.test_alerts import received, subscribe
 from tests.bot.test_media_download import blob, downloader, poll
 from tests.storage.outbox_helpers import queue_alert
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 @pytest.fixture
 async def h(world, db, bot_client, bot_account) -> AsyncIterator[Harness]:

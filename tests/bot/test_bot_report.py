@@ -23,6 +23,8 @@ from tests.bot.commands_support import Harness, code
 from tests.storage.factories import EMBASSY, MFA, T0, batch, fwd, msg
 from tests.storage.test_reports import amplification_story
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 SCRIPT = "<script>alert('x')</script> Statement on sanctions & visas"
 
 

@@ -23,6 +23,8 @@ from tests.bot.commands_support import (
 )
 from tests.storage.factories import MFA, batch, msg
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 @pytest.fixture
 async def h(world, db, bot_client, bot_account) -> AsyncIterator[Harness]:

@@ -14,6 +14,8 @@ from bot.config import Settings
 from storage.rules import add_rule, is_allowed, list_rules, set_allowed
 from tests.bot.commands_support import NOW, Harness, buttons, fill, sanction_texts, statement_with_forwards
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 @pytest.fixture
 async def h(world, db, bot_client, bot_account) -> AsyncIterator[Harness]:

@@ -16,6 +16,8 @@ from storage.search import search
 from tests.bot.commands_support import Harness, fill, sanction_texts, until
 from tests.bot.conftest import FakeSleep
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 @pytest.fixture
 async def h(world, db, bot_client, bot_account) -> AsyncIterator[Harness]:

@@ -19,6 +19,8 @@ from tests.bot.commands_support import Harness
 from tests.storage.factories import MFA, STATEMENT, T0, batch, fwd, msg
 from tests.storage.test_post_record import statement_story
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 @pytest.fixture
 async def h(world, db, bot_client, bot_account) -> AsyncIterator[Harness]:

@@ -18,6 +18,8 @@ from tests.bot.commands_support import NOW, Harness, bold, fill
 from tests.storage.factories import EMBASSY, MFA, T0
 from tests.storage.outbox_helpers import queue_alert
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 @pytest.fixture
 async def h(world, db, bot_client, bot_account) -> AsyncIterator[Harness]:

@@ -20,6 +20,8 @@ from storage.ingest import ingest_batch
 from tests.bot.test_formatting import ORIGINAL, make_post
 from tests.storage.factories import EMBASSY, MFA, STATEMENT, T0, batch, msg
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 SEEN = T0 + timedelta(hours=1)
 GONE = T0 + timedelta(hours=3)
 

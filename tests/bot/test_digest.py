@@ -20,6 +20,8 @@ from tests.bot.test_alerts import Clock, received, subscribe
 from tests.storage.factories import MFA, msg
 from tests.storage.outbox_helpers import archive, queue_alert
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 DAY = datetime(2025, 12, 17, 0, 0, tzinfo=UTC)
 MOSCOW_8AM = datetime(2025, 12, 18, 5, 0, tzinfo=UTC)  # 08:00 in Europe/Moscow (UTC+3)
 

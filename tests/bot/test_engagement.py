@@ -22,6 +22,8 @@ from tests.bot.test_fault_injection import set_disk_full
 from tests.bot.test_poller import fill, make_poller, rows
 from tests.bot.test_service import paused_scheduler, settings_for
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 GROWTH = Growth(ceiling=10_000, half_life=timedelta(hours=6), views_per_reaction=100)
 
 
@@ -199,6 +201,7 @@ def test_stats_days_setting_defaults_to_14_and_names_itself_when_bad(tmp_path):
         assert caught.value.variable == "CHANWATCH_STATS_DAYS" and "0 to 365" in str(caught.value)
 
 
+@pytest.mark.sqlite_only
 async def test_a_full_disk_is_one_line_per_round_and_the_next_round_after_space_is_freed_reads_all(
         world, reader, bot_client, db, tmp_path, caplog):
     chans = [(await archived(world, reader, db, f"fullstats{n}", 120))[0] for n in range(2)]

@@ -9,6 +9,7 @@ import logging
 from datetime import UTC
 from pathlib import Path
 
+import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from telethon import TelegramClient
 from telethon.network.mtprotosender import MTProtoSender
@@ -22,6 +23,8 @@ from storage.channels import unwatch_name
 from storage.identity import set_source
 from storage.records import iso
 from tests.bot.conftest import rows
+
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
 
 
 def paused_scheduler() -> AsyncIOScheduler:
@@ -243,6 +246,7 @@ async def test_a_channel_watched_with_the_watch_command_is_taken_live_at_once(
     await service.stop()
 
 
+@pytest.mark.sqlite_only
 async def test_an_archive_that_cannot_be_written_costs_one_line_and_the_poll_stores_it_later(
         world, reader, bot_client, bot_account, alice, db, tmp_path, fake_sleep, caplog):
     ch = world.add_channel("rochan", "Read-only")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import random
 import resource
 import signal
@@ -29,6 +30,8 @@ from storage.media_store import MediaStore
 from tests.bot.conftest import FakeSleep, rows
 from tests.bot.test_poller import make_poller
 from tests.bot.test_service import paused_scheduler
+
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
 
 ALL = MediaPolicy(kinds=None, max_bytes=None)
 
@@ -354,8 +357,8 @@ async def test_a_photo_edited_into_a_video_keeps_both_files_and_a_version_naming
     assert (await worker.run_once()).done == 1  # the new file; the photo stays
 
     assert sorted(p.read_bytes() for p in stored(tmp_path)) == sorted([photo, video])
-    [(version_media,)] = rows(db.path, "SELECT json_extract(media, '$.kind') FROM message_versions")
-    assert version_media == "photo"
+    [(version_media,)] = rows(db.path, "SELECT media FROM message_versions")
+    assert json.loads(version_media)["kind"] == "photo"
     assert rows(db.path, "SELECT media_kind, edited FROM posts") == [("video", 1)]
     links = rows(db.path, "SELECT replaced_at IS NULL FROM message_media ORDER BY linked_at")
     assert [tuple(r) for r in links] == [(0,), (1,)]  # the photo's link kept, marked replaced

@@ -12,6 +12,8 @@ from storage.percolator import Percolator
 from storage.rules import add_rule
 from tests.bot.test_poller import make_poller, rows
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 MFA_POST = "МИД России: ответ на новые антироссийские санкций Канады последует незамедлительно"
 
 

@@ -17,7 +17,10 @@ from bot.telegram import FloodPolicy, classify_error
 from storage.channels import backoff
 from storage.database import Database
 from storage.identity import set_source
-from tests.bot.conftest import FakeSleep
+from tests.bot.conftest import SERVERS, FakeSleep
+from tests.bot.conftest import rows as server_rows
+
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
 
 # --- helpers shared with test_backfill / test_recheck -------------------------------------------
 
@@ -32,7 +35,9 @@ def make_poller(db, reader, world: World, sleep=None, **kwargs) -> Poller:
 
 
 def rows(db_path, sql: str, *args) -> list[sqlite3.Row]:
-    """Read the archive with a separate synchronous connection."""
+    """Read the archive with a separate synchronous connection (rows addressable by column name)."""
+    if str(db_path) in SERVERS:
+        return server_rows(db_path, sql, *args)
     conn = sqlite3.connect(str(db_path))
     conn.row_factory = sqlite3.Row
     try:

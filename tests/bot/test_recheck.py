@@ -8,6 +8,8 @@ from bot.resolve import resolve_channels
 from bot.simulator import media
 from tests.bot.test_poller import channel_row, fill, make_poller, rows
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 async def watched(world, reader, db, n: int = 5, username: str = "editchan"):
     ch = world.add_channel(username, "Edits")

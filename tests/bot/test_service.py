@@ -28,6 +28,8 @@ from storage.rules import get_subscriber, is_allowed, list_rules
 from tests.bot.conftest import API_HASH, SeenInLog, rows, saved_session
 from tests.bot.not_telegram import not_telegram_thread
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 def paused_scheduler() -> AsyncIOScheduler:
     """A started scheduler that runs nothing by itself: the test calls the job bodies."""

@@ -18,6 +18,8 @@ from storage.records import Batch, Channel
 from storage.search import search
 from tests.real_fixtures import real
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 WHEN = datetime(2025, 12, 1, 12, tzinfo=UTC)
 
 

@@ -18,6 +18,8 @@ from tests.bot.conftest import FakeSleep
 from tests.bot.test_poller import channel_row, fill, make_poller, rows
 from tests.bot.test_service import paused_scheduler, settings_for
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 
 async def archived(world, reader, db, n: int, *names: str):
     """Channels with `n` posts each, all stored by one poll (at most 100: the newest page)."""

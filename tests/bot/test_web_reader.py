@@ -23,6 +23,8 @@ from storage.records import ChannelState
 from storage.rules import add_rule
 from tests.bot.conftest import FakeSleep
 
+BOTH_BACKENDS = True  # every test taking `db` runs on SQLite and on PostgreSQL (tests/bot/conftest.py)
+
 START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
