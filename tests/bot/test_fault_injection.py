@@ -313,8 +313,8 @@ async def test_a_full_disk_is_one_line_per_poll_cycle_and_the_first_poll_after_s
     assert rows(db.path, "SELECT DISTINCT cursor FROM channels") == [(20,)]
 
 
-async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_again(
-        world, reader, bot_client, bot_account, alice, db, fake_sleep, caplog):
+async def one_alert_pending(world, reader, bot_client, bot_account, alice, db, fake_sleep) -> Dispatcher:
+    """Alice's chat has one keyword alert queued for a post just polled; the dispatcher that sends it."""
     ch = world.add_channel("wirechan", "Wire")
     await watched(db, world, ch)
     await db.transaction(seed_alert_chat, alice.id, ["sanctions"], world.now)
@@ -322,7 +322,12 @@ async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_ag
     await world.settle()
     world.post(ch, "New sanctions announced")
     await Poller(db, reader, now=lambda: world.now, after_ingest=Percolator()).poll_once()
-    dispatcher = Dispatcher(db, bot_client, now=lambda: world.now, sleep=fake_sleep)
+    return Dispatcher(db, bot_client, now=lambda: world.now, sleep=fake_sleep)
+
+
+async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_again(
+        world, reader, bot_client, bot_account, alice, db, fake_sleep, caplog):
+    dispatcher = await one_alert_pending(world, reader, bot_client, bot_account, alice, db, fake_sleep)
 
     def read_only(on: bool) -> Callable[[sqlite3.Connection], None]:  # the disk remounted read-only
         return lambda conn: conn.execute(f"PRAGMA query_only = {int(on)}")
@@ -344,14 +349,7 @@ async def test_an_alert_sent_while_the_archive_cannot_record_it_is_never_sent_ag
 
 async def test_an_alert_is_not_sent_while_the_archive_cannot_fix_its_random_id(
         world, reader, bot_client, bot_account, alice, db, fake_sleep, caplog):
-    ch = world.add_channel("wirechan", "Wire")
-    await watched(db, world, ch)
-    await db.transaction(seed_alert_chat, alice.id, ["sanctions"], world.now)
-    world.say(alice, bot_account, "/start")
-    await world.settle()
-    world.post(ch, "New sanctions announced")
-    await Poller(db, reader, now=lambda: world.now, after_ingest=Percolator()).poll_once()
-    dispatcher = Dispatcher(db, bot_client, now=lambda: world.now, sleep=fake_sleep)
+    dispatcher = await one_alert_pending(world, reader, bot_client, bot_account, alice, db, fake_sleep)
     await db.run(lambda conn: conn.execute("PRAGMA query_only = 1"))
     assert await dispatcher.dispatch_instant() == 0  # a send without a stored random_id could repeat
     assert world.requests["messages.SendMessage"] == 0
