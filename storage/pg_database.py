@@ -25,7 +25,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from storage.faults import StorageError
 from storage.location import ServerUrl
-from storage.pg import PgConnection
+from storage.pg import SESSION, PgConnection
 
 __all__ = ["POOL_SIZE", "PgPool"]
 
@@ -37,6 +37,11 @@ dispatcher, a bot command) each get one; more would only queue on the server's l
 CONNECT_TIMEOUT_S = 30.0
 
 
+def _configure(raw: Any) -> None:
+    """Each new pooled connection gets the session every archive connection has (`storage.pg.SESSION`)."""
+    raw.execute(SESSION)
+
+
 class PgPool:
     """A pool of connections to one PostgreSQL archive, running storage functions on worker threads."""
 
@@ -44,7 +49,7 @@ class PgPool:
         self.url = url
         self.path = url.redacted  # what messages name (`explain(exc, db.path)`): never the password
         self._pool = ConnectionPool(url.url, min_size=1, max_size=size, open=False,
-                                    kwargs={"autocommit": True}, name="chanwatch")
+                                    kwargs={"autocommit": True}, configure=_configure, name="chanwatch")
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="chanwatch-pg")
 
     def open(self) -> None:

@@ -221,3 +221,23 @@ def test_a_commit_that_fails_is_rolled_back_so_the_connection_can_go_on(tmp_path
     assert not conn.in_transaction
     assert conn.execute("SELECT count(*) FROM rules").fetchone()[0] == 0
     run_in_transaction(conn, lambda c: c.execute("INSERT INTO channels (id, username) VALUES (1, 'x')"))
+
+
+async def test_a_postgresql_archive_runs_its_calls_on_pooled_connections_with_the_archive_session(pg_url):
+    """Database.open(URL): a pool whose connections are set up as every archive connection (no JIT),
+    several calls at once, a transaction that fails rolled back and its connection reusable."""
+    db = await Database.open(pg_url)
+    try:
+        jit = await asyncio.gather(*(db.run(lambda c: c.execute("SHOW jit").fetchone()[0]) for _ in range(6)))
+        assert set(jit) == {"off"}
+
+        def fails(conn) -> None:
+            conn.execute("INSERT INTO readers (name, started_at, seen_at) VALUES ('r', 'x', 'x')")
+            raise RuntimeError("after the insert")
+
+        with pytest.raises(RuntimeError):
+            await db.transaction(fails)
+        assert await db.run(lambda c: c.execute("SELECT count(*) FROM readers").fetchone()[0]) == 0
+        assert not db.is_sqlite and "chanwatch-test" not in db.path
+    finally:
+        await db.close()
