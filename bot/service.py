@@ -422,7 +422,10 @@ class Service:
         if self._stopping:
             return
         await self.leases.claim()
-        await self._follow_role()
+        try:
+            await self._follow_role()
+        except Exception:  # the bot could not be started or stopped: the next claim tries again
+            self.log.exception("could not follow this reader's role as the dispatcher")
 
     async def _renewed(self) -> None:
         """Claim first when the last claim is a third of a period old: every job that reads channels

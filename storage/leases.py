@@ -36,6 +36,10 @@ __all__ = ["DISPATCHER", "Claim", "LeaseRow", "ReaderRow", "can_read", "claim", 
 DISPATCHER = "dispatcher"
 """The role of the process that runs the bot and sends the alerts."""
 
+FORGET_AFTER = timedelta(days=1)
+"""A reader not seen this long is dropped from `readers` at the next claim (every restart under the
+default name host:pid is a new reader; `status` lists the dead ones until then)."""
+
 READABLE = """
     c.watched = 1 AND (
         c.source = 'web' OR c.username IS NOT NULL
@@ -104,6 +108,7 @@ def claim(conn: sqlite3.Connection, reader: str, account_id: int | None, now: da
     """One claim round for `reader` (call it inside a transaction): alive now; its leases renewed;
     beyond its fair share handed back; free or lapsed leases it can read taken up to that share."""
     at, until, alive_since = iso(now), iso(now + period), iso(now - period)
+    conn.execute("DELETE FROM readers WHERE seen_at < ?", (iso(now - FORGET_AFTER),))
     conn.execute(
         """INSERT INTO readers (name, account_id, started_at, seen_at) VALUES (?, ?, ?, ?)
            ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at, account_id = excluded.account_id""",

@@ -167,3 +167,11 @@ def test_readers_claiming_at_the_same_moment_on_postgresql_never_both_hold_a_cha
     finally:
         for conn in conns:
             conn.close()
+
+
+def test_a_reader_not_seen_for_a_day_is_forgotten_at_the_next_claim(conn):
+    tx(conn, claim, "old-host:77", ALICE, T0, PERIOD)
+    tx(conn, claim, "r1", ALICE, T0 + timedelta(hours=23), PERIOD)
+    assert [r.name for r in status(conn, T0 + timedelta(hours=23), PERIOD)[0]] == ["old-host:77", "r1"]
+    tx(conn, claim, "r1", ALICE, T0 + timedelta(days=1, minutes=1), PERIOD)
+    assert [r.name for r in status(conn, T0 + timedelta(days=1, minutes=1), PERIOD)[0]] == ["r1"]
