@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -54,9 +56,11 @@ def in_schema(url: str, schema: str) -> ServerUrl:
     return ServerUrl("postgresql", url + ("&" if "?" in url else "?") + option)
 
 
-def archive_schema(corpus: str) -> str:
-    """The schema of the corpus's PostgreSQL archive that bench/ingest.py keeps for bench/search.py."""
-    return f"chanwatch_bench_{corpus}"
+def archive_schema(db: str, corpus: str) -> str:
+    """The schema of the corpus's PostgreSQL archive that bench/ingest.py keeps for bench/search.py,
+    named after `--db` as the SQLite file is (`/tmp/chanwatch-bench.db` -> `bench_chanwatch_bench_zipf`),
+    so two benchmarks with different `--db` never share one."""
+    return "bench_" + re.sub(r"\W", "_", Path(db).stem).lower() + f"_{corpus}"
 
 
 def create_schema(url: str, schema: str) -> ServerUrl:

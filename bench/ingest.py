@@ -266,9 +266,9 @@ def one_run(n: int, db: str, corpus: str, floor: bool, backends: tuple[str, ...]
         for name in ("bare", "floor", "two"):
             _fresh(f"{path}.{name}")
     if pg is not None:
-        run["pg"] = measure("chanwatch", n, create_schema(pg, archive_schema(corpus)), corpus)
+        run["pg"] = measure("chanwatch", n, create_schema(pg, archive_schema(db, corpus)), corpus)
         if two:
-            with scratch_schema(pg, archive_schema(corpus) + "_two") as where:
+            with scratch_schema(pg, archive_schema(db, corpus) + "_two") as where:
                 run["pg two"] = measure("two", n, where, corpus)
     return run
 
@@ -356,14 +356,11 @@ def build(size: int, backends: tuple[str, ...], db: str, pg: str | None, corpus:
     """`--size`: build one archive per backend to `size`, then print the ratios within the build."""
     for backend in backends:
         print(f"\n{backend}, corpus {corpus}: building {size:,} messages", flush=True)
-        if backend == "sqlite":
-            where: str | ServerUrl = archive_path(db, corpus) + f".{size}"
-            at = run_build(size, where, corpus, rounds, limit)
-            _fresh(where)
+        if backend == "sqlite":  # the archive replaces the corpus's, for bench/search.py
+            at = run_build(size, archive_path(db, corpus), corpus, rounds, limit)
         else:
             assert pg is not None
-            with scratch_schema(pg, archive_schema(corpus) + f"_{size}") as where:
-                at = run_build(size, where, corpus, rounds, limit)
+            at = run_build(size, create_schema(pg, archive_schema(db, corpus)), corpus, rounds, limit)
         low, high = min(at), max(at)
         small, large = at[low], at[high]
         rate_low, rate_high = statistics.median(small["rates"]), statistics.median(large["rates"])

@@ -150,8 +150,8 @@ def _archive(backend: str, db: str, pg: str | None, corpus: str) -> str | Server
             return path
     else:
         assert pg is not None
-        if schema_exists(pg, archive_schema(corpus)):
-            return in_schema(pg, archive_schema(corpus))
+        if schema_exists(pg, archive_schema(db, corpus)):
+            return in_schema(pg, archive_schema(db, corpus))
     raise SystemExit(f"no {backend} archive of the {corpus} corpus: build it with bench/ingest.py "
                      f"--corpus {corpus} --backend {backend} (and the same --db/--pg)")
 
@@ -201,7 +201,7 @@ def main() -> None:
             print(f"  {corpus} p95 postgresql / sqlite within each run: {spread(ratio, '.2f')}")
     if args.drop and pg is not None:
         for corpus in corpora:
-            drop_schema(pg, archive_schema(corpus))
+            drop_schema(pg, archive_schema(args.db, corpus))
 
 
 if __name__ == "__main__":
