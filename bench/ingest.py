@@ -1,6 +1,6 @@
 """Ingest throughput: chanwatch's ingest vs a bare SQLite insert of the same rows with FTS5.
 
-Run by hand: `python bench/ingest.py --messages 1000000 --db /tmp/bench.db --floor --runs 3`. The
+Run by hand: `python bench/ingest.py --messages 1000000 --db /tmp/bench.db --floor --runs 3 --pg URL`. The
 single table (one row per message plus FTS5 on its text: no dedup, no versions, no provenance) is
 the practical limit of any archive. `--floor` also times the schema's own limit: the rows
 chanwatch's ingest wrote (posts, messages, post_keys, the first engagement readings), inserted again
@@ -19,9 +19,11 @@ times chanwatch's ingest on each, side by side in one run (the single table and 
 SQLite's); the PostgreSQL archive is kept for bench/search.py in a schema of its own. `--two-writers`
 also times two writers at once into one fresh archive (two processes, each its own connection, half
 the channels each, forwarding the same origins) and checks they made the posts one writer made.
-`--size N` instead builds one archive of N messages per backend, timing the inserts of three windows
-of N/100 messages just before N/10 and just before N and searching at both sizes, so the rate and
-search p95 at 10x the size are compared within one build (and the disk size per message).
+`--size N` instead builds one archive of N messages per backend, timing the inserts of every window
+of N/100 messages and searching (and sizing the archive on disk) at every tenth of N, printed as it
+goes, so the rate and search p95 at N/10 and at N (three windows each) are compared within one build,
+and a build stopped early still compares the sizes it reached; the archive is kept for
+bench/search.py.
 """
 
 from __future__ import annotations
