@@ -101,6 +101,12 @@ class Dialect:
             return f"chanwatch_name(p.origin_title) IN ({marks})"
         return f"p.origin_title IN (SELECT n.title FROM origin_names n WHERE n.name IN ({marks}))"
 
+    def transaction_lock(self) -> str | None:
+        """A statement (one `?`, the lock's number) that waits for a lock and holds it until the
+        transaction ends, or None where a write transaction excludes every other already (SQLite's
+        BEGIN IMMEDIATE). PostgreSQL's is a transaction-level advisory lock."""
+        return None if self.is_sqlite else "SELECT pg_advisory_xact_lock(?)"
+
     def insert_or_ignore(self, table_and_columns: str, values: str) -> str:
         """`INSERT OR IGNORE INTO table (cols) values`: a row whose key is taken is skipped.
 

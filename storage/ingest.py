@@ -404,10 +404,24 @@ class _Ingest(PostSettling):
             self.counts.deletions += cursor.rowcount
 
 
+INGEST_LOCK = 0x63776967  # 'cwig': the lock that makes ingest transactions on a server one at a time
+"""Ingest decides from what the archive holds (which posts a message's keys and copy marks lead to,
+what a post's sightings say) and writes what follows. On SQLite a write transaction excludes every
+other (BEGIN IMMEDIATE); on PostgreSQL, READ COMMITTED lets two readers ingest forwards of one origin
+at once, each blind to the other's uncommitted post: a unique violation, a deadlock, or two posts
+for one origin. So an ingest first takes this lock (`Dialect.transaction_lock`), held until its
+transaction ends: ingests run one after another, as on SQLite, each seeing every earlier one whole;
+reads, searches and other writers do not wait for it (docs/architecture.md, "Backends")."""
+
+
 def ingest(
     conn: sqlite3.Connection, batch: Batch, now: datetime | None = None, after: AfterIngest | None = None
 ) -> IngestResult:
-    """Write one batch on the caller's transaction; `after` runs on it too (e.g. percolation)."""
+    """Write one batch on the caller's transaction, after every other ingest's (`INGEST_LOCK`);
+    `after` runs on it too (e.g. percolation)."""
+    lock = dialect_of(conn).transaction_lock()
+    if lock is not None:
+        conn.execute(lock, (INGEST_LOCK,))
     result = _Ingest(conn, batch, now or datetime.now(UTC)).run()
     name_titles(conn)  # PostgreSQL: the names `from:` compares, of the origin titles just written
     if after is not None:

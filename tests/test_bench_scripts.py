@@ -3,44 +3,102 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import subprocess
 import sys
+import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from bench.backends import PG_ENV, archive_schema, drop_schema, schema_exists
 from bench.corpus import CORPORA, batches, zipf_text, zipf_vocabulary
 from bench.search import HARD, QUERIES
 from storage.database import connect_sync
 from storage.ingest import ingest_batch
 from storage.search import search
+from tests.pg_support import require_server, server, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench(*argv: str, cwd: Path) -> str:
+def bench(*argv: str, cwd: Path, env: dict[str, str] | None = None, status: int = 0) -> str:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / argv[0]), *argv[1:]], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == status, done.stderr[-2000:]
+    return done.stdout if status == 0 else done.stderr
 
 
-def test_the_ingest_and_search_benchmarks_run_on_a_tiny_archive_of_each_corpus(tmp_path):
-    db = str(tmp_path / "bench.db")
-    out = bench("ingest.py", "--messages", "2000", "--floor", "--runs", "2", "--db", db, cwd=tmp_path)
-    assert "corpus uniform" in out and "corpus zipf" in out and "chanwatch ingest:" in out
+@pytest.fixture
+def bench_db(tmp_path: Path) -> Iterator[str]:
+    """A benchmark's --db, named uniquely: its PostgreSQL archives' schemas are named after it (and
+    dropped afterwards, whatever the benchmark left)."""
+    db = str(tmp_path / f"b{uuid.uuid4().hex[:12]}.db")
+    yield db
+    if unavailable() is None:
+        for corpus in CORPORA:
+            drop_schema(server().url, archive_schema(db, corpus))
+
+
+def test_the_ingest_and_search_benchmarks_run_on_a_tiny_archive_of_each_corpus_and_backend(
+    tmp_path, bench_db,
+):
+    pg = require_server().url
+    out = bench("ingest.py", "--messages", "2000", "--floor", "--runs", "2", "--two-writers",
+                "--db", bench_db, "--pg", pg, cwd=tmp_path)
+    assert "corpus uniform" in out and "corpus zipf" in out and "sqlite chanwatch ingest:" in out
     assert "chanwatch / floor" in out and "peak" in out
+    for label in ("postgresql chanwatch ingest:", "sqlite two writers at once:",
+                  "postgresql two writers at once:", "postgresql / sqlite:", "postgresql two writers / one:",
+                  "bytes/message on disk"):
+        assert label in out
+    assert "POSTS DIFFER" not in out  # two writers made the posts one writer made, on both backends
     assert "target >= 0.5" not in out  # the single table's target went with the README's
-    out = bench("search.py", "--db", db, "--rounds", "1", cwd=tmp_path)
-    for corpus in out.split("\ncorpus ")[1:]:
-        assert "p95" in corpus
+    assert pg not in out
+    out = bench("search.py", "--db", bench_db, "--rounds", "1", "--pg", pg, "--drop", cwd=tmp_path)
+    password = urlsplit(pg).password
+    assert password is None or password not in out  # the archive is named by its redacted URL
+    sections = out.split("\nrun 1, corpus ")[1:]
+    assert [s.split(":")[0] for s in sections] == [
+        "uniform, sqlite", "uniform, postgresql", "zipf, sqlite", "zipf, postgresql"]
+    for section in sections:
+        assert "p95" in section
         for query in QUERIES:  # each query's time with its match count
-            assert re.search(rf"ms +[0-9,+]+ posts  {re.escape(query)}\n", corpus), query
-        assert corpus.rindex("peak") > corpus.index(HARD[-1])  # read after the last query
+            timed = re.search(rf"ms +[0-9,+]+ posts  {re.escape(query)}\n", section)
+            assert timed, query  # every query answers on both backends (a FAILED one is untimed)
+        assert section.rindex("peak") > section.index(HARD[-1])  # read after the last query
+    assert "uniform p95 postgresql / sqlite within each run" in out
+    assert not any(schema_exists(pg, archive_schema(bench_db, c)) for c in CORPORA)  # --drop
+
+
+def test_the_ingest_benchmark_builds_an_archive_comparing_a_tenth_of_its_size_with_the_whole(
+    tmp_path, bench_db,
+):
+    pg = require_server().url
+    out = bench("ingest.py", "--size", "10000", "--corpus", "uniform", "--rounds", "1", "--db", bench_db,
+                "--pg", pg, cwd=tmp_path)
+    for backend in ("sqlite", "postgresql"):
+        part = out.split(f"\n{backend}, corpus uniform: building 10,000 messages\n")[1]
+        steps = re.findall(r"  at ([0-9,]+) messages .*ingest [0-9,]+, [0-9,]+, [0-9,]+ msg/s .* p95 ", part)
+        assert steps[:10] == [f"{n:,}" for n in range(1000, 10_001, 1000)]
+        assert re.search(rf"\n{backend}: ingest at 10,000 / at 1,000: [0-9.]+ .* search p95 at 10,000 / at "
+                         r"1,000: [0-9.]+ .* bytes/message", part)
+    assert schema_exists(pg, archive_schema(bench_db, "uniform"))  # kept for bench/search.py
+
+
+def test_the_postgresql_backend_of_a_benchmark_needs_a_server_named(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != PG_ENV}
+    err = bench("ingest.py", "--messages", "100", "--db", str(tmp_path / "b.db"), cwd=tmp_path, env=env,
+                status=1)
+    assert "--pg" in err and PG_ENV in err and "Traceback" not in err
+    err = bench("search.py", "--backend", "sqlite,mysql", cwd=tmp_path, env=env, status=1)
+    assert "unknown mysql" in err and "Traceback" not in err
 
 
 def test_every_target_search_query_matches_posts_on_both_corpora(tmp_path):
@@ -79,6 +137,15 @@ def test_the_simulator_benchmarks_run_at_a_tiny_size(tmp_path, argv, says):
     out = bench(*argv, *extra, cwd=tmp_path)
     assert says in out
     assert re.search(r"peak [0-9,]+ MB", out)
+
+
+def test_the_readers_benchmark_splits_the_channels_with_no_overlap_on_both_backends(tmp_path):
+    out = bench("readers.py", "--channels", "30", "--readers", "3", "--rounds", "1",
+                "--pg", require_server().url, cwd=tmp_path)
+    for backend in ("SQLite (one file)", "PostgreSQL"):
+        assert f"{backend}: 30 channels held by 3 readers, overlap 0" in out
+    assert out.count("10 channels, 10 GetHistory in its poll cycle") == 6
+    assert "one claim:" in out
 
 
 def test_the_import_benchmark_runs_on_a_tiny_export(tmp_path):
