@@ -48,6 +48,12 @@ class Dialect:
     expression `fts_param` gives, in FROM on PostgreSQL, in WHERE on SQLite: before any other
     parameter of the statement either way), the post id column, and a score, lower is better (FTS5's
     bm25; PostgreSQL's ts_rank negated)."""
+    fts_post: str | None
+    """Where the index is a column of `posts` (PostgreSQL's `fts`): the condition (one `?`, as
+    `fts_match`) that post `p` matches, tested on the row itself or by a bitmap scan of the GIN index,
+    as the planner prefers; never NULL (the trigger fills `fts` from NOT NULL columns). None where the
+    index is a table of its own (FTS5), whose ids a query reads with `p.id IN (fts_rows)`: on
+    PostgreSQL that semijoin re-scanned a walk step's id range once per candidate post."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -168,11 +174,12 @@ class Numbered:
 SQLITE = Dialect(
     "sqlite", greatest="max", least="min", instr="instr", null_safe_equal="IS",
     fts_from="posts_fts", fts_match="posts_fts MATCH ?", fts_id="rowid", fts_score="bm25(posts_fts)",
+    fts_post=None,
 )
 POSTGRESQL = Dialect(
     "postgresql", greatest="greatest", least="least", instr="strpos", null_safe_equal="IS NOT DISTINCT FROM",
     fts_from="posts, to_tsquery('simple', ?) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
-    fts_score="-ts_rank(fts, fts_query)",
+    fts_score="-ts_rank(fts, fts_query)", fts_post="p.fts @@ to_tsquery('simple', ?)",
 )
 
 

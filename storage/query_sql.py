@@ -14,8 +14,12 @@ _NOT_IN_FTS = "p.id NOT IN ({})"
 
 def _fts_sql(template: str, expression: str, params: list[object], rowids: tuple[int, int] | None,
              dialect: Dialect) -> str:
-    """An (NOT) IN test against the index, read whole or only over `rowids`."""
+    """Whether post `p` matches (or, `_NOT_IN_FTS`, does not match) `expression`: the post's own
+    index column where it has one, else an (NOT) IN test against the index, read whole or only over
+    `rowids`."""
     params.append(dialect.fts_param(expression))
+    if dialect.fts_post is not None:
+        return dialect.fts_post if template == _IN_FTS else f"NOT ({dialect.fts_post})"
     if rowids is None:
         return template.format(dialect.fts_rows())
     params.extend(rowids)
