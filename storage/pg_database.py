@@ -4,9 +4,9 @@ SQLite's `Database` runs every storage function on aiosqlite's one worker thread
 takes several connections at once, so here each `run` borrows a connection from a pool
 (`psycopg_pool.ConnectionPool`, at most `POOL_SIZE`), wraps it as a `storage.pg.PgConnection` and
 runs the function on one of as many worker threads: the daemon's poll, dispatcher and bot commands
-no longer wait for each other's statements. Each `transaction` is still one transaction; what two
-concurrent ones do to the same rows is the server's to order (`run_in_transaction` retries what it
-aborts, docs/architecture.md "Backends").
+no longer wait for each other's statements. Each `transaction` is still one transaction; the server
+orders concurrent ones by their row locks, and ingests take one lock so they run one at a time
+(`storage.ingest.INGEST_LOCK`, docs/architecture.md "Backends").
 
 Opening migrates the schema first on a connection of its own, so a wrong URL, a refused password or
 a newer schema fails in `open` with one line, never in the first job.
