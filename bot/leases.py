@@ -47,7 +47,7 @@ class LeaseKeeper:
         self.now = now
         self.log = logger
         self.held: frozenset[int] = frozenset()
-        self._claimed_at: datetime | None = None  # the last claim that reached the archive
+        self._claimed_at: datetime | None = None  # the last claim tried (one that failed too)
         self._valid_until: datetime | None = None  # when what the last claim gave lapses
         self._role_until: datetime | None = None
         self._role_claimed = False  # the last claim gave (or renewed) the role
@@ -57,6 +57,7 @@ class LeaseKeeper:
         """One claim round (and the role, when wanted); False when the archive could not be reached:
         what was held stays mine until it lapses."""
         at = self.now()
+        self._claimed_at = at  # a failed claim is tried again a third of a period later, not per job
         try:
             claim, role = await self.db.transaction(self._claim, at)
         except sqlite3.Error as exc:
@@ -68,7 +69,6 @@ class LeaseKeeper:
                                "leases lapse")
             return False
         self.held = frozenset(claim.held)
-        self._claimed_at = at
         self._valid_until = at + self.period
         had_role, self._role_claimed = self._role_claimed, role
         self._role_until = at + self.period if role else None
