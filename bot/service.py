@@ -148,6 +148,7 @@ class Service:
                                  after_ingest=self.percolator, reads=self.reads_by_api)
             self.watchlist = WatchList(db, user, settings.channels, join=settings.join, flood=self.flood,
                                        now=now, sleep=sleep, default_source=self.default_source)
+            self.watchlist.held = lambda: self.leases.held  # it resolves the channels this reader holds
             self.sweeper = Sweeper(db, user, settings.sweep_per_hour, window_ids=settings.recheck_window_ids,
                                    window_days=float(settings.recheck_window_days), now=now, sleep=sleep,
                                    after_ingest=self.percolator, reads=self.reads_by_api,
@@ -483,8 +484,6 @@ class Service:
         for part in (self.poller, self.watchlist, self.sweeper, self.engagement):
             if part is not None:
                 part.account_id = account_id
-        if self.watchlist is not None:
-            self.watchlist.held = lambda: self.leases.held
 
     def _claiming(self, change: Callable[[str], Awaitable[str]]) -> Callable[[str], Awaitable[str]]:
         """A /watch or /unwatch hook followed by a claim, so a new channel is read at the next poll."""

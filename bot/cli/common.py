@@ -190,14 +190,20 @@ def open_archive(path: Path | ServerUrl, *, must_exist: bool = True, readonly: b
     `busy_timeout_ms` (default: 10 s, or half of `lock_wait` when that is shorter).
     A PostgreSQL archive (a `ServerUrl`) is one connection to the server: read-only (a read-only
     session, which refuses a database with no archive) or migrated, as for a file."""
+    conn = _connect(path, must_exist=must_exist, readonly=readonly, any_version=any_version,
+                    lock_wait=lock_wait, busy_timeout_ms=busy_timeout_ms)
+    try:
+        search.register_functions(conn)
+        yield conn
+    finally:
+        conn.close()
+
+
+def _connect(path: Path | ServerUrl, *, must_exist: bool, readonly: bool, any_version: bool,
+             lock_wait: float | None, busy_timeout_ms: int | None) -> sqlite3.Connection:
+    """`open_archive`'s connection, before the search functions are registered on it."""
     if isinstance(path, ServerUrl):
-        server = _for_reading(path, BUSY_TIMEOUT_MS, any_version) if readonly else connect_sync(path)
-        try:
-            search.register_functions(server)
-            yield server
-        finally:
-            server.close()
-        return
+        return _for_reading(path, BUSY_TIMEOUT_MS, any_version) if readonly else connect_sync(path)
     memory = str(path) == ":memory:"
     if (must_exist or readonly) and not memory and not path.exists():
         raise CliError(f"no archive at {path}; create one with "
@@ -207,17 +213,10 @@ def open_archive(path: Path | ServerUrl, *, must_exist: bool = True, readonly: b
     wait_s = lock_wait_s.get() if lock_wait is None else lock_wait
     busy = busy_timeout_ms if busy_timeout_ms is not None else min(BUSY_TIMEOUT_MS, int(wait_s * 500))
     if memory:
-        conn: sqlite3.Connection = connect_sync(":memory:")
-    elif readonly:
-        conn = _for_reading(path, busy, any_version)
-    else:
-        conn = _for_writing(path, busy, wait_s)
-    try:
-        search.register_functions(conn)
-        yield conn
-    finally:
-        conn.close()
-
+        return connect_sync(":memory:")
+    if readonly:
+        return _for_reading(path, busy, any_version)
+    return _for_writing(path, busy, wait_s)
 
 # --- argparse types -------------------------------------------------------------------------------
 
