@@ -69,6 +69,11 @@ RECHECK_INTERVAL = 1800
 #: CHANWATCH_ALERT_MAX_AGE for the demo: the day before's posts are over 12 h old when the first poll
 #: finds them, so they are history (archived, never alerted) whichever rules they match.
 ALERT_MAX_AGE_HOURS = 6
+#: CHANWATCH_LEASE_SECONDS for the demo: a day. The demo is one reader, and its paced clock moves in
+#: steps of TICK × speed simulated seconds (200 s at 4000×), longer than the default 60 s lease: a
+#: lease would lapse between two steps (and with it the dispatcher role, disconnecting the bot under
+#: an alert being sent) whenever a loaded machine delays the claim.
+LEASE_SECONDS = 24 * 3600
 #: Real seconds between two steps of the paced clock.
 TICK = 0.05
 
@@ -118,6 +123,7 @@ def demo_settings(demo: DemoWorld, scenario: Scenario, db_path: Path) -> Setting
         join=True,
         flood_max_wait=60,
         source="api",  # the demo's reader is logged in already: no session setting says so
+        lease_seconds=LEASE_SECONDS,
     )
 
 
