@@ -178,8 +178,8 @@ SQLITE = Dialect(
 )
 POSTGRESQL = Dialect(
     "postgresql", greatest="greatest", least="least", instr="strpos", null_safe_equal="IS NOT DISTINCT FROM",
-    fts_from="posts, to_tsquery('simple', ?) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
-    fts_score="-ts_rank(fts, fts_query)", fts_post="p.fts @@ to_tsquery('simple', ?)",
+    fts_from="posts, CAST(? AS tsquery) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
+    fts_score="-ts_rank(fts, fts_query)", fts_post="p.fts @@ CAST(? AS tsquery)",
 )
 
 

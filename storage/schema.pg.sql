@@ -112,7 +112,8 @@ CREATE INDEX message_versions_message ON message_versions (channel_id, message_i
 -- tags) as one tsvector, weighted A, B and C so a query can name the column, with positions so that
 -- phrases match. The 'simple' configuration only splits on spaces and lower-cases (the tokens are
 -- folded already), so the index sees the tokens SQLite's FTS5 sees. A trigger keeps it current, as
--- SQLite's FTS5 triggers keep posts_fts.
+-- SQLite's FTS5 triggers keep posts_fts. (Schema 19, migrations/0019_fts_marked_lexemes.pg.sql, marks
+-- each column in its lexemes instead, so that GIN answers without rechecking weights.)
 CREATE FUNCTION posts_fts_vector() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     NEW.fts := setweight(to_tsvector('simple', NEW.words), 'A')

@@ -4,10 +4,14 @@ The query compiler writes FTS5 syntax (it is SQLite's index's own language); on 
 expression is translated here, so that the compiler stays one copy. Only what the compiler writes
 is accepted: `column : "token token"` phrases (a trailing ` *` makes the last token a prefix),
 parenthesised groups, `AND`, `OR` and binary `NOT`, with FTS5's precedence (NOT, then AND, then OR).
-The columns are weights of `posts.fts` (schema.pg.sql): words A, stems B, tags C.
+Each column's lexemes carry its mark in `posts.fts` (migrations/0019_fts_marked_lexemes.pg.sql): words
+as they are, stems after `~`, hashtags after `#`. A query names lexemes without weights, so the GIN
+index answers it without reading the vectors again (phrases excepted: their positions are checked).
+The text is cast to tsquery (`CAST(? AS tsquery)`), never parsed by to_tsquery, which would drop
+the marks.
 
 >>> tsquery('(stems : "санкц") AND (words : "new sanction" *)')
-"('санкц':B & ('new':A <-> 'sanction':*A))"
+"('~санкц' & ('new' <-> 'sanction':*))"
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["WEIGHTS", "tsquery"]
+__all__ = ["MARKS", "tsquery"]
 
-WEIGHTS = {"words": "A", "stems": "B", "tags": "C"}
+MARKS = {"words": "", "stems": "~", "tags": "#"}
+"""Each column's mark: what its lexemes start with in `posts.fts`."""
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"]|"")*)"|(\*)|(:)|([A-Za-z_]+))')
 
@@ -38,8 +43,9 @@ def _lex(expression: str) -> list[str]:
     return tokens
 
 
-def _lexeme(token: str, weight: str, prefix: bool) -> str:
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "':" + ("*" if prefix else "") + weight
+def _lexeme(token: str, mark: str, prefix: bool) -> str:
+    quoted = "'" + (mark + token).replace("\\", "\\\\").replace("'", "''") + "'"
+    return quoted + ":*" if prefix else quoted
 
 
 class _Parser:
@@ -85,7 +91,7 @@ class _Parser:
             inner = self.any_of()
             self.take(")")
             return inner
-        if token not in WEIGHTS:
+        if token not in MARKS:
             raise ValueError(f"an FTS5 phrase of chanwatch names its column, got {token!r}")
         self.take(":")
         phrase = self.take()
@@ -97,14 +103,14 @@ class _Parser:
         words = phrase[1:].split()
         if not words:
             raise ValueError("an empty phrase")
-        weight = WEIGHTS[token]
-        lexemes = [_lexeme(w, weight, prefix and i == len(words) - 1) for i, w in enumerate(words)]
+        mark = MARKS[token]
+        lexemes = [_lexeme(w, mark, prefix and i == len(words) - 1) for i, w in enumerate(words)]
         return lexemes[0] if len(lexemes) == 1 else "(" + " <-> ".join(lexemes) + ")"
 
 
 @lru_cache(maxsize=1024)
 def tsquery(expression: str) -> str:
-    """The tsquery text (for `to_tsquery('simple', …)`) matching what FTS5 matches for `expression`."""
+    """The tsquery text (for `CAST(? AS tsquery)`) matching what FTS5 matches for `expression`."""
     parser = _Parser(_lex(expression))
     result = parser.any_of()
     if parser.peek() is not None:

@@ -68,16 +68,16 @@ def fts_ids(conn: sqlite3.Connection, match: str) -> list[int]:
     `stems : "word"`, `prefix*`), on PostgreSQL through the same expression as a tsquery."""
     if dialect_of(conn).is_sqlite:
         return [r[0] for r in conn.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (match,))]
-    weights = {"words": "A", "stems": "B", "tags": "C"}
+    marks = {"words": "", "stems": "~", "tags": "#"}  # migrations/0019_fts_marked_lexemes.pg.sql
     terms = []
     for term in match.split(" OR "):
         column, _, word = term.rpartition(" : ")
         word = word.strip('"')
-        prefix = "*" if word.endswith("*") else ""
-        terms.append(word.removesuffix("*") + ":" + prefix + weights.get(column, ""))
-    query = " | ".join(t.rstrip(":") for t in terms)
+        prefix = ":*" if word.endswith("*") else ""
+        terms.append("'" + marks.get(column, "") + word.removesuffix("*") + "'" + prefix)
+    query = " | ".join(terms)
     return [r[0] for r in conn.execute(
-        "SELECT id FROM posts WHERE fts @@ to_tsquery('simple', ?) ORDER BY id", (query,))]
+        "SELECT id FROM posts WHERE fts @@ CAST(? AS tsquery) ORDER BY id", (query,))]
 
 
 SCENARIO = {

@@ -90,11 +90,57 @@ def test_the_full_text_column_follows_the_words_stems_and_tags_with_positions(pg
     ).lastrowid
     pg_conn.execute("COMMIT")
     vector = pg_conn.execute("SELECT fts::text FROM posts WHERE id = ?", (post,)).fetchone()[0]
-    assert vector == "'мид':5C 'нов':3B 'новые':1A 'санкц':4B 'санкции':2A"
+    # each column marked in its lexemes (stems '~', tags '#'; schema 19), weighted for ts_rank
+    assert vector == "'#мид':5C '~нов':3B '~санкц':4B 'новые':1A 'санкции':2A"
     pg_conn.execute("UPDATE posts SET words = ? WHERE id = ?", ("старые санкции", post))
-    hit = pg_conn.execute("SELECT id FROM posts WHERE fts @@ to_tsquery('simple', 'старые:A <-> санкции:A')")
+    hit = pg_conn.execute("SELECT id FROM posts WHERE fts @@ CAST(? AS tsquery)", ("'старые' <-> 'санкции'",))
     assert [r[0] for r in hit] == [post]
+    stem_only = pg_conn.execute("SELECT id FROM posts WHERE fts @@ CAST(? AS tsquery)", ("'санкц'",))
+    assert list(stem_only) == []  # a word query never finds a stem
 
+
+
+VERSION_1_VECTOR = """CREATE OR REPLACE FUNCTION posts_fts_vector() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.fts := setweight(to_tsvector('simple', NEW.words), 'A')
+            || setweight(to_tsvector('simple', NEW.stems), 'B')
+            || setweight(to_tsvector('simple', NEW.tags), 'C');
+    RETURN NEW;
+END $$"""
+
+
+def lexemes(conn) -> set[str]:
+    """The one post's search vector as a set of `'lexeme':positions` (their order is byte order)."""
+    return set(conn.execute("SELECT fts::text FROM posts").fetchone()[0].split())
+
+
+def test_migrating_to_version_19_marks_the_columns_in_the_vectors_already_stored(pg_url):
+    old = connect_sync(pg_url)
+    old.execute("BEGIN")
+    old.execute(VERSION_1_VECTOR)  # the archive as version 18 left it: columns told apart by weight
+    old.execute("DROP FUNCTION posts_fts_tokens")
+    old.execute("INSERT INTO posts (key, date, first_seen, words, stems, tags) VALUES (?, ?, ?, ?, ?, ?)",
+                ("k", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00", "санкции", "санкц", "мид"))
+    old.execute(f"UPDATE {database.PG_VERSION_TABLE} SET version = 18")
+    old.execute("COMMIT")
+    assert lexemes(old) == {"'мид':3C", "'санкц':2B", "'санкции':1A"}
+    old.close()
+    upgraded = connect_sync(pg_url)
+    try:
+        assert schema_version(upgraded) == SCHEMA_VERSION
+        assert lexemes(upgraded) == {"'#мид':3C", "'~санкц':2B", "'санкции':1A"}
+    finally:
+        upgraded.close()
+
+
+def test_a_token_too_long_for_a_lexeme_is_left_out_and_the_post_still_stored(pg_conn):
+    long_word = "ж" * 1100  # 2,200 bytes: past PostgreSQL's 2 KiB lexeme
+    pg_conn.execute("BEGIN")
+    pg_conn.execute("INSERT INTO posts (key, date, first_seen, words, stems, tags) VALUES (?, ?, ?, ?, ?, ?)",
+                    ("k", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00",
+                     f"визит {long_word} мид", f"визит {long_word} мид", ""))
+    pg_conn.execute("COMMIT")
+    assert lexemes(pg_conn) == {"'визит':1A", "'мид':3A", "'~визит':4B", "'~мид':6B"}  # positions kept
 
 # -- the adapter ---------------------------------------------------------------------------------
 
