@@ -5,9 +5,9 @@ Building 10M messages through ingest takes 2–9 hours on this machine (300–1,
 benchmark starts from the archive `bench/ingest.py` kept (N messages, e.g. `--messages 1000000
 --corpus zipf --backend postgresql`) and, in one run:
 
-1. at N: times the 20 search queries (`--rounds` rounds: p95) and `--windows` windows of `--window`
-   messages through `storage.ingest` (the corpus continued exactly where the build stopped: same
-   generator, same seed, its first N messages skipped);
+1. at N: times the 20 search queries (`--repeats` × `--rounds` rounds: a p95 each) and `--windows`
+   windows of `--window` messages through `storage.ingest` (the corpus continued exactly where the
+   build stopped: same generator, same seed, its first N messages skipped);
 2. grows the archive server-side to (`--copies` + 1) times its size: every channel, post, post key,
    message and engagement reading copied with shifted ids — each copy of a channel a new channel
    (own id, `@chanN_k`, title `Channel N k`), each copy of a post a new post (own key, fingerprint
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backends import archive_schema, disk_bytes, drop_schema, in_schema, schema_exists  # noqa: E402
 from bench.corpus import CORPORA, batches  # noqa: E402
-from bench.search import time_queries  # noqa: E402
+from bench.search import spread, time_queries  # noqa: E402
 from storage.database import connect_sync  # noqa: E402
 from storage.ingest import ingest_batch  # noqa: E402
 from storage.origin_names import name_titles  # noqa: E402
@@ -144,19 +144,25 @@ def grow(conn: Any, copies: int) -> None:
         conn.execute(definition)
         print(f"  index {name} rebuilt in {time.perf_counter() - began:,.0f} s", flush=True)
     conn.execute("RESET session_replication_role")
-    conn.execute("VACUUM ANALYZE")
+    conn.execute(f"VACUUM ANALYZE {', '.join(GROWN_TABLES)}, origin_names")  # unnamed: every schema's
     print(f"  grown in {time.perf_counter() - start:,.0f} s (copies, indexes, VACUUM ANALYZE)", flush=True)
 
 
 def measure(conn: Any, source: Iterator[Batch], args: argparse.Namespace, label: str) -> dict[str, Any]:
-    """Search p95 and ingest windows at the archive's present size, printed."""
+    """Search p95 (`--repeats` times `--rounds` rounds, each query's median printed) and ingest
+    windows at the archive's present size, printed."""
     messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-    found = time_queries(conn, args.rounds, 20)
+    timings = [time_queries(conn, args.rounds, 20) for _ in range(args.repeats)]
+    for query in timings[0].per_query:
+        times = [t for timed in timings for t in timed.per_query[query]]
+        print(f"  {statistics.median(times):8.1f} ms  {timings[0].matches.get(query, '?'):>7} posts  {query}")
+    p95s = [timed.p95 for timed in timings]
     rates = ingest_windows(conn, source, args.windows, args.window)
-    result = {"messages": messages, "p50": found.p50, "p95": found.p95, "rate": statistics.median(rates),
-              "bytes_per_message": disk_bytes(conn) / messages, "failed": len(found.failed)}
-    print(f"{label}: {messages:,} messages; search p50 {found.p50:.1f} ms, p95 {found.p95:.1f} ms"
-          + (f" ({len(found.failed)} queries FAILED)" if found.failed else "")
+    failed = sum(len(timed.failed) for timed in timings)
+    result = {"messages": messages, "p95": statistics.median(p95s), "rate": statistics.median(rates),
+              "bytes_per_message": disk_bytes(conn) / messages}
+    print(f"{label}: {messages:,} messages; search p95 {spread(p95s)} ms over {args.repeats} repeats of "
+          f"{args.rounds} rounds" + (f" ({failed} queries FAILED)" if failed else "")
           + "; ingest " + ", ".join(f"{r:,.0f}" for r in rates) + f" msg/s in {args.windows} windows of "
           f"{args.window:,}; {result['bytes_per_message']:,.0f} bytes/message on disk", flush=True)
     return result
@@ -169,7 +175,8 @@ def main() -> None:
     parser.add_argument("--corpus", choices=CORPORA, default="zipf")
     parser.add_argument("--pg", required=True, help="the PostgreSQL server (postgresql://...)")
     parser.add_argument("--copies", type=int, default=9, help="copies added: the archive grows (copies+1)×")
-    parser.add_argument("--rounds", type=int, default=5, help="search rounds at each size")
+    parser.add_argument("--rounds", type=int, default=5, help="search rounds of a repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="search p95s at each size (min–median–max)")
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--window", type=int, default=10_000, help="messages per timed ingest window")
     parser.add_argument("--drop", action="store_true", help="drop the archive after")
@@ -190,7 +197,8 @@ def main() -> None:
     print(f"growing {args.copies + 1}×:", flush=True)
     grow(conn, args.copies)
     large = measure(conn, source, args, "grown")
-    print(f"ingest grown / N: {large['rate'] / small['rate']:.2f} (target >= 0.70); search p95 grown / N: "
+    print(f"ingest grown / N (medians): {large['rate'] / small['rate']:.2f} (target >= 0.70); search p95 "
+          "grown / N (medians): "
           f"{large['p95'] / small['p95']:.2f} (target <= 2); disk {small['bytes_per_message']:,.0f} -> "
           f"{large['bytes_per_message']:,.0f} bytes/message", flush=True)
     conn.close()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bench.backends import PG_ENV, archive_schema, drop_schema, schema_exists
+from bench.backends import PG_ENV, archive_schema, drop_schema, in_schema, schema_exists
 from bench.corpus import CORPORA, batches, zipf_text, zipf_vocabulary
 from bench.search import HARD, QUERIES
 from storage.database import connect_sync
@@ -90,6 +90,42 @@ def test_the_ingest_benchmark_builds_an_archive_comparing_a_tenth_of_its_size_wi
         assert re.search(rf"\n{backend}: ingest at 10,000 / at 1,000: [0-9.]+ .* search p95 at 10,000 / at "
                          r"1,000: [0-9.]+ .* bytes/message", part)
     assert schema_exists(pg, archive_schema(bench_db, "uniform"))  # kept for bench/search.py
+
+
+def test_the_grow_benchmark_copies_a_postgresql_archive_into_new_channels_and_times_both_sizes(
+    tmp_path, bench_db,
+):
+    pg = require_server().url
+    bench("ingest.py", "--messages", "2000", "--corpus", "uniform", "--backend", "postgresql", "--runs", "1",
+          "--db", bench_db, "--pg", pg, cwd=tmp_path)
+    out = bench("grow.py", "--db", bench_db, "--corpus", "uniform", "--pg", pg, "--copies", "2",
+                "--window", "200", "--rounds", "1", "--repeats", "2", cwd=tmp_path)
+    assert re.search(r"at N: 2,000 messages; search p95 [0-9.–]+ ms over 2 repeats .*ingest [0-9,]+, "
+                     r"[0-9,]+, [0-9,]+ msg/s in 3 windows of 200", out)
+    assert re.search(r"grown: 7,800 messages; search p95 ", out)  # (2,000 + 600) × 3
+    assert re.search(r"ingest grown / N \(medians\): [0-9.]+ .* search p95 grown / N \(medians\): [0-9.]+",
+                     out)
+    conn = connect_sync(in_schema(pg, archive_schema(bench_db, "uniform")))
+    try:
+        names = {r[0] for r in conn.execute("SELECT username FROM channels")}
+        copies = {n for n in names if "_" in n}
+        grown = {c.rpartition("_")[0] for c in copies}
+        originals = names - copies
+        assert copies == {f"{c}_{k}" for c in grown for k in (1, 2)} and grown <= originals and grown
+        for orphans in ("SELECT count(*) FROM messages m LEFT JOIN posts p ON p.id = m.post_id"
+                        " WHERE p.id IS NULL",
+                        "SELECT count(*) FROM posts p LEFT JOIN channels c ON c.id = p.origin_channel_id"
+                        " WHERE p.origin_channel_id IS NOT NULL AND c.id IS NULL"):
+            assert conn.execute(orphans).fetchone()[0] == 0
+        name = min(grown)
+        copy = search(conn, f"channel:{name}_2", exact_total=True)
+        original = search(conn, f"channel:{name}", exact_total=True)
+        assert 0 < copy.total <= original.total  # a copy is a channel of its own, carrying its own posts
+        assert all(f"{name}_2" in {s.username for s in p.sightings} for p in copy.posts)
+        assert not any(name in {s.username for s in p.sightings} for p in copy.posts)
+    finally:
+        conn.close()
+    bench("grow.py", "--db", bench_db, "--corpus", "uniform", "--pg", pg, cwd=tmp_path, status=1)
 
 
 def test_the_postgresql_backend_of_a_benchmark_needs_a_server_named(tmp_path):
