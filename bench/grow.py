@@ -44,10 +44,12 @@ from bench.backends import archive_schema, disk_bytes, drop_schema, in_schema, s
 from bench.corpus import CORPORA, batches  # noqa: E402
 from bench.search import spread, time_queries  # noqa: E402
 from storage.database import connect_sync  # noqa: E402
+from storage.dialect import POSTGRESQL  # noqa: E402
 from storage.ingest import ingest_batch  # noqa: E402
 from storage.origin_names import name_titles  # noqa: E402
 from storage.records import Batch  # noqa: E402
 
+BUCKET = POSTGRESQL.fts_bucket
 GROWN_TABLES = ("channels", "posts", "post_keys", "messages", "message_stats")
 """Copied in this order (what each row refers to first); other tables stay as they are."""
 
@@ -95,7 +97,10 @@ def _copy_expressions(table: str, k: int, channel_shift: int, post_shift: int) -
         "posts": {"id": f"id + {post}", "key": f"key || '#{k}'",
                   "origin_channel_id": shifted_channel.format("origin_channel_id"),
                   "origin_username": f"origin_username || '_{k}'", "origin_title": f"origin_title || ' {k}'",
-                  "fingerprint": f"fingerprint || '{k}'"},
+                  "fingerprint": f"fingerprint || '{k}'",
+                  # the vector's bucket lexeme follows the id (migrations/0019_fts_marked_lexemes.pg.sql)
+                  "fts": f"ts_delete(fts, '$' || (id / {BUCKET})) || array_to_tsvector(ARRAY['$' ||"
+                         f" ((id + {post}) / {BUCKET})])"},
         "post_keys": {"key": f"key || '#{k}'", **common},
         "messages": {**common, "fwd_from_id": "CASE WHEN fwd_from_type = 'channel'"
                                               f" THEN fwd_from_id + {channel} ELSE fwd_from_id END"},

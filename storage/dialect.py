@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from storage.tsquery import tsquery
+from storage.tsquery import in_buckets, tsquery
 
 __all__ = ["POSTGRESQL", "SQLITE", "Dialect", "Numbered", "dialect_of"]
 
@@ -54,6 +54,10 @@ class Dialect:
     as the planner prefers; never NULL (the trigger fills `fts` from NOT NULL columns). None where the
     index is a table of its own (FTS5), whose ids a query reads with `p.id IN (fts_rows)`: on
     PostgreSQL that semijoin re-scanned a walk step's id range once per candidate post."""
+    fts_bucket: int | None = None
+    """Posts per bucket of ids where the index holds each post's bucket (PostgreSQL: `posts.fts` has
+    `$7` for ids 700000-799999, migrations/0019_fts_marked_lexemes.pg.sql), so that a count can stop
+    early (`fts_param_in_buckets`); None where the index stops early by itself (FTS5)."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -74,6 +78,11 @@ class Dialect:
     def fts_param(self, expression: str) -> str:
         """The parameter `fts_match` takes for an FTS5 expression of `storage.query_sql`."""
         return expression if self.is_sqlite else tsquery(expression)
+
+    def fts_param_in_buckets(self, expression: str, buckets: list[int]) -> str:
+        """`fts_param` for the posts of `buckets` only (ids // `fts_bucket`; PostgreSQL)."""
+        assert self.fts_bucket is not None, "only an index that holds buckets"
+        return in_buckets(tsquery(expression), buckets)
 
     def fts_rows(self, columns: str | None = None, where: str = "") -> str:
         """`SELECT columns FROM` the full-text index `WHERE` it matches (one `?`) `where`: the ids of
@@ -179,7 +188,7 @@ SQLITE = Dialect(
 POSTGRESQL = Dialect(
     "postgresql", greatest="greatest", least="least", instr="strpos", null_safe_equal="IS NOT DISTINCT FROM",
     fts_from="posts, CAST(? AS tsquery) AS fts_query", fts_match="fts @@ fts_query", fts_id="id",
-    fts_score="-ts_rank(fts, fts_query)", fts_post="p.fts @@ CAST(? AS tsquery)",
+    fts_score="-ts_rank(fts, fts_query)", fts_post="p.fts @@ CAST(? AS tsquery)", fts_bucket=100_000,
 )
 
 

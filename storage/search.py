@@ -182,14 +182,44 @@ MAX_STEP = 8192
 and doubles (a rare combination needs long stretches of the archive)."""
 
 
+NEWEST_BUCKETS = 3
+"""Where the index holds buckets of post ids (PostgreSQL), a capped count tries this many of the
+newest buckets before counting the whole index."""
+
+
 def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> int:
     d = dialect_of(conn)
+    if cap is not None and d.fts_bucket is not None:
+        return _bucketed_count(conn, expression, cap, d.fts_bucket)
     if cap is None:
         sql, args = d.fts_rows("count(*)"), [d.fts_param(expression)]
     else:
         sql = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
         args = [d.fts_param(expression), cap]
     return int(conn.execute(sql, args).fetchone()[0])
+
+
+def _bucketed_count(conn: sqlite3.Connection, expression: str, cap: int, size: int) -> int:
+    """PostgreSQL's count up to `cap`: GIN gives a bitmap of every match before the first row (no
+    early stop), so a frequent word's count cost what all its matches cost. The newest buckets of
+    ids are counted first, each intersected inside the index, stopping once `cap` is reached; a
+    query that has not reached it there is counted over the whole index, where it has few matches
+    unless they are all old."""
+    d = dialect_of(conn)
+    top = conn.execute("SELECT max(id) FROM posts").fetchone()[0]
+    if top is None:
+        return 0
+    newest = top // size
+    capped = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
+    found = 0
+    for bucket in range(newest, max(newest - NEWEST_BUCKETS, -1), -1):
+        param = d.fts_param_in_buckets(expression, [bucket])
+        found += int(conn.execute(capped, [param, cap - found]).fetchone()[0])
+        if found >= cap:
+            return found
+    if newest < NEWEST_BUCKETS:
+        return found  # every bucket was counted
+    return int(conn.execute(capped, [d.fts_param(expression), cap]).fetchone()[0])
 
 
 def _where_count(conn: sqlite3.Connection, where: str, params: list[object], cap: int | None,

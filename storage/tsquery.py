@@ -19,10 +19,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["MARKS", "tsquery"]
+__all__ = ["BUCKET_MARK", "MARKS", "in_buckets", "tsquery"]
 
 MARKS = {"words": "", "stems": "~", "tags": "#"}
 """Each column's mark: what its lexemes start with in `posts.fts`."""
+BUCKET_MARK = "$"
+"""The mark of a post's bucket lexeme in `posts.fts` (`$7`: ids 700000-799999; `Dialect.fts_bucket`)."""
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"]|"")*)"|(\*)|(:)|([A-Za-z_]+))')
 
@@ -116,3 +118,10 @@ def tsquery(expression: str) -> str:
     if parser.peek() is not None:
         raise ValueError(f"unexpected {parser.peek()!r} in an FTS5 expression")
     return result
+
+
+def in_buckets(query: str, buckets: list[int]) -> str:
+    """`query` (tsquery text) limited to the posts of `buckets`: GIN intersects inside the index, so
+    the bitmap holds only those buckets' matches, not every match of a frequent word."""
+    marks = " | ".join(f"'{BUCKET_MARK}{bucket}'" for bucket in buckets)
+    return f"({query}) & ({marks})"

@@ -21,6 +21,7 @@ from bench.backends import PG_ENV, archive_schema, drop_schema, in_schema, schem
 from bench.corpus import CORPORA, batches, zipf_text, zipf_vocabulary
 from bench.search import HARD, QUERIES
 from storage.database import connect_sync
+from storage.dialect import POSTGRESQL
 from storage.ingest import ingest_batch
 from storage.search import search
 from tests.pg_support import require_server, server, unavailable
@@ -117,6 +118,8 @@ def test_the_grow_benchmark_copies_a_postgresql_archive_into_new_channels_and_ti
                         "SELECT count(*) FROM posts p LEFT JOIN channels c ON c.id = p.origin_channel_id"
                         " WHERE p.origin_channel_id IS NOT NULL AND c.id IS NULL"):
             assert conn.execute(orphans).fetchone()[0] == 0
+        misplaced = "SELECT count(*) FROM posts WHERE NOT fts @@ CAST('''$' || (id / ?) || '''' AS tsquery)"
+        assert conn.execute(misplaced, (POSTGRESQL.fts_bucket,)).fetchone()[0] == 0  # copies in their buckets
         name = min(grown)
         copy = search(conn, f"channel:{name}_2", exact_total=True)
         original = search(conn, f"channel:{name}", exact_total=True)

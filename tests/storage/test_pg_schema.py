@@ -82,6 +82,11 @@ def test_every_postgresql_migration_stands_for_a_numbered_shared_step():
     assert len(database._migrations(POSTGRESQL)) == len(database._migrations(SQLITE)) == SCHEMA_VERSION
 
 
+def lexemes(conn) -> set[str]:
+    """The one post's search vector as a set of `'lexeme':positions` (their order is byte order)."""
+    return set(conn.execute("SELECT fts::text FROM posts").fetchone()[0].split())
+
+
 def test_the_full_text_column_follows_the_words_stems_and_tags_with_positions(pg_conn):
     pg_conn.execute("BEGIN")
     post = pg_conn.execute(
@@ -89,9 +94,8 @@ def test_the_full_text_column_follows_the_words_stems_and_tags_with_positions(pg
         ("k", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00", "новые санкции", "нов санкц", "мид"),
     ).lastrowid
     pg_conn.execute("COMMIT")
-    vector = pg_conn.execute("SELECT fts::text FROM posts WHERE id = ?", (post,)).fetchone()[0]
-    # each column marked in its lexemes (stems '~', tags '#'; schema 19), weighted for ts_rank
-    assert vector == "'#мид':5C '~нов':3B '~санкц':4B 'новые':1A 'санкции':2A"
+    # each column marked in its lexemes (stems '~', tags '#'; schema 19), weighted for ts_rank; its bucket
+    assert lexemes(pg_conn) == {"'новые':1A", "'санкции':2A", "'~нов':3B", "'~санкц':4B", "'#мид':5C", "'$0'"}
     pg_conn.execute("UPDATE posts SET words = ? WHERE id = ?", ("старые санкции", post))
     hit = pg_conn.execute("SELECT id FROM posts WHERE fts @@ CAST(? AS tsquery)", ("'старые' <-> 'санкции'",))
     assert [r[0] for r in hit] == [post]
@@ -109,15 +113,11 @@ BEGIN
 END $$"""
 
 
-def lexemes(conn) -> set[str]:
-    """The one post's search vector as a set of `'lexeme':positions` (their order is byte order)."""
-    return set(conn.execute("SELECT fts::text FROM posts").fetchone()[0].split())
-
-
 def test_migrating_to_version_19_marks_the_columns_in_the_vectors_already_stored(pg_url):
     old = connect_sync(pg_url)
     old.execute("BEGIN")
     old.execute(VERSION_1_VECTOR)  # the archive as version 18 left it: columns told apart by weight
+    old.execute("DROP FUNCTION posts_fts_of")
     old.execute("DROP FUNCTION posts_fts_tokens")
     old.execute("INSERT INTO posts (key, date, first_seen, words, stems, tags) VALUES (?, ?, ?, ?, ?, ?)",
                 ("k", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00", "санкции", "санкц", "мид"))
@@ -128,9 +128,26 @@ def test_migrating_to_version_19_marks_the_columns_in_the_vectors_already_stored
     upgraded = connect_sync(pg_url)
     try:
         assert schema_version(upgraded) == SCHEMA_VERSION
-        assert lexemes(upgraded) == {"'#мид':3C", "'~санкц':2B", "'санкции':1A"}
+        assert lexemes(upgraded) == {"'#мид':3C", "'~санкц':2B", "'санкции':1A", "'$0'"}
     finally:
         upgraded.close()
+
+
+def test_each_vector_holds_its_post_s_bucket_of_ids_as_the_dialect_counts_them(pg_conn):
+    size = POSTGRESQL.fts_bucket
+    assert size is not None
+    pg_conn.execute("BEGIN")
+    for post_id in (1, size - 1, size, 7 * size + 5):
+        pg_conn.execute("INSERT INTO posts (id, key, date, first_seen, words) VALUES (?, ?, ?, ?, ?)",
+                        (post_id, f"k{post_id}", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00",
+                         "мид"))
+    pg_conn.execute("COMMIT")
+    buckets = {r[0]: [w for w in r[1].split() if w.startswith("'$")]
+               for r in pg_conn.execute("SELECT id, fts::text FROM posts")}
+    assert buckets == {1: ["'$0'"], size - 1: ["'$0'"], size: ["'$1'"], 7 * size + 5: ["'$7'"]}
+    in_seventh = POSTGRESQL.fts_param_in_buckets('words : "мид"', [7, 1])
+    assert [r[0] for r in pg_conn.execute("SELECT id FROM posts WHERE fts @@ CAST(? AS tsquery) ORDER BY id",
+                                          (in_seventh,))] == [size, 7 * size + 5]
 
 
 def test_a_token_too_long_for_a_lexeme_is_left_out_and_the_post_still_stored(pg_conn):
@@ -140,7 +157,8 @@ def test_a_token_too_long_for_a_lexeme_is_left_out_and_the_post_still_stored(pg_
                     ("k", "2025-12-17T10:00:00+00:00", "2025-12-17T10:00:00+00:00",
                      f"визит {long_word} мид", f"визит {long_word} мид", ""))
     pg_conn.execute("COMMIT")
-    assert lexemes(pg_conn) == {"'визит':1A", "'мид':3A", "'~визит':4B", "'~мид':6B"}  # positions kept
+    # positions kept as if the long word were there
+    assert lexemes(pg_conn) == {"'визит':1A", "'мид':3A", "'~визит':4B", "'~мид':6B", "'$0'"}
 
 # -- the adapter ---------------------------------------------------------------------------------
 

@@ -1,0 +1,48 @@
+"""PostgreSQL's capped count by buckets of post ids (storage.search._bucketed_count): the newest
+buckets first, stopping at the cap, else the whole index — the same totals as counting at once."""
+
+from __future__ import annotations
+
+from storage import text as tx
+from storage.dialect import POSTGRESQL
+from storage.query import parse
+from storage.search import count
+
+SIZE = POSTGRESQL.fts_bucket or 0
+PLACED = {  # bucket -> the texts of its posts (the newest bucket is 7; 3, 4 hold nothing)
+    7: ["alpha beta", "alpha beta", "beta", "beta", "beta gamma"],
+    6: ["alpha"],
+    2: ["gamma"],
+    1: ["alpha", "alpha", "alpha beta"],
+    0: ["alpha", "delta"],
+}
+QUERIES = ["alpha", "beta", "gamma", "delta", "epsilon", "alpha -beta", "alpha OR gamma", "beta gamma"]
+
+
+def test_a_count_by_buckets_gives_the_total_a_count_at_once_gives(pg_conn):
+    pg_conn.execute("BEGIN")
+    for bucket, texts in PLACED.items():
+        for n, text in enumerate(texts):
+            found = tx.analyse(text)
+            pg_conn.execute(
+                "INSERT INTO posts (id, key, date, first_seen, text, words, stems, tags)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (bucket * SIZE + n + 1, f"k{bucket}-{n}", "2025-12-17T10:00:00+00:00",
+                 "2025-12-17T10:00:00+00:00", text, found.words, found.stems, found.tags))
+    pg_conn.execute("COMMIT")
+    for text in QUERIES:
+        expected = sum(1 for texts in PLACED.values() for t in texts if _matches(text, t))
+        assert count(pg_conn, parse(text), exact=True) == expected, text
+        for limit in (1, 2, 3, 5, 8):  # stops in the newest bucket, after two, after three, or counts all
+            assert count(pg_conn, parse(text), limit=limit) == min(expected, limit + 1), (text, limit)
+
+
+def test_an_empty_archive_counts_nothing(pg_conn):
+    assert count(pg_conn, parse("alpha"), limit=3) == 0
+
+
+def _matches(query: str, text: str) -> bool:
+    words = set(text.split())
+    if " OR " in query:
+        return any(w in words for w in query.split(" OR "))
+    return all((w[1:] not in words) if w.startswith("-") else (w in words) for w in query.split())
