@@ -182,11 +182,6 @@ MAX_STEP = 8192
 and doubles (a rare combination needs long stretches of the archive)."""
 
 
-NEWEST_BUCKETS = 3
-"""Where the index holds buckets of post ids (PostgreSQL), a capped count tries this many of the
-newest buckets before counting the whole index."""
-
-
 def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> int:
     d = dialect_of(conn)
     if cap is not None and d.fts_bucket is not None:
@@ -201,37 +196,32 @@ def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> in
 
 def _bucketed_count(conn: sqlite3.Connection, expression: str, cap: int, size: int) -> int:
     """PostgreSQL's count up to `cap`: GIN gives a bitmap of every match before the first row (no
-    early stop), so a frequent word's count cost what all its matches cost. The newest buckets of
-    ids are counted first (`_newest_buckets`), stopping once `cap` is reached; a query that has not
-    reached it there is counted over the whole index, where it has few matches unless all are old."""
-    found, buckets = _newest_buckets(conn, expression, cap, size)
-    if buckets is not None:
-        return found
-    d = dialect_of(conn)
-    sql = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
-    return int(conn.execute(sql, [d.fts_param(expression), cap]).fetchone()[0])
+    early stop), so a frequent word's count cost what all its matches cost, growing with the
+    archive. Counted by buckets of post ids instead, newest first (`_newest_buckets`)."""
+    return _newest_buckets(conn, expression, cap, size)[0]
 
 
-def _newest_buckets(conn: sqlite3.Connection, expression: str, cap: int,
-                    size: int) -> tuple[int, list[int] | None]:
-    """The matches of `expression` counted up to `cap` over the newest NEWEST_BUCKETS buckets of
-    post ids, each intersected inside the index, and the buckets counted — None when they hold fewer
-    than `cap` and older buckets exist (the count is then partial)."""
+def _newest_buckets(conn: sqlite3.Connection, expression: str, cap: int, size: int) -> tuple[int, list[int]]:
+    """The matches of `expression` counted up to `cap`, by buckets of post ids from the newest —
+    the newest, the next, then two, four, eight... at a time, each step intersected inside the index
+    — and the buckets counted (all of them when `cap` was not reached). A frequent word stops in the
+    newest buckets; a rare one takes a step per doubling, each reading few matches."""
     d = dialect_of(conn)
     top = conn.execute("SELECT max(id) FROM posts").fetchone()[0]
     if top is None:
         return 0, []
-    newest = top // size
     capped = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
-    found = 0
-    buckets: list[int] = []
-    for bucket in range(newest, max(newest - NEWEST_BUCKETS, -1), -1):
-        buckets.append(bucket)
-        found += int(conn.execute(capped, [d.fts_param_in_buckets(expression, [bucket]), cap - found]
+    found, counted, span, bucket = 0, [], 1, top // size
+    while bucket >= 0:
+        step = list(range(bucket, max(bucket - span, -1), -1))
+        found += int(conn.execute(capped, [d.fts_param_in_buckets(expression, step), cap - found]
                                   ).fetchone()[0])
+        counted += step
         if found >= cap:
-            return found, buckets
-    return found, (buckets if newest < NEWEST_BUCKETS else None)  # every bucket was counted, or not
+            break
+        bucket -= span
+        span = span * 2 if len(counted) > 1 else span
+    return found, counted
 
 
 def _recent_param(conn: sqlite3.Connection, expression: str, needed: int) -> object:
@@ -242,7 +232,7 @@ def _recent_param(conn: sqlite3.Connection, expression: str, needed: int) -> obj
     d = dialect_of(conn)
     if d.fts_bucket is not None:
         _, buckets = _newest_buckets(conn, expression, needed, d.fts_bucket)
-        if buckets:
+        if buckets and buckets[-1] > 0:  # (down to bucket 0: the whole index)
             return d.fts_param_in_buckets(expression, buckets)
     return d.fts_param(expression)
 

@@ -1,5 +1,5 @@
 """PostgreSQL's capped count by buckets of post ids (storage.search._bucketed_count): the newest
-buckets first, stopping at the cap, else the whole index — the same totals as counting at once."""
+buckets first, two, four... at a time, stopping at the cap — the same totals as counting at once."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_a_count_by_buckets_gives_the_total_a_count_at_once_gives(pg_conn):
     for text in QUERIES:
         expected = sum(1 for texts in PLACED.values() for t in texts if _matches(text, t))
         assert count(pg_conn, parse(text), exact=True) == expected, text
-        for limit in (1, 2, 3, 5, 8):  # stops in the newest bucket, after two, after three, or counts all
+        for limit in (1, 2, 3, 5, 8):  # stops in the newest bucket, the next, the next two, or counts all
             assert count(pg_conn, parse(text), limit=limit) == min(expected, limit + 1), (text, limit)
 
 
@@ -47,7 +47,7 @@ def test_sort_rank_past_the_cap_ranks_the_most_recently_archived_matches(pg_conn
     newest_three = {7 * SIZE + 1, 7 * SIZE + 2, 6 * SIZE + 1}  # found in the newest buckets
     assert {p.id for p in search(pg_conn, "alpha sort:rank", count_limit=3).posts} == newest_three
     assert {p.id for p in search(pg_conn, "alpha sort:rank", count_limit=6).posts} == newest_three | {
-        1 * SIZE + 1, 1 * SIZE + 2, 1 * SIZE + 3}  # past the newest three buckets: the whole index
+        1 * SIZE + 1, 1 * SIZE + 2, 1 * SIZE + 3}  # down to bucket 0: the whole index
 
 
 def test_an_empty_archive_counts_nothing(pg_conn):
