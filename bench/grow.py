@@ -11,9 +11,11 @@ benchmark starts from the archive `bench/ingest.py` kept (N messages, e.g. `--me
 2. grows the archive server-side to (`--copies` + 1) times its size: every channel, post, post key,
    message and engagement reading copied with shifted ids — each copy of a channel a new channel
    (own id, `@chanN_k`, title `Channel N k`), each copy of a post a new post (own key, fingerprint
-   and origin), so dedup lookups, `channel:` and `from:` keep the selectivity they had. Plain indexes
-   are dropped first and rebuilt after, then VACUUM ANALYZE; this is timed and printed, and is part
-   of no figure;
+   and origin), so dedup lookups, `channel:` and `from:` keep the selectivity they had; copy k is
+   dated k spans of the archive's dates earlier (its history, as a backfill would add it: the
+   newest posts stay the original channels', and each stretch of dates lies in one copy). Plain
+   indexes are dropped first and rebuilt after, then VACUUM ANALYZE; this is timed and printed, and
+   is part of no figure;
 3. at the grown size: the same search rounds and ingest windows (the corpus continued).
 
 It prints rate(grown) / rate(N) (target >= 0.70), p95(grown) / p95(N) (target <= 2) and bytes per
@@ -35,6 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +90,19 @@ def _columns(conn: Any, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _copy_expressions(table: str, k: int, channel_shift: int, post_shift: int) -> dict[str, str]:
-    """Column -> SQL for copy `k` of a row of `table` (columns not named are copied as they are)."""
-    channel, post = f"{k * channel_shift}", f"{k * post_shift}"
+def _earlier(column: str, days: int) -> str:
+    """SQL for the ISO date in `column` `days` earlier, in the corpus's form (NULL stays NULL)."""
+    return (f"to_char((({column})::timestamptz - interval '{days} days') AT TIME ZONE 'UTC',"
+            f" 'YYYY-MM-DD\"T\"HH24:MI:SS') || '+00:00'")
+
+
+def _copy_expressions(table: str, k: int, channel_shift: int, post_shift: int,
+                      span_days: int) -> dict[str, str]:
+    """Column -> SQL for copy `k` of a row of `table` (columns not named are copied as they are).
+    Copy k is dated k periods of `span_days` earlier: an archive grown by its history (a backfill),
+    whose newest posts are the original channels' and whose date stretches each lie in one copy, as
+    a real archive's ids follow its dates (copies sharing the dates left every walk step unbounded)."""
+    channel, post, days = f"{k * channel_shift}", f"{k * post_shift}", k * span_days
     shifted_channel = f"CASE WHEN {{0}} IS NULL THEN NULL ELSE {{0}} + {channel} END"
     common = {"channel_id": f"channel_id + {channel}", "post_id": f"post_id + {post}"}
     return {
@@ -97,13 +110,14 @@ def _copy_expressions(table: str, k: int, channel_shift: int, post_shift: int) -
         "posts": {"id": f"id + {post}", "key": f"key || '#{k}'",
                   "origin_channel_id": shifted_channel.format("origin_channel_id"),
                   "origin_username": f"origin_username || '_{k}'", "origin_title": f"origin_title || ' {k}'",
-                  "fingerprint": f"fingerprint || '{k}'",
+                  "fingerprint": f"fingerprint || '{k}'", "date": _earlier("date", days),
                   # the vector's bucket lexeme follows the id (migrations/0019_fts_marked_lexemes.pg.sql)
                   "fts": f"ts_delete(fts, '$' || (id / {BUCKET})) || array_to_tsvector(ARRAY['$' ||"
                          f" ((id + {post}) / {BUCKET})])"},
         "post_keys": {"key": f"key || '#{k}'", **common},
         "messages": {**common, "fwd_from_id": "CASE WHEN fwd_from_type = 'channel'"
-                                              f" THEN fwd_from_id + {channel} ELSE fwd_from_id END"},
+                                              f" THEN fwd_from_id + {channel} ELSE fwd_from_id END",
+                     "date": _earlier("date", days), "fwd_date": _earlier("fwd_date", days)},
         "message_stats": common,
     }[table]
 
@@ -118,6 +132,8 @@ def grow(conn: Any, copies: int) -> None:
     """Copy the archive's rows `copies` times with shifted ids (see the module docstring)."""
     shift = {name: 10 ** math.ceil(math.log10(conn.execute(f"SELECT max(id) + 1 FROM {name}").fetchone()[0]))
              for name in ("channels", "posts")}
+    first, last = conn.execute("SELECT min(date), max(date) FROM posts").fetchone()
+    span_days = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days + 1
     indexes = conn.execute(
         "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema()"
         " AND i.tablename = ANY(?) AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
@@ -132,7 +148,7 @@ def grow(conn: Any, copies: int) -> None:
         conn.execute("BEGIN")
         for table in GROWN_TABLES:
             columns = _columns(conn, table)
-            exprs = _copy_expressions(table, k, shift["channels"], shift["posts"])
+            exprs = _copy_expressions(table, k, shift["channels"], shift["posts"], span_days)
             select = ", ".join(exprs.get(c, c) for c in columns)
             conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} FROM {table}"
                          f" WHERE {_originals(table, shift['channels'], shift['posts'])}")

@@ -120,6 +120,11 @@ def test_the_grow_benchmark_copies_a_postgresql_archive_into_new_channels_and_ti
             assert conn.execute(orphans).fetchone()[0] == 0
         misplaced = "SELECT count(*) FROM posts WHERE NOT fts @@ CAST('''$' || (id / ?) || '''' AS tsquery)"
         assert conn.execute(misplaced, (POSTGRESQL.fts_bucket,)).fetchone()[0] == 0  # copies in their buckets
+        dated = ("SELECT min(m.date), max(m.date) FROM messages m JOIN channels c ON c.id = m.channel_id"
+                 " WHERE ")
+        original = conn.execute(dated + "c.username NOT LIKE '%\\_%'").fetchone()
+        first, second = (conn.execute(dated + "c.username LIKE ?", (f"%\\_{k}",)).fetchone() for k in (1, 2))
+        assert second[1] < first[0] <= first[1] < original[0]  # each copy an earlier stretch of history
         name = min(grown)
         copy = search(conn, f"channel:{name}_2", exact_total=True)
         original = search(conn, f"channel:{name}", exact_total=True)
