@@ -184,25 +184,24 @@ and doubles (a rare combination needs long stretches of the archive)."""
 
 def _fts_count(conn: sqlite3.Connection, expression: str, cap: int | None) -> int:
     d = dialect_of(conn)
-    if cap is not None and d.fts_bucket is not None:
-        return _bucketed_count(conn, expression, cap, d.fts_bucket)
+    if cap is not None and d.fts_bucket is not None:  # GIN cannot stop early: count by buckets
+        return _newest_buckets(conn, expression, cap, d.fts_bucket)[0]
     if cap is None:
         sql, args = d.fts_rows("count(*)"), [d.fts_param(expression)]
     else:
-        sql = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
-        args = [d.fts_param(expression), cap]
+        sql, args = _capped(d), [d.fts_param(expression), cap]
     return int(conn.execute(sql, args).fetchone()[0])
 
 
-def _bucketed_count(conn: sqlite3.Connection, expression: str, cap: int, size: int) -> int:
-    """PostgreSQL's count up to `cap`: GIN gives a bitmap of every match before the first row (no
-    early stop), so a frequent word's count cost what all its matches cost, growing with the
-    archive. Counted by buckets of post ids instead, newest first (`_newest_buckets`)."""
-    return _newest_buckets(conn, expression, cap, size)[0]
+def _capped(d: Dialect) -> str:
+    """A count of the index's matches (its `?`) up to a limit (the second `?`)."""
+    return f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
 
 
 def _newest_buckets(conn: sqlite3.Connection, expression: str, cap: int, size: int) -> tuple[int, list[int]]:
-    """The matches of `expression` counted up to `cap`, by buckets of post ids from the newest —
+    """PostgreSQL's count up to `cap`. GIN builds the bitmap of every match before the first row, so
+    counting 5,000 of a frequent word cost what all its matches cost, growing with the archive; so
+    the matches of `expression` are counted up to `cap` by buckets of post ids from the newest —
     the newest, the next, then two, four, eight... at a time, each step intersected inside the index
     — and the buckets counted (all of them when `cap` was not reached). A frequent word stops in the
     newest buckets; a rare one takes a step per doubling, each reading few matches."""
@@ -210,11 +209,10 @@ def _newest_buckets(conn: sqlite3.Connection, expression: str, cap: int, size: i
     top = conn.execute("SELECT max(id) FROM posts").fetchone()[0]
     if top is None:
         return 0, []
-    capped = f"SELECT count(*) FROM ({d.fts_rows('1')} LIMIT ?) AS capped"
     found, counted, span, bucket = 0, [], 1, top // size
     while bucket >= 0:
         step = list(range(bucket, max(bucket - span, -1), -1))
-        found += int(conn.execute(capped, [d.fts_param_in_buckets(expression, step), cap - found]
+        found += int(conn.execute(_capped(d), [d.fts_param_in_buckets(expression, step), cap - found]
                                   ).fetchone()[0])
         counted += step
         if found >= cap:

@@ -21,6 +21,7 @@ from storage.percolator import Percolator
 from storage.records import Batch, ForwardHeader, MessageRecord, iso
 from storage.rules import add_rule
 from storage.text import analyse as text_analyse
+from storage.tsquery import MARKS
 from tests.storage.factories import (
     EMBASSY,
     EMBASSY_UK,
@@ -68,13 +69,12 @@ def fts_ids(conn: sqlite3.Connection, match: str) -> list[int]:
     `stems : "word"`, `prefix*`), on PostgreSQL through the same expression as a tsquery."""
     if dialect_of(conn).is_sqlite:
         return [r[0] for r in conn.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH ?", (match,))]
-    marks = {"words": "", "stems": "~", "tags": "#"}  # migrations/0019_fts_marked_lexemes.pg.sql
     terms = []
     for term in match.split(" OR "):
         column, _, word = term.rpartition(" : ")
         word = word.strip('"')
         prefix = ":*" if word.endswith("*") else ""
-        terms.append("'" + marks.get(column, "") + word.removesuffix("*") + "'" + prefix)
+        terms.append("'" + MARKS.get(column, "") + word.removesuffix("*") + "'" + prefix)
     query = " | ".join(terms)
     return [r[0] for r in conn.execute(
         "SELECT id FROM posts WHERE fts @@ CAST(? AS tsquery) ORDER BY id", (query,))]

@@ -1,4 +1,4 @@
-"""PostgreSQL's capped count by buckets of post ids (storage.search._bucketed_count): the newest
+"""PostgreSQL's capped count by buckets of post ids (storage.search._newest_buckets): the newest
 buckets first, two, four... at a time, stopping at the cap — the same totals as counting at once."""
 
 from __future__ import annotations
